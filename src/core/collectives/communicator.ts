@@ -1,0 +1,176 @@
+import { FRAME_HEADER_BYTES } from '../../protocol/frame.ts';
+import { abortReason, RingError } from '../errors.ts';
+import { ringPosition, type RingPosition, type View } from '../membership/view.ts';
+import type { PeerId, Transport } from '../transport.ts';
+import { ringBroadcast } from './broadcast.ts';
+import type { CollectiveContext, TrafficStats } from './context.ts';
+import { allToAllSum, ringShift } from './direct.ts';
+import type { Mailbox } from './mailbox.ts';
+import { ringAllreduce } from './ring-allreduce.ts';
+
+/** Default frame payload: 64 KiB (Chromium measured no gain from larger chunks; smaller pipelines better). */
+export const DEFAULT_CHUNK_BYTES = 64 * 1024;
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+export interface CommunicatorOptions {
+  transport: Transport;
+  mailbox: Mailbox;
+  view: View;
+  /** Payload bytes per frame; rounded down to a multiple of 4 and capped by the transport. */
+  chunkBytes?: number;
+  /** Timeout of a collective when the call gives none, ms. */
+  timeoutMs?: number;
+}
+
+export interface CollectiveOptions {
+  signal?: AbortSignal;
+  /** Overrides the communicator's default timeout, ms. */
+  timeoutMs?: number;
+  /** Called after each frame received (progress bars, tests that act mid-collective). */
+  onFrame?: () => void;
+}
+
+/**
+ * Runs collectives among the members of one view. A communicator is bound to its view's epoch:
+ * when the view changes, `close()` it and build a new one. Collectives run one at a time in call
+ * order (each gets the next sequence number), and each rejects with a {@link RingError} on
+ * timeout, abort, a dead neighbour, a protocol violation or `close()`; a failed collective never
+ * yields a partial result.
+ */
+export class Communicator {
+  readonly view: View;
+  readonly pos: RingPosition;
+  readonly chunkBytes: number;
+  readonly stats: TrafficStats = { framesSent: 0, frameBytesSent: 0, payloadBytesSent: 0, framesReceived: 0 };
+  private seq = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed: RingError | null = null;
+  private readonly active = new Set<(e: RingError) => void>();
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: CommunicatorOptions) {
+    const pos = ringPosition(opts.view, opts.transport.self);
+    if (!pos) throw new RangeError(`Communicator: ${opts.transport.self} is not a member of view ${opts.view.epoch}`);
+    this.view = opts.view;
+    this.pos = pos;
+    const cap = opts.transport.maxMessageBytes - FRAME_HEADER_BYTES;
+    this.chunkBytes = Math.floor(Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, cap) / 4) * 4;
+    if (this.chunkBytes < 4) throw new RangeError(`Communicator: chunkBytes must be at least 4, got ${this.chunkBytes}`);
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  get rank(): number {
+    return this.pos.rank;
+  }
+  get size(): number {
+    return this.pos.size;
+  }
+
+  /** Elementwise sum over all peers. Returns a new array; `data` is not modified. */
+  allreduce(data: Float32Array, o: CollectiveOptions = {}): Promise<Float32Array> {
+    return this.run('allreduce', this.neighbours(), o, async (ctx) => {
+      const buf = data.slice();
+      await ringAllreduce(ctx, buf);
+      return buf;
+    });
+  }
+
+  /**
+   * Weighted mean: sums `[data | count]` in one allreduce and divides by the total count.
+   * Rejects when the total count is not positive.
+   */
+  async allreduceMean(data: Float32Array, count: number, o: CollectiveOptions = {}): Promise<{ mean: Float32Array; count: number }> {
+    const ext = new Float32Array(data.length + 1);
+    ext.set(data);
+    ext[data.length] = count;
+    const sum = await this.allreduce(ext, o);
+    const total = sum[data.length]!;
+    if (!(total > 0)) throw new RingError('protocol', `total count is ${total}; every peer must pass a non-negative count and some a positive one`);
+    const mean = sum.subarray(0, data.length);
+    for (let i = 0; i < mean.length; i++) mean[i]! /= total;
+    return { mean, count: total };
+  }
+
+  /** Sends the root's bytes to every peer along the ring; non-roots pass null. */
+  broadcast(root: number, data: Uint8Array | null, o: CollectiveOptions = {}): Promise<Uint8Array> {
+    return this.run('broadcast', this.neighbours(), o, (ctx) => ringBroadcast(ctx, root, data));
+  }
+
+  /** Resolves once every peer of the view has entered the barrier. */
+  async barrier(o: CollectiveOptions = {}): Promise<void> {
+    const sum = await this.allreduce(new Float32Array([1]), o);
+    if (sum[0] !== this.size) throw new RingError('protocol', `barrier counted ${sum[0]} peers, expected ${this.size}`);
+  }
+
+  /** Benchmark primitive: every peer sends `bytes` to its successor at once. */
+  shift(bytes: number, o: CollectiveOptions = {}): Promise<void> {
+    return this.run('shift', this.neighbours(), o, (ctx) => ringShift(ctx, bytes));
+  }
+
+  /** Baseline: sum by sending the whole vector to every other peer. Needs links to all members. */
+  allToAllSum(data: Float32Array, o: CollectiveOptions = {}): Promise<Float32Array> {
+    const all = this.view.members.map((m) => m.peerId).filter((p) => p !== this.opts.transport.self);
+    return this.run('allToAllSum', all, o, (ctx) => allToAllSum(ctx, data));
+  }
+
+  /** Rejects every running and queued collective with `reason` (default 'view-changed'). Idempotent. */
+  close(reason: RingError = new RingError('view-changed', `view ${this.view.epoch} was replaced`)): void {
+    if (this.closed) return;
+    this.closed = reason;
+    for (const abort of this.active) abort(reason);
+  }
+
+  private neighbours(): PeerId[] {
+    return this.size === 1 ? [] : [this.pos.prev, this.pos.next];
+  }
+
+  private run<T>(name: string, peers: PeerId[], o: CollectiveOptions, body: (ctx: CollectiveContext) => Promise<T>): Promise<T> {
+    const result = this.tail.then(() => this.runNow(name, peers, o, body));
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private async runNow<T>(name: string, peers: PeerId[], o: CollectiveOptions, body: (ctx: CollectiveContext) => Promise<T>): Promise<T> {
+    if (this.closed) throw this.closed;
+    if (o.signal?.aborted) throw abortReason(o.signal);
+    const seq = this.seq++;
+    const ctl = new AbortController();
+    const abort = (e: RingError): void => {
+      if (!ctl.signal.aborted) ctl.abort(e);
+    };
+    const timeoutMs = o.timeoutMs ?? this.timeoutMs;
+    const timer = setTimeout(() => abort(new RingError('timeout', `${name} #${seq} did not finish within ${timeoutMs} ms`)), timeoutMs);
+    const onUserAbort = (): void => abort(abortReason(o.signal!));
+    o.signal?.addEventListener('abort', onUserAbort);
+    const offDown = this.opts.transport.onPeerDown((peer, reason) => {
+      if (peers.includes(peer)) abort(new RingError('peer-down', `${peer} is down (${reason}) during ${name} #${seq}`, peer));
+    });
+    this.active.add(abort);
+    try {
+      const ctx: CollectiveContext = {
+        transport: this.opts.transport,
+        mailbox: this.opts.mailbox,
+        view: this.view,
+        pos: this.pos,
+        epoch: this.view.epoch,
+        seq,
+        chunkBytes: this.chunkBytes,
+        signal: ctl.signal,
+        abort,
+        stats: this.stats,
+        ...(o.onFrame ? { onFrame: o.onFrame } : {}),
+      };
+      try {
+        return await body(ctx);
+      } catch (e) {
+        if (ctl.signal.aborted) throw abortReason(ctl.signal);
+        throw e;
+      }
+    } finally {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onUserAbort);
+      offDown();
+      this.active.delete(abort);
+    }
+  }
+}

@@ -1,0 +1,122 @@
+import { decodeFrame, FrameError, Op, type Frame } from '../../protocol/frame.ts';
+import { abortReason, RingError } from '../errors.ts';
+import { Listeners, type PeerId, type Transport, type Unsubscribe } from '../transport.ts';
+
+/** Default cap on frames buffered from one peer before they are consumed, in payload bytes. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 128 * 1024 * 1024;
+
+interface Queue {
+  frames: Frame[];
+  head: number;
+  bytes: number;
+  /** Set when the peer overran its buffer; collectives of `epoch` from this peer fail. */
+  failed?: { epoch: number; error: RingError };
+  waiters: Set<() => void>;
+}
+
+/**
+ * Decodes every message from a transport and queues the frames per sending peer, in arrival
+ * order, until a collective takes them. Frames of finished (older) collectives are discarded on
+ * the way; undecodable frames are counted and reported, never thrown. Lives as long as the
+ * transport, across views, so frames that arrive early for the next epoch are kept.
+ */
+export class Mailbox {
+  private readonly queues = new Map<PeerId, Queue>();
+  private readonly unsubscribe: Unsubscribe;
+  /** Frames that failed to decode, per sender. */
+  readonly badFrames = new Listeners<[PeerId, FrameError]>();
+  badFrameCount = 0;
+
+  constructor(
+    transport: Transport,
+    private readonly maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
+  ) {
+    this.unsubscribe = transport.onMessage((from, msg) => this.deliver(from, msg));
+  }
+
+  private queue(peer: PeerId): Queue {
+    let q = this.queues.get(peer);
+    if (!q) {
+      q = { frames: [], head: 0, bytes: 0, waiters: new Set() };
+      this.queues.set(peer, q);
+    }
+    return q;
+  }
+
+  private deliver(from: PeerId, msg: Uint8Array): void {
+    const f = decodeFrame(msg);
+    if (f instanceof FrameError) {
+      this.badFrameCount++;
+      this.badFrames.emit(from, f);
+      return;
+    }
+    if (f.op === Op.Heartbeat) return;
+    const q = this.queue(from);
+    if (q.failed && q.failed.epoch >= f.epoch) return;
+    q.frames.push(f);
+    q.bytes += f.payload.byteLength;
+    if (q.bytes > this.maxBufferedBytes) {
+      q.frames = [];
+      q.head = 0;
+      q.bytes = 0;
+      q.failed = {
+        epoch: f.epoch,
+        error: new RingError('protocol', `peer sent more than ${this.maxBufferedBytes} B ahead of use`, from),
+      };
+    }
+    for (const w of q.waiters) w();
+  }
+
+  /**
+   * Resolves with the next frame from `from` that belongs to collective `seq` of `epoch`,
+   * discarding older frames. Rejects with a RingError: 'view-changed' when the peer is already in a
+   * later epoch, 'protocol' when it is ahead in this epoch (desync) or overran its buffer, or the
+   * signal's reason.
+   */
+  async take(from: PeerId, epoch: number, seq: number, signal: AbortSignal): Promise<Frame> {
+    const q = this.queue(from);
+    for (;;) {
+      if (signal.aborted) throw abortReason(signal);
+      if (q.failed && q.failed.epoch === epoch) throw q.failed.error;
+      while (q.head < q.frames.length) {
+        const f = q.frames[q.head]!;
+        if (f.epoch > epoch) throw new RingError('view-changed', `peer is already in epoch ${f.epoch}`, from);
+        if (f.epoch === epoch && f.seq > seq) {
+          throw new RingError('protocol', `desync: peer sent collective ${f.seq}, expected ${seq}`, from);
+        }
+        q.frames[q.head] = undefined as unknown as Frame;
+        q.head++;
+        q.bytes -= f.payload.byteLength;
+        if (q.head > 1024 && q.head * 2 > q.frames.length) {
+          q.frames = q.frames.slice(q.head);
+          q.head = 0;
+        }
+        if (f.epoch === epoch && f.seq === seq) return f;
+      }
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          q.waiters.delete(done);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        q.waiters.add(done);
+        signal.addEventListener('abort', done);
+      });
+    }
+  }
+
+  /** Frames currently buffered from `peer`, in payload bytes. */
+  bufferedBytes(peer: PeerId): number {
+    return this.queues.get(peer)?.bytes ?? 0;
+  }
+
+  /** Drops everything buffered from peers not in `keep` (call on a view change). */
+  retain(keep: ReadonlySet<PeerId>): void {
+    for (const id of this.queues.keys()) if (!keep.has(id)) this.queues.delete(id);
+  }
+
+  dispose(): void {
+    this.unsubscribe();
+    this.queues.clear();
+  }
+}

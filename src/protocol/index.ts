@@ -1,0 +1,3 @@
+export * from './version.ts';
+export * from './frame.ts';
+export * from './messages.ts';

@@ -1,0 +1,111 @@
+/**
+ * Control messages between a peer and the room coordinator (JSON over a WebSocket).
+ * Both sides import these schemas and validate every message at the edge, so the rest of the
+ * code only ever sees typed values.
+ */
+import { z } from 'zod';
+import { PROTOCOL_VERSION } from './version.ts';
+
+/** Largest control message either side accepts, in bytes (UTF-16 code units of the JSON text). */
+export const MAX_CONTROL_BYTES = 64 * 1024;
+
+const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "-" or "_"');
+const u32 = z.number().int().min(0).max(0xffff_ffff);
+
+export const memberSchema = z.object({ peerId: id, rank: u32 });
+export const viewSchema = z.object({
+  room: id,
+  epoch: u32,
+  members: z.array(memberSchema).max(1024),
+});
+/** A room's membership at one epoch; `members` is in ring order and `rank` equals the index. */
+export type View = z.infer<typeof viewSchema>;
+export type Member = z.infer<typeof memberSchema>;
+
+const iceServerSchema = z.object({
+  urls: z.union([z.string().max(512), z.array(z.string().max(512)).max(16)]),
+  username: z.string().max(256).optional(),
+  credential: z.string().max(256).optional(),
+});
+export type IceServer = z.infer<typeof iceServerSchema>;
+
+export const clientMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('hello'), version: z.number().int(), room: id, peerId: id }),
+  z.object({ type: z.literal('heartbeat') }),
+  /** The sender lost its data link to `peer` while in view `epoch`. */
+  z.object({ type: z.literal('link-down'), epoch: u32, peer: id }),
+  z.object({ type: z.literal('leave') }),
+]);
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
+
+export const serverErrorCodes = [
+  'bad-message',
+  'bad-version',
+  'not-joined',
+  'already-joined',
+  'id-taken',
+  'evicted',
+] as const;
+export type ServerErrorCode = (typeof serverErrorCodes)[number];
+
+export const serverMessageSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('welcome'),
+    version: z.number().int(),
+    peerId: id,
+    /** How often the client must send a heartbeat, ms. */
+    heartbeatMs: z.number().int().positive(),
+    /** Silence after which a member is removed, ms. */
+    deadAfterMs: z.number().int().positive(),
+    iceServers: z.array(iceServerSchema).max(16),
+  }),
+  z.object({ type: z.literal('view'), view: viewSchema }),
+  z.object({ type: z.literal('error'), code: z.enum(serverErrorCodes), message: z.string().max(1024) }),
+]);
+export type ServerMessage = z.infer<typeof serverMessageSchema>;
+
+export type ProtocolErrorCode = 'oversized' | 'bad-json' | 'bad-message' | 'bad-version';
+
+/** A control message that failed validation. Returned, never thrown, by the parsers. */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  constructor(
+    readonly code: ProtocolErrorCode,
+    message: string,
+  ) {
+    super(`control message rejected (${code}): ${message}`);
+  }
+}
+
+function parseWith<T>(schema: z.ZodType<T>, raw: unknown): T | ProtocolError {
+  if (typeof raw !== 'string') return new ProtocolError('bad-message', 'expected a text message');
+  if (raw.length > MAX_CONTROL_BYTES) {
+    return new ProtocolError('oversized', `${raw.length} chars exceeds ${MAX_CONTROL_BYTES}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return new ProtocolError('bad-json', 'not valid JSON');
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return new ProtocolError('bad-message', `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return r.data;
+}
+
+/** Parses and validates a message sent by a peer to the coordinator. */
+export function parseClientMessage(raw: unknown): ClientMessage | ProtocolError {
+  const m = parseWith(clientMessageSchema, raw);
+  if (!(m instanceof ProtocolError) && m.type === 'hello' && m.version !== PROTOCOL_VERSION) {
+    return new ProtocolError('bad-version', `peer speaks v${m.version}, server speaks v${PROTOCOL_VERSION}; reload the page`);
+  }
+  return m;
+}
+
+/** Parses and validates a message sent by the coordinator to a peer. */
+export function parseServerMessage(raw: unknown): ServerMessage | ProtocolError {
+  return parseWith(serverMessageSchema, raw);
+}
