@@ -94,7 +94,8 @@ function checkU32(name: string, v: number): void {
 
 /**
  * Encodes a header and payload into one buffer ready for `RTCDataChannel.send`.
- * Throws RangeError on a programmer error (field out of range, payload too large).
+ * Throws RangeError on a programmer error (field out of range, unknown op or dtype, payload too
+ * large or not a whole number of dtype elements): whatever it returns, {@link decodeFrame} accepts.
  */
 export function encodeFrame(h: FrameHeader, payload: Uint8Array): Uint8Array<ArrayBuffer> {
   for (const k of ['epoch', 'seq', 'segment', 'chunk', 'chunks'] as const) checkU32(k, h[k]);
@@ -103,6 +104,14 @@ export function encodeFrame(h: FrameHeader, payload: Uint8Array): Uint8Array<Arr
   }
   if (h.chunks < 1 || h.chunk >= h.chunks || h.chunks > MAX_CHUNK_COUNT) {
     throw new RangeError(`encodeFrame: chunk ${h.chunk} of ${h.chunks} is out of range`);
+  }
+  // Refuse what decodeFrame would reject, so every encoded frame decodes.
+  if (!OPS.has(h.op)) throw new RangeError(`encodeFrame: op ${h.op} is not an Op`);
+  if (h.dtype !== DType.Bytes && h.dtype !== DType.Float32) {
+    throw new RangeError(`encodeFrame: dtype ${h.dtype} is not a DType`);
+  }
+  if (payload.byteLength % DTYPE_SIZE[h.dtype] !== 0) {
+    throw new RangeError(`encodeFrame: a dtype ${h.dtype} payload of ${payload.byteLength} B is not whole elements`);
   }
   const out = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
   const dv = new DataView(out.buffer);

@@ -13,11 +13,22 @@ const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
 
 export const memberSchema = z.object({ peerId: id, rank: u32 });
-export const viewSchema = z.object({
-  room: id,
-  epoch: u32,
-  members: z.array(memberSchema).max(1024),
-});
+export const viewSchema = z
+  .object({
+    room: id,
+    epoch: u32,
+    members: z.array(memberSchema).max(1024),
+  })
+  .superRefine((v, ctx) => {
+    // Core computes ring positions from the index; a rank that disagrees, or a peer listed twice,
+    // would give two peers the same position.
+    const seen = new Set<string>();
+    v.members.forEach((m, i) => {
+      if (m.rank !== i) ctx.addIssue({ code: 'custom', path: ['members', i, 'rank'], message: `rank ${m.rank} must equal its index ${i}` });
+      if (seen.has(m.peerId)) ctx.addIssue({ code: 'custom', path: ['members', i, 'peerId'], message: `${m.peerId} is listed twice` });
+      seen.add(m.peerId);
+    });
+  });
 /** A room's membership at one epoch; `members` is in ring order and `rank` equals the index. */
 export type View = z.infer<typeof viewSchema>;
 export type Member = z.infer<typeof memberSchema>;
@@ -28,6 +39,18 @@ const iceServerSchema = z.object({
   credential: z.string().max(256).optional(),
 });
 export type IceServer = z.infer<typeof iceServerSchema>;
+
+/** What `GET /api/config` returns: how a page reaches signaling and which ICE servers to use. */
+export const clientConfigSchema = z.object({
+  version: z.number().int(),
+  /** PeerServer mount path on this origin. */
+  peerPath: z.string().max(256),
+  peerKey: z.string().max(256),
+  /** Coordinator WebSocket path on this origin. */
+  coordinatorPath: z.string().max(256),
+  iceServers: z.array(iceServerSchema).max(16),
+});
+export type ClientConfig = z.infer<typeof clientConfigSchema>;
 
 export const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), version: z.number().int(), room: id, peerId: id }),
@@ -57,7 +80,6 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
     heartbeatMs: z.number().int().positive(),
     /** Silence after which a member is removed, ms. */
     deadAfterMs: z.number().int().positive(),
-    iceServers: z.array(iceServerSchema).max(16),
   }),
   z.object({ type: z.literal('view'), view: viewSchema }),
   z.object({ type: z.literal('error'), code: z.enum(serverErrorCodes), message: z.string().max(1024) }),
@@ -105,7 +127,11 @@ export function parseClientMessage(raw: unknown): ClientMessage | ProtocolError 
   return m;
 }
 
-/** Parses and validates a message sent by the coordinator to a peer. */
+/** Parses and validates a message sent by the coordinator to a peer; a welcome of another version is 'bad-version'. */
 export function parseServerMessage(raw: unknown): ServerMessage | ProtocolError {
-  return parseWith(serverMessageSchema, raw);
+  const m = parseWith(serverMessageSchema, raw);
+  if (!(m instanceof ProtocolError) && m.type === 'welcome' && m.version !== PROTOCOL_VERSION) {
+    return new ProtocolError('bad-version', `server speaks v${m.version}, this page speaks v${PROTOCOL_VERSION}; reload the page`);
+  }
+  return m;
 }

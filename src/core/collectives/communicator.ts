@@ -20,6 +20,8 @@ export interface CommunicatorOptions {
   chunkBytes?: number;
   /** Timeout of a collective when the call gives none, ms. */
   timeoutMs?: number;
+  /** Counters to add this communicator's traffic to (shared across views by a session). */
+  stats?: TrafficStats;
 }
 
 export interface CollectiveOptions {
@@ -41,7 +43,7 @@ export class Communicator {
   readonly view: View;
   readonly pos: RingPosition;
   readonly chunkBytes: number;
-  readonly stats: TrafficStats = { framesSent: 0, frameBytesSent: 0, payloadBytesSent: 0, framesReceived: 0 };
+  readonly stats: TrafficStats;
   private seq = 0;
   private tail: Promise<unknown> = Promise.resolve();
   private closed: RingError | null = null;
@@ -57,6 +59,7 @@ export class Communicator {
     this.chunkBytes = Math.floor(Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, cap) / 4) * 4;
     if (this.chunkBytes < 4) throw new RangeError(`Communicator: chunkBytes must be at least 4, got ${this.chunkBytes}`);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.stats = opts.stats ?? { framesSent: 0, frameBytesSent: 0, payloadBytesSent: 0, framesReceived: 0 };
   }
 
   get rank(): number {

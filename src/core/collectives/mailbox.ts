@@ -5,8 +5,14 @@ import { Listeners, type PeerId, type Transport, type Unsubscribe } from '../tra
 /** Default cap on frames buffered from one peer before they are consumed, in payload bytes. */
 export const DEFAULT_MAX_BUFFERED_BYTES = 128 * 1024 * 1024;
 
+/**
+ * A queue entry: a decoded frame, or the place where an undecodable one arrived (taking it fails
+ * the collective with this 'protocol' error).
+ */
+type Entry = Frame | RingError;
+
 interface Queue {
-  frames: Frame[];
+  frames: Entry[];
   head: number;
   bytes: number;
   /** Set when the peer overran its buffer; collectives of `epoch` from this peer fail. */
@@ -17,8 +23,10 @@ interface Queue {
 /**
  * Decodes every message from a transport and queues the frames per sending peer, in arrival
  * order, until a collective takes them. Frames of finished (older) collectives are discarded on
- * the way; undecodable frames are counted and reported, never thrown. Lives as long as the
- * transport, across views, so frames that arrive early for the next epoch are kept.
+ * the way. An undecodable frame is counted and reported, never thrown, and keeps its place in the
+ * queue: the `take` that reaches it rejects with 'protocol', since a frame from that peer is
+ * missing. Lives as long as the transport, across views, so frames that arrive early for the next
+ * epoch are kept.
  */
 export class Mailbox {
   private readonly queues = new Map<PeerId, Queue>();
@@ -47,6 +55,12 @@ export class Mailbox {
     const f = decodeFrame(msg);
     if (f instanceof FrameError) {
       this.badFrameCount++;
+      const q = this.queue(from);
+      // One marker stands for a run of bad frames, so garbage cannot grow the queue without bound.
+      if (!(q.frames[q.frames.length - 1] instanceof RingError)) {
+        q.frames.push(new RingError('protocol', `undecodable frame: ${f.message}`, from));
+        for (const w of q.waiters) w();
+      }
       this.badFrames.emit(from, f);
       return;
     }
@@ -70,8 +84,8 @@ export class Mailbox {
   /**
    * Resolves with the next frame from `from` that belongs to collective `seq` of `epoch`,
    * discarding older frames. Rejects with a RingError: 'view-changed' when the peer is already in a
-   * later epoch, 'protocol' when it is ahead in this epoch (desync) or overran its buffer, or the
-   * signal's reason.
+   * later epoch, 'protocol' when it is ahead in this epoch (desync), overran its buffer or sent an
+   * undecodable frame (which this take consumes), or the signal's reason.
    */
   async take(from: PeerId, epoch: number, seq: number, signal: AbortSignal): Promise<Frame> {
     const q = this.queue(from);
@@ -80,11 +94,16 @@ export class Mailbox {
       if (q.failed && q.failed.epoch === epoch) throw q.failed.error;
       while (q.head < q.frames.length) {
         const f = q.frames[q.head]!;
+        if (f instanceof RingError) {
+          q.frames[q.head] = undefined as unknown as Entry;
+          q.head++;
+          throw f;
+        }
         if (f.epoch > epoch) throw new RingError('view-changed', `peer is already in epoch ${f.epoch}`, from);
         if (f.epoch === epoch && f.seq > seq) {
           throw new RingError('protocol', `desync: peer sent collective ${f.seq}, expected ${seq}`, from);
         }
-        q.frames[q.head] = undefined as unknown as Frame;
+        q.frames[q.head] = undefined as unknown as Entry;
         q.head++;
         q.bytes -= f.payload.byteLength;
         if (q.head > 1024 && q.head * 2 > q.frames.length) {

@@ -1,0 +1,72 @@
+/**
+ * Page objects for e2e scenarios: a browser fixture on the project's Chromium lookup, and a
+ * RingPeer per tab driving `window.ringtrain`.
+ */
+import { test as base, chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { findChromium } from '../src/cli/browser.ts';
+import type { View } from '../src/core/membership/view.ts';
+
+/** Launches a fresh browser process with the flags WebRTC and WebGPU need here. */
+export async function launchBrowser(): Promise<Browser> {
+  const choice = await findChromium();
+  return chromium.launch({ executablePath: choice.executablePath, args: choice.args, headless: true });
+}
+
+export async function newContext(browser: Browser, baseURL: string): Promise<BrowserContext> {
+  const ctx = await browser.newContext({ baseURL });
+  await ctx.grantPermissions(['microphone'], { origin: baseURL });
+  return ctx;
+}
+
+export class RingPeer {
+  constructor(readonly page: Page) {
+    // Uncaught errors in a peer are failures worth seeing in the test log.
+    page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  }
+
+  /** Opens the app in this tab and joins `room`. */
+  async join(room: string): Promise<string> {
+    await this.page.goto(`/?room=${room}&autojoin=0`);
+    await this.page.waitForFunction(() => typeof window.ringtrain?.join === 'function');
+    const r = await this.page.evaluate((room) => window.ringtrain.join({ room }), room);
+    return r.peerId;
+  }
+
+  /** Waits until this peer's view has `n` members and returns it. */
+  waitForMembers(n: number, timeoutMs = 30_000): Promise<View> {
+    return this.page.evaluate(([n, t]) => window.ringtrain.waitForView(n, t), [n, timeoutMs] as const);
+  }
+
+  view(): Promise<View | null> {
+    return this.page.evaluate(() => window.ringtrain.view());
+  }
+}
+
+/** Opens `n` tabs in `ctx`, joins them to `room` one after another, and waits for a full view on all. */
+export async function openPeers(ctx: BrowserContext, n: number, room: string): Promise<RingPeer[]> {
+  const peers: RingPeer[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = new RingPeer(await ctx.newPage());
+    await p.join(room);
+    peers.push(p);
+  }
+  return peers;
+}
+
+/** Room names unique per test, so scenarios never see each other's peers. */
+export function roomName(title: string): string {
+  return `${title.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 40)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export const test = base.extend<object, { ringBrowser: Browser }>({
+  ringBrowser: [
+    // eslint-disable-next-line no-empty-pattern
+    async ({}, use) => {
+      const b = await launchBrowser();
+      await use(b);
+      await b.close();
+    },
+    { scope: 'worker' },
+  ],
+});
+export { expect } from '@playwright/test';

@@ -1,0 +1,26 @@
+import { defineConfig } from '@playwright/test';
+
+/** Port of the server the e2e suite starts (one process: app, signaling, coordinator). */
+export const E2E_PORT = Number(process.env.E2E_PORT ?? 5199);
+
+export default defineConfig({
+  testDir: 'e2e',
+  // Peers are CPU-bound on 2 cores: one scenario at a time.
+  workers: 1,
+  fullyParallel: false,
+  timeout: 180_000,
+  expect: { timeout: 30_000 },
+  retries: 0,
+  reporter: [['list']],
+  outputDir: 'test-results',
+  webServer: {
+    // The built app: a dev server would re-optimise dependencies and reload tabs mid-test.
+    command: `npm run build --silent && node --import tsx src/server/main.ts --prod --port ${E2E_PORT}`,
+    url: `http://127.0.0.1:${E2E_PORT}/api/config`,
+    reuseExistingServer: false,
+    timeout: 120_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+  },
+  use: { baseURL: `http://127.0.0.1:${E2E_PORT}` },
+});

@@ -1,0 +1,97 @@
+import { RingError } from '../core/errors.ts';
+import { Listeners } from '../core/transport.ts';
+import {
+  parseServerMessage,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type ClientMessage,
+  type ServerErrorCode,
+  type ServerMessage,
+  type View,
+} from '../protocol/index.ts';
+
+type Welcome = Extract<ServerMessage, { type: 'welcome' }>;
+
+/** Why the coordinator link ended or complained: a server error code, or a local one. */
+export type CoordinatorErrorCode = ServerErrorCode | 'protocol' | 'disconnected';
+
+/**
+ * The peer's control link to the room coordinator: hello with the protocol version, heartbeats,
+ * views in, link-down reports out. Every incoming message is validated; an invalid one is reported
+ * as an error event, never thrown.
+ */
+export class CoordinatorClient {
+  readonly views = new Listeners<[View]>();
+  readonly errors = new Listeners<[CoordinatorErrorCode, string]>();
+  private ws: WebSocket | null = null;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private closedByUs = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly room: string,
+    private readonly peerId: string,
+  ) {}
+
+  /** Connects and joins; resolves with the welcome (heartbeat settings). */
+  open(timeoutMs: number): Promise<Welcome> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.url);
+      this.ws = ws;
+      let welcomed = false;
+      const t = setTimeout(() => {
+        reject(new RingError('timeout', `coordinator at ${this.url} did not answer within ${timeoutMs} ms`));
+        ws.close();
+      }, timeoutMs);
+      ws.onopen = () => this.send({ type: 'hello', version: PROTOCOL_VERSION, room: this.room, peerId: this.peerId });
+      ws.onmessage = (e) => {
+        const m = parseServerMessage(e.data);
+        if (m instanceof ProtocolError) {
+          this.errors.emit('protocol', m.message);
+          return;
+        }
+        if (m.type === 'welcome') {
+          welcomed = true;
+          clearTimeout(t);
+          this.heartbeat = setInterval(() => this.send({ type: 'heartbeat' }), m.heartbeatMs);
+          resolve(m);
+        } else if (m.type === 'view') {
+          this.views.emit(m.view);
+        } else {
+          if (!welcomed) {
+            clearTimeout(t);
+            reject(new RingError('closed', `coordinator refused to join: ${m.message}`));
+          }
+          this.errors.emit(m.code, m.message);
+        }
+      };
+      ws.onclose = (e) => {
+        if (this.heartbeat) clearInterval(this.heartbeat);
+        this.heartbeat = null;
+        if (!welcomed) {
+          clearTimeout(t);
+          reject(new RingError('closed', `coordinator connection closed (${e.code}) before joining`));
+        } else if (!this.closedByUs) {
+          this.errors.emit('disconnected', `coordinator connection closed (${e.code} ${e.reason})`);
+        }
+      };
+    });
+  }
+
+  /** Tells the coordinator that the data link to `peer` died in view `epoch`. */
+  reportLinkDown(epoch: number, peer: string): void {
+    this.send({ type: 'link-down', epoch, peer });
+  }
+
+  private send(m: ClientMessage): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+  }
+
+  /** Leaves the room and closes the link. */
+  close(): void {
+    this.closedByUs = true;
+    this.send({ type: 'leave' });
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.ws?.close();
+  }
+}

@@ -1,0 +1,238 @@
+import { Peer } from 'peerjs';
+import { Communicator, type CommunicatorOptions } from '../core/collectives/communicator.ts';
+import type { TrafficStats } from '../core/collectives/context.ts';
+import { Mailbox } from '../core/collectives/mailbox.ts';
+import { abortReason, RingError } from '../core/errors.ts';
+import { ringPosition, type View } from '../core/membership/view.ts';
+import { Listeners } from '../core/transport.ts';
+import { clientConfigSchema, type ClientConfig } from '../protocol/messages.ts';
+import { CoordinatorClient } from './coordinator-client.ts';
+import { PeerJsTransport } from './peerjs-transport.ts';
+
+export type SessionStatus = 'connecting' | 'forming-ring' | 'ready' | 'evicted' | 'disconnected' | 'left';
+
+export type SessionEvent =
+  | { type: 'status'; status: SessionStatus; detail?: string }
+  | { type: 'view'; view: View }
+  | { type: 'link-down'; peer: string; reason: string };
+
+export interface SessionOptions {
+  room: string;
+  /** Server origin, e.g. "http://127.0.0.1:8080" (default: the page's origin). */
+  origin?: string;
+  /** Time allowed to open data channels to ring neighbours after a view change, ms (default 15000). */
+  linkTimeoutMs?: number;
+  /** Default timeout of one collective, ms. */
+  collectiveTimeoutMs?: number;
+  /** Frame payload size, bytes. */
+  chunkBytes?: number;
+  /** Backpressure high-water mark per channel, bytes. */
+  highWaterBytes?: number;
+  /** Time allowed to reach the server, ms (default 10000). */
+  connectTimeoutMs?: number;
+}
+
+function randomId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(8));
+  return `p${Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')}`;
+}
+
+async function fetchConfig(origin: string): Promise<ClientConfig> {
+  const res = await fetch(`${origin}/api/config`);
+  if (!res.ok) throw new RingError('closed', `GET ${origin}/api/config answered ${res.status}; is this a RingTrain server?`);
+  const cfg = clientConfigSchema.safeParse(await res.json());
+  if (!cfg.success) throw new RingError('protocol', `the server's /api/config is not understood; reload the page`);
+  return cfg.data;
+}
+
+function openPeer(id: string, origin: URL, cfg: ClientConfig, timeoutMs: number): Promise<Peer> {
+  const secure = origin.protocol === 'https:';
+  const peer = new Peer(id, {
+    host: origin.hostname,
+    port: Number(origin.port) || (secure ? 443 : 80),
+    path: cfg.peerPath,
+    key: cfg.peerKey,
+    secure,
+    config: { iceServers: cfg.iceServers },
+    debug: 0,
+  });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      peer.destroy();
+      reject(new RingError('timeout', `signaling at ${origin.origin}${cfg.peerPath} did not open within ${timeoutMs} ms`));
+    }, timeoutMs);
+    peer.once('open', () => {
+      clearTimeout(t);
+      resolve(peer);
+    });
+    peer.once('error', (e) => {
+      clearTimeout(t);
+      peer.destroy();
+      reject(new RingError('closed', `signaling failed: ${e.message}`));
+    });
+  });
+}
+
+/**
+ * One peer's membership in a room: signaling (PeerJS), the coordinator link, the data-channel
+ * transport and a communicator for the current view. A new view closes the old communicator (its
+ * collectives reject with 'view-changed'), re-forms links to the new ring neighbours, and makes a
+ * fresh communicator. Dead links are reported to the coordinator, which answers with a new view.
+ */
+export class RingSession {
+  readonly events = new Listeners<[SessionEvent]>();
+  readonly stats: TrafficStats = { framesSent: 0, frameBytesSent: 0, payloadBytesSent: 0, framesReceived: 0 };
+  status: SessionStatus = 'connecting';
+  view: View | null = null;
+  private comm: Communicator | null = null;
+  private ready: Promise<Communicator> | null = null;
+  private readonly viewChanged = new Listeners<[]>();
+
+  private constructor(
+    readonly peerId: string,
+    private readonly peer: Peer,
+    readonly transport: PeerJsTransport,
+    private readonly mailbox: Mailbox,
+    private readonly coordinator: CoordinatorClient,
+    private readonly opts: SessionOptions,
+  ) {}
+
+  /** Reaches the server, opens signaling and joins `opts.room`. */
+  static async join(opts: SessionOptions): Promise<RingSession> {
+    const origin = new URL(opts.origin ?? location.origin);
+    const timeout = opts.connectTimeoutMs ?? 10_000;
+    const cfg = await fetchConfig(origin.origin);
+    const id = randomId();
+    const peer = await openPeer(id, origin, cfg, timeout);
+    const wsUrl = `${origin.protocol === 'https:' ? 'wss' : 'ws'}://${origin.host}${cfg.coordinatorPath}`;
+    const coordinator = new CoordinatorClient(wsUrl, opts.room, id);
+    // Views can arrive right after the welcome; queue them until the session exists.
+    const early: View[] = [];
+    const offEarly = coordinator.views.on((v) => early.push(v));
+    let welcome;
+    try {
+      welcome = await coordinator.open(timeout);
+    } catch (e) {
+      peer.destroy();
+      throw e;
+    }
+    const transport = new PeerJsTransport(peer, {
+      heartbeatMs: welcome.heartbeatMs,
+      deadAfterMs: welcome.deadAfterMs,
+      ...(opts.highWaterBytes ? { highWaterBytes: opts.highWaterBytes } : {}),
+    });
+    const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, opts);
+    offEarly();
+    coordinator.views.on((v) => s.onView(v));
+    coordinator.errors.on((code, msg) => s.onCoordinatorError(code, msg));
+    transport.onPeerDown((p, reason) => s.onPeerDown(p, reason));
+    for (const v of early) s.onView(v);
+    return s;
+  }
+
+  private setStatus(status: SessionStatus, detail?: string): void {
+    this.status = status;
+    this.events.emit({ type: 'status', status, ...(detail ? { detail } : {}) });
+  }
+
+  private onView(view: View): void {
+    if (this.view && view.epoch <= this.view.epoch) return;
+    this.comm?.close();
+    this.view = view;
+    const pos = ringPosition(view, this.peerId);
+    if (!pos) {
+      this.comm = null;
+      this.ready = null;
+      this.setStatus('evicted', `not a member of view ${view.epoch}`);
+      return;
+    }
+    const members = view.members.map((m) => m.peerId);
+    this.transport.setAllowed(members);
+    this.mailbox.retain(new Set(members));
+    const copts: CommunicatorOptions = {
+      transport: this.transport,
+      mailbox: this.mailbox,
+      view,
+      stats: this.stats,
+      ...(this.opts.chunkBytes ? { chunkBytes: this.opts.chunkBytes } : {}),
+      ...(this.opts.collectiveTimeoutMs ? { timeoutMs: this.opts.collectiveTimeoutMs } : {}),
+    };
+    const comm = new Communicator(copts);
+    this.comm = comm;
+    this.setStatus('forming-ring', `epoch ${view.epoch}`);
+    this.events.emit({ type: 'view', view });
+    this.viewChanged.emit();
+    const neighbours = pos.size > 1 ? [pos.prev, pos.next] : [];
+    this.ready = this.transport.connect(neighbours, this.opts.linkTimeoutMs ?? 15_000).then(
+      () => {
+        if (this.comm === comm) this.setStatus('ready', `epoch ${view.epoch}, rank ${pos.rank} of ${pos.size}`);
+        return comm;
+      },
+      (e: unknown) => {
+        if (e instanceof RingError && e.peer && this.comm === comm) this.coordinator.reportLinkDown(view.epoch, e.peer);
+        throw e;
+      },
+    );
+    this.ready.catch(() => undefined);
+  }
+
+  private onPeerDown(peer: string, reason: string): void {
+    this.events.emit({ type: 'link-down', peer, reason });
+    if (this.view?.members.some((m) => m.peerId === peer)) this.coordinator.reportLinkDown(this.view.epoch, peer);
+  }
+
+  private onCoordinatorError(code: string, msg: string): void {
+    if (code === 'evicted' || code === 'disconnected') {
+      this.comm?.close(new RingError('closed', msg));
+      this.comm = null;
+      this.ready = null;
+      this.setStatus(code === 'evicted' ? 'evicted' : 'disconnected', msg);
+    }
+  }
+
+  /**
+   * The communicator of the current view once its ring links are open. Rejects with a RingError
+   * when not a member, or when links cannot be formed within `timeoutMs`.
+   */
+  async communicator(timeoutMs = 30_000, signal?: AbortSignal): Promise<Communicator> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (signal?.aborted) throw abortReason(signal);
+      const ready = this.ready;
+      if (!ready) throw new RingError('closed', `this peer is ${this.status}, not in a ring`);
+      const comm = await ready;
+      if (this.comm === comm) return comm;
+      if (Date.now() > deadline) throw new RingError('timeout', `no stable view within ${timeoutMs} ms`);
+    }
+  }
+
+  /** Resolves with the first view (current or future) satisfying `pred`. */
+  waitForView(pred: (v: View) => boolean, timeoutMs: number): Promise<View> {
+    if (this.view && pred(this.view)) return Promise.resolve(this.view);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        off();
+        reject(new RingError('timeout', `no matching view within ${timeoutMs} ms (now at epoch ${this.view?.epoch ?? '-'})`));
+      }, timeoutMs);
+      const off = this.viewChanged.on(() => {
+        if (this.view && pred(this.view)) {
+          clearTimeout(t);
+          off();
+          resolve(this.view);
+        }
+      });
+    });
+  }
+
+  /** Leaves the room, closes every link and the signaling socket. */
+  leave(): void {
+    this.comm?.close(new RingError('closed', 'left the room'));
+    this.comm = null;
+    this.ready = null;
+    this.coordinator.close();
+    this.transport.close();
+    this.mailbox.dispose();
+    this.peer.destroy();
+    this.setStatus('left');
+  }
+}

@@ -1,0 +1,138 @@
+import express from 'express';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { ExpressPeerServer } from 'peer';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, type ClientConfig, type IceServer } from '../protocol/index.ts';
+import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
+
+export const PEER_PATH = '/peerjs';
+export const PEER_KEY = 'ringtrain';
+export const COORDINATOR_PATH = '/ring';
+
+export interface ServerOptions extends CoordinatorOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** PEM file paths; when given the server speaks HTTPS/WSS (WebGPU needs a secure context off localhost). */
+  tls?: { cert: string; key: string };
+  /** STUN/TURN servers handed to clients. Empty by default: no public server is contacted. */
+  iceServers?: IceServer[];
+  /** 'dev' serves the app through Vite; 'prod' serves the built `dist/`. */
+  mode: 'dev' | 'prod';
+  /** Project root (where index.html and dist/ live). */
+  root: string;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  coordinator: Coordinator;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the one-port RingTrain server: the app (Vite dev middleware or built assets), PeerJS
+ * signaling under {@link PEER_PATH}, and the room coordinator's WebSocket at {@link COORDINATOR_PATH}.
+ */
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  const log = o.log ?? (() => {});
+  const app = express();
+  const server = o.tls
+    ? https.createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, app)
+    : http.createServer(app);
+  const coordinator = new Coordinator(o);
+
+  const clientConfig: ClientConfig = {
+    version: PROTOCOL_VERSION,
+    peerPath: PEER_PATH,
+    peerKey: PEER_KEY,
+    coordinatorPath: COORDINATOR_PATH,
+    iceServers: o.iceServers ?? [],
+  };
+  app.get('/api/config', (_req, res) => {
+    res.json(clientConfig);
+  });
+
+  // PeerServer: its own WebSocketServer without a server, so that it does not answer (with 400)
+  // the upgrades meant for the coordinator or Vite's HMR on the same HTTP server.
+  const peerWss = new WebSocketServer({ noServer: true });
+  const peerApp = ExpressPeerServer(server, {
+    path: '/',
+    key: PEER_KEY,
+    allow_discovery: false,
+    createWebSocketServer: () => peerWss,
+  });
+  peerApp.on('disconnect', (client) => coordinator.peerGone(client.getId()));
+  app.use(PEER_PATH, peerApp);
+
+  const coordWss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_BYTES });
+  coordWss.on('connection', (ws: WebSocket) => {
+    const session = coordinator.connect({
+      send: (msg) => {
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+      },
+      close: (reason) => ws.close(4000, reason.slice(0, 120)),
+    });
+    ws.on('message', (data, isBinary) => session.message(isBinary ? null : data.toString()));
+    ws.on('close', () => session.closed());
+    ws.on('error', (e) => log(`coordinator socket error: ${e.message}`));
+  });
+
+  const vite =
+    o.mode === 'dev'
+      ? await (await import('vite')).createServer({
+          root: o.root,
+          configFile: path.join(o.root, 'vite.config.ts'),
+          server: { middlewareMode: true, hmr: { server } },
+          appType: 'spa',
+        })
+      : null;
+
+  server.on('upgrade', (req, socket, head) => {
+    const pathname = new URL(req.url ?? '/', 'http://x').pathname;
+    if (pathname === `${PEER_PATH}/peerjs`) {
+      peerWss.handleUpgrade(req, socket, head, (ws) => peerWss.emit('connection', ws, req));
+    } else if (pathname === COORDINATOR_PATH) {
+      coordWss.handleUpgrade(req, socket, head, (ws) => coordWss.emit('connection', ws, req));
+    } else if (!vite) {
+      socket.destroy();
+    }
+    // In dev mode Vite's own upgrade listener takes the HMR socket.
+  });
+
+  if (vite) {
+    app.use(vite.middlewares);
+  } else {
+    const dist = path.join(o.root, 'dist');
+    if (!existsSync(path.join(dist, 'index.html'))) {
+      throw new Error(`startServer: ${dist}/index.html is missing; run "npm run build" before serving in production mode`);
+    }
+    app.use(express.static(dist));
+    app.use((_req, res) => res.sendFile(path.join(dist, 'index.html')));
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = o.host === '0.0.0.0' || o.host === '::' ? 'localhost' : o.host;
+  const url = `${o.tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
+
+  return {
+    url,
+    port,
+    coordinator,
+    close: async () => {
+      coordinator.close();
+      for (const ws of [...coordWss.clients, ...peerWss.clients]) ws.terminate();
+      await vite?.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import { makeView } from '../core/membership/view.ts';
+import {
+  parseClientMessage,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type ClientMessage,
+  type ServerErrorCode,
+  type ServerMessage,
+  type View,
+} from '../protocol/index.ts';
+
+export interface CoordinatorOptions {
+  /** How often peers send heartbeats, ms (default 500). */
+  heartbeatMs?: number;
+  /** Silence after which a member is removed, ms (default 2500; must exceed 2 heartbeats). */
+  deadAfterMs?: number;
+  /** Namespaced logger (default: none). */
+  log?: (msg: string) => void;
+}
+
+/** One peer's control connection, as the coordinator sees it. */
+export interface Connection {
+  send(msg: ServerMessage): void;
+  close(reason: string): void;
+}
+
+interface Member {
+  peerId: string;
+  conn: Connection;
+  lastSeen: number;
+}
+
+interface Room {
+  id: string;
+  epoch: number;
+  /** Ring order = join order. */
+  members: Member[];
+  /** Peers reported down in the current epoch; their own reports are ignored. */
+  suspects: Set<string>;
+}
+
+/** The coordinator's handle on one connection: feed it messages and tell it when it closes. */
+export interface Session {
+  message(raw: unknown): void;
+  closed(): void;
+}
+
+/**
+ * Room coordinator: membership, ranks, ring order and views. Every membership change bumps the
+ * room's epoch and pushes the new view to all members. Members are removed when their socket
+ * closes, their heartbeats stop for `deadAfterMs`, their PeerServer socket drops, or a ring
+ * neighbour reports the link to them dead. Gradients never pass through here.
+ */
+export class Coordinator {
+  readonly heartbeatMs: number;
+  readonly deadAfterMs: number;
+  private readonly rooms = new Map<string, Room>();
+  private readonly byPeer = new Map<string, Room>();
+  private readonly sweeper: ReturnType<typeof setInterval>;
+  private readonly log: (msg: string) => void;
+  /** Control messages rejected by validation since start. */
+  rejected = 0;
+
+  constructor(opts: CoordinatorOptions = {}) {
+    this.heartbeatMs = opts.heartbeatMs ?? 500;
+    this.deadAfterMs = opts.deadAfterMs ?? 2500;
+    if (this.deadAfterMs < 2 * this.heartbeatMs) {
+      throw new RangeError(`Coordinator: deadAfterMs (${this.deadAfterMs}) must be at least twice heartbeatMs (${this.heartbeatMs})`);
+    }
+    this.log = opts.log ?? (() => {});
+    this.sweeper = setInterval(() => this.sweep(), Math.max(50, this.heartbeatMs / 2));
+    this.sweeper.unref?.();
+  }
+
+  /** The current view of `room`, if it has members. */
+  view(room: string): View | undefined {
+    const r = this.rooms.get(room);
+    return r && this.viewOf(r);
+  }
+
+  /** Starts tracking a new control connection. */
+  connect(conn: Connection): Session {
+    let joined: string | null = null;
+    return {
+      message: (raw) => {
+        const m = parseClientMessage(raw);
+        if (m instanceof ProtocolError) {
+          this.rejected++;
+          const code: ServerErrorCode = m.code === 'bad-version' ? 'bad-version' : 'bad-message';
+          conn.send({ type: 'error', code, message: m.message });
+          if (code === 'bad-version') conn.close(m.message);
+          return;
+        }
+        joined = this.handle(conn, joined, m);
+      },
+      closed: () => {
+        if (joined) this.remove(joined, 'socket closed');
+        joined = null;
+      },
+    };
+  }
+
+  /** The PeerServer dropped this peer's signaling socket: the fastest sign that a tab is gone. */
+  peerGone(peerId: string): void {
+    this.remove(peerId, 'signaling socket closed');
+  }
+
+  private handle(conn: Connection, joined: string | null, m: ClientMessage): string | null {
+    if (m.type === 'hello') {
+      if (joined) {
+        conn.send({ type: 'error', code: 'already-joined', message: `this connection already joined as ${joined}` });
+        return joined;
+      }
+      if (this.byPeer.has(m.peerId)) {
+        conn.send({ type: 'error', code: 'id-taken', message: `peer id ${m.peerId} is in use; reload to get a new one` });
+        return null;
+      }
+      let room = this.rooms.get(m.room);
+      if (!room) {
+        room = { id: m.room, epoch: 0, members: [], suspects: new Set() };
+        this.rooms.set(m.room, room);
+      }
+      room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now() });
+      this.byPeer.set(m.peerId, room);
+      conn.send({ type: 'welcome', version: PROTOCOL_VERSION, peerId: m.peerId, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs });
+      this.log(`${m.peerId} joined ${m.room}`);
+      this.publish(room);
+      return m.peerId;
+    }
+    if (!joined) {
+      conn.send({ type: 'error', code: 'not-joined', message: `send hello before ${m.type}` });
+      return null;
+    }
+    const room = this.byPeer.get(joined);
+    const self = room?.members.find((x) => x.peerId === joined);
+    if (!room || !self) return null;
+    self.lastSeen = Date.now();
+    switch (m.type) {
+      case 'heartbeat':
+        return joined;
+      case 'leave':
+        this.remove(joined, 'left');
+        return null;
+      case 'link-down':
+        // Only reports about the current epoch count, and a suspect cannot accuse its accuser back.
+        if (m.epoch === room.epoch && m.peer !== joined && !room.suspects.has(joined) && this.byPeer.get(m.peer) === room) {
+          room.suspects.add(m.peer);
+          this.remove(m.peer, `link from ${joined} reported down`, true);
+        }
+        return joined;
+    }
+  }
+
+  private remove(peerId: string, reason: string, evict = false): void {
+    const room = this.byPeer.get(peerId);
+    if (!room) return;
+    const i = room.members.findIndex((x) => x.peerId === peerId);
+    const [gone] = room.members.splice(i, 1);
+    this.byPeer.delete(peerId);
+    this.log(`${peerId} removed from ${room.id}: ${reason}`);
+    if (gone && evict) {
+      gone.conn.send({ type: 'error', code: 'evicted', message: `removed from the ring: ${reason}; rejoin to take part again` });
+      gone.conn.close(reason);
+    }
+    if (room.members.length === 0) {
+      this.rooms.delete(room.id);
+      return;
+    }
+    this.publish(room);
+  }
+
+  private publish(room: Room): void {
+    room.epoch++;
+    room.suspects.clear();
+    const msg: ServerMessage = { type: 'view', view: this.viewOf(room) };
+    for (const m of room.members) m.conn.send(msg);
+  }
+
+  private viewOf(room: Room): View {
+    return makeView(room.id, room.epoch, room.members.map((m) => m.peerId));
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.deadAfterMs;
+    for (const room of [...this.rooms.values()]) {
+      for (const m of room.members.filter((x) => x.lastSeen < cutoff)) {
+        this.remove(m.peerId, `no heartbeat for ${this.deadAfterMs} ms`, true);
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+}

@@ -1,0 +1,52 @@
+import type { View } from '../core/membership/view.ts';
+
+/** What the panel shows; the composition root fills it from session events. */
+export interface PanelState {
+  room: string;
+  peerId: string | null;
+  status: string;
+  detail?: string;
+  view: View | null;
+  error?: string;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, attrs: Record<string, string> = {}): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+
+/** Renders room, status, rank, epoch and ring neighbours into `root`. DOM only. */
+export function renderStatus(root: HTMLElement, s: PanelState): void {
+  const dl = el('dl');
+  const row = (k: string, v: string | HTMLElement): void => {
+    dl.append(el('dt', k));
+    const dd = el('dd');
+    dd.append(v);
+    dl.append(dd);
+  };
+  const status = el('span', s.status, { class: 'status', 'data-status': s.status, 'data-testid': 'status' });
+  row('Room', s.room);
+  row('Peer', s.peerId ?? '—');
+  row('Status', status);
+  if (s.detail) row('Detail', s.detail);
+  const v = s.view;
+  const rank = v?.members.findIndex((m) => m.peerId === s.peerId) ?? -1;
+  if (v && rank >= 0) {
+    const n = v.members.length;
+    row('View epoch', String(v.epoch));
+    row('Rank', `${rank} of ${n}`);
+    row('Receives from', v.members[(rank - 1 + n) % n]!.peerId);
+    row('Sends to', v.members[(rank + 1) % n]!.peerId);
+  }
+  const children: HTMLElement[] = [dl];
+  if (v) {
+    children.push(el('h2', `Ring (${v.members.length} peers, data flows down the list and wraps)`));
+    const ol = el('ol', undefined, { class: 'ring', start: '0' });
+    for (const m of v.members) ol.append(el('li', m.peerId + (m.peerId === s.peerId ? ' (this tab)' : ''), m.peerId === s.peerId ? { 'data-self': '' } : {}));
+    children.push(ol);
+  }
+  if (s.error) children.push(el('p', s.error, { class: 'error', role: 'alert' }));
+  root.replaceChildren(...children);
+}
