@@ -2,21 +2,12 @@
  * Page objects for e2e scenarios: a browser fixture on the project's Chromium lookup, and a
  * RingPeer per tab driving `window.ringtrain`.
  */
-import { test as base, chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { findChromium } from '../src/cli/browser.ts';
+import { test as base, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { launchBrowser, newPeerContext } from '../src/cli/browser.ts';
+import { joinPage, waitForMembers } from '../src/cli/cluster.ts';
 import type { View } from '../src/core/membership/view.ts';
 
-/** Launches a fresh browser process with the flags WebRTC and WebGPU need here. */
-export async function launchBrowser(): Promise<Browser> {
-  const choice = await findChromium();
-  return chromium.launch({ executablePath: choice.executablePath, args: choice.args, headless: true });
-}
-
-export async function newContext(browser: Browser, baseURL: string): Promise<BrowserContext> {
-  const ctx = await browser.newContext({ baseURL });
-  await ctx.grantPermissions(['microphone'], { origin: baseURL });
-  return ctx;
-}
+export { launchBrowser, newPeerContext as newContext };
 
 export class RingPeer {
   constructor(readonly page: Page) {
@@ -25,16 +16,13 @@ export class RingPeer {
   }
 
   /** Opens the app in this tab and joins `room`. */
-  async join(room: string): Promise<string> {
-    await this.page.goto(`/?room=${room}&autojoin=0`);
-    await this.page.waitForFunction(() => typeof window.ringtrain?.join === 'function');
-    const r = await this.page.evaluate((room) => window.ringtrain.join({ room }), room);
-    return r.peerId;
+  join(room: string): Promise<string> {
+    return joinPage(this.page, room);
   }
 
   /** Waits until this peer's view has `n` members and returns it. */
   waitForMembers(n: number, timeoutMs = 30_000): Promise<View> {
-    return this.page.evaluate(([n, t]) => window.ringtrain.waitForView(n, t), [n, timeoutMs] as const);
+    return waitForMembers(this.page, n, timeoutMs);
   }
 
   view(): Promise<View | null> {

@@ -3,6 +3,7 @@
  * the benchmarks and the CLI. Flags are the ones measured in ../shared/chromium.md.
  */
 import { existsSync } from 'node:fs';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 
 export interface BrowserChoice {
   executablePath: string;
@@ -61,4 +62,20 @@ export async function findChromium(env: NodeJS.ProcessEnv = process.env): Promis
         `or "npm install" to get @sparticuz/chromium, or set ${BROWSER_ENV} to a Chromium binary.`,
     );
   }
+}
+
+/** Launches a fresh headless browser process with the flags WebRTC and WebGPU need here. */
+export async function launchBrowser(): Promise<Browser> {
+  const choice = await findChromium();
+  return chromium.launch({ executablePath: choice.executablePath, args: choice.args, headless: true });
+}
+
+/**
+ * A browser context for peers of the server at `origin`: the media permission lets Chromium
+ * offer loopback ICE candidates when the machine has no network card.
+ */
+export async function newPeerContext(browser: Browser, origin: string): Promise<BrowserContext> {
+  const ctx = await browser.newContext({ baseURL: origin });
+  await ctx.grantPermissions(['microphone'], { origin });
+  return ctx;
 }

@@ -87,7 +87,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       ? await (await import('vite')).createServer({
           root: o.root,
           configFile: path.join(o.root, 'vite.config.ts'),
-          server: { middlewareMode: true, hmr: { server } },
+          server: { middlewareMode: true, ws: { server } },
           appType: 'spa',
         })
       : null;

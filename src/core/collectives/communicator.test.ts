@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DType, encodeFrame, MAX_FRAME_PAYLOAD, Op, type FrameHeader } from '../../protocol/frame.ts';
 import { RingError, type RingErrorCode } from '../errors.ts';
 import { makeView, type View } from '../membership/view.ts';
@@ -7,6 +7,9 @@ import type { PeerId, Transport } from '../transport.ts';
 import { Communicator, DEFAULT_CHUNK_BYTES, type CommunicatorOptions } from './communicator.ts';
 import { Mailbox } from './mailbox.ts';
 import { chunkCount, segmentRange } from './partition.ts';
+
+// The fault tests mostly wait for timeouts: run them side by side (each has its own network).
+vi.setConfig({ maxConcurrency: 100 });
 
 // ---------------------------------------------------------------------------------------------
 // Harness: N endpoints on one MemoryNetwork, a Mailbox per endpoint, a Communicator per peer.
@@ -170,7 +173,10 @@ describe('Communicator.allreduce', () => {
       expect(p.comm.stats.payloadBytesSent).toBeLessThanOrEqual(2 * (n - 1) * segBytes);
       expect(p.comm.stats.frameBytesSent - p.comm.stats.payloadBytesSent).toBe(32 * p.comm.stats.framesSent);
       expect(p.comm.stats.framesReceived).toBe(p.comm.stats.framesSent);
-      expect(p.comm.stats.framesSent).toBeGreaterThanOrEqual(2 * (n - 1) * chunkCount(segmentRange(len, n, n - 1).end - segmentRange(len, n, n - 1).start, 16));
+      // Every frame carries at most 64 B, so each of the 2(N-1) steps takes several frames.
+      expect(p.comm.stats.payloadBytesSent).toBeLessThanOrEqual(64 * p.comm.stats.framesSent);
+      const smallest = segmentRange(len, n, n - 1);
+      expect(p.comm.stats.framesSent).toBeGreaterThanOrEqual(2 * (n - 1) * chunkCount(smallest.end - smallest.start, 16));
     }
   });
 
@@ -219,7 +225,7 @@ describe('Communicator.allreduceMean', () => {
   it('accepts a zero count on some peers', async () => {
     const ring = makeRing(3);
     const got = await Promise.all(ring.peers.map((p, r) => p.comm.allreduceMean(new Float32Array([r * 10]), r === 1 ? 0 : 1)));
-    for (const g of got) expect([g.count, g.mean[0]]).toEqual([2, 10]);
+    for (const g of got) expect([g.count, g.mean[0]]).toEqual([2, 15]); // (0 + 10 + 20) / (1 + 0 + 1)
   });
 });
 
@@ -481,7 +487,8 @@ describe.concurrent('Communicator under a grid of fault pairs', () => {
         it(`4 peers: rank ${a} ${ka}, rank ${b} ${kb}`, async ({ expect: ex }) => {
           const faults = new Map<number, Fault>();
           const fa = faultOf(ka, 0);
-          const fb = faultOf(kb, 3);
+          // Both from the start: a later fault could never fire, as its peer may fail first.
+          const fb = faultOf(kb, 0);
           if (fa) faults.set(a, fa);
           if (fb) faults.set(b, fb);
           const res = await runWithFaults(ex, 4, faults, (r) => faults.size > 0 && !faults.has(r));
@@ -499,7 +506,8 @@ describe.concurrent('Communicator faults in other collectives', () => {
     ring.peers[2]!.ep.inject({ kind: 'close', after: 3 });
     const res = await outcomes(ring.peers.map((p, r) => p.comm.broadcast(0, r === 0 ? data : null)));
     ex(res[0]!.ok || codeOf(res[0]!) === 'peer-down').toBe(true);
-    ex(res[1]!.ok && sameBits(res[1].value, data)).toBe(true);
+    const r1 = res[1]!;
+    ex(r1.ok && sameBits(r1.value, data)).toBe(true);
     ex(codeOf(res[3]!)).toBe('peer-down');
     ex(codeOf(res[4]!)).toBe('timeout');
     for (const o of res) ex(o.ms).toBeLessThan(TIMEOUT + MARGIN);
@@ -528,7 +536,7 @@ describe.concurrent('Communicator faults in other collectives', () => {
     const ring = makeRing(3, { timeoutMs: 5_000 });
     ring.peers[2]!.ep.inject({ kind: 'close' });
     // p0 receives from p2 (its predecessor), and p1 sends to p2 (its successor).
-    const res = await outcomes([ring.peers[0]!.comm.allreduce(new Float32Array(4)), ring.peers[1]!.comm.barrier()]);
+    const res = await outcomes<unknown>([ring.peers[0]!.comm.allreduce(new Float32Array(4)), ring.peers[1]!.comm.barrier()]);
     for (const o of res) {
       ex(codeOf(o)).toBe('peer-down');
       ex(o.ms).toBeLessThan(1_000);
@@ -540,7 +548,7 @@ describe.concurrent('Communicator faults in other collectives', () => {
 // close(), AbortSignal, timeouts
 // ---------------------------------------------------------------------------------------------
 
-describe('Communicator.close and AbortSignal', () => {
+describe.concurrent('Communicator.close and AbortSignal', () => {
   it("close() rejects the running and the queued collectives with 'view-changed'", async () => {
     const ring = makeRing(2, { timeoutMs: 10_000 });
     const c = ring.peers[0]!.comm;
@@ -641,14 +649,14 @@ describe('Communicator.close and AbortSignal', () => {
 // Protocol violations
 // ---------------------------------------------------------------------------------------------
 
-describe('Communicator rejects protocol violations from a neighbour', () => {
+describe.concurrent('Communicator rejects protocol violations from a neighbour', () => {
   function header(h: Partial<FrameHeader> = {}): FrameHeader {
     return { op: Op.ReduceScatter, dtype: DType.Float32, epoch: 0, seq: 0, segment: 0, chunk: 0, chunks: 1, ...h };
   }
 
   /** p0 sends `bytes` to p1 before anyone starts; then all three run one allreduce of length 6. */
   async function injectBefore(bytes: Uint8Array): Promise<Outcome<Float32Array>> {
-    const ring = makeRing(3, { timeoutMs: 500 });
+    const ring = makeRing(3, { timeoutMs: 300 });
     await ring.peers[0]!.ep.send('p1', bytes);
     const res = await outcomes(ring.peers.map((p) => p.comm.allreduce(new Float32Array(6).fill(1))));
     return res[1]!;
@@ -675,15 +683,16 @@ describe('Communicator rejects protocol violations from a neighbour', () => {
     expect(o.ms).toBeLessThan(250);
   });
 
-  it('a frame of an older collective or epoch is ignored', async () => {
-    const o = await injectBefore(encodeFrame(header({ seq: 0, epoch: 0, segment: 2 }), new Uint8Array(8)).fill(0, 8, 12));
-    // (Same epoch and seq but a wrong segment is a violation; see above.) An old epoch is not:
-    expect(codeOf(o)).toBe('protocol');
-    const ring = makeRing(2, { room: 'r' });
+  it('frames of an older collective or an older epoch are ignored', async () => {
+    const ring = makeRing(2, { timeoutMs: 1_000 });
+    await onAll(ring, (p) => p.comm.allreduce(new Float32Array(2)));
+    // A stray frame of collective #0 arrives while #1 runs: discarded.
+    await ring.peers[0]!.ep.send('p1', encodeFrame(header({ seq: 0, segment: 1 }), new Uint8Array(4)));
+    expect([...(await onAll(ring, (p) => p.comm.allreduce(new Float32Array([1, 2]))))[0]!]).toEqual([2, 4]);
+    // A stray frame of epoch 0 arrives in epoch 1: discarded.
     const next = nextView(ring, ['p0', 'p1']);
-    await ring.peers[0]!.ep.send('p1', encodeFrame(header({ epoch: 0, segment: 1 }), new Uint8Array(4)));
-    const got = await onAll(next, (p) => p.comm.allreduce(new Float32Array([1, 2])));
-    expect([...got[0]!]).toEqual([2, 4]);
+    await ring.peers[0]!.ep.send('p1', encodeFrame(header({ epoch: 0, seq: 7, segment: 1 }), new Uint8Array(4)));
+    expect([...(await onAll(next, (p) => p.comm.allreduce(new Float32Array([1, 2]))))[0]!]).toEqual([2, 4]);
   });
 
   it("a garbage frame arriving mid-collective fails the receiver with 'protocol'", async () => {
@@ -708,7 +717,7 @@ describe('Communicator rejects protocol violations from a neighbour', () => {
 // Recovery on a new view
 // ---------------------------------------------------------------------------------------------
 
-describe('Communicator on a new view after a failure', () => {
+describe.concurrent('Communicator on a new view after a failure', () => {
   it.each<FaultKind>(FAULT_KINDS)('survivors of a %s fault re-form the ring at epoch+1 and sum exactly', async (kind) => {
     const ring = makeRing(5, { chunkBytes: 64, timeoutMs: 300 });
     const rnd = mulberry32(11);
@@ -747,15 +756,17 @@ describe('Communicator on a new view after a failure', () => {
     expect(ring.peers.every((p) => p.mb.badFrameCount === 0)).toBe(true);
   });
 
-  it('a peer that is already in the new epoch makes an old-epoch collective fail with view-changed', async () => {
+  it("a peer that is already in the new epoch makes an old-epoch collective fail with 'view-changed'", async () => {
     const ring = makeRing(2, { timeoutMs: 2_000 });
     const old = ring.peers[1]!.comm.allreduce(new Float32Array(4));
-    const nextView0 = makeView('room', 1, ['p0', 'p1']);
-    const fresh = new Communicator({ transport: ring.peers[0]!.ep, mailbox: ring.peers[0]!.mb, view: nextView0, timeoutMs: 300 });
+    // p0 has moved on to epoch 1 and starts its first collective there.
+    ring.peers[0]!.comm.close();
+    const fresh = new Communicator({ transport: ring.peers[0]!.ep, mailbox: ring.peers[0]!.mb, view: makeView('room', 1, ['p0', 'p1']), timeoutMs: 300 });
+    const ahead = fresh.allreduce(new Float32Array(4));
     const [o] = await outcomes([old]);
     expect(codeOf(o!)).toBe('view-changed');
-    await rejectionOf(fresh.allreduce(new Float32Array(4)));
-    fresh.close();
+    expect(o!.ms).toBeLessThan(300);
+    expect((await rejectionOf(ahead)).code).toBe('timeout');
   });
 });
 

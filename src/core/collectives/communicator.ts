@@ -1,7 +1,7 @@
-import { FRAME_HEADER_BYTES } from '../../protocol/frame.ts';
+import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD } from '../../protocol/frame.ts';
 import { abortReason, RingError } from '../errors.ts';
 import { ringPosition, type RingPosition, type View } from '../membership/view.ts';
-import type { PeerId, Transport } from '../transport.ts';
+import type { PeerId, Transport, Unsubscribe } from '../transport.ts';
 import { ringBroadcast } from './broadcast.ts';
 import type { CollectiveContext, TrafficStats } from './context.ts';
 import { allToAllSum, ringShift } from './direct.ts';
@@ -11,14 +11,22 @@ import { ringAllreduce } from './ring-allreduce.ts';
 /** Default frame payload: 64 KiB (Chromium measured no gain from larger chunks; smaller pipelines better). */
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 export const DEFAULT_TIMEOUT_MS = 60_000;
+/** Longest timeout a timer can hold (setTimeout fires at once beyond it), ms. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+function checkTimeout(where: string, ms: number): void {
+  if (!(Number.isFinite(ms) && ms > 0 && ms <= MAX_TIMEOUT_MS)) {
+    throw new RangeError(`${where}: timeoutMs must be a positive number of ms up to ${MAX_TIMEOUT_MS}, got ${ms}`);
+  }
+}
 
 export interface CommunicatorOptions {
   transport: Transport;
   mailbox: Mailbox;
   view: View;
-  /** Payload bytes per frame; rounded down to a multiple of 4 and capped by the transport. */
+  /** Payload bytes per frame; rounded down to a multiple of 4 and capped by the transport and MAX_FRAME_PAYLOAD. */
   chunkBytes?: number;
-  /** Timeout of a collective when the call gives none, ms. */
+  /** Timeout of a collective when the call gives none, ms (0 < timeoutMs <= MAX_TIMEOUT_MS; else RangeError). */
   timeoutMs?: number;
   /** Counters to add this communicator's traffic to (shared across views by a session). */
   stats?: TrafficStats;
@@ -49,16 +57,22 @@ export class Communicator {
   private closed: RingError | null = null;
   private readonly active = new Set<(e: RingError) => void>();
   private readonly timeoutMs: number;
+  /** Peers the transport has reported down since this communicator was built. */
+  private readonly down = new Set<PeerId>();
+  private readonly offDown: Unsubscribe;
 
   constructor(private readonly opts: CommunicatorOptions) {
     const pos = ringPosition(opts.view, opts.transport.self);
     if (!pos) throw new RangeError(`Communicator: ${opts.transport.self} is not a member of view ${opts.view.epoch}`);
     this.view = opts.view;
     this.pos = pos;
-    const cap = opts.transport.maxMessageBytes - FRAME_HEADER_BYTES;
+    const cap = Math.min(opts.transport.maxMessageBytes - FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD);
     this.chunkBytes = Math.floor(Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, cap) / 4) * 4;
     if (this.chunkBytes < 4) throw new RangeError(`Communicator: chunkBytes must be at least 4, got ${this.chunkBytes}`);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    checkTimeout('Communicator', this.timeoutMs);
+    // A collective that starts after a neighbour died must fail at once, not wait for its timeout.
+    this.offDown = opts.transport.onPeerDown((peer) => this.down.add(peer));
     this.stats = opts.stats ?? { framesSent: 0, frameBytesSent: 0, payloadBytesSent: 0, framesReceived: 0 };
   }
 
@@ -120,6 +134,7 @@ export class Communicator {
   close(reason: RingError = new RingError('view-changed', `view ${this.view.epoch} was replaced`)): void {
     if (this.closed) return;
     this.closed = reason;
+    this.offDown();
     for (const abort of this.active) abort(reason);
   }
 
@@ -128,20 +143,31 @@ export class Communicator {
   }
 
   private run<T>(name: string, peers: PeerId[], o: CollectiveOptions, body: (ctx: CollectiveContext) => Promise<T>): Promise<T> {
-    const result = this.tail.then(() => this.runNow(name, peers, o, body));
+    // The sequence number is the call's index, taken now: a call that fails before it starts
+    // (closed, aborted) still uses one up, so every peer that makes the same calls stays in step.
+    const seq = this.seq++;
+    const result = this.tail.then(() => this.runNow(name, seq, peers, o, body));
     this.tail = result.catch(() => undefined);
     return result;
   }
 
-  private async runNow<T>(name: string, peers: PeerId[], o: CollectiveOptions, body: (ctx: CollectiveContext) => Promise<T>): Promise<T> {
+  private async runNow<T>(
+    name: string,
+    seq: number,
+    peers: PeerId[],
+    o: CollectiveOptions,
+    body: (ctx: CollectiveContext) => Promise<T>,
+  ): Promise<T> {
     if (this.closed) throw this.closed;
     if (o.signal?.aborted) throw abortReason(o.signal);
-    const seq = this.seq++;
+    const timeoutMs = o.timeoutMs ?? this.timeoutMs;
+    checkTimeout(name, timeoutMs);
+    const gone = peers.find((p) => this.down.has(p));
+    if (gone !== undefined) throw new RingError('peer-down', `${gone} is down; ${name} #${seq} cannot run in view ${this.view.epoch}`, gone);
     const ctl = new AbortController();
     const abort = (e: RingError): void => {
       if (!ctl.signal.aborted) ctl.abort(e);
     };
-    const timeoutMs = o.timeoutMs ?? this.timeoutMs;
     const timer = setTimeout(() => abort(new RingError('timeout', `${name} #${seq} did not finish within ${timeoutMs} ms`)), timeoutMs);
     const onUserAbort = (): void => abort(abortReason(o.signal!));
     o.signal?.addEventListener('abort', onUserAbort);

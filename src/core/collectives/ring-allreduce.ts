@@ -26,8 +26,14 @@ export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array): 
   const wakers = new Set<() => void>();
   const ready = (s: number, c: number): boolean =>
     s === 0 || doneStep > s - 1 || (doneStep === s - 1 && doneChunk > c);
+  // Resolves on the receiver's next progress or on abort. The signal may already be aborted (the
+  // abort can land while a send is settling): then resolve at once, since 'abort' will not fire again.
   const progressed = (): Promise<void> =>
     new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) {
+        resolve();
+        return;
+      }
       const done = (): void => {
         wakers.delete(done);
         ctx.signal.removeEventListener('abort', done);
@@ -47,6 +53,7 @@ export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array): 
           await progressed();
           if (ctx.signal.aborted) throw abortReason(ctx.signal);
         }
+        if (ctx.signal.aborted) throw abortReason(ctx.signal);
         const r = chunkRange(seg, chunkElems, c);
         await sendFrame(ctx, next, { op: opOf(s), dtype: DType.Float32, segment, chunk: c, chunks }, f32Bytes(buf, r.start, r.end));
       }
