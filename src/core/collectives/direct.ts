@@ -1,6 +1,6 @@
 import { DType, float32Payload, Op } from '../../protocol/frame.ts';
 import { f32Bytes, receiveFrame, sendFrame, type CollectiveContext } from './context.ts';
-import { chunkCount } from './partition.ts';
+import { chunkCount, mod } from './partition.ts';
 import { settleBoth } from './ring-allreduce.ts';
 
 /**
@@ -35,7 +35,6 @@ export async function allToAllSum(ctx: CollectiveContext, data: Float32Array): P
   const { rank, size: n } = ctx.pos;
   const chunkElems = ctx.chunkBytes / 4;
   const chunks = chunkCount(data.length, chunkElems);
-  const others = ctx.view.members.filter((m) => m.rank !== rank);
   const received: Float32Array[] = [];
   received[rank] = data;
   const sendTo = async (to: string): Promise<void> => {
@@ -55,7 +54,14 @@ export async function allToAllSum(ctx: CollectiveContext, data: Float32Array): P
     }
     received[fromRank] = v;
   };
-  await settleBoth(ctx, ...others.map((m) => sendTo(m.peerId)), ...others.map((m) => receiveFrom(m.peerId, m.rank)));
+  // In N−1 rounds (send to rank+k while receiving from rank−k), so each peer drives one outgoing
+  // and one incoming link at a time instead of 2(N−1) at once: the same bytes as the naive
+  // scheme, with less contention, which makes it a stronger baseline.
+  const members = ctx.view.members;
+  for (let k = 1; k < n; k++) {
+    const from = members[mod(rank - k, n)]!;
+    await settleBoth(ctx, sendTo(members[mod(rank + k, n)]!.peerId), receiveFrom(from.peerId, from.rank));
+  }
   const out = new Float32Array(data.length);
   for (let r = 0; r < n; r++) {
     const v = received[r]!;
