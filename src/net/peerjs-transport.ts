@@ -18,13 +18,19 @@ interface Link {
   lastHeard: number;
   /** Heartbeat ticks of ours since the neighbour was last heard. */
   ticksSilent: number;
+  /** Bytes handed to the channel so far (for slow start). */
+  sent: number;
 }
 
-/**
- * Default backpressure high-water mark. Measured here: a fresh channel moved its first 4 MiB in
- * 0.2 s with a 64 KiB mark but 1.5–2.7 s with 1 MiB, and long stalls starve heartbeats.
- */
+/** Default backpressure high-water mark for a warmed-up channel. */
 export const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
+/**
+ * Slow start: a fresh channel keeps at most this much queued until it has carried
+ * {@link SLOW_START_BYTES}. Measured here: a fresh channel moved its first 4 MiB in 0.2 s with a
+ * 64 KiB mark but 1.5–2.7 s with 1 MiB, and such stalls under load starve heartbeats for seconds.
+ */
+export const SLOW_START_HIGH_WATER_BYTES = 64 * 1024;
+export const SLOW_START_BYTES = 4 * 1024 * 1024;
 
 const HEARTBEAT = encodeFrame({ op: Op.Heartbeat, dtype: DType.Bytes, epoch: 0, seq: 0, segment: 0, chunk: 0, chunks: 1 }, new Uint8Array(0));
 
@@ -123,11 +129,11 @@ export class PeerJsTransport implements Transport {
       if (this.pending.get(id) !== conn) return;
       this.pending.delete(id);
       const dc = conn.dataChannel;
-      dc.bufferedAmountLowThreshold = Math.floor(this.highWater / 2);
+      dc.bufferedAmountLowThreshold = Math.floor(SLOW_START_HIGH_WATER_BYTES / 2);
       const max = conn.peerConnection.sctp?.maxMessageSize;
       if (max && Number.isFinite(max)) this.maxMessageBytes = Math.min(this.maxMessageBytes, max);
       this.links.get(id)?.conn.close();
-      this.links.set(id, { conn, dc, lastHeard: Date.now(), ticksSilent: 0 });
+      this.links.set(id, { conn, dc, lastHeard: Date.now(), ticksSilent: 0, sent: 0 });
       conn.peerConnection.addEventListener('connectionstatechange', () => {
         const s = conn.peerConnection.connectionState;
         if (s === 'failed' || s === 'closed') this.dropIf(conn, `ICE ${s}`);
@@ -182,8 +188,11 @@ export class PeerJsTransport implements Transport {
       if (signal?.aborted) throw abortReason(signal);
       const link = this.links.get(to);
       if (!link || link.dc.readyState !== 'open') throw new RingError('peer-down', `no open channel to ${to}`, to);
-      if (link.dc.bufferedAmount <= this.highWater) {
+      const warm = link.sent >= SLOW_START_BYTES;
+      if (link.dc.bufferedAmount <= (warm ? this.highWater : SLOW_START_HIGH_WATER_BYTES)) {
         link.dc.send(message as Uint8Array<ArrayBuffer>);
+        link.sent += message.byteLength;
+        if (!warm && link.sent >= SLOW_START_BYTES) link.dc.bufferedAmountLowThreshold = Math.floor(this.highWater / 2);
         return;
       }
       await this.drained(link, signal);

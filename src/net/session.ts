@@ -118,7 +118,10 @@ export class RingSession {
     }
     const transport = new PeerJsTransport(peer, {
       heartbeatMs: welcome.heartbeatMs,
-      deadAfterMs: welcome.deadAfterMs,
+      // Twice the coordinator's deadline: crashes and closed tabs reach the coordinator first
+      // (socket loss, ~0.2 s); this catches frozen or cut-off neighbours without mistaking a link
+      // stalled by an overloaded machine for a dead one.
+      deadAfterMs: 2 * welcome.deadAfterMs,
       ...(opts.highWaterBytes ? { highWaterBytes: opts.highWaterBytes } : {}),
     });
     const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, opts);

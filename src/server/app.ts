@@ -5,9 +5,11 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { ExpressPeerServer } from 'peer';
+import type { ViteDevServer } from 'vite';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, type ClientConfig, type IceServer } from '../protocol/index.ts';
 import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
+import { trackTimers } from './timers.ts';
 
 export const PEER_PATH = '/peerjs';
 export const PEER_KEY = 'ringtrain';
@@ -40,6 +42,11 @@ export interface RunningServer {
  */
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log ?? (() => {});
+  const dist = path.join(o.root, 'dist');
+  // Check before anything is started, so that a failed start leaves nothing running.
+  if (o.mode === 'prod' && !existsSync(path.join(dist, 'index.html'))) {
+    throw new Error(`startServer: ${dist}/index.html is missing; run "npm run build" before serving in production mode`);
+  }
   const app = express();
   const server = o.tls
     ? https.createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, app)
@@ -67,7 +74,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     createWebSocketServer: () => peerWss,
   });
   peerApp.on('disconnect', (client) => coordinator.peerGone(client.getId()));
-  app.use(PEER_PATH, peerApp);
+  // PeerServer re-emits socket errors and unparsable signaling messages as 'error' on its app;
+  // without a listener, one non-JSON frame from any client would crash the process.
+  peerApp.on('error', (e: Error) => log(`signaling error: ${e.message}`));
+  // Mounting starts PeerServer's timers, which it never stops: track them to clear them on close.
+  const peerTimers = trackTimers(() => app.use(PEER_PATH, peerApp));
 
   const coordWss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_BYTES });
   coordWss.on('connection', (ws: WebSocket) => {
@@ -82,15 +93,28 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     ws.on('error', (e) => log(`coordinator socket error: ${e.message}`));
   });
 
-  const vite =
-    o.mode === 'dev'
-      ? await (await import('vite')).createServer({
-          root: o.root,
-          configFile: path.join(o.root, 'vite.config.ts'),
-          server: { middlewareMode: true, ws: { server } },
-          appType: 'spa',
-        })
-      : null;
+  let vite: ViteDevServer | null = null;
+  const stop = async (): Promise<void> => {
+    coordinator.close();
+    peerTimers.clear();
+    for (const ws of [...coordWss.clients, ...peerWss.clients]) ws.terminate();
+    await vite?.close();
+    server.closeAllConnections();
+    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  try {
+    if (o.mode === 'dev') {
+      vite = await (await import('vite')).createServer({
+        root: o.root,
+        configFile: path.join(o.root, 'vite.config.ts'),
+        server: { middlewareMode: true, ws: { server } },
+        appType: 'spa',
+      });
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 
   server.on('upgrade', (req, socket, head) => {
     const pathname = new URL(req.url ?? '/', 'http://x').pathname;
@@ -107,18 +131,24 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   if (vite) {
     app.use(vite.middlewares);
   } else {
-    const dist = path.join(o.root, 'dist');
-    if (!existsSync(path.join(dist, 'index.html'))) {
-      throw new Error(`startServer: ${dist}/index.html is missing; run "npm run build" before serving in production mode`);
-    }
     app.use(express.static(dist));
     app.use((_req, res) => res.sendFile(path.join(dist, 'index.html')));
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port, o.host, () => {
+        server.off('error', reject);
+        server.on('error', (e) => log(`server error: ${e.message}`));
+        resolve();
+      });
+    });
+  } catch (e) {
+    // E.g. EADDRINUSE: release Vite's watchers and the timers, or the process would never exit.
+    await stop();
+    throw e;
+  }
   const port = (server.address() as AddressInfo).port;
   const shownHost = o.host === '0.0.0.0' || o.host === '::' ? 'localhost' : o.host;
   const url = `${o.tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
@@ -127,12 +157,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     url,
     port,
     coordinator,
-    close: async () => {
-      coordinator.close();
-      for (const ws of [...coordWss.clients, ...peerWss.clients]) ws.terminate();
-      await vite?.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: stop,
   };
 }

@@ -35,8 +35,6 @@ interface Room {
   epoch: number;
   /** Ring order = join order. */
   members: Member[];
-  /** Peers reported down in the current epoch; their own reports are ignored. */
-  suspects: Set<string>;
 }
 
 /** The coordinator's handle on one connection: feed it messages and tell it when it closes. */
@@ -56,6 +54,8 @@ export class Coordinator {
   readonly deadAfterMs: number;
   private readonly rooms = new Map<string, Room>();
   private readonly byPeer = new Map<string, Room>();
+  /** Connections the coordinator closed (eviction, wrong version): whatever they still send is ignored. */
+  private readonly ended = new WeakSet<Connection>();
   private readonly sweeper: ReturnType<typeof setInterval>;
   private readonly log: (msg: string) => void;
   /** Control messages rejected by validation since start. */
@@ -78,31 +78,43 @@ export class Coordinator {
     return r && this.viewOf(r);
   }
 
-  /** Starts tracking a new control connection. */
+  /**
+   * Starts tracking a new control connection. A member is the pair (peer id, connection): a
+   * connection that was evicted, or replaced by a rejoin under the same id, can no longer act for
+   * that id, and its late `closed()` does not remove the new member.
+   */
   connect(conn: Connection): Session {
     let joined: string | null = null;
     return {
       message: (raw) => {
+        if (this.ended.has(conn)) return;
         const m = parseClientMessage(raw);
         if (m instanceof ProtocolError) {
           this.rejected++;
           const code: ServerErrorCode = m.code === 'bad-version' ? 'bad-version' : 'bad-message';
           conn.send({ type: 'error', code, message: m.message });
-          if (code === 'bad-version') conn.close(m.message);
+          if (code === 'bad-version') {
+            this.ended.add(conn);
+            conn.close(m.message);
+          }
           return;
         }
         joined = this.handle(conn, joined, m);
       },
       closed: () => {
-        if (joined) this.remove(joined, 'socket closed');
+        if (joined) this.remove(joined, 'socket closed', false, conn);
         joined = null;
       },
     };
   }
 
-  /** The PeerServer dropped this peer's signaling socket: the fastest sign that a tab is gone. */
+  /**
+   * The PeerServer dropped this peer's signaling socket: the fastest sign that a tab is gone.
+   * Without signaling the peer cannot form ring links, so it is evicted (told, and its control
+   * connection closed) rather than dropped silently.
+   */
   peerGone(peerId: string): void {
-    this.remove(peerId, 'signaling socket closed');
+    this.remove(peerId, 'signaling socket closed', true);
   }
 
   private handle(conn: Connection, joined: string | null, m: ClientMessage): string | null {
@@ -117,7 +129,7 @@ export class Coordinator {
       }
       let room = this.rooms.get(m.room);
       if (!room) {
-        room = { id: m.room, epoch: 0, members: [], suspects: new Set() };
+        room = { id: m.room, epoch: 0, members: [] };
         this.rooms.set(m.room, room);
       }
       room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now() });
@@ -132,7 +144,7 @@ export class Coordinator {
       return null;
     }
     const room = this.byPeer.get(joined);
-    const self = room?.members.find((x) => x.peerId === joined);
+    const self = room?.members.find((x) => x.peerId === joined && x.conn === conn);
     if (!room || !self) return null;
     self.lastSeen = Date.now();
     switch (m.type) {
@@ -142,23 +154,27 @@ export class Coordinator {
         this.remove(joined, 'left');
         return null;
       case 'link-down':
-        // Only reports about the current epoch count, and a suspect cannot accuse its accuser back.
-        if (m.epoch === room.epoch && m.peer !== joined && !room.suspects.has(joined) && this.byPeer.get(m.peer) === room) {
-          room.suspects.add(m.peer);
+        // Only reports about the current epoch count. The reported peer is evicted at once, which
+        // bumps the epoch: its own report about its accuser (same epoch, or from a connection that
+        // is no longer a member) is then ignored, so a suspect cannot evict its accuser back.
+        if (m.epoch === room.epoch && m.peer !== joined && this.byPeer.get(m.peer) === room) {
           this.remove(m.peer, `link from ${joined} reported down`, true);
         }
         return joined;
     }
   }
 
-  private remove(peerId: string, reason: string, evict = false): void {
+  /** Removes `peerId` (only if it is still joined through `conn`, when given) and publishes a new view. */
+  private remove(peerId: string, reason: string, evict = false, conn?: Connection): void {
     const room = this.byPeer.get(peerId);
     if (!room) return;
-    const i = room.members.findIndex((x) => x.peerId === peerId);
+    const i = room.members.findIndex((x) => x.peerId === peerId && (!conn || x.conn === conn));
+    if (i < 0) return;
     const [gone] = room.members.splice(i, 1);
     this.byPeer.delete(peerId);
     this.log(`${peerId} removed from ${room.id}: ${reason}`);
     if (gone && evict) {
+      this.ended.add(gone.conn);
       gone.conn.send({ type: 'error', code: 'evicted', message: `removed from the ring: ${reason}; rejoin to take part again` });
       gone.conn.close(reason);
     }
@@ -171,7 +187,6 @@ export class Coordinator {
 
   private publish(room: Room): void {
     room.epoch++;
-    room.suspects.clear();
     const msg: ServerMessage = { type: 'view', view: this.viewOf(room) };
     for (const m of room.members) m.conn.send(msg);
   }
@@ -184,7 +199,7 @@ export class Coordinator {
     const cutoff = Date.now() - this.deadAfterMs;
     for (const room of [...this.rooms.values()]) {
       for (const m of room.members.filter((x) => x.lastSeen < cutoff)) {
-        this.remove(m.peerId, `no heartbeat for ${this.deadAfterMs} ms`, true);
+        this.remove(m.peerId, `no heartbeat for ${this.deadAfterMs} ms`, true, m.conn);
       }
     }
   }
