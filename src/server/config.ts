@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { IceServer } from '../protocol/index.ts';
+import { clientConfigSchema, type IceServer } from '../protocol/index.ts';
 import type { ServerOptions } from './app.ts';
 
 export const DEFAULT_PORT = 8080;
@@ -21,32 +21,48 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+const ICE_URL = /^(stun|stuns|turn|turns):/;
+
+function checkIceUrl(url: string): void {
+  if (!ICE_URL.test(url)) throw new ConfigError(`--ice: "${url}" is not a stun:, stuns:, turn: or turns: URL`);
+}
+
+/**
+ * The ICE servers handed to every page. They are checked against the same schema the pages apply
+ * to `GET /api/config`: anything the pages would reject must fail here, at startup.
+ */
 function parseIce(raw: string): IceServer[] {
   const text = raw.trim();
   if (!text) return [];
+  let list: unknown;
   if (text.startsWith('[')) {
-    let v: unknown;
     try {
-      v = JSON.parse(text);
+      list = JSON.parse(text);
     } catch {
       throw new ConfigError('--ice: not valid JSON; pass a JSON array of {urls, username, credential} or comma-separated URLs');
     }
-    if (!Array.isArray(v) || !v.every((s) => typeof s === 'object' && s !== null && 'urls' in s)) {
+    if (!Array.isArray(list) || !list.every((s) => typeof s === 'object' && s !== null && 'urls' in s)) {
       throw new ConfigError('--ice: the JSON must be an array of objects with "urls"');
     }
-    return v as IceServer[];
+  } else {
+    list = text.split(',').map((u) => ({ urls: u.trim() }));
   }
-  return text.split(',').map((u) => {
-    const url = u.trim();
-    if (!/^(stun|stuns|turn|turns):/.test(url)) throw new ConfigError(`--ice: "${url}" is not a stun:, stuns:, turn: or turns: URL`);
-    return { urls: url };
-  });
+  const r = clientConfigSchema.shape.iceServers.safeParse(list);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new ConfigError(
+      `--ice: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}; give at most 16 servers, each {urls: string or string[], username?, credential?}`,
+    );
+  }
+  for (const s of r.data) for (const url of typeof s.urls === 'string' ? [s.urls] : s.urls) checkIceUrl(url);
+  return r.data;
 }
 
 function int(name: string, raw: string | undefined, fallback: number, min: number): number {
   if (raw === undefined || raw === '') return fallback;
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < min) throw new ConfigError(`${name}: expected an integer >= ${min}, got "${raw}"`);
+  // Digits only: Number() would also take " ", "0x50" or "1e3".
+  const v = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(v) || v < min) throw new ConfigError(`${name}: expected an integer >= ${min}, got "${raw}"`);
   return v;
 }
 
@@ -77,14 +93,23 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
   if (!!cert !== !!key) throw new ConfigError('--tls-cert and --tls-key go together: give both, or neither');
   const port = int('--port', values.port ?? env.PORT, DEFAULT_PORT, 0);
   if (port > 65535) throw new ConfigError(`--port: ${port} is above 65535`);
+  const heartbeatMs = int('--heartbeat-ms', values['heartbeat-ms'] ?? env.RINGTRAIN_HEARTBEAT_MS, 500, 10);
+  const deadAfterMs = int('--dead-after-ms', values['dead-after-ms'] ?? env.RINGTRAIN_DEAD_AFTER_MS, 2500, 20);
+  // The Coordinator enforces this too, but with a RangeError instead of a message naming the flags.
+  if (deadAfterMs < 2 * heartbeatMs) {
+    throw new ConfigError(
+      `--dead-after-ms (${deadAfterMs}) must be at least twice --heartbeat-ms (${heartbeatMs}); raise --dead-after-ms or lower --heartbeat-ms`,
+    );
+  }
   return {
     help: values.help ?? false,
-    host: values.host ?? env.RINGTRAIN_HOST ?? '127.0.0.1',
+    // An empty value counts as unset, as for the other variables: '' would listen on every interface.
+    host: values.host || env.RINGTRAIN_HOST || '127.0.0.1',
     port,
     ...(cert && key ? { tls: { cert, key } } : {}),
     iceServers: parseIce(values.ice ?? env.RINGTRAIN_ICE ?? ''),
-    heartbeatMs: int('--heartbeat-ms', values['heartbeat-ms'] ?? env.RINGTRAIN_HEARTBEAT_MS, 500, 10),
-    deadAfterMs: int('--dead-after-ms', values['dead-after-ms'] ?? env.RINGTRAIN_DEAD_AFTER_MS, 2500, 20),
+    heartbeatMs,
+    deadAfterMs,
     mode: values.prod ? 'prod' : 'dev',
     root,
   };
