@@ -47,6 +47,11 @@ export class CoordinatorClient {
       ws.onmessage = (e) => {
         const m = parseServerMessage(e.data);
         if (m instanceof ProtocolError) {
+          if (!welcomed) {
+            clearTimeout(t);
+            reject(new RingError('protocol', `the coordinator's answer is not understood (${m.message}); reload the page`));
+            ws.close();
+          }
           this.errors.emit('protocol', m.message);
           return;
         }

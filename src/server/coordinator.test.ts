@@ -1,0 +1,436 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PROTOCOL_VERSION, type ServerErrorCode, type ServerMessage, type View } from '../protocol/index.ts';
+import { Coordinator, type Connection, type Session } from './coordinator.ts';
+
+type ErrorMsg = Extract<ServerMessage, { type: 'error' }>;
+
+/** A control connection that records what the coordinator sends it. */
+class FakeConn implements Connection {
+  readonly sent: ServerMessage[] = [];
+  closedWith: string | null = null;
+  private readonly waiters = new Set<() => void>();
+
+  send(msg: ServerMessage): void {
+    this.sent.push(msg);
+    for (const w of [...this.waiters]) w();
+  }
+
+  close(reason: string): void {
+    this.closedWith = reason;
+  }
+
+  views(): View[] {
+    return this.sent.flatMap((m) => (m.type === 'view' ? [m.view] : []));
+  }
+
+  lastView(): View | undefined {
+    return this.views().at(-1);
+  }
+
+  errors(): ServerErrorCode[] {
+    return this.sent.flatMap((m) => (m.type === 'error' ? [m.code] : []));
+  }
+
+  /** Resolves with the first recorded message (past or future) matching `pred`. */
+  next<T extends ServerMessage>(pred: (m: ServerMessage) => m is T, timeoutMs: number, what: string): Promise<T>;
+  next(pred: (m: ServerMessage) => boolean, timeoutMs: number, what: string): Promise<ServerMessage>;
+  next(pred: (m: ServerMessage) => boolean, timeoutMs: number, what: string): Promise<ServerMessage> {
+    const found = this.sent.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        const m = this.sent.find(pred);
+        if (!m) return;
+        this.waiters.delete(check);
+        clearTimeout(t);
+        resolve(m);
+      };
+      const t = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`FakeConn.next: no ${what} within ${timeoutMs} ms; got ${JSON.stringify(this.sent)}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+    });
+  }
+}
+
+const isError =
+  (code: ServerErrorCode) =>
+  (m: ServerMessage): m is ErrorMsg =>
+    m.type === 'error' && m.code === code;
+
+const ids = (v: View | undefined): string[] => v?.members.map((m) => m.peerId) ?? [];
+
+interface Peer {
+  conn: FakeConn;
+  session: Session;
+  send(msg: unknown): void;
+}
+
+let coordinators: Coordinator[] = [];
+
+function coordinator(opts: ConstructorParameters<typeof Coordinator>[0] = {}): Coordinator {
+  const c = new Coordinator(opts);
+  coordinators.push(c);
+  return c;
+}
+
+afterEach(() => {
+  for (const c of coordinators) c.close();
+  coordinators = [];
+  vi.useRealTimers();
+});
+
+/** A new connection to `c`, not yet joined. */
+function connect(c: Coordinator): Peer {
+  const conn = new FakeConn();
+  const session = c.connect(conn);
+  return { conn, session, send: (msg) => session.message(JSON.stringify(msg)) };
+}
+
+function join(c: Coordinator, room: string, peerId: string): Peer {
+  const p = connect(c);
+  p.send({ type: 'hello', version: PROTOCOL_VERSION, room, peerId });
+  expect(p.conn.sent[0]).toMatchObject({ type: 'welcome', peerId });
+  return p;
+}
+
+describe('Coordinator membership', () => {
+  it('welcomes each joiner and pushes views with increasing epochs, ranks in join order, to all members', () => {
+    const c = coordinator({ heartbeatMs: 100, deadAfterMs: 1000 });
+    const a = join(c, 'r', 'A');
+    expect(a.conn.sent[0]).toEqual({ type: 'welcome', version: PROTOCOL_VERSION, peerId: 'A', heartbeatMs: 100, deadAfterMs: 1000 });
+    const b = join(c, 'r', 'B');
+    const d = join(c, 'r', 'C');
+
+    const expected = (epoch: number, members: string[]): View => ({
+      room: 'r',
+      epoch,
+      members: members.map((peerId, rank) => ({ peerId, rank })),
+    });
+    expect(a.conn.views()).toEqual([expected(1, ['A']), expected(2, ['A', 'B']), expected(3, ['A', 'B', 'C'])]);
+    expect(b.conn.views()).toEqual([expected(2, ['A', 'B']), expected(3, ['A', 'B', 'C'])]);
+    expect(d.conn.views()).toEqual([expected(3, ['A', 'B', 'C'])]);
+    expect(c.view('r')).toEqual(expected(3, ['A', 'B', 'C']));
+    // The welcome comes before the first view.
+    expect(d.conn.sent.map((m) => m.type)).toEqual(['welcome', 'view']);
+  });
+
+  it('keeps rooms apart: each room has its own epochs and members', () => {
+    const c = coordinator();
+    const a = join(c, 'r1', 'A');
+    const b = join(c, 'r2', 'B');
+    expect(a.conn.lastView()).toMatchObject({ room: 'r1', epoch: 1 });
+    expect(b.conn.lastView()).toMatchObject({ room: 'r2', epoch: 1 });
+    expect(ids(c.view('r1'))).toEqual(['A']);
+    expect(ids(c.view('r2'))).toEqual(['B']);
+    expect(a.conn.views()).toHaveLength(1);
+  });
+
+  it('leave removes the member and pushes a new view, re-ranked, to the rest only', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    const d = join(c, 'r', 'C');
+    const bViews = b.conn.views().length;
+    b.send({ type: 'leave' });
+
+    const v = { room: 'r', epoch: 4, members: [{ peerId: 'A', rank: 0 }, { peerId: 'C', rank: 1 }] };
+    expect(a.conn.lastView()).toEqual(v);
+    expect(d.conn.lastView()).toEqual(v);
+    expect(b.conn.views()).toHaveLength(bViews);
+    expect(b.conn.closedWith).toBeNull();
+    // The connection is no longer a member.
+    b.send({ type: 'heartbeat' });
+    expect(b.conn.errors()).toEqual(['not-joined']);
+  });
+
+  it('a closed connection is removed and the rest get a new view', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    b.session.closed();
+    expect(a.conn.lastView()).toEqual({ room: 'r', epoch: 3, members: [{ peerId: 'A', rank: 0 }] });
+    // Closing twice, or closing a connection that never joined, changes nothing.
+    b.session.closed();
+    connect(c).session.closed();
+    expect(c.view('r')?.epoch).toBe(3);
+  });
+
+  it('deletes a room when its last member goes', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    a.send({ type: 'leave' });
+    expect(c.view('r')).toBeDefined();
+    b.session.closed();
+    expect(c.view('r')).toBeUndefined();
+    // The id is free again.
+    join(c, 'r', 'A');
+    expect(ids(c.view('r'))).toEqual(['A']);
+  });
+
+  it('peerGone removes the member, evicts its control connection and pushes a new view', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    c.peerGone('B');
+    expect(ids(a.conn.lastView())).toEqual(['A']);
+    expect(b.conn.errors()).toEqual(['evicted']);
+    expect(b.conn.closedWith).toMatch(/signaling/);
+    // Unknown ids are ignored.
+    c.peerGone('nobody');
+    expect(c.view('r')?.epoch).toBe(3);
+  });
+});
+
+describe('Coordinator validation', () => {
+  it('answers a hello of another protocol version with bad-version and closes', () => {
+    const c = coordinator();
+    const p = connect(c);
+    p.send({ type: 'hello', version: PROTOCOL_VERSION + 1, room: 'r', peerId: 'A' });
+    expect(p.conn.sent).toEqual([{ type: 'error', code: 'bad-version', message: expect.stringMatching(/reload/) }]);
+    expect(p.conn.closedWith).toMatch(/v2|v1/);
+    expect(c.rejected).toBe(1);
+    expect(c.view('r')).toBeUndefined();
+    // Whatever the closed connection still sends is ignored.
+    p.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r', peerId: 'A' });
+    expect(p.conn.sent).toHaveLength(1);
+    expect(c.view('r')).toBeUndefined();
+  });
+
+  it.each<[string, unknown]>([
+    ['malformed JSON', '{"type":'],
+    ['an unknown type', JSON.stringify({ type: 'gradient', data: [1] })],
+    ['a bad peer id in link-down', JSON.stringify({ type: 'link-down', epoch: 1, peer: 'a b' })],
+    ['a negative epoch', JSON.stringify({ type: 'link-down', epoch: -1, peer: 'B' })],
+    ['a second hello with a bad room id', JSON.stringify({ type: 'hello', version: PROTOCOL_VERSION, room: '../etc', peerId: 'A' })],
+    ['a binary frame', null],
+    ['a number', 42],
+  ])('rejects %s with bad-message and leaves the member unaffected', (_name, raw) => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const before = c.view('r');
+    a.session.message(raw);
+    expect(a.conn.sent.at(-1)).toEqual({ type: 'error', code: 'bad-message', message: expect.any(String) });
+    expect(c.rejected).toBe(1);
+    expect(a.conn.closedWith).toBeNull();
+    expect(c.view('r')).toEqual(before);
+    // Still a member: a link-down report is acted on.
+    const b = join(c, 'r', 'B');
+    a.send({ type: 'link-down', epoch: 2, peer: 'B' });
+    expect(b.conn.errors()).toEqual(['evicted']);
+  });
+
+  it('rejects bad ids in a hello with bad-message without joining', () => {
+    const c = coordinator();
+    const p = connect(c);
+    p.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r', peerId: 'x'.repeat(65) });
+    p.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r r', peerId: 'A' });
+    expect(p.conn.errors()).toEqual(['bad-message', 'bad-message']);
+    expect(c.rejected).toBe(2);
+    expect(c.view('r')).toBeUndefined();
+  });
+
+  it.each([{ type: 'heartbeat' }, { type: 'leave' }, { type: 'link-down', epoch: 1, peer: 'A' }])(
+    'answers $type before hello with not-joined',
+    (msg) => {
+      const c = coordinator();
+      const a = join(c, 'r', 'A');
+      const p = connect(c);
+      p.send(msg);
+      expect(p.conn.sent).toEqual([{ type: 'error', code: 'not-joined', message: expect.stringContaining(msg.type) }]);
+      expect(p.conn.closedWith).toBeNull();
+      expect(ids(c.view('r'))).toEqual(['A']);
+      expect(a.conn.views()).toHaveLength(1);
+      expect(c.rejected).toBe(0);
+    },
+  );
+
+  it('refuses a peer id already in use (in any room) with id-taken', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const p = connect(c);
+    p.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r', peerId: 'A' });
+    p.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'other', peerId: 'A' });
+    expect(p.conn.errors()).toEqual(['id-taken', 'id-taken']);
+    expect(c.view('other')).toBeUndefined();
+    expect(a.conn.views()).toHaveLength(1);
+    // The refused connection may still join under a free id.
+    p.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r', peerId: 'B' });
+    expect(ids(c.view('r'))).toEqual(['A', 'B']);
+  });
+
+  it('answers a second hello on the same connection with already-joined', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    a.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r2', peerId: 'A2' });
+    expect(a.conn.errors()).toEqual(['already-joined']);
+    expect(ids(c.view('r'))).toEqual(['A']);
+    expect(c.view('r')?.epoch).toBe(1);
+    expect(c.view('r2')).toBeUndefined();
+  });
+
+  it('rejects deadAfterMs below twice heartbeatMs when built', () => {
+    expect(() => new Coordinator({ heartbeatMs: 100, deadAfterMs: 199 })).toThrow(RangeError);
+    expect(() => new Coordinator({ heartbeatMs: 100, deadAfterMs: 199 })).toThrow(/deadAfterMs \(199\).*heartbeatMs \(100\)/);
+    expect(() => new Coordinator({ heartbeatMs: 2000 })).toThrow(/deadAfterMs/);
+    coordinator({ heartbeatMs: 100, deadAfterMs: 200 });
+  });
+
+  it('logs joins and removals through the given logger', () => {
+    const lines: string[] = [];
+    const c = coordinator({ log: (m) => lines.push(m) });
+    const a = join(c, 'r', 'A');
+    a.send({ type: 'leave' });
+    expect(lines).toEqual(['A joined r', 'A removed from r: left']);
+  });
+});
+
+describe('Coordinator heartbeats', () => {
+  it('evicts a silent member after deadAfterMs and keeps one that heartbeats', async () => {
+    const c = coordinator({ heartbeatMs: 20, deadAfterMs: 100 });
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    const beat = setInterval(() => a.send({ type: 'heartbeat' }), 10);
+    try {
+      const t0 = Date.now();
+      const evicted = await b.conn.next(isError('evicted'), 2000, "B's eviction");
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(100 - 5);
+      expect(evicted.message).toMatch(/no heartbeat for 100 ms/);
+      expect(b.conn.closedWith).toMatch(/heartbeat/);
+      const v = await a.conn.next((m) => m.type === 'view' && m.view.epoch === 3, 2000, 'the view without B');
+      expect(v).toEqual({ type: 'view', view: { room: 'r', epoch: 3, members: [{ peerId: 'A', rank: 0 }] } });
+      expect(a.conn.errors()).toEqual([]);
+    } finally {
+      clearInterval(beat);
+    }
+  });
+
+  it('removes exactly when the silence passes deadAfterMs (fake clock)', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ heartbeatMs: 100, deadAfterMs: 300 });
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    // A heartbeats every 100 ms and survives; B's silence reaches 300 ms at t=300 and the next
+    // sweep (every 50 ms) removes it.
+    for (let t = 100; t <= 300; t += 100) {
+      vi.advanceTimersByTime(100);
+      a.send({ type: 'heartbeat' });
+    }
+    expect(b.conn.errors()).toEqual([]);
+    vi.advanceTimersByTime(50);
+    expect(b.conn.errors()).toEqual(['evicted']);
+    expect(ids(a.conn.lastView())).toEqual(['A']);
+    // Any message counts as a sign of life, not only heartbeats.
+    for (let t = 0; t < 10; t++) {
+      vi.advanceTimersByTime(100);
+      a.send({ type: 'link-down', epoch: 0, peer: 'A' });
+    }
+    expect(ids(c.view('r'))).toEqual(['A']);
+    vi.advanceTimersByTime(400);
+    expect(c.view('r')).toBeUndefined();
+    expect(a.conn.errors()).toEqual(['evicted']);
+  });
+});
+
+describe('Coordinator link-down reports', () => {
+  function ring(c: Coordinator): { a: Peer; b: Peer; d: Peer } {
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    const d = join(c, 'r', 'C');
+    expect(c.view('r')?.epoch).toBe(3);
+    return { a, b, d };
+  }
+
+  it('a report for the current epoch evicts the reported peer and a new view follows', () => {
+    const c = coordinator();
+    const { a, b, d } = ring(c);
+    a.send({ type: 'link-down', epoch: 3, peer: 'B' });
+    expect(b.conn.errors()).toEqual(['evicted']);
+    expect(b.conn.sent.at(-1)).toMatchObject({ message: expect.stringMatching(/link from A reported down/) });
+    expect(b.conn.closedWith).not.toBeNull();
+    const v = { room: 'r', epoch: 4, members: [{ peerId: 'A', rank: 0 }, { peerId: 'C', rank: 1 }] };
+    expect(a.conn.lastView()).toEqual(v);
+    expect(d.conn.lastView()).toEqual(v);
+    expect(b.conn.lastView()?.epoch).toBe(3);
+  });
+
+  it('ignores a report about a stale epoch', () => {
+    const c = coordinator();
+    const { a, d } = ring(c);
+    a.send({ type: 'link-down', epoch: 2, peer: 'C' });
+    a.send({ type: 'link-down', epoch: 4, peer: 'C' });
+    expect(d.conn.errors()).toEqual([]);
+    expect(ids(c.view('r'))).toEqual(['A', 'B', 'C']);
+    expect(c.view('r')?.epoch).toBe(3);
+  });
+
+  it('a suspect cannot evict its accuser in the same epoch', () => {
+    const c = coordinator();
+    const { a, b, d } = ring(c);
+    // Both ends of the A-B link see it die; A's report arrives first.
+    a.send({ type: 'link-down', epoch: 3, peer: 'B' });
+    b.send({ type: 'link-down', epoch: 3, peer: 'A' });
+    expect(a.conn.errors()).toEqual([]);
+    expect(ids(c.view('r'))).toEqual(['A', 'C']);
+    expect(c.view('r')?.epoch).toBe(4);
+    // Not with the new epoch either: it is no longer a member.
+    b.send({ type: 'link-down', epoch: 4, peer: 'A' });
+    expect(a.conn.errors()).toEqual([]);
+    expect(d.conn.lastView()?.epoch).toBe(4);
+  });
+
+  it('ignores reports about oneself, strangers and members of other rooms', () => {
+    const c = coordinator();
+    const { a } = ring(c);
+    const x = join(c, 'other', 'X');
+    a.send({ type: 'link-down', epoch: 3, peer: 'A' });
+    a.send({ type: 'link-down', epoch: 3, peer: 'nobody' });
+    a.send({ type: 'link-down', epoch: 3, peer: 'X' });
+    expect(a.conn.errors()).toEqual([]);
+    expect(x.conn.errors()).toEqual([]);
+    expect(c.view('r')?.epoch).toBe(3);
+    expect(ids(c.view('other'))).toEqual(['X']);
+  });
+});
+
+describe('Coordinator rejoin under the same id', () => {
+  it('an evicted connection can no longer act for its id once the peer rejoined', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const old = join(c, 'r', 'B');
+    c.peerGone('B');
+    expect(old.conn.errors()).toEqual(['evicted']);
+    const fresh = join(c, 'r', 'B');
+    expect(ids(c.view('r'))).toEqual(['A', 'B']);
+    const epoch = c.view('r')?.epoch;
+
+    // The old socket keeps talking for a moment, then its close event arrives late.
+    old.send({ type: 'leave' });
+    old.send({ type: 'link-down', epoch: epoch!, peer: 'A' });
+    old.session.closed();
+
+    expect(ids(c.view('r'))).toEqual(['A', 'B']);
+    expect(c.view('r')?.epoch).toBe(epoch);
+    expect(a.conn.errors()).toEqual([]);
+    expect(fresh.conn.errors()).toEqual([]);
+    // The new connection is the member.
+    fresh.send({ type: 'leave' });
+    expect(ids(c.view('r'))).toEqual(['A']);
+  });
+
+  it("a stale connection's heartbeats do not keep the new member alive", () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ heartbeatMs: 100, deadAfterMs: 300 });
+    const old = join(c, 'r', 'A');
+    c.peerGone('A');
+    const fresh = join(c, 'r', 'A');
+    for (let t = 0; t < 4; t++) {
+      vi.advanceTimersByTime(100);
+      old.send({ type: 'heartbeat' });
+    }
+    expect(fresh.conn.errors()).toEqual(['evicted']);
+    expect(c.view('r')).toBeUndefined();
+  });
+});
