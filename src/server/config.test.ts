@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import { clientConfigSchema } from '../protocol/index.ts';
+import { ConfigError, DEFAULT_PORT, parseServerArgs, SERVER_USAGE } from './config.ts';
+
+const ROOT = '/srv/ringtrain';
+const parse = (argv: string[], env: NodeJS.ProcessEnv = {}): ReturnType<typeof parseServerArgs> => parseServerArgs(argv, env, ROOT);
+
+/** The ConfigError thrown by `fn`; fails when it throws anything else or nothing. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+}
+
+describe('parseServerArgs', () => {
+  it('defaults to 127.0.0.1:8080, dev mode, no ICE servers and no TLS', () => {
+    expect(parse([])).toEqual({
+      help: false,
+      host: '127.0.0.1',
+      port: DEFAULT_PORT,
+      iceServers: [],
+      heartbeatMs: 500,
+      deadAfterMs: 2500,
+      mode: 'dev',
+      root: ROOT,
+    });
+    expect(DEFAULT_PORT).toBe(8080);
+  });
+
+  it('reads the environment', () => {
+    const o = parse([], {
+      RINGTRAIN_HOST: '0.0.0.0',
+      PORT: '9000',
+      RINGTRAIN_ICE: 'stun:stun.example.org:3478',
+      RINGTRAIN_HEARTBEAT_MS: '200',
+      RINGTRAIN_DEAD_AFTER_MS: '1000',
+      RINGTRAIN_TLS_CERT: '/c.pem',
+      RINGTRAIN_TLS_KEY: '/k.pem',
+    });
+    expect(o).toMatchObject({
+      host: '0.0.0.0',
+      port: 9000,
+      iceServers: [{ urls: 'stun:stun.example.org:3478' }],
+      heartbeatMs: 200,
+      deadAfterMs: 1000,
+      tls: { cert: '/c.pem', key: '/k.pem' },
+    });
+  });
+
+  it('lets flags override the environment', () => {
+    const env = { RINGTRAIN_HOST: '0.0.0.0', PORT: '9000', RINGTRAIN_ICE: 'stun:env:3478', RINGTRAIN_HEARTBEAT_MS: '200' };
+    const o = parse(['--host', '::1', '--port', '0', '--ice', 'stun:flag:3478', '--heartbeat-ms=100', '--dead-after-ms', '400'], env);
+    expect(o).toMatchObject({ host: '::1', port: 0, iceServers: [{ urls: 'stun:flag:3478' }], heartbeatMs: 100, deadAfterMs: 400 });
+  });
+
+  it('treats empty environment variables as unset (an empty host would listen on every interface)', () => {
+    const o = parse([], { RINGTRAIN_HOST: '', PORT: '', RINGTRAIN_ICE: '', RINGTRAIN_TLS_CERT: '', RINGTRAIN_TLS_KEY: '' });
+    expect(o).toMatchObject({ host: '127.0.0.1', port: DEFAULT_PORT, iceServers: [] });
+    expect(o.tls).toBeUndefined();
+  });
+
+  it('--prod serves the build, --help asks for usage', () => {
+    expect(parse(['--prod']).mode).toBe('prod');
+    expect(parse(['--help']).help).toBe(true);
+  });
+
+  it('takes comma-separated stun/turn URLs', () => {
+    expect(parse(['--ice', 'stun:a.example:3478, turn:b.example:3478?transport=tcp,stuns:c.example,turns:d.example:5349']).iceServers).toEqual([
+      { urls: 'stun:a.example:3478' },
+      { urls: 'turn:b.example:3478?transport=tcp' },
+      { urls: 'stuns:c.example' },
+      { urls: 'turns:d.example:5349' },
+    ]);
+  });
+
+  it('takes a JSON array of {urls, username, credential}', () => {
+    const servers = [
+      { urls: 'stun:a.example:3478' },
+      { urls: ['turn:b.example:3478', 'turns:b.example:5349'], username: 'u', credential: 'secret' },
+    ];
+    const o = parse(['--ice', JSON.stringify(servers)]);
+    expect(o.iceServers).toEqual(servers);
+    // What the server will hand to pages passes the pages' own check.
+    expect(clientConfigSchema.shape.iceServers.safeParse(o.iceServers).success).toBe(true);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['an http URL', 'http://stun.example.org', /--ice: "http:\/\/stun.example.org" is not a stun:, stuns:, turn: or turns: URL/],
+    ['an empty entry', 'stun:a.example,', /--ice: "" is not a stun:/],
+    ['bad JSON', '[{"urls": "stun:a"', /--ice: not valid JSON; pass a JSON array/],
+    ['JSON without urls', '[{"url": "stun:a"}]', /--ice: the JSON must be an array of objects with "urls"/],
+    ['JSON with a non-string urls', '[{"urls": 5}]', /--ice: 0\.urls: .*urls: string or string\[\]/],
+    ['JSON with a non-ICE URL', '[{"urls": ["stun:a", "https://b"]}]', /--ice: "https:\/\/b" is not a stun:/],
+    ['JSON with a numeric credential', '[{"urls": "turn:a", "username": "u", "credential": 1}]', /--ice: 0\.credential/],
+    ['more servers than pages accept', Array.from({ length: 17 }, (_, i) => `stun:s${i}.example`).join(','), /--ice: .*at most 16 servers/],
+  ])('rejects %s in --ice with a ConfigError', (_name, ice, message) => {
+    expect(configError(() => parse(['--ice', ice])).message).toMatch(message);
+    expect(configError(() => parse([], { RINGTRAIN_ICE: ice })).message).toMatch(message);
+  });
+
+  it.each(['abc', '-1', '80.5', '65536', '0x50', '1e3', ' ', '8080 '])('rejects port %j with a ConfigError naming --port', (port) => {
+    const e = configError(() => parse([`--port=${port}`]));
+    expect(e.message).toMatch(/^--port: /);
+    expect(configError(() => parse([], { PORT: port })).message).toMatch(/^--port: /);
+  });
+
+  it('accepts ports 0 (pick a free one) to 65535', () => {
+    expect(parse(['--port', '0']).port).toBe(0);
+    expect(parse(['--port', '65535']).port).toBe(65535);
+  });
+
+  it.each<[string[], NodeJS.ProcessEnv]>([
+    [['--tls-cert', 'c.pem'], {}],
+    [['--tls-key', 'k.pem'], {}],
+    [[], { RINGTRAIN_TLS_CERT: 'c.pem' }],
+  ])('rejects a TLS certificate without its key, or the reverse (%j %j)', (argv, env) => {
+    expect(configError(() => parse(argv, env)).message).toBe('--tls-cert and --tls-key go together: give both, or neither');
+  });
+
+  it('takes TLS from flags', () => {
+    expect(parse(['--tls-cert', 'c.pem', '--tls-key', 'k.pem']).tls).toEqual({ cert: 'c.pem', key: 'k.pem' });
+  });
+
+  it.each([['--bogus'], ['--port'], ['stray'], ['--prod=yes']])('rejects %j with a ConfigError that shows the usage', (arg) => {
+    const e = configError(() => parse([arg]));
+    expect(e.message).toContain(SERVER_USAGE);
+    expect(e.name).toBe('ConfigError');
+  });
+
+  it('names the unknown flag', () => {
+    expect(configError(() => parse(['--bogus'])).message).toMatch(/--bogus/);
+  });
+
+  it.each<[string[], RegExp]>([
+    [['--heartbeat-ms', '5'], /^--heartbeat-ms: expected an integer >= 10, got "5"/],
+    [['--dead-after-ms', 'soon'], /^--dead-after-ms: expected an integer >= 20/],
+    [['--heartbeat-ms', '2000'], /^--dead-after-ms \(2500\) must be at least twice --heartbeat-ms \(2000\); raise --dead-after-ms or lower --heartbeat-ms/],
+    [['--heartbeat-ms', '100', '--dead-after-ms', '199'], /--dead-after-ms \(199\) must be at least twice --heartbeat-ms \(100\)/],
+  ])('checks the heartbeat settings: %j', (argv, message) => {
+    expect(configError(() => parse(argv)).message).toMatch(message);
+  });
+});
