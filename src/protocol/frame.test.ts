@@ -14,18 +14,8 @@ import {
   Op,
 } from './frame.ts';
 import { PROTOCOL_VERSION } from './version.ts';
+import { mulberry32 } from '../core/random.ts';
 
-/** Small seeded PRNG (mulberry32): the same seed gives the same corpus on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const OPS = Object.values(Op);
 const U32_EDGES = [0, 1, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe, 0xffff_ffff];

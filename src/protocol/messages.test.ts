@@ -9,6 +9,7 @@ import {
   type ServerMessage,
 } from './messages.ts';
 import { PROTOCOL_VERSION } from './version.ts';
+import { mulberry32 } from '../core/random.ts';
 
 const text = (m: unknown): string => JSON.stringify(m);
 
@@ -153,17 +154,6 @@ describe('parseServerMessage', () => {
 });
 
 describe('the parsers never throw', () => {
-  /** mulberry32: a seeded PRNG so the corpus is the same on every run. */
-  function mulberry32(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
 
   it('returns a message or a ProtocolError for 5000 mutated messages', () => {
     const rnd = mulberry32(7);

@@ -7,6 +7,7 @@ import type { PeerId, Transport } from '../transport.ts';
 import { Communicator, DEFAULT_CHUNK_BYTES, type CommunicatorOptions } from './communicator.ts';
 import { Mailbox } from './mailbox.ts';
 import { chunkCount, segmentRange } from './partition.ts';
+import { mulberry32 } from '../random.ts';
 
 // The fault tests mostly wait for timeouts: run them side by side (each has its own network).
 vi.setConfig({ maxConcurrency: 100 });
@@ -15,17 +16,6 @@ vi.setConfig({ maxConcurrency: 100 });
 // Harness: N endpoints on one MemoryNetwork, a Mailbox per endpoint, a Communicator per peer.
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: a seeded PRNG so every run sees the same vectors. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Integer-valued floats in [-1000, 1000]: sums of up to 8 of them are exact in float32. */
 function randInts(rnd: () => number, len: number): Float32Array {
