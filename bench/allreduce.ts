@@ -70,9 +70,12 @@ export async function benchAllreduce(o: AllreduceBenchOptions, log: (s: string) 
     log(`starting ${n} headless peers ...`);
     const cluster = await startCluster({ peers: n });
     try {
-      // Warm up every link (a fresh channel is slow for its first megabytes) and open the all-to-all mesh.
-      await timeOp(cluster.pages, 'alltoall', 4 << 20);
-      await timeOp(cluster.pages, 'ring', 4 << 20);
+      // Open the all-to-all mesh and warm every link up gradually: a fresh channel is slow for its
+      // first megabytes, and a burst on many fresh channels at once can stall them for seconds.
+      for (const bytes of [64 << 10, 1 << 20, 4 << 20]) {
+        await timeOp(cluster.pages, 'alltoall', bytes);
+        await timeOp(cluster.pages, 'ring', bytes);
+      }
       for (const bytes of o.sizes) {
         const samples: Record<Op, number[]> = { shift: [], ring: [], alltoall: [] };
         let sent = 0;
