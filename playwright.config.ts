@@ -15,7 +15,7 @@ export default defineConfig({
   outputDir: 'test-results',
   webServer: {
     // The built app: a dev server would re-optimise dependencies and reload tabs mid-test.
-    command: `npm run build --silent && node --import tsx src/server/main.ts --prod --port ${E2E_PORT}`,
+    command: `npm run build --silent && node --import tsx src/server/main.ts --prod --port ${E2E_PORT} --dead-after-ms 6000`,
     url: `http://127.0.0.1:${E2E_PORT}/api/config`,
     reuseExistingServer: false,
     timeout: 120_000,

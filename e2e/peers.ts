@@ -16,8 +16,8 @@ export class RingPeer {
   }
 
   /** Opens the app in this tab and joins `room`. */
-  join(room: string): Promise<string> {
-    return joinPage(this.page, room);
+  join(room: string, query: Record<string, string> = {}): Promise<string> {
+    return joinPage(this.page, room, query);
   }
 
   /** Waits until this peer's view has `n` members and returns it. */
@@ -31,11 +31,11 @@ export class RingPeer {
 }
 
 /** Opens `n` tabs in `ctx`, joins them to `room` one after another, and waits for a full view on all. */
-export async function openPeers(ctx: BrowserContext, n: number, room: string): Promise<RingPeer[]> {
+export async function openPeers(ctx: BrowserContext, n: number, room: string, query: Record<string, string> = {}): Promise<RingPeer[]> {
   const peers: RingPeer[] = [];
   for (let i = 0; i < n; i++) {
     const p = new RingPeer(await ctx.newPage());
-    await p.join(room);
+    await p.join(room, query);
     peers.push(p);
   }
   return peers;

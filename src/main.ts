@@ -5,7 +5,13 @@
 import type { CollectiveOptions } from './core/collectives/communicator.ts';
 import type { TrafficStats } from './core/collectives/context.ts';
 import type { View } from './core/membership/view.ts';
+import { fetchShard, shardPath } from './data/shard-client.ts';
+import { DataError } from './data/dataset.ts';
+import { parseBackendPreference } from './ml/backend.ts';
+import { selectBrowserBackend } from './ml/backends-browser.ts';
+import { makeStepProbe } from './ml/probe.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
+import { train, type TrainConfig, type TrainEvent, type TrainResult } from './training/trainer.ts';
 import { renderStatus, type PanelState } from './ui/status-panel.ts';
 
 export interface RingTrainApi {
@@ -26,6 +32,11 @@ export interface RingTrainApi {
   /** Baseline: naive all-to-all sum (opens links to every member first). */
   allToAllSum(data: Float32Array, o?: CollectiveOptions): Promise<Float32Array>;
   stats(): TrafficStats;
+  /**
+   * Trains with every peer of the current view (each must call it with the same config). The
+   * backend is `?backend=` from the URL (webgpu, webgl, wasm, cpu), else chosen by a probe.
+   */
+  train(config: TrainConfig, onEvent?: (e: TrainEvent) => void): Promise<TrainResult>;
 }
 
 declare global {
@@ -103,7 +114,42 @@ window.ringtrain = {
     return comm.allToAllSum(data, o);
   },
   stats: () => ({ ...need().stats }),
+  train: async (config, onEvent) => {
+    const comm = await need().communicator();
+    const prefer = parseBackendPreference(params.get('backend'));
+    return train(config, {
+      rank: comm.rank,
+      size: comm.size,
+      sum: (v) => comm.allreduce(v),
+      broadcast: (root, data) => comm.broadcast(root, data),
+      loadShard: async (split) => {
+        const path = shardPath(config.dataset, { split, rank: comm.rank, size: comm.size, ...config.partition });
+        const ds = await fetchShard(path);
+        if (ds instanceof DataError) throw ds;
+        return ds;
+      },
+      selectBackend: (spec) =>
+        selectBrowserBackend({
+          prefer,
+          ...(params.has('backend') ? { forcedBy: '?backend= in the URL' } : {}),
+          needsConv: spec.kind === 'cnn',
+          probe: makeStepProbe(spec),
+        }),
+      emit: (e) => {
+        showTraining(e);
+        onEvent?.(e);
+      },
+    });
+  },
 };
+
+function showTraining(e: TrainEvent): void {
+  if (e.type === 'backend') state.backend = `${e.report.name} (${e.report.reason})`;
+  else if (e.type === 'step') state.training = `step ${e.step}/${e.steps}, loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`;
+  else if (e.type === 'eval') state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
+  else return;
+  draw();
+}
 
 form.addEventListener('submit', (e) => {
   e.preventDefault();

@@ -28,9 +28,9 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-/** Opens the app in `page` (already bound to the server's origin) and joins `room`. */
-export async function joinPage(page: Page, room: string): Promise<string> {
-  await page.goto(`/?room=${encodeURIComponent(room)}&autojoin=0`);
+/** Opens the app in `page` (already bound to the server's origin) and joins `room`; `query` adds URL options such as backend=webgpu. */
+export async function joinPage(page: Page, room: string, query: Record<string, string> = {}): Promise<string> {
+  await page.goto(`/?${new URLSearchParams({ room, autojoin: '0', ...query }).toString()}`);
   await page.waitForFunction(() => typeof window.ringtrain?.join === 'function');
   return (await page.evaluate((room) => window.ringtrain.join({ room }), room)).peerId;
 }

@@ -9,6 +9,7 @@ import type { ViteDevServer } from 'vite';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, type ClientConfig, type IceServer } from '../protocol/index.ts';
 import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
+import { registerDatasets } from './datasets.ts';
 import { trackTimers } from './timers.ts';
 
 export const PEER_PATH = '/peerjs';
@@ -63,6 +64,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   app.get('/api/config', (_req, res) => {
     res.json(clientConfig);
   });
+  // Built-in datasets: each peer downloads only its own shard.
+  registerDatasets(app, o.root);
 
   // PeerServer: its own WebSocketServer without a server, so that it does not answer (with 400)
   // the upgrades meant for the coordinator or Vite's HMR on the same HTTP server.

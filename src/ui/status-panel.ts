@@ -8,6 +8,12 @@ export interface PanelState {
   detail?: string;
   view: View | null;
   error?: string;
+  /** tfjs backend in use and why. */
+  backend?: string;
+  /** Latest training step summary. */
+  training?: string;
+  /** Latest test accuracy. */
+  accuracy?: string;
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, attrs: Record<string, string> = {}): HTMLElementTagNameMap[K] {
@@ -40,6 +46,9 @@ export function renderStatus(root: HTMLElement, s: PanelState): void {
     row('Receives from', v.members[(rank - 1 + n) % n]!.peerId);
     row('Sends to', v.members[(rank + 1) % n]!.peerId);
   }
+  if (s.backend) row('Backend', s.backend);
+  if (s.training) row('Training', s.training);
+  if (s.accuracy) row('Test accuracy', s.accuracy);
   const children: HTMLElement[] = [dl];
   if (v) {
     children.push(el('h2', `Ring (${v.members.length} peers, data flows down the list and wraps)`));

@@ -1,0 +1,41 @@
+import type { TrainConfig, TrainResult } from '../src/training/trainer.ts';
+import { expect, newContext, openPeers, roomName, test, type RingPeer } from './peers.ts';
+
+async function trainAll(peers: RingPeer[], config: TrainConfig): Promise<(TrainResult & { firstAccuracy: number })[]> {
+  return Promise.all(
+    peers.map((p) =>
+      p.page.evaluate(async (config) => {
+        let firstAccuracy = -1;
+        const r = await window.ringtrain.train(config, (e) => {
+          if (e.type === 'eval' && firstAccuracy < 0) firstAccuracy = e.accuracy;
+        });
+        return { ...r, firstAccuracy };
+      }, config),
+    ),
+  );
+}
+
+test('3 tabs on WebGPU train softmax regression on Fashion-MNIST shards to >= 0.80 with identical weights', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(300_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const peers = await openPeers(ctx, 3, roomName('train-webgpu'), { backend: 'webgpu' });
+  await Promise.all(peers.map((p) => p.waitForMembers(3)));
+  const results = await trainAll(peers, {
+    dataset: 'fashion-mnist',
+    partition: { scheme: 'iid', seed: 1 },
+    model: 'softmax',
+    algorithm: 'sgd',
+    optimizer: { kind: 'adam', lr: 0.005 },
+    batch: 192,
+    steps: 150,
+    checksumEvery: 50,
+    seed: 7,
+  });
+  for (const r of results) {
+    expect(r.backend).toBe('webgpu');
+    expect(r.accuracy).toBeGreaterThanOrEqual(0.8);
+  }
+  expect(new Set(results.map((r) => r.checksum)).size).toBe(1);
+  expect(new Set(results.map((r) => r.accuracy)).size).toBe(1);
+  await ctx.close();
+});

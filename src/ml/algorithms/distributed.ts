@@ -1,0 +1,104 @@
+/**
+ * Distributed training steps over a ring allreduce: synchronous SGD (and full-batch GD, its
+ * special case with the whole shard as the batch) and federated averaging. Every peer applies the
+ * same bits (the ring hands every peer identical sums), so weights stay identical everywhere.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { getFlatWeights, setFlatWeights } from '../flat.ts';
+import type { LossKind } from '../models.ts';
+import type { FlatOptimizer } from '../optimizer.ts';
+import { computeGradients, meanGradient, type Targets } from '../step.ts';
+
+/** The collective the algorithms need: an elementwise sum over all peers of the view. */
+export type SumAllPeers = (v: Float32Array) => Promise<Float32Array>;
+
+/** A batch of this peer's samples. `count` may be 0 (the peer still joins the sum). */
+export interface Batch {
+  x: Float32Array;
+  y: Targets;
+  count: number;
+}
+
+/** Where a step's time went, ms. */
+export interface StepTimings {
+  computeMs: number;
+  readbackMs: number;
+  allreduceMs: number;
+  applyMs: number;
+}
+
+export interface StepResult {
+  /** Mean loss over the global batch (all peers). */
+  loss: number;
+  /** Samples in the global batch. */
+  samples: number;
+  timings: StepTimings;
+}
+
+/**
+ * One synchronous step: the summed gradient of the local batch, the ring sums
+ * `[gradient | loss | count]`, and every peer applies the count-weighted mean. `chunkSize` bounds
+ * the samples per forward/backward pass (full-batch GD over a whole shard).
+ */
+export async function synchronousStep(
+  model: tf.LayersModel,
+  opt: FlatOptimizer,
+  lossKind: LossKind,
+  sum: SumAllPeers,
+  batch: Batch,
+  chunkSize?: number,
+): Promise<StepResult> {
+  const g = await computeGradients(model, batch.x, batch.y, batch.count, lossKind, chunkSize ? { chunkSize } : {});
+  const n = g.grad.length;
+  const packed = new Float32Array(n + 2);
+  packed.set(g.grad);
+  packed[n] = g.loss;
+  packed[n + 1] = g.count;
+  const t0 = performance.now();
+  const total = await sum(packed);
+  const allreduceMs = performance.now() - t0;
+  const { mean, count } = meanGradient(total);
+  const { applyMs } = await opt.apply(model, mean.subarray(0, n));
+  return { loss: mean[n]!, samples: count, timings: { computeMs: g.computeMs, readbackMs: g.readbackMs, allreduceMs, applyMs } };
+}
+
+/**
+ * One federated-averaging round (local SGD): `batches.length` local steps with the local
+ * optimizer, then the ring averages the weights, each peer weighted by the samples it used.
+ */
+export async function federatedRound(
+  model: tf.LayersModel,
+  localOpt: FlatOptimizer,
+  lossKind: LossKind,
+  sum: SumAllPeers,
+  batches: Batch[],
+): Promise<StepResult> {
+  const timings: StepTimings = { computeMs: 0, readbackMs: 0, allreduceMs: 0, applyMs: 0 };
+  let lossSum = 0;
+  let used = 0;
+  for (const b of batches) {
+    if (b.count === 0) continue;
+    const g = await computeGradients(model, b.x, b.y, b.count, lossKind);
+    for (let i = 0; i < g.grad.length; i++) g.grad[i]! /= g.count;
+    const a = await localOpt.apply(model, g.grad);
+    timings.computeMs += g.computeMs;
+    timings.readbackMs += g.readbackMs;
+    timings.applyMs += a.applyMs;
+    lossSum += g.loss;
+    used += g.count;
+  }
+  const w = await getFlatWeights(model);
+  const n = w.length;
+  const packed = new Float32Array(n + 2);
+  for (let i = 0; i < n; i++) packed[i] = w[i]! * used;
+  packed[n] = lossSum;
+  packed[n + 1] = used;
+  const t0 = performance.now();
+  const total = await sum(packed);
+  timings.allreduceMs = performance.now() - t0;
+  const { mean, count } = meanGradient(total);
+  const t1 = performance.now();
+  setFlatWeights(model, mean.subarray(0, n));
+  timings.applyMs += performance.now() - t1;
+  return { loss: mean[n]!, samples: count, timings };
+}

@@ -1,0 +1,175 @@
+import express from 'express';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FASHION_MNIST } from '../data/builtin.ts';
+import { DataError, labelHistogram, type Dataset } from '../data/dataset.ts';
+import { fetchShard, shardPath, type DatasetInfo, type ShardRequest } from '../data/shard-client.ts';
+import { loadBuiltinSplit, registerDatasets } from './datasets.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+interface Served {
+  base: string;
+  close(): Promise<void>;
+}
+
+async function serve(root: string): Promise<Served> {
+  const app = express();
+  registerDatasets(app, root);
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    base: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+let srv: Served;
+beforeAll(async () => {
+  srv = await serve(ROOT);
+});
+afterAll(async () => {
+  await srv.close();
+});
+
+async function shard(req: ShardRequest, name = 'fashion-mnist'): Promise<Dataset> {
+  const ds = await fetchShard(srv.base + shardPath(name, req));
+  if (ds instanceof DataError) throw ds;
+  return ds;
+}
+
+describe('GET /api/datasets', () => {
+  it('lists Fashion-MNIST with its classes, sizes and shape', async () => {
+    const res = await fetch(`${srv.base}/api/datasets`);
+    expect(res.status).toBe(200);
+    const { datasets } = (await res.json()) as { datasets: DatasetInfo[] };
+    expect(datasets).toContainEqual(
+      expect.objectContaining({ name: 'fashion-mnist', classes: 10, train: 60000, test: 10000, shape: [28, 28, 1], classNames: [...FASHION_MNIST.classNames] }),
+    );
+  });
+});
+
+describe('GET /api/datasets/:name/shard', () => {
+  it('names the partition in a header and reports download progress', async () => {
+    const url = srv.base + shardPath('fashion-mnist', { split: 'test', rank: 1, size: 4, seed: 7 });
+    const head = await fetch(url);
+    expect(head.headers.get('content-type')).toBe('application/octet-stream');
+    expect(head.headers.get('x-ringtrain-partition')).toBe('fashion-mnist/test/iid/parts=4/seed=7/n=10000/rank=1');
+    await head.arrayBuffer();
+    const progress: [number, number | undefined][] = [];
+    const ds = await fetchShard(url, { onProgress: (loaded, total) => progress.push([loaded, total]) });
+    expect(ds).not.toBeInstanceOf(DataError);
+    const total = progress[0]![1]!;
+    expect(total).toBeGreaterThan(2500 * 784);
+    expect(progress[0]).toEqual([0, total]);
+    expect(progress.at(-1)).toEqual([total, total]);
+  });
+
+  it('serves 3 disjoint IID shards that together are exactly the training set', async () => {
+    const shards = await Promise.all([0, 1, 2].map((rank) => shard({ split: 'train', rank, size: 3, seed: 7 })));
+    const d = 784;
+    const got = new Uint32Array(60000);
+    let k = 0;
+    for (const s of shards) {
+      expect(s.n).toBe(20000);
+      expect(s.shape).toEqual([28, 28, 1]);
+      expect(s.numClasses).toBe(10);
+      expect(s.classNames).toEqual([...FASHION_MNIST.classNames]);
+      // One pass: range, values on the k/255 grid, and a fingerprint per sample.
+      let min = Infinity;
+      let max = -Infinity;
+      let offGrid = 0;
+      for (let i = 0; i < s.n; i++) {
+        let h = 0x811c9dc5 ^ s.y[i]!;
+        for (let j = i * d; j < (i + 1) * d; j++) {
+          const v = s.x[j]!;
+          if (v < min) min = v;
+          if (v > max) max = v;
+          const q = v * 255;
+          const r = Math.round(q);
+          if (Math.abs(q - r) > 1e-3) offGrid++;
+          h = Math.imul(h ^ r, 0x01000193);
+        }
+        got[k++] = h >>> 0;
+      }
+      expect([min, max, offGrid]).toEqual([0, 1, 0]);
+      const hist = labelHistogram(s);
+      expect(hist.reduce((a, b) => a + b)).toBe(20000); // every label in 0..9
+      for (const c of hist) expect(Math.abs(c - 2000)).toBeLessThan(200); // IID: about 2000 per class
+    }
+    // The fingerprints of the three shards, as a multiset, equal the whole training set's.
+    const full = await loadBuiltinSplit(ROOT, FASHION_MNIST, 'train');
+    const want = new Uint32Array(full.n);
+    for (let i = 0; i < full.n; i++) {
+      let h = 0x811c9dc5 ^ full.labels[i]!;
+      for (let j = i * d; j < (i + 1) * d; j++) h = Math.imul(h ^ full.pixels[j]!, 0x01000193);
+      want[i] = h >>> 0;
+    }
+    got.sort();
+    want.sort();
+    let differ = 0;
+    for (let i = 0; i < 60000; i++) if (got[i] !== want[i]) differ++;
+    expect(differ).toBe(0);
+  });
+
+  it('label-shards: each of 5 parts sees at most 2 labels; the test split ignores the scheme', async () => {
+    const s = await shard({ split: 'train', rank: 0, size: 5, scheme: 'label-shards', seed: 1 });
+    expect(s.n).toBe(12000);
+    expect(labelHistogram(s).filter((c) => c > 0).length).toBeLessThanOrEqual(2);
+    const a = await shard({ split: 'test', rank: 3, size: 4, scheme: 'label-shards', seed: 2 });
+    const b = await shard({ split: 'test', rank: 3, size: 4, seed: 2 });
+    expect(a.n).toBe(2500);
+    expect(Array.from(a.y)).toEqual(Array.from(b.y));
+    expect(labelHistogram(a).filter((c) => c > 0).length).toBe(10);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['a missing rank', 'size=3', /^missing query parameter "rank": an integer with 0 <= rank < size$/],
+    ['a rank that is not a number', 'rank=abc&size=3', /^bad query parameter "rank": got "abc"; allowed: an integer with 0 <= rank < size$/],
+    ['rank >= size', 'rank=3&size=3', /^bad query parameter "rank": got 3 with size 3/],
+    ['size 0', 'rank=0&size=0', /^bad query parameter "size": got "0"; allowed: an integer from 1 to 4096/],
+    ['an unknown scheme', 'rank=0&size=2&scheme=random', /^bad query parameter "scheme": got "random"; allowed: one of "iid", "label-shards", "dirichlet"/],
+    ['an unknown split', 'rank=0&size=2&split=validation', /^bad query parameter "split": got "validation"; allowed: "train" or "test"/],
+    ['alpha <= 0', 'rank=0&size=2&scheme=dirichlet&alpha=-1', /^bad query parameter "alpha": got "-1"; allowed: a number > 0/],
+    ['a seed beyond u32', 'rank=0&size=2&seed=4294967296', /^bad query parameter "seed"/],
+    ['a misspelt parameter', 'rank=0&size=2&sead=1', /^unknown query parameter "sead"; allowed: split, rank, size, scheme, seed, alpha, shardsPerPart$/],
+    ['a repeated parameter', 'rank=0&rank=1&size=2', /^query parameter "rank" must be given once/],
+    ['more shards than samples', 'rank=0&size=4096&scheme=label-shards&shardsPerPart=1000', /^bad query parameter "shardsPerPart": .* exceed the 60000 samples/],
+  ])('answers 400 for %s, naming the parameter', async (_, query, message) => {
+    const res = await fetch(`${srv.base}/api/datasets/fashion-mnist/shard?${query}`);
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: string };
+    expect(body.error).toMatch(message);
+  });
+
+  it('answers 404 for an unknown dataset, and fetchShard turns errors into DataError values', async () => {
+    const res = await fetch(`${srv.base}/api/datasets/mnist/shard?rank=0&size=1`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: 'unknown dataset "mnist"; available: fashion-mnist' });
+    const e = await fetchShard(srv.base + shardPath('fashion-mnist', { split: 'train', rank: 5, size: 2 }));
+    expect(e).toBeInstanceOf(DataError);
+    expect(e).toMatchObject({ code: 'fetch-failed', message: expect.stringMatching(/answered 400: bad query parameter "rank"/) });
+    const aborted = await fetchShard(srv.base + shardPath('fashion-mnist', { split: 'test', rank: 0, size: 1 }), { signal: AbortSignal.abort() });
+    expect(aborted).toMatchObject({ code: 'aborted' });
+  });
+
+  it('answers 500 with what to do when the dataset files are missing', async () => {
+    const empty = mkdtempSync(path.join(tmpdir(), 'ringtrain-data-'));
+    const other = await serve(empty);
+    try {
+      const res = await fetch(`${other.base}/api/datasets/fashion-mnist/shard?split=test&rank=0&size=2`);
+      expect(res.status).toBe(500);
+      const { error } = (await res.json()) as { error: string };
+      expect(error).toMatch(/^fashion-mnist: cannot read .*t10k-.*\(ENOENT\); .*git checkout -- public\/datasets/);
+    } finally {
+      await other.close();
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
