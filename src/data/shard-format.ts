@@ -145,17 +145,27 @@ function isStringArray(v: unknown, length: number): v is string[] {
   return Array.isArray(v) && v.length === length && v.every((s) => typeof s === 'string');
 }
 
+/** A shard's header and where its sections lie, as read by {@link readShardHeader}. */
+export interface ShardHeader {
+  n: number;
+  shape: number[];
+  numClasses: number;
+  xType: ShardXType;
+  classNames?: string[];
+  featureNames?: string[];
+  /** Byte offsets into the shard: features, labels, and regression targets (-1 when absent). */
+  xOffset: number;
+  yOffset: number;
+  targetsOffset: number;
+}
+
 /**
- * Decodes a shard into a Dataset with freshly allocated arrays (nothing views `bytes`).
- *
- * Returns, never throws, a DataError: 'truncated' (shorter than the header or the sections it
- * announces), 'size-mismatch' (bytes after the last section), 'bad-format' (magic, version, dtype,
- * flags, padding or metadata), 'bad-dims' (rank, a zero dim, too many classes), 'bad-value' (a
- * label outside [0, numClasses), or labels in a regression shard). The sizes are checked against
- * the input's length before anything is allocated, so an allocation never exceeds a few times the
- * input's size.
+ * Reads and checks everything but the section contents: magic, version, dtype, flags, dims,
+ * metadata, padding and the exact total length. Lets a caller use the u8 pixels in place (e.g. to
+ * keep a shard at a quarter of the float size, or to fingerprint it). Returns, never throws, a
+ * DataError (the codes of {@link decodeShard}, except 'bad-value').
  */
-export function decodeShard(bytes: Uint8Array): Dataset | DataError {
+export function readShardHeader(bytes: Uint8Array): ShardHeader | DataError {
   const len = bytes.byteLength;
   if (len < SHARD_HEADER_BYTES) return new DataError('truncated', `decodeShard: ${len} B is shorter than the ${SHARD_HEADER_BYTES} B header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, len);
@@ -200,8 +210,7 @@ export function decodeShard(bytes: Uint8Array): Dataset | DataError {
   for (let i = metaAt + metaLen; i < xAt; i++) if (bytes[i] !== 0) return new DataError('bad-format', 'decodeShard: padding is not zero');
   for (let i = xAt + xBytes; i < yAt; i++) if (bytes[i] !== 0) return new DataError('bad-format', 'decodeShard: padding is not zero');
 
-  let classNames: string[] | undefined;
-  let featureNames: string[] | undefined;
+  const header: ShardHeader = { n, shape, numClasses, xType, xOffset: xAt, yOffset: yAt, targetsOffset: hasTargets ? tAt : -1 };
   if (metaLen > 0) {
     let meta: unknown;
     try {
@@ -213,23 +222,41 @@ export function decodeShard(bytes: Uint8Array): Dataset | DataError {
     const m = meta as { classNames?: unknown; featureNames?: unknown };
     if (m.classNames !== undefined) {
       if (!isStringArray(m.classNames, numClasses)) return new DataError('bad-format', `decodeShard: classNames must be ${numClasses} strings`);
-      classNames = m.classNames;
+      header.classNames = m.classNames;
     }
     if (m.featureNames !== undefined) {
       if (!isStringArray(m.featureNames, d)) return new DataError('bad-format', `decodeShard: featureNames must be ${d} strings`);
-      featureNames = m.featureNames;
+      header.featureNames = m.featureNames;
     }
   }
+  return header;
+}
 
-  const y = readI32(dv, yAt, n);
+/**
+ * Decodes a shard into a Dataset with freshly allocated arrays (nothing views `bytes`).
+ *
+ * Returns, never throws, a DataError: 'truncated' (shorter than the header or the sections it
+ * announces), 'size-mismatch' (bytes after the last section), 'bad-format' (magic, version, dtype,
+ * flags, padding or metadata), 'bad-dims' (rank, a zero dim, too many classes), 'bad-value' (a
+ * label outside [0, numClasses), or labels in a regression shard). The sizes are checked against
+ * the input's length before anything is allocated: the result holds at most 4 bytes per input
+ * byte (u8 pixels become floats).
+ */
+export function decodeShard(bytes: Uint8Array): Dataset | DataError {
+  const h = readShardHeader(bytes);
+  if (h instanceof DataError) return h;
+  const { n, shape, numClasses, classNames, featureNames } = h;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const y = readI32(dv, h.yOffset, n);
   for (let i = 0; i < n; i++) {
     const c = y[i]!;
     if (numClasses > 0 ? c < 0 || c >= numClasses : c !== 0) {
       return new DataError('bad-value', `decodeShard: label ${i} is ${c}, ${numClasses > 0 ? `outside [0, ${numClasses})` : 'but a regression shard has zero labels'}`);
     }
   }
-  const x = xType === ShardXType.U8 ? unitFloats(bytes.subarray(xAt, xAt + n * d)) : readF32(dv, xAt, n * d);
-  const targets = hasTargets ? readF32(dv, tAt, n) : undefined;
+  const count = n * featureSize(shape);
+  const x = h.xType === ShardXType.U8 ? unitFloats(bytes.subarray(h.xOffset, h.xOffset + count)) : readF32(dv, h.xOffset, count);
+  const targets = h.targetsOffset >= 0 ? readF32(dv, h.targetsOffset, n) : undefined;
   return {
     n,
     shape,

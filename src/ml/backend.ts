@@ -14,6 +14,7 @@ import { MlError } from './errors.ts';
 
 /** The backends RingTrain knows, in fallback order. */
 export const BACKEND_NAMES = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
+/** A backend RingTrain can select. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 /** 'auto' probes (or falls back in order); a name forces that backend (falling back if it fails). */
 export type BackendPreference = 'auto' | BackendName;
@@ -67,6 +68,7 @@ export interface GpuAdapterLike {
   isFallbackAdapter?: boolean;
 }
 
+/** Options of {@link selectBackend}; all optional. */
 export interface SelectBackendOptions {
   /** 'auto' (default) or a backend to force. A forced backend that fails falls back as in 'auto'. */
   prefer?: BackendPreference;

@@ -21,6 +21,7 @@ export const WEBGPU_FLAGS: Readonly<Record<string, number | boolean>> = {
   WEBGPU_MATMUL_PROGRAM_TYPE: 3,
 };
 
+/** Options of {@link registerBrowserBackends}. */
 export interface RegisterOptions {
   /** Replaces {@link WEBGPU_FLAGS}; `{}` keeps tfjs's defaults. */
   webgpuFlags?: Readonly<Record<string, number | boolean>>;

@@ -93,7 +93,7 @@ function relDiff(a: Float32Array, b: Float32Array): number {
 
 const MODELS: [string, ModelSpec][] = [
   ['mlp', { kind: 'mlp', inputShape: [6], numClasses: 3, hidden: [8], seed: 7 }],
-  ['cnn', { kind: 'cnn', inputShape: [12, 12, 1], numClasses: 3, hidden: [2, 4], seed: 7 }],
+  ['cnn', { kind: 'cnn', inputShape: [8, 8, 1], numClasses: 3, hidden: [3], seed: 7 }],
   ['regression', { kind: 'mlp', inputShape: [6], numClasses: 0, hidden: [8], seed: 7 }],
 ];
 

@@ -23,11 +23,13 @@ import { firstNonFinite, getFlatWeights, setFlatWeights } from './flat.ts';
  * part of the state; the config carries them.
  */
 
+/** Which optimizer and its hyper-parameters (lr > 0; betas in [0, 1); eps > 0). */
 export type OptimizerSpec =
   | { kind: 'sgd'; lr: number }
   | { kind: 'momentum'; lr: number; /** default 0.9 */ beta?: number }
   | { kind: 'adam'; lr: number; /** default 0.9 */ beta1?: number; /** default 0.999 */ beta2?: number; /** default 1e-8 */ eps?: number };
 
+/** 'sgd' | 'momentum' | 'adam'. */
 export type OptimizerKind = OptimizerSpec['kind'];
 
 /** The spec with every default filled in. */

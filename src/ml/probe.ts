@@ -6,6 +6,7 @@ import { createModel, lossKindFor, type ModelSpec } from './models.ts';
 import { createOptimizer } from './optimizer.ts';
 import { computeGradients } from './step.ts';
 
+/** Options of {@link makeStepProbe}. */
 export interface StepProbeOptions {
   /** Samples per probed step (default 64, the batch chromium.md's timings use). */
   batchSize?: number;

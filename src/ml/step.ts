@@ -31,6 +31,7 @@ export interface GradientResult {
   readbackMs: number;
 }
 
+/** Options of {@link computeGradients}. */
 export interface ComputeGradientsOptions {
   /**
    * Samples per forward/backward pass (default: all at once). Larger batches are cut into chunks
@@ -193,6 +194,7 @@ export interface EvalResult {
   lossSum: number;
 }
 
+/** Options of {@link evaluate} and {@link predict}. */
 export interface BatchOptions {
   /** Samples per forward pass (default 256). */
   batchSize?: number;

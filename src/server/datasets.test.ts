@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FASHION_MNIST } from '../data/builtin.ts';
 import { DataError, labelHistogram, type Dataset } from '../data/dataset.ts';
 import { fetchShard, shardPath, type DatasetInfo, type ShardRequest } from '../data/shard-client.ts';
+import { decodeShard, readShardHeader } from '../data/shard-format.ts';
 import { loadBuiltinSplit, registerDatasets } from './datasets.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -44,6 +45,13 @@ async function shard(req: ShardRequest, name = 'fashion-mnist'): Promise<Dataset
   return ds;
 }
 
+/** FNV-1a over one sample's u8 pixels and its label. */
+function fingerprint(bytes: Uint8Array, from: number, d: number, label: number): number {
+  let h = 0x811c9dc5 ^ label;
+  for (let j = from; j < from + d; j++) h = Math.imul(h ^ bytes[j]!, 0x01000193);
+  return h >>> 0;
+}
+
 describe('GET /api/datasets', () => {
   it('lists Fashion-MNIST with its classes, sizes and shape', async () => {
     const res = await fetch(`${srv.base}/api/datasets`);
@@ -72,45 +80,47 @@ describe('GET /api/datasets/:name/shard', () => {
   });
 
   it('serves 3 disjoint IID shards that together are exactly the training set', async () => {
-    const shards = await Promise.all([0, 1, 2].map((rank) => shard({ split: 'train', rank, size: 3, seed: 7 })));
+    const raws = await Promise.all(
+      [0, 1, 2].map(async (rank) => {
+        const res = await fetch(srv.base + shardPath('fashion-mnist', { split: 'train', rank, size: 3, seed: 7 }));
+        return new Uint8Array(await res.arrayBuffer());
+      }),
+    );
+    // Rank 0, decoded as a peer does: about a third of the set, pixels k/255 in [0, 1], labels 0..9.
+    const s = decodeShard(raws[0]!);
+    if (s instanceof DataError) throw s;
+    expect(s.n).toBe(20000);
+    expect(s.shape).toEqual([28, 28, 1]);
+    expect(s.numClasses).toBe(10);
+    expect(s.classNames).toEqual([...FASHION_MNIST.classNames]);
+    let min = Infinity;
+    let max = -Infinity;
+    let offGrid = 0;
+    for (const v of s.x) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+      if (Math.abs(v * 255 - Math.round(v * 255)) > 1e-3) offGrid++;
+    }
+    expect([min, max, offGrid]).toEqual([0, 1, 0]);
+    const hist = labelHistogram(s);
+    expect(hist.reduce((a, b) => a + b)).toBe(20000); // every label in 0..9
+    for (const c of hist) expect(Math.abs(c - 2000)).toBeLessThan(200); // IID: about 2000 per class
+
+    // Disjoint and covering: the per-sample fingerprints (pixels + label) of the three shards, as a
+    // multiset, equal those of the whole training set.
     const d = 784;
     const got = new Uint32Array(60000);
     let k = 0;
-    for (const s of shards) {
-      expect(s.n).toBe(20000);
-      expect(s.shape).toEqual([28, 28, 1]);
-      expect(s.numClasses).toBe(10);
-      expect(s.classNames).toEqual([...FASHION_MNIST.classNames]);
-      // One pass: range, values on the k/255 grid, and a fingerprint per sample.
-      let min = Infinity;
-      let max = -Infinity;
-      let offGrid = 0;
-      for (let i = 0; i < s.n; i++) {
-        let h = 0x811c9dc5 ^ s.y[i]!;
-        for (let j = i * d; j < (i + 1) * d; j++) {
-          const v = s.x[j]!;
-          if (v < min) min = v;
-          if (v > max) max = v;
-          const q = v * 255;
-          const r = Math.round(q);
-          if (Math.abs(q - r) > 1e-3) offGrid++;
-          h = Math.imul(h ^ r, 0x01000193);
-        }
-        got[k++] = h >>> 0;
-      }
-      expect([min, max, offGrid]).toEqual([0, 1, 0]);
-      const hist = labelHistogram(s);
-      expect(hist.reduce((a, b) => a + b)).toBe(20000); // every label in 0..9
-      for (const c of hist) expect(Math.abs(c - 2000)).toBeLessThan(200); // IID: about 2000 per class
+    for (const raw of raws) {
+      const h = readShardHeader(raw);
+      if (h instanceof DataError) throw h;
+      expect(h.n).toBe(20000);
+      const labels = new DataView(raw.buffer, raw.byteOffset + h.yOffset, 4 * h.n);
+      for (let i = 0; i < h.n; i++) got[k++] = fingerprint(raw, h.xOffset + i * d, d, labels.getInt32(4 * i, true));
     }
-    // The fingerprints of the three shards, as a multiset, equal the whole training set's.
     const full = await loadBuiltinSplit(ROOT, FASHION_MNIST, 'train');
     const want = new Uint32Array(full.n);
-    for (let i = 0; i < full.n; i++) {
-      let h = 0x811c9dc5 ^ full.labels[i]!;
-      for (let j = i * d; j < (i + 1) * d; j++) h = Math.imul(h ^ full.pixels[j]!, 0x01000193);
-      want[i] = h >>> 0;
-    }
+    for (let i = 0; i < full.n; i++) want[i] = fingerprint(full.pixels, i * d, d, full.labels[i]!);
     got.sort();
     want.sort();
     let differ = 0;
