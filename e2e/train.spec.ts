@@ -39,3 +39,30 @@ test('3 tabs on WebGPU train softmax regression on Fashion-MNIST shards to >= 0.
   expect(new Set(results.map((r) => r.accuracy)).size).toBe(1);
   await ctx.close();
 });
+
+test('FedAvg on label-shard non-IID data across 3 tabs improves test accuracy and ends with identical weights', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(300_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const peers = await openPeers(ctx, 3, roomName('fedavg'), { backend: 'wasm' });
+  await Promise.all(peers.map((p) => p.waitForMembers(3)));
+  const results = await trainAll(peers, {
+    dataset: 'fashion-mnist',
+    partition: { scheme: 'label-shards', seed: 3, shardsPerPart: 2 },
+    model: 'mlp',
+    hidden: [32],
+    algorithm: 'fedavg',
+    optimizer: { kind: 'sgd', lr: 0.05 },
+    batch: 32,
+    localSteps: 5,
+    steps: 20,
+    evalEvery: 10,
+    seed: 11,
+  });
+  for (const r of results) {
+    expect(r.backend).toBe('wasm');
+    // The first evaluation is of the untrained model (step 0).
+    expect(r.accuracy).toBeGreaterThan(r.firstAccuracy + 0.2);
+  }
+  expect(new Set(results.map((r) => r.checksum)).size).toBe(1);
+  await ctx.close();
+});

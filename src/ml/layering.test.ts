@@ -4,15 +4,19 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 /**
- * ml/ sits beside data/ above core (ARCHITECTURE.md): it may import tfjs, core and protocol, never
+ * ml/ (with ml/algorithms) sits beside data/ above core (ARCHITECTURE.md): it may import tfjs, core and protocol, never
  * net, ui, server or training. Only backends-browser.ts may import the browser-only backend packages
  * and Vite `?url` assets; everything else must load in Node.
  */
 const ML = dirname(fileURLToPath(import.meta.url));
 const SRC = resolve(ML, '..');
 
-function sources(): string[] {
-  return readdirSync(ML).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => join(ML, f));
+function sources(dir = ML): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) return sources(p);
+    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [p] : [];
+  });
 }
 
 function imports(file: string): string[] {

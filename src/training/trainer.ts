@@ -146,6 +146,8 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       deps.emit({ type: 'checksum', step, checksum: ref, resynced });
       return ref;
     };
+    // With periodic evaluation, also measure the starting point (step 0).
+    if (cfg.evalEvery) await evalAll(0);
     for (let step = 1; step <= cfg.steps; step++) {
       if (deps.signal?.aborted) throw deps.signal.reason;
       const t0 = performance.now();
