@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DataError, type Dataset } from './dataset.ts';
 import { rng } from './sampling.ts';
-import { decodeShard, encodeShard, encodeShardParts, SHARD_HEADER_BYTES } from './shard-format.ts';
+import { decodeShard, encodeShard, SHARD_HEADER_BYTES } from './shard-format.ts';
 import { gaussianBlobs, linearRegression } from './synthetic.ts';
 
 /** Pixel-like data: every value is k / 255. */
