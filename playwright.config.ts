@@ -19,7 +19,7 @@ export default defineConfig({
     url: `http://127.0.0.1:${E2E_PORT}/api/config`,
     reuseExistingServer: false,
     timeout: 120_000,
-    stdout: 'ignore',
+    stdout: 'pipe',
     stderr: 'pipe',
   },
   use: { baseURL: `http://127.0.0.1:${E2E_PORT}` },

@@ -3,11 +3,17 @@
  * bench/results/<scenario>.json.
  *
  *   allreduce  [--peers 4[,8]] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
+ *   train      [--peers 1,2,4] [--backends cpu,wasm,webgl,webgpu] [--models softmax[,mlp]] [--steps 40]
+ *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
+ *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
+import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
+import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
 const list = (s: string, name: string): number[] =>
   s.split(',').map((x) => {
@@ -16,27 +22,92 @@ const list = (s: string, name: string): number[] =>
     return v;
   });
 
+const MODELS: readonly ModelKind[] = ['softmax', 'mlp', 'cnn'];
+
+function names<T extends string>(s: string, name: string, allowed: readonly T[]): T[] {
+  return s.split(',').map((x) => {
+    if (!(allowed as readonly string[]).includes(x)) throw new Error(`--${name}: "${x}" is not one of ${allowed.join(', ')}`);
+    return x as T;
+  });
+}
+
+function positive(s: string, name: string): number {
+  const v = Number(s);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name}: "${s}" is not a positive number`);
+  return v;
+}
+
+const SCENARIOS = ['allreduce', 'train', 'accuracy'];
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
-      peers: { type: 'string', default: '4' },
+      peers: { type: 'string' },
       sizes: { type: 'string', default: '65536,1048576,4194304,16777216' },
       reps: { type: 'string', default: '3' },
+      backends: { type: 'string', default: 'cpu,wasm,webgl,webgpu' },
+      models: { type: 'string' },
+      steps: { type: 'string' },
+      epochs: { type: 'string', default: '2' },
+      warmup: { type: 'string', default: '5' },
+      batch: { type: 'string', default: '128' },
+      lr: { type: 'string', default: '0.005' },
+      'eval-every': { type: 'string', default: '10' },
+      target: { type: 'string', default: '0.7' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
   const outDir = path.resolve(import.meta.dirname, 'results');
   mkdirSync(outDir, { recursive: true });
-  if (scenario !== 'allreduce') throw new Error(`unknown scenario "${scenario}"; available: allreduce`);
-  const peers = list(values.peers, 'peers');
-  const sizes = list(values.sizes, 'sizes');
-  for (const s of sizes) if (s % 4) throw new Error(`--sizes: ${s} is not a multiple of 4 bytes (float32)`);
-  console.log(`allreduce benchmark: peers ${peers.join(',')}, sizes ${sizes.join(',')} B, median of ${values.reps}`);
-  console.log(ALLREDUCE_HEADER);
-  const rows = await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]! }, (s) => console.log(s));
-  const file = path.join(outDir, 'allreduce.json');
-  writeFileSync(file, `${JSON.stringify(rows, null, 2)}\n`);
+  if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario "${scenario}"; available: ${SCENARIOS.join(', ')}`);
+  const log = (s: string): void => console.log(s);
+  const file = path.join(outDir, `${scenario}.json`);
+  const save = (rows: unknown[]): void => writeFileSync(file, `${JSON.stringify(rows, null, 2)}\n`);
+  let rows: unknown[];
+  if (scenario === 'allreduce') {
+    const peers = list(values.peers ?? '4', 'peers');
+    const sizes = list(values.sizes, 'sizes');
+    for (const s of sizes) if (s % 4) throw new Error(`--sizes: ${s} is not a multiple of 4 bytes (float32)`);
+    console.log(`allreduce benchmark: peers ${peers.join(',')}, sizes ${sizes.join(',')} B, median of ${values.reps}`);
+    console.log(ALLREDUCE_HEADER);
+    rows = await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]! }, log);
+  } else if (scenario === 'train') {
+    const o = {
+      peers: list(values.peers ?? '1,2,4', 'peers'),
+      backends: names<BackendName>(values.backends, 'backends', BACKEND_NAMES),
+      models: names(values.models ?? 'softmax', 'models', MODELS),
+      steps: list(values.steps ?? '40', 'steps')[0]!,
+      warmup: Number(values.warmup),
+      batch: list(values.batch, 'batch')[0]!,
+      lr: positive(values.lr, 'lr'),
+      evalEvery: list(values['eval-every'], 'eval-every')[0]!,
+      target: positive(values.target, 'target'),
+    };
+    if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new Error(`--warmup: "${values.warmup}" is not a non-negative integer`);
+    console.log(
+      `train benchmark: sync SGD on fashion-mnist (IID), global batch ${o.batch}, adam lr ${o.lr}, ${o.steps} steps (medians after ${o.warmup}), ` +
+        `eval every ${o.evalEvery}, target ${o.target}; backends ${o.backends.join(',')}, peers ${o.peers.join(',')}, models ${o.models.join(',')}`,
+    );
+    console.log(TRAIN_HEADER);
+    rows = await benchTrain(o, log, save);
+  } else {
+    const models = names(values.models ?? MODELS.join(','), 'models', MODELS);
+    const batch = list(values.batch, 'batch')[0]!;
+    const perModel = values.steps
+      ? list(values.steps, 'steps')
+      : models.map(() => Math.ceil((positive(values.epochs, 'epochs') * TRAIN_SIZE) / batch));
+    if (perModel.length !== 1 && perModel.length !== models.length) throw new Error(`--steps: give one count or one per model (${models.join(',')})`);
+    const steps = Object.fromEntries(models.map((m, i) => [m, perModel[perModel.length === 1 ? 0 : i]!])) as Record<ModelKind, number>;
+    const o = { peers: list(values.peers ?? '4', 'peers')[0]!, models, steps, batch, lr: positive(values.lr, 'lr') };
+    console.log(
+      `accuracy benchmark: sync SGD on fashion-mnist (IID), ${o.peers} peers, global batch ${batch}, adam lr ${o.lr}; ` +
+        models.map((m) => `${m} ${steps[m]} steps on ${ACCURACY_BACKEND[m]}`).join(', '),
+    );
+    console.log(ACCURACY_HEADER);
+    rows = await benchAccuracy(o, log, save);
+  }
+  save(rows);
   console.log(`wrote ${path.relative(process.cwd(), file)}`);
 }
 

@@ -124,7 +124,14 @@ window.ringtrain = {
       broadcast: (root, data) => comm.broadcast(root, data),
       loadShard: async (split) => {
         const path = shardPath(config.dataset, { split, rank: comm.rank, size: comm.size, ...config.partition });
-        const ds = await fetchShard(path);
+        const ds = await fetchShard(path, {
+          onProgress: (loaded, total) => {
+            state.loading = { label: `Loading this peer's ${split} shard`, loaded, ...(total ? { total } : {}) };
+            draw();
+          },
+        });
+        delete state.loading;
+        draw();
         if (ds instanceof DataError) throw ds;
         return ds;
       },

@@ -18,6 +18,8 @@ export interface ClusterOptions {
   /** Heartbeat settings handed to the coordinator and the peers. */
   heartbeatMs?: number;
   deadAfterMs?: number;
+  /** URL options for every tab, e.g. `{ backend: 'wasm' }`. */
+  query?: Record<string, string>;
 }
 
 export interface Cluster {
@@ -65,7 +67,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     const pages: Page[] = [];
     for (let i = 0; i < o.peers; i++) {
       const page = await ctx.newPage();
-      await joinPage(page, room);
+      await joinPage(page, room, o.query);
       pages.push(page);
     }
     await Promise.all(pages.map((p) => waitForMembers(p, o.peers)));

@@ -92,12 +92,22 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       close: (reason) => ws.close(4000, reason.slice(0, 120)),
     });
     ws.on('message', (data, isBinary) => session.message(isBinary ? null : data.toString()));
+    ws.on('pong', () => session.alive());
     ws.on('close', () => session.closed());
     ws.on('error', (e) => log(`coordinator socket error: ${e.message}`));
   });
 
+  // WebSocket pings are answered by the browser's network stack, not by the page's JavaScript: a
+  // tab whose main thread is busy for seconds (WebGPU shader compilation on SwiftShader, a long
+  // step) stays a member, while a closed, crashed or cut-off tab stops answering. A tab frozen
+  // for good is caught by its ring neighbours' data-channel heartbeats.
+  const pinger = setInterval(() => {
+    for (const ws of coordWss.clients) ws.ping();
+  }, coordinator.heartbeatMs);
+
   let vite: ViteDevServer | null = null;
   const stop = async (): Promise<void> => {
+    clearInterval(pinger);
     coordinator.close();
     peerTimers.clear();
     for (const ws of [...coordWss.clients, ...peerWss.clients]) ws.terminate();

@@ -334,6 +334,25 @@ describe('Coordinator heartbeats', () => {
   });
 });
 
+describe('Coordinator liveness from the transport', () => {
+  it('a member proven reachable by pongs stays without heartbeats; alive() before hello does nothing', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ heartbeatMs: 100, deadAfterMs: 300 });
+    const early = connect(c);
+    early.session.alive();
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    for (let t = 0; t < 10; t++) {
+      vi.advanceTimersByTime(100);
+      a.session.alive();
+    }
+    expect(ids(c.view('r'))).toEqual(['A']);
+    expect(b.conn.errors()).toEqual(['evicted']);
+    expect(a.conn.errors()).toEqual([]);
+    expect(early.conn.sent).toEqual([]);
+  });
+});
+
 describe('Coordinator link-down reports', () => {
   function ring(c: Coordinator): { a: Peer; b: Peer; d: Peer } {
     const a = join(c, 'r', 'A');

@@ -40,6 +40,8 @@ interface Room {
 /** The coordinator's handle on one connection: feed it messages and tell it when it closes. */
 export interface Session {
   message(raw: unknown): void;
+  /** The transport proved the peer reachable (a WebSocket pong): counts as a heartbeat. */
+  alive(): void;
   closed(): void;
 }
 
@@ -100,6 +102,10 @@ export class Coordinator {
           return;
         }
         joined = this.handle(conn, joined, m);
+      },
+      alive: () => {
+        const self = joined ? this.byPeer.get(joined)?.members.find((x) => x.peerId === joined && x.conn === conn) : undefined;
+        if (self) self.lastSeen = Date.now();
       },
       closed: () => {
         if (joined) this.remove(joined, 'socket closed', false, conn);

@@ -17,8 +17,9 @@ import {
 import { COORDINATOR_PATH, PEER_KEY, PEER_PATH, startServer, type RunningServer } from './app.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const HEARTBEAT_MS = 50;
-const DEAD_AFTER_MS = 300;
+const HEARTBEAT_MS = 100;
+// Generous for a loaded 2-core machine: the server and its clients share one event loop here.
+const DEAD_AFTER_MS = 1500;
 /** Longest any single event may take to arrive here (generous: CI machines are slow). */
 const WAIT_MS = 5000;
 const ICE = [{ urls: 'stun:stun.example.org:3478' }, { urls: ['turn:turn.example.org:3478'], username: 'u', credential: 'c' }];
@@ -46,8 +47,8 @@ class Client {
   readonly closed: Promise<{ code: number; reason: string }>;
   private readonly waiters = new Set<() => void>();
 
-  constructor(url: string, protocol?: string) {
-    this.ws = new WebSocket(url, protocol);
+  constructor(url: string, protocol?: string, opts: { autoPong?: boolean } = {}) {
+    this.ws = new WebSocket(url, protocol, opts);
     sockets.add(this);
     this.ws.on('message', (data, isBinary) => {
       if (isBinary) return;
@@ -108,13 +109,15 @@ class Member extends Client {
   constructor(
     server: RunningServer,
     readonly peerId: string,
+    autoPong: boolean,
   ) {
-    super(`${server.url.replace(/^http/, 'ws')}${COORDINATOR_PATH}`);
+    super(`${server.url.replace(/^http/, 'ws')}${COORDINATOR_PATH}`, undefined, { autoPong });
     void this.closed.then(() => this.stopHeartbeats());
   }
 
-  static async join(server: RunningServer, room: string, peerId = uid('peer')): Promise<Member> {
-    const m = new Member(server, peerId);
+  /** `autoPong: false` makes a member whose network stack stops answering the server's pings. */
+  static async join(server: RunningServer, room: string, peerId = uid('peer'), autoPong = true): Promise<Member> {
+    const m = new Member(server, peerId, autoPong);
     await m.opened;
     m.send({ type: 'hello', version: PROTOCOL_VERSION, room, peerId });
     await m.message((x) => (x.type === 'welcome' ? x : undefined), 'the welcome');
@@ -251,15 +254,29 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     expect(server.coordinator.view(room)?.members.map((m) => m.peerId)).toEqual([a.peerId]);
   });
 
-  it('evicts a member whose heartbeats stop, and closes its socket with 4000', async () => {
+  it('evicts a member that neither heartbeats nor answers pings, and closes its socket with 4000', async () => {
     const room = uid('room');
     const a = await Member.join(server, room);
-    const b = await Member.join(server, room);
+    const b = await Member.join(server, room, uid('peer'), false);
     const { epoch } = await a.view([a.peerId, b.peerId]);
     b.stopHeartbeats();
     expect(await b.errorCode()).toBe('evicted');
     expect((await withTimeout(b.closed, WAIT_MS, 'the evicted socket to close')).code).toBe(4000);
     await a.view([a.peerId], epoch);
+  });
+
+  it('keeps a member whose page is busy (no heartbeats) while its socket answers pings', async () => {
+    const room = uid('room');
+    const a = await Member.join(server, room);
+    const busy = await Member.join(server, room);
+    const gone = await Member.join(server, room, uid('peer'), false);
+    const { epoch } = await a.view([a.peerId, busy.peerId, gone.peerId]);
+    busy.stopHeartbeats();
+    gone.stopHeartbeats();
+    // Both went silent at once; only the one whose socket stopped answering is removed.
+    expect(await gone.errorCode()).toBe('evicted');
+    await a.view([a.peerId, busy.peerId], epoch);
+    expect(server.coordinator.view(room)?.members.map((m) => m.peerId)).toEqual([a.peerId, busy.peerId]);
   });
 
   it('a PeerJS signaling socket at /peerjs/peerjs receives OPEN', async () => {

@@ -14,6 +14,8 @@ export interface PanelState {
   training?: string;
   /** Latest test accuracy. */
   accuracy?: string;
+  /** A download in progress (bytes). */
+  loading?: { label: string; loaded: number; total?: number };
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, attrs: Record<string, string> = {}): HTMLElementTagNameMap[K] {
@@ -50,6 +52,14 @@ export function renderStatus(root: HTMLElement, s: PanelState): void {
   if (s.training) row('Training', s.training);
   if (s.accuracy) row('Test accuracy', s.accuracy);
   const children: HTMLElement[] = [dl];
+  if (s.loading) {
+    const { label, loaded, total } = s.loading;
+    const mb = (b: number): string => (b / 1e6).toFixed(1);
+    const bar = el('progress', undefined, { 'aria-label': label, max: String(total ?? 1), ...(total ? { value: String(loaded) } : {}) });
+    const p = el('p', `${label}: ${mb(loaded)}${total ? ` of ${mb(total)}` : ''} MB `);
+    p.append(bar);
+    children.push(p);
+  }
   if (v) {
     children.push(el('h2', `Ring (${v.members.length} peers, data flows down the list and wraps)`));
     const ol = el('ol', undefined, { class: 'ring', start: '0' });
