@@ -1,5 +1,22 @@
 import type { TrainConfig, TrainResult } from '../src/training/trainer.ts';
+import type { Browser } from '@playwright/test';
 import { expect, newContext, openPeers, roomName, test, type RingPeer } from './peers.ts';
+
+/** Opens `n` tabs (URL options `query`) in a fresh room, and trains `config` on all of them at once. */
+async function trainRoom(
+  browser: Browser,
+  baseURL: string,
+  n: number,
+  query: Record<string, string>,
+  config: TrainConfig,
+): Promise<(TrainResult & { firstAccuracy: number })[]> {
+  const ctx = await newContext(browser, baseURL);
+  const peers = await openPeers(ctx, n, roomName(`train-${config.algorithm}`), query);
+  await Promise.all(peers.map((p) => p.waitForMembers(n)));
+  const results = await trainAll(peers, config);
+  await ctx.close();
+  return results;
+}
 
 async function trainAll(peers: RingPeer[], config: TrainConfig): Promise<(TrainResult & { firstAccuracy: number })[]> {
   return Promise.all(
@@ -17,10 +34,7 @@ async function trainAll(peers: RingPeer[], config: TrainConfig): Promise<(TrainR
 
 test('3 tabs on WebGPU train softmax regression on Fashion-MNIST shards to >= 0.80 with identical weights', async ({ ringBrowser, baseURL }) => {
   test.setTimeout(300_000);
-  const ctx = await newContext(ringBrowser, baseURL!);
-  const peers = await openPeers(ctx, 3, roomName('train-webgpu'), { backend: 'webgpu' });
-  await Promise.all(peers.map((p) => p.waitForMembers(3)));
-  const results = await trainAll(peers, {
+  const results = await trainRoom(ringBrowser, baseURL!, 3, { backend: 'webgpu' }, {
     dataset: 'fashion-mnist',
     partition: { scheme: 'iid', seed: 1 },
     model: 'softmax',
@@ -37,15 +51,11 @@ test('3 tabs on WebGPU train softmax regression on Fashion-MNIST shards to >= 0.
   }
   expect(new Set(results.map((r) => r.checksum)).size).toBe(1);
   expect(new Set(results.map((r) => r.accuracy)).size).toBe(1);
-  await ctx.close();
 });
 
 test('FedAvg on label-shard non-IID data across 3 tabs improves test accuracy and ends with identical weights', async ({ ringBrowser, baseURL }) => {
   test.setTimeout(300_000);
-  const ctx = await newContext(ringBrowser, baseURL!);
-  const peers = await openPeers(ctx, 3, roomName('fedavg'), { backend: 'wasm' });
-  await Promise.all(peers.map((p) => p.waitForMembers(3)));
-  const results = await trainAll(peers, {
+  const results = await trainRoom(ringBrowser, baseURL!, 3, { backend: 'wasm' }, {
     dataset: 'fashion-mnist',
     partition: { scheme: 'label-shards', seed: 3, shardsPerPart: 2 },
     model: 'mlp',
@@ -64,5 +74,4 @@ test('FedAvg on label-shard non-IID data across 3 tabs improves test accuracy an
     expect(r.accuracy).toBeGreaterThan(r.firstAccuracy + 0.2);
   }
   expect(new Set(results.map((r) => r.checksum)).size).toBe(1);
-  await ctx.close();
 });
