@@ -9,7 +9,7 @@ async function trainRoom(
   n: number,
   query: Record<string, string>,
   config: TrainConfig,
-): Promise<(TrainResult & { firstAccuracy: number })[]> {
+): Promise<(TrainResult & { firstAccuracy: number; backendReason: string })[]> {
   const ctx = await newContext(browser, baseURL);
   const peers = await openPeers(ctx, n, roomName(`train-${config.algorithm}`), query);
   await Promise.all(peers.map((p) => p.waitForMembers(n)));
@@ -18,15 +18,17 @@ async function trainRoom(
   return results;
 }
 
-async function trainAll(peers: RingPeer[], config: TrainConfig): Promise<(TrainResult & { firstAccuracy: number })[]> {
+async function trainAll(peers: RingPeer[], config: TrainConfig): Promise<(TrainResult & { firstAccuracy: number; backendReason: string })[]> {
   return Promise.all(
     peers.map((p) =>
       p.page.evaluate(async (config) => {
         let firstAccuracy = -1;
+        let backendReason = '';
         const r = await window.ringtrain.train(config, (e) => {
           if (e.type === 'eval' && firstAccuracy < 0) firstAccuracy = e.accuracy;
+          if (e.type === 'backend') backendReason = `${e.report.reason} ${JSON.stringify(e.report.failures)}`;
         });
-        return { ...r, firstAccuracy };
+        return { ...r, firstAccuracy, backendReason };
       }, config),
     ),
   );
@@ -46,7 +48,7 @@ test('3 tabs on WebGPU train softmax regression on Fashion-MNIST shards to >= 0.
     seed: 7,
   });
   for (const r of results) {
-    expect(r.backend).toBe('webgpu');
+    expect(r.backend, r.backendReason).toBe('webgpu');
     expect(r.accuracy).toBeGreaterThanOrEqual(0.8);
   }
   expect(new Set(results.map((r) => r.checksum)).size).toBe(1);
@@ -69,7 +71,7 @@ test('FedAvg on label-shard non-IID data across 3 tabs improves test accuracy an
     seed: 11,
   });
   for (const r of results) {
-    expect(r.backend).toBe('wasm');
+    expect(r.backend, r.backendReason).toBe('wasm');
     // The first evaluation is of the untrained model (step 0).
     expect(r.accuracy).toBeGreaterThan(r.firstAccuracy + 0.2);
   }

@@ -138,7 +138,9 @@ window.ringtrain = {
       selectBackend: (spec) =>
         selectBrowserBackend({
           prefer,
-          ...(params.has('backend') ? { forcedBy: '?backend= in the URL' } : {}),
+          // A forced backend gets longer to start: the first WebGPU device of a browser on
+          // SwiftShader can take over 10 s while other tabs start too.
+          ...(params.has('backend') ? { forcedBy: '?backend= in the URL', initTimeoutMs: 30_000 } : {}),
           needsConv: spec.kind === 'cnn',
           probe: makeStepProbe(spec),
         }),
