@@ -287,14 +287,20 @@ export async function predict(model: tf.LayersModel, x: Float32Array, options: B
   return { outputs, outputSize: out, classes };
 }
 
-/** `[grad | count]`: the vector the ring sums (count as float32 is exact up to 2^24 samples). */
-export function packGradient(grad: Float32Array, count: number): Float32Array {
+/**
+ * `[grad | count]`, or `[grad | loss | count]` when a summed loss is given: the vector the ring sums
+ * (count as float32 is exact up to 2^24 samples). {@link meanGradient} divides every slot but the
+ * last by the total count, so the loss slot comes back as the mean loss.
+ */
+export function packGradient(grad: Float32Array, count: number, loss?: number): Float32Array {
   if (!(Number.isInteger(count) && count >= 0 && count <= 2 ** 24)) {
     throw new MlError('invalid-argument', `packGradient: count must be an integer in [0, 2^24]; got ${count}`);
   }
-  const packed = new Float32Array(grad.length + 1);
+  const extra = loss === undefined ? 1 : 2;
+  const packed = new Float32Array(grad.length + extra);
   packed.set(grad);
-  packed[grad.length] = count;
+  if (loss !== undefined) packed[grad.length] = loss;
+  packed[grad.length + extra - 1] = count;
   return packed;
 }
 

@@ -7,7 +7,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { getFlatWeights, setFlatWeights } from '../flat.ts';
 import type { LossKind } from '../models.ts';
 import type { FlatOptimizer } from '../optimizer.ts';
-import { computeGradients, meanGradient, type Targets } from '../step.ts';
+import { computeGradients, meanGradient, packGradient, type Targets } from '../step.ts';
 
 /** The collective the algorithms need: an elementwise sum over all peers of the view. */
 export type SumAllPeers = (v: Float32Array) => Promise<Float32Array>;
@@ -50,12 +50,8 @@ export async function synchronousStep(
 ): Promise<StepResult> {
   const g = await computeGradients(model, batch.x, batch.y, batch.count, lossKind, chunkSize ? { chunkSize } : {});
   const n = g.grad.length;
-  const packed = new Float32Array(n + 2);
-  packed.set(g.grad);
-  packed[n] = g.loss;
-  packed[n + 1] = g.count;
   const t0 = performance.now();
-  const total = await sum(packed);
+  const total = await sum(packGradient(g.grad, g.count, g.loss));
   const allreduceMs = performance.now() - t0;
   const { mean, count } = meanGradient(total);
   const { applyMs } = await opt.apply(model, mean.subarray(0, n));
@@ -89,12 +85,8 @@ export async function federatedRound(
   }
   const w = await getFlatWeights(model);
   const n = w.length;
-  const packed = new Float32Array(n + 2);
-  for (let i = 0; i < n; i++) packed[i] = w[i]! * used;
-  packed[n] = lossSum;
-  packed[n + 1] = used;
   const t0 = performance.now();
-  const total = await sum(packed);
+  const total = await sum(packGradient(w.map((v) => v * used), used, lossSum));
   timings.allreduceMs = performance.now() - t0;
   const { mean, count } = meanGradient(total);
   const t1 = performance.now();
