@@ -7,13 +7,13 @@
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
-import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
+import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
 const list = (s: string, name: string): number[] =>
   s.split(',').map((x) => {
@@ -105,7 +105,10 @@ async function main(): Promise<void> {
         models.map((m) => `${m} ${steps[m]} steps on ${ACCURACY_BACKEND[m]}`).join(', '),
     );
     console.log(ACCURACY_HEADER);
-    rows = await benchAccuracy(o, log, save);
+    // Models not run this time keep their earlier rows (a CNN run takes far longer than the others).
+    const earlier = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as AccuracyRow[]).filter((r) => !models.includes(r.model)) : [];
+    const merged = (fresh: AccuracyRow[]): AccuracyRow[] => MODELS.flatMap((m) => [...earlier, ...fresh].filter((r) => r.model === m));
+    rows = merged(await benchAccuracy(o, log, (fresh) => save(merged(fresh))));
   }
   save(rows);
   console.log(`wrote ${path.relative(process.cwd(), file)}`);

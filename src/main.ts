@@ -6,12 +6,15 @@ import type { CollectiveOptions } from './core/collectives/communicator.ts';
 import type { TrafficStats } from './core/collectives/context.ts';
 import type { View } from './core/membership/view.ts';
 import { fetchShard, shardPath } from './data/shard-client.ts';
-import { DataError } from './data/dataset.ts';
+import { DataError, type Dataset } from './data/dataset.ts';
+import { LOCAL_DATASET, localShard, type LocalData } from './data/local.ts';
+import { loadUserData, type UserDataInput } from './data/user-files.ts';
 import { parseBackendPreference } from './ml/backend.ts';
 import { selectBrowserBackend } from './ml/backends-browser.ts';
 import { makeStepProbe } from './ml/probe.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
-import { train, type TrainConfig, type TrainEvent, type TrainResult } from './training/trainer.ts';
+import { train, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
+import { bindDataForm } from './ui/data-form.ts';
 import { renderStatus, type PanelState } from './ui/status-panel.ts';
 
 export interface RingTrainApi {
@@ -33,10 +36,31 @@ export interface RingTrainApi {
   allToAllSum(data: Float32Array, o?: CollectiveOptions): Promise<Float32Array>;
   stats(): TrafficStats;
   /**
+   * Loads data into this tab (a CSV/IDX file's bytes, or a synthetic set) for training with
+   * `dataset: "local"`; the same as the "Your own data" form.
+   */
+  useData(input: UserDataInput): Promise<DataSummary>;
+  /**
    * Trains with every peer of the current view (each must call it with the same config). The
    * backend is `?backend=` from the URL (webgpu, webgl, wasm, cpu), else chosen by a probe.
    */
   train(config: TrainConfig, onEvent?: (e: TrainEvent) => void): Promise<TrainResult>;
+  /** Asks the room to pause after the current step (it stays paused while any peer asks). */
+  pause(): void;
+  /** Withdraws this peer's pause request. */
+  resume(): void;
+  /** Asks the room to stop after the current step; `train` then resolves with `stopped: true`. */
+  stop(): void;
+}
+
+/** What `useData` loaded. */
+export interface DataSummary {
+  source: string;
+  train: number;
+  test: number;
+  shape: number[];
+  /** 0 for regression. */
+  classes: number;
 }
 
 declare global {
@@ -50,6 +74,9 @@ const form = document.getElementById('join-form') as HTMLFormElement;
 const roomInput = document.getElementById('room-input') as HTMLInputElement;
 const params = new URLSearchParams(location.search);
 let session: RingSession | null = null;
+let localData: LocalData | null = null;
+/** This peer's pause/stop requests for the training in progress (null when none runs). */
+let control: TrainControl | null = null;
 const state: PanelState = { room: params.get('room') ?? roomInput.value, peerId: null, status: 'idle', view: null };
 const draw = (): void => renderStatus(panel, state);
 
@@ -114,47 +141,77 @@ window.ringtrain = {
     return comm.allToAllSum(data, o);
   },
   stats: () => ({ ...need().stats }),
+  useData: async (input) => {
+    const d = await loadUserData(input);
+    localData = d;
+    return { source: d.source, train: d.train.n, test: d.test.n, shape: [...d.train.shape], classes: d.train.numClasses };
+  },
   train: async (config, onEvent) => {
+    if (control) throw new Error('ringtrain: a training run is already in progress in this tab; stop() it first');
     const comm = await need().communicator();
     const prefer = parseBackendPreference(params.get('backend'));
-    return train(config, {
-      rank: comm.rank,
-      size: comm.size,
-      sum: (v) => comm.allreduce(v),
-      broadcast: (root, data) => comm.broadcast(root, data),
-      loadShard: async (split) => {
-        const path = shardPath(config.dataset, { split, rank: comm.rank, size: comm.size, ...config.partition });
-        const ds = await fetchShard(path, {
-          onProgress: (loaded, total) => {
-            state.loading = { label: `Loading this peer's ${split} shard`, loaded, ...(total ? { total } : {}) };
-            draw();
-          },
-        });
-        delete state.loading;
-        draw();
-        if (ds instanceof DataError) throw ds;
-        return ds;
-      },
-      selectBackend: (spec) =>
-        selectBrowserBackend({
-          prefer,
-          // A forced backend gets longer to start: the first WebGPU device of a browser on
-          // SwiftShader can take over 10 s while other tabs start too.
-          ...(params.has('backend') ? { forcedBy: '?backend= in the URL', initTimeoutMs: 30_000 } : {}),
-          needsConv: spec.kind === 'cnn',
-          probe: makeStepProbe(spec),
-        }),
-      emit: (e) => {
-        showTraining(e);
-        onEvent?.(e);
-      },
-    });
+    const ctl: TrainControl = { pause: false, stop: false };
+    control = ctl;
+    try {
+      return await train(config, {
+        rank: comm.rank,
+        size: comm.size,
+        sum: (v) => comm.allreduce(v),
+        broadcast: (root, data) => comm.broadcast(root, data),
+        control: () => ctl,
+        loadShard: (split) => loadShard(config, split, comm.rank, comm.size),
+        selectBackend: (spec) =>
+          selectBrowserBackend({
+            prefer,
+            // A forced backend gets longer to start: the first WebGPU device of a browser on
+            // SwiftShader can take over 10 s while other tabs start too.
+            ...(params.has('backend') ? { forcedBy: '?backend= in the URL', initTimeoutMs: 30_000 } : {}),
+            needsConv: spec.kind === 'cnn',
+            probe: makeStepProbe(spec),
+          }),
+        emit: (e) => {
+          showTraining(e);
+          onEvent?.(e);
+        },
+      });
+    } finally {
+      control = null;
+    }
+  },
+  pause: () => {
+    if (control) control.pause = true;
+  },
+  resume: () => {
+    if (control) control.pause = false;
+  },
+  stop: () => {
+    if (control) control.stop = true;
   },
 };
+
+/** This peer's shard of a split: from the tab's own data, or downloaded from the server. */
+async function loadShard(config: TrainConfig, split: 'train' | 'test', rank: number, size: number): Promise<Dataset> {
+  if (config.dataset === LOCAL_DATASET) {
+    if (!localData) throw new DataError('not-found', 'dataset "local": no data is loaded in this tab; pick a file under "Your own data" (or call ringtrain.useData) on every peer first');
+    return localShard(localData, split, { rank, size, ...config.partition });
+  }
+  const path = shardPath(config.dataset, { split, rank, size, ...config.partition });
+  const ds = await fetchShard(path, {
+    onProgress: (loaded, total) => {
+      state.loading = { label: `Loading this peer's ${split} shard`, loaded, ...(total ? { total } : {}) };
+      draw();
+    },
+  });
+  delete state.loading;
+  draw();
+  if (ds instanceof DataError) throw ds;
+  return ds;
+}
 
 function showTraining(e: TrainEvent): void {
   if (e.type === 'backend') state.backend = `${e.report.name} (${e.report.reason})`;
   else if (e.type === 'step') state.training = `step ${e.step}/${e.steps}, loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`;
+  else if (e.type === 'control') state.training = `${e.state} after step ${e.step}`;
   else if (e.type === 'eval') state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
   else return;
   draw();
@@ -165,6 +222,11 @@ form.addEventListener('submit', (e) => {
   state.room = roomInput.value;
   history.replaceState(null, '', `?room=${encodeURIComponent(state.room)}`);
   join().catch(() => undefined);
+});
+bindDataForm(document.getElementById('data-form') as HTMLFormElement, document.getElementById('data-summary')!, async (input) => {
+  const d = await window.ringtrain.useData(input);
+  const what = d.classes > 0 ? `${d.classes} classes` : 'regression';
+  return `Loaded ${d.source}: ${d.train} training and ${d.test} test samples, ${d.shape.join(' x ')} features, ${what}. Train with dataset "${LOCAL_DATASET}".`;
 });
 draw();
 if (params.has('room') && params.get('autojoin') !== '0') join().catch(() => undefined);

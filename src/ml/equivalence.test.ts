@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mulberry32 } from '../core/random.ts';
+import { relativeDifference } from './compare.ts';
 import { checksum, getFlatWeights, paramCount } from './flat.ts';
 import { createModel, lossKindFor, type ModelSpec } from './models.ts';
 import { createOptimizer, type FlatOptimizer, type OptimizerSpec } from './optimizer.ts';
@@ -81,16 +82,6 @@ async function train(spec: ModelSpec, o: OptimizerSpec, split: number[]): Promis
   }
 }
 
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 const MODELS: [string, ModelSpec][] = [
   ['mlp', { kind: 'mlp', inputShape: [6], numClasses: 3, hidden: [8], seed: 7 }],
   ['cnn', { kind: 'cnn', inputShape: [8, 8, 1], numClasses: 3, hidden: [3], seed: 7 }],
@@ -109,7 +100,7 @@ describe('synchronous SGD over N peers equals one peer on the whole global batch
         const init = createModel(spec);
         const w0 = await getFlatWeights(init);
         init.dispose();
-        expect(relDiff(w0, ref)).toBeGreaterThan(1e-2); // training moved the weights
+        expect(relativeDifference(w0, ref)).toBeGreaterThan(1e-2); // training moved the weights
         if (spec.numClasses > 0) expect(single.losses[STEPS - 1]!).toBeLessThan(single.losses[0]!);
         for (const n of [2, 3]) {
           const multi = await train(spec, o, SPLITS[n]!);
@@ -117,7 +108,7 @@ describe('synchronous SGD over N peers equals one peer on the whole global batch
           for (const w of multi.weights) expect(checksum(w)).toBe(checksum(multi.weights[0]!));
           // ...equal to the single peer's up to float32 summation order.
           // (Measured here: about 3e-8, since only the float32 summation order differs.)
-          expect(relDiff(multi.weights[0]!, ref)).toBeLessThan(1e-4);
+          expect(relativeDifference(multi.weights[0]!, ref)).toBeLessThan(1e-4);
           for (let s = 0; s < STEPS; s++) expect(multi.losses[s]!).toBeCloseTo(single.losses[s]!, 4);
         }
         expect(tf.memory().numTensors).toBe(before);

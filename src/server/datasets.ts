@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { BUILTIN_DATASETS, type BuiltinDataset, type Split } from '../data/builtin.ts';
 import { DataError, featureSize, type Dataset } from '../data/dataset.ts';
 import { parseIdx } from '../data/idx.ts';
+import { shardPartitionOptions } from '../data/local.ts';
 import { partition, partitionKey, PARTITION_SCHEMES, type PartitionOptions } from '../data/partition.ts';
 import type { DatasetInfo } from '../data/shard-client.ts';
 import { encodeShardParts } from '../data/shard-format.ts';
@@ -225,17 +226,7 @@ export function registerDatasets(app: express.Express, root: string, opts: Datas
     void (async () => {
       try {
         const s = await loadSplit(ds, q.split);
-        const o: PartitionOptions =
-          q.split === 'test'
-            ? { scheme: 'iid', parts: q.size, seed: q.seed }
-            : {
-                scheme: q.scheme,
-                parts: q.size,
-                seed: q.seed,
-                numClasses: ds.classNames.length,
-                ...(q.scheme === 'dirichlet' && q.alpha !== undefined ? { alpha: q.alpha } : {}),
-                ...(q.scheme === 'label-shards' && q.shardsPerPart !== undefined ? { shardsPerPart: q.shardsPerPart } : {}),
-              };
+        const o = shardPartitionOptions(q, ds.classNames.length);
         const { key, parts: all } = parts(ds, q.split, s.labels, o);
         const idx = all[q.rank]!;
         const d = featureSize(s.shape);

@@ -373,7 +373,8 @@ describe('Communicator runs collectives one at a time, in call order', () => {
 
 type FaultKind = 'none' | 'drop' | 'delay' | 'close' | 'crash';
 const FAULT_KINDS: FaultKind[] = ['drop', 'delay', 'close', 'crash'];
-const TIMEOUT = 400;
+/** Long enough that a 20 ms failure detection wins the race even on a loaded 2-core machine. */
+const TIMEOUT = 1200;
 /** Slack for timers and a busy event loop (tests in this block run concurrently). */
 const MARGIN = 1500;
 
