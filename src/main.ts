@@ -148,18 +148,27 @@ window.ringtrain = {
   },
   train: async (config, onEvent) => {
     if (control) throw new Error('ringtrain: a training run is already in progress in this tab; stop() it first');
-    const comm = await need().communicator();
+    const s = need();
     const prefer = parseBackendPreference(params.get('backend'));
     const ctl: TrainControl = { pause: false, stop: false };
     control = ctl;
+    const room = state.room;
     try {
       return await train(config, {
-        rank: comm.rank,
-        size: comm.size,
-        sum: (v) => comm.allreduce(v),
-        broadcast: (root, data) => comm.broadcast(root, data),
+        group: async (failedEpoch) => {
+          const comm = await s.nextCommunicator(failedEpoch, { timeoutMs: GROUP_TIMEOUT_MS });
+          return {
+            epoch: comm.view.epoch,
+            rank: comm.rank,
+            size: comm.size,
+            sum: (v) => comm.allreduce(v),
+            broadcast: (root, data) => comm.broadcast(root, data),
+          };
+        },
         control: () => ctl,
-        loadShard: (split) => loadShard(config, split, comm.rank, comm.size),
+        loadShard: (split, rank, size) => loadShard(config, split, rank, size),
+        saveCheckpoint: (bytes) => saveCheckpoint(room, bytes),
+        loadCheckpoint: () => loadCheckpoint(room),
         selectBackend: (spec) =>
           selectBrowserBackend({
             prefer,
@@ -188,6 +197,21 @@ window.ringtrain = {
     if (control) control.stop = true;
   },
 };
+
+/** How long a training run waits for a usable view after a failure before giving up, ms. */
+const GROUP_TIMEOUT_MS = 120_000;
+
+const checkpointUrl = (room: string): string => `/api/rooms/${encodeURIComponent(room)}/checkpoint`;
+
+async function saveCheckpoint(room: string, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
+  const res = await fetch(checkpointUrl(room), { method: 'PUT', body: bytes, headers: { 'Content-Type': 'application/octet-stream' } });
+  if (!res.ok) throw new Error(`the server refused the checkpoint (${res.status}): ${((await res.json().catch(() => ({}))) as { error?: string }).error ?? ''}`);
+}
+
+async function loadCheckpoint(room: string): Promise<Uint8Array | null> {
+  const res = await fetch(checkpointUrl(room), { cache: 'no-store' });
+  return res.ok ? new Uint8Array(await res.arrayBuffer()) : null;
+}
 
 /** This peer's shard of a split: from the tab's own data, or downloaded from the server. */
 async function loadShard(config: TrainConfig, split: 'train' | 'test', rank: number, size: number): Promise<Dataset> {

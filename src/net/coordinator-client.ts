@@ -88,6 +88,11 @@ export class CoordinatorClient {
     this.send({ type: 'link-down', epoch, peer });
   }
 
+  /** Asks for the same members under a new epoch (a collective of view `epoch` failed without a dead peer). */
+  requestResync(epoch: number): void {
+    this.send({ type: 'resync', epoch });
+  }
+
   private send(m: ClientMessage): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
   }

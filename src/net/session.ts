@@ -209,6 +209,20 @@ export class RingSession {
     }
   }
 
+  /**
+   * The communicator of a view newer than `failedEpoch` (whose collective failed) with at least
+   * `minPeers` members, once its ring is up. When the failed view is still current, asks the
+   * coordinator to re-issue it (a timeout can leave the peers' sequence numbers apart).
+   */
+  async nextCommunicator(failedEpoch: number | undefined, o: { minPeers?: number; timeoutMs: number; signal?: AbortSignal }): Promise<Communicator> {
+    if (failedEpoch !== undefined && this.view && this.view.epoch <= failedEpoch && ringPosition(this.view, this.peerId)) {
+      this.coordinator.requestResync(this.view.epoch);
+    }
+    const min = o.minPeers ?? 1;
+    await this.waitForView((v) => (failedEpoch === undefined || v.epoch > failedEpoch) && v.members.length >= min, o.timeoutMs);
+    return this.communicator(o.timeoutMs, o.signal);
+  }
+
   /** Resolves with the first view (current or future) satisfying `pred`. */
   waitForView(pred: (v: View) => boolean, timeoutMs: number): Promise<View> {
     if (this.view && pred(this.view)) return Promise.resolve(this.view);

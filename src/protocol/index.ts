@@ -1,3 +1,4 @@
 export * from './version.ts';
 export * from './frame.ts';
 export * from './messages.ts';
+export * from './checkpoint.ts';

@@ -58,6 +58,11 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   /** The sender lost its data link to `peer` while in view `epoch`. */
   z.object({ type: z.literal('link-down'), epoch: u32, peer: id }),
   z.object({ type: z.literal('leave') }),
+  /**
+   * A collective failed in view `epoch` with no member known to be dead (a timeout): the ring's
+   * sequence numbers may disagree, so the sender asks for the same members under a new epoch.
+   */
+  z.object({ type: z.literal('resync'), epoch: u32 }),
 ]);
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 

@@ -8,6 +8,7 @@ import { ExpressPeerServer } from 'peer';
 import type { ViteDevServer } from 'vite';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, type ClientConfig, type IceServer } from '../protocol/index.ts';
+import { CheckpointStore, registerCheckpoints } from './checkpoints.ts';
 import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
 import { registerDatasets } from './datasets.ts';
 import { trackTimers } from './timers.ts';
@@ -28,6 +29,8 @@ export interface ServerOptions extends CoordinatorOptions {
   mode: 'dev' | 'prod';
   /** Project root (where index.html and dist/ live). */
   root: string;
+  /** Where room checkpoints are stored (default `<root>/.ringtrain/checkpoints`). */
+  checkpointDir?: string;
 }
 
 export interface RunningServer {
@@ -66,6 +69,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   // Built-in datasets: each peer downloads only its own shard.
   registerDatasets(app, o.root);
+  // Checkpoints: a room that empties, or this server restarting, resumes from the newest valid one.
+  registerCheckpoints(app, new CheckpointStore({ dir: o.checkpointDir ?? path.join(o.root, '.ringtrain', 'checkpoints'), log }));
 
   // PeerServer: its own WebSocketServer without a server, so that it does not answer (with 400)
   // the upgrades meant for the coordinator or Vite's HMR on the same HTTP server.

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientConfigSchema, type IceServer } from '../protocol/index.ts';
 import type { ServerOptions } from './app.ts';
@@ -13,6 +14,7 @@ export const SERVER_USAGE = `Options (flag, or environment variable):
                                       {urls, username, credential}. Default none (same-machine and LAN only).
   --heartbeat-ms N   RINGTRAIN_HEARTBEAT_MS   peer heartbeat period (default 500)
   --dead-after-ms N  RINGTRAIN_DEAD_AFTER_MS  silence before a peer is removed (default 2500)
+  --checkpoint-dir D RINGTRAIN_CHECKPOINT_DIR  where room checkpoints are kept (default .ringtrain/checkpoints)
   --prod                              serve the built dist/ instead of the Vite dev server
   --help`;
 
@@ -80,6 +82,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
         ice: { type: 'string' },
         'heartbeat-ms': { type: 'string' },
         'dead-after-ms': { type: 'string' },
+        'checkpoint-dir': { type: 'string' },
         prod: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -112,5 +115,6 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
     deadAfterMs,
     mode: values.prod ? 'prod' : 'dev',
     root,
+    ...(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR ? { checkpointDir: path.resolve(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR!) } : {}),
   };
 }

@@ -453,3 +453,20 @@ describe('Coordinator rejoin under the same id', () => {
     expect(c.view('r')).toBeUndefined();
   });
 });
+
+describe('Coordinator resync requests', () => {
+  it('re-issues the same members under a new epoch once per epoch', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    a.send({ type: 'resync', epoch: 2 });
+    b.send({ type: 'resync', epoch: 2 });
+    const v = { room: 'r', epoch: 3, members: [{ peerId: 'A', rank: 0 }, { peerId: 'B', rank: 1 }] };
+    expect(a.conn.lastView()).toEqual(v);
+    expect(b.conn.lastView()).toEqual(v);
+    expect(a.conn.views().map((x) => x.epoch)).toEqual([1, 2, 3]);
+    // A request naming a stale or future epoch changes nothing.
+    a.send({ type: 'resync', epoch: 7 });
+    expect(c.view('r')?.epoch).toBe(3);
+  });
+});

@@ -167,6 +167,13 @@ export class Coordinator {
           this.remove(m.peer, `link from ${joined} reported down`, true);
         }
         return joined;
+      case 'resync':
+        // The first request for the current epoch re-issues the view; later ones name an old epoch.
+        if (m.epoch === room.epoch) {
+          this.log(`${joined} asked ${room.id} to resync at epoch ${m.epoch}`);
+          this.publish(room);
+        }
+        return joined;
     }
   }
 

@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Communicator } from '../core/collectives/communicator.ts';
+import { RingError } from '../core/errors.ts';
 import { Mailbox } from '../core/collectives/mailbox.ts';
 import { makeView } from '../core/membership/view.ts';
-import { MemoryNetwork } from '../core/memory-transport.ts';
+import { MemoryNetwork, type MemoryTransport } from '../core/memory-transport.ts';
 import { holdOut, localShard } from '../data/local.ts';
 import { gaussianBlobs } from '../data/synthetic.ts';
 import { relativeDifference } from '../ml/compare.ts';
-import { train, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './trainer.ts';
+import { train, type Group, type TrainConfig, type TrainControl, type TrainEvent, type TrainerDeps, type TrainResult } from './trainer.ts';
 
 /**
  * The whole training loop over the real ring code (Communicators on the in-memory transport) and
@@ -30,30 +31,97 @@ const BASE: TrainConfig = {
   seed: 5,
 };
 
-/** Runs `cfg` on `n` peers of one in-memory ring; `control(rank)` and `onEvent(rank, e)` hook each peer. */
+/**
+ * A room on the in-memory transport with a minimal coordinator: views in join order, a new epoch on
+ * every change or resync request, and one Communicator per member and view.
+ */
+class TestRoom {
+  readonly net = new MemoryNetwork();
+  epoch = 0;
+  members: string[] = [];
+  private readonly peers = new Map<string, { t: MemoryTransport; mailbox: Mailbox; comm: Communicator | null }>();
+  private readonly changed = new Set<() => void>();
+  /** Checkpoints stored through `saveCheckpoint`, newest last. */
+  readonly checkpoints: Uint8Array[] = [];
+
+  add(id: string): void {
+    const t = this.net.endpoint(id);
+    this.peers.set(id, { t, mailbox: new Mailbox(t), comm: null });
+    this.members.push(id);
+    this.publish();
+  }
+
+  /** Takes `id` out of the view (as the coordinator does when its socket closes). */
+  remove(id: string): void {
+    this.members = this.members.filter((m) => m !== id);
+    this.publish();
+  }
+
+  private publish(): void {
+    this.epoch++;
+    const view = makeView('r', this.epoch, this.members);
+    for (const [id, p] of this.peers) {
+      p.comm?.close();
+      p.comm = this.members.includes(id) ? new Communicator({ transport: p.t, mailbox: p.mailbox, view, chunkBytes: 512, timeoutMs: 5_000 }) : null;
+    }
+    for (const f of [...this.changed]) f();
+  }
+
+  /** The endpoint of `id`, to inject faults. */
+  transport(id: string): MemoryTransport {
+    return this.peers.get(id)!.t;
+  }
+
+  async group(id: string, failedEpoch?: number): Promise<Group> {
+    if (!this.members.includes(id)) throw new RingError('closed', `${id} is not a member of the room`);
+    if (failedEpoch === this.epoch) this.publish();
+    while (!(failedEpoch === undefined || this.epoch > failedEpoch)) {
+      await new Promise<void>((resolve) => {
+        const f = (): void => {
+          this.changed.delete(f);
+          resolve();
+        };
+        this.changed.add(f);
+      });
+    }
+    const comm = this.peers.get(id)!.comm!;
+    return { epoch: comm.view.epoch, rank: comm.rank, size: comm.size, sum: (v) => comm.allreduce(v), broadcast: (root, data) => comm.broadcast(root, data) };
+  }
+
+  deps(id: string, cfg: TrainConfig, hooks: { control?: () => TrainControl; onEvent?: (e: TrainEvent) => void } = {}): TrainerDeps {
+    return {
+      group: (failed) => this.group(id, failed),
+      loadShard: async (split, rank, size) => localShard(DATA, split, { rank, size, ...cfg.partition }),
+      selectBackend: async () => ({ name: 'cpu', reason: 'test', failures: {} }),
+      emit: (e) => hooks.onEvent?.(e),
+      saveCheckpoint: async (bytes) => {
+        this.checkpoints.push(bytes);
+      },
+      loadCheckpoint: async () => this.checkpoints.at(-1) ?? null,
+      ...(hooks.control ? { control: hooks.control } : {}),
+    };
+  }
+}
+
+/** Runs `cfg` on `n` peers of one in-memory room; `control(rank)` and `onEvent(rank, e)` hook each peer. */
 function trainRing(
   n: number,
   cfg: TrainConfig,
   hooks: { control?: (rank: number) => TrainControl; onEvent?: (rank: number, e: TrainEvent) => void } = {},
 ): Promise<TrainResult[]> {
-  const net = new MemoryNetwork();
+  const room = new TestRoom();
   const ids = Array.from({ length: n }, (_, i) => `p${i}`);
-  const view = makeView('r', 1, ids);
+  for (const id of ids) room.add(id);
   return Promise.all(
-    ids.map((id, rank) => {
-      const t = net.endpoint(id);
-      const comm = new Communicator({ transport: t, mailbox: new Mailbox(t), view, chunkBytes: 512, timeoutMs: 10_000 });
-      return train(cfg, {
-        rank,
-        size: n,
-        sum: (v) => comm.allreduce(v),
-        broadcast: (root, data) => comm.broadcast(root, data),
-        loadShard: async (split) => localShard(DATA, split, { rank, size: n, ...cfg.partition }),
-        selectBackend: async () => ({ name: 'cpu', reason: 'test', failures: {} }),
-        emit: (e) => hooks.onEvent?.(rank, e),
-        ...(hooks.control ? { control: () => hooks.control!(rank) } : {}),
-      });
-    }),
+    ids.map((id, rank) =>
+      train(
+        cfg,
+        room.deps(id, cfg, {
+          onEvent: (e) => hooks.onEvent?.(rank, e),
+          ...(hooks.control ? { control: () => hooks.control!(rank) } : {}),
+        }),
+      ),
+    ),
   );
 }
 
@@ -105,5 +173,137 @@ describe('train', () => {
       expect(r.steps).toBe(9);
       expect(r.checksum).toBe(results[0]!.checksum);
     }
+  });
+});
+
+/** Step numbers a peer reported, in order. */
+const stepsOf = (events: TrainEvent[]): number[] => events.flatMap((e) => (e.type === 'step' ? [e.step] : []));
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/**
+ * Where a peer's committed step goes wrong: each step it runs must be the one after its state's
+ * (the state it ran, or took over in a sync), and a sync may only keep or advance the state.
+ */
+function stepProblems(events: TrainEvent[]): string[] {
+  const out: string[] = [];
+  let at = 0;
+  for (const e of events) {
+    if (e.type === 'sync') {
+      if (e.step < at) out.push(`sync back from ${at} to ${e.step}`);
+      at = e.step;
+    } else if (e.type === 'step') {
+      if (e.step !== at + 1) out.push(`step ${e.step} after ${at}`);
+      at = e.step;
+    }
+  }
+  return out;
+}
+
+describe('train through faults (in-memory room)', () => {
+  const SGD: TrainConfig = { ...BASE, algorithm: 'sgd', batch: 24, steps: 30, optimizer: { kind: 'adam', lr: 0.05 } };
+
+  // 4 peers and one chunk per segment: 6 frames per allreduce. After 5 frames, p2 has sent all but
+  // its last all-gather frame: some peers complete step 8 and some do not.
+  for (const at of [
+    { frames: 0, what: 'before its first frame', synced: 7, faultedAt: [7, 7, 7] },
+    { frames: 5, what: 'mid-allreduce', synced: 8, faultedAt: [8, 8, 7] },
+  ]) {
+    it(`a peer that crashes ${at.what} at step 8: the others re-form, lose no step and agree`, async () => {
+      const room = new TestRoom();
+      const ids = ['p0', 'p1', 'p2', 'p3'];
+      for (const id of ids) room.add(id);
+      const events = new Map(ids.map((id) => [id, [] as TrainEvent[]]));
+      const runs = ids.map((id) =>
+        train(
+          SGD,
+          room.deps(id, SGD, {
+            onEvent: (e) => {
+              events.get(id)!.push(e);
+              if (id === 'p2' && e.type === 'step' && e.step === 7) room.transport('p2').inject({ kind: 'crash', after: at.frames, detectMs: 20 });
+              // The coordinator's part: the dead peer leaves the view once a neighbour reports it.
+              if (e.type === 'fault' && room.members.includes('p2')) room.remove('p2');
+            },
+          }),
+        ),
+      );
+      const results = await Promise.allSettled(runs);
+      expect(results[2]!.status).toBe('rejected');
+      const survivors = [0, 1, 3].map((i) => (results[i] as PromiseFulfilledResult<TrainResult>).value);
+      for (const [i, r] of survivors.entries()) {
+        const id = ['p0', 'p1', 'p3'][i]!;
+        expect(r.steps).toBe(30);
+        expect(r.recoveries).toBeGreaterThanOrEqual(1);
+        // Every step once, in order: nothing lost, nothing applied twice.
+        expect(stepProblems(events.get(id)!)).toEqual([]);
+        expect(r.checksum).toBe(survivors[0]!.checksum);
+        expect(r.weights.every(Number.isFinite)).toBe(true);
+        const sync = events.get(id)!.filter((e) => e.type === 'sync');
+        expect(sync.at(-1)).toMatchObject({ type: 'sync', step: at.synced, size: 3 });
+      }
+      // A peer whose step-8 allreduce did not complete takes over the state of one whose did.
+      const faulted = ['p0', 'p1', 'p3'].map((id) => events.get(id)!.find((e) => e.type === 'fault')!);
+      expect(faulted.map((e) => (e.type === 'fault' ? e.step : -1))).toEqual(at.faultedAt);
+      // Together the survivors ran every step number.
+      expect([...new Set(['p0', 'p1', 'p3'].flatMap((id) => stepsOf(events.get(id)!)))].sort((a, b) => a - b)).toEqual(range(1, 30));
+    });
+  }
+
+  it('a peer joining mid-run takes over the state and ends with the same weights', async () => {
+    const room = new TestRoom();
+    for (const id of ['p0', 'p1']) room.add(id);
+    const lateEvents: TrainEvent[] = [];
+    let late: Promise<TrainResult> | null = null;
+    const first = ['p0', 'p1'].map((id) =>
+      train(
+        SGD,
+        room.deps(id, SGD, {
+          onEvent: (e) => {
+            if (id === 'p0' && e.type === 'step' && e.step === 10 && !late) {
+              room.add('p2');
+              late = train(SGD, room.deps('p2', SGD, { onEvent: (x) => lateEvents.push(x) }));
+            }
+          },
+        }),
+      ),
+    );
+    const results = [...(await Promise.all(first)), await late!];
+    for (const r of results) {
+      expect(r.steps).toBe(30);
+      expect(r.checksum).toBe(results[0]!.checksum);
+    }
+    const sync = lateEvents.find((e) => e.type === 'sync');
+    expect(sync).toMatchObject({ size: 3, source: 0 });
+    expect(stepsOf(lateEvents)[0]).toBeGreaterThan(10);
+    expect(stepProblems(lateEvents)).toEqual([]);
+    expect(stepsOf(lateEvents).at(-1)).toBe(30);
+  });
+
+  it('a room that empties resumes from its checkpoint, exactly where an uninterrupted run would be', async () => {
+    const cfg: TrainConfig = { ...BASE, steps: 12, checkpointEvery: 4 };
+    const room = new TestRoom();
+    for (const id of ['p0', 'p1']) room.add(id);
+    const stored: number[] = [];
+    await Promise.all(['p0', 'p1'].map((id) => train({ ...cfg, steps: 10 }, room.deps(id, cfg, { onEvent: (e) => e.type === 'checkpoint' && stored.push(e.step) }))));
+    // Uploads run in the background: the last one (step 10) lands after the run resolves.
+    await expect.poll(() => room.checkpoints.length).toBe(3);
+    expect(stored).toEqual([4, 8, 10]);
+    // A new room (all peers gone and back) with the same checkpoint store and run key.
+    const again = new TestRoom();
+    again.checkpoints.push(...room.checkpoints);
+    for (const id of ['q0', 'q1']) again.add(id);
+    const events: TrainEvent[] = [];
+    const resumed = await Promise.all(['q0', 'q1'].map((id) => train(cfg, again.deps(id, cfg, { onEvent: (e) => id === 'q0' && events.push(e) }))));
+    expect(events.find((e) => e.type === 'sync')).toMatchObject({ step: 10, source: 'checkpoint' });
+    expect(stepsOf(events)).toEqual([11, 12]);
+    const [straight] = await trainRing(2, cfg);
+    expect(resumed[0]!.weights).toEqual(straight!.weights);
+    // A checkpoint of another run is not restored.
+    const other = new TestRoom();
+    other.checkpoints.push(...room.checkpoints);
+    other.add('x0');
+    const otherEvents: TrainEvent[] = [];
+    await train({ ...cfg, seed: 99 }, other.deps('x0', cfg, { onEvent: (e) => otherEvents.push(e) }));
+    expect(otherEvents.find((e) => e.type === 'sync')).toMatchObject({ step: 0, source: 'seed' });
+    expect(otherEvents.find((e) => e.type === 'checkpoint')).toMatchObject({ error: expect.stringMatching(/another run/) });
   });
 });

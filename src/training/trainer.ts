@@ -1,20 +1,29 @@
 /**
- * The training loop every peer of a view runs with the same config: loads its shard, builds the
+ * The training loop every peer of a room runs with the same config: loads its shard, builds the
  * model from the shared seed, then steps (synchronous SGD, full-batch GD, or federated averaging)
  * with the ring doing the sums. It reports typed events, evaluates on the peers' slices of the
- * test set, and checks that all weights are identical (resynchronising from rank 0 if not).
+ * test set, and checks that all weights are identical (resynchronising if not).
+ *
+ * Elastic and transactional: a step is numbered globally, and weights and optimizer state change
+ * only once the step's allreduce has completed. When a collective fails (a peer died, the view
+ * changed, a timeout), the step is abandoned, the loop waits for the next view, re-cuts its shard
+ * for its new rank, and the group agrees on the state of the peer with the most committed steps
+ * (a newcomer, or a peer whose last allreduce did not complete, takes it over by broadcast). Then
+ * the next step number runs: no step is lost beyond the aborted one, none is applied twice. When
+ * no peer has any state yet, the newest stored checkpoint of the same run is restored.
  */
 import * as tf from '@tensorflow/tfjs';
+import { RingError } from '../core/errors.ts';
 import type { Dataset } from '../data/dataset.ts';
-import { featureSize } from '../data/dataset.ts';
 import type { PartitionScheme } from '../data/partition.ts';
-import { mulberry32 } from '../core/random.ts';
-import { federatedRound, synchronousStep, type Batch, type StepTimings } from '../ml/algorithms/distributed.ts';
+import { federatedRound, synchronousStep, type StepTimings } from '../ml/algorithms/distributed.ts';
 import type { BackendReport } from '../ml/backend.ts';
 import { checksumHex, getFlatWeights, paramCount, setFlatWeights } from '../ml/flat.ts';
 import { createModel, lossKindFor, type ModelKind, type ModelSpec } from '../ml/models.ts';
-import { createOptimizer, type OptimizerSpec } from '../ml/optimizer.ts';
+import { createOptimizer, type FlatOptimizer, type OptimizerSpec } from '../ml/optimizer.ts';
 import { evaluate } from '../ml/step.ts';
+import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
+import { localBatchSize, Sampler } from './sampler.ts';
 
 export type Algorithm = 'sgd' | 'gd' | 'fedavg';
 
@@ -35,18 +44,25 @@ export interface TrainConfig {
   evalEvery?: number;
   /** Compare weight checksums every this many steps (and at the end). */
   checksumEvery?: number;
+  /** Store a checkpoint every this many steps (and at the end); 0 or absent = never. */
+  checkpointEvery?: number;
   /** Seed of the initial weights and of batch order. */
   seed: number;
 }
 
 export type TrainEvent =
   | { type: 'backend'; report: BackendReport }
-  | { type: 'data'; train: number; test: number }
-  | ({ type: 'step'; step: number; steps: number; loss: number; samples: number; samplesPerSec: number } & StepTimings)
+  | { type: 'data'; train: number; test: number; rank: number; size: number }
+  | ({ type: 'step'; step: number; steps: number; loss: number; samples: number; samplesPerSec: number; epoch: number; size: number } & StepTimings)
   | { type: 'eval'; step: number; accuracy: number; loss: number; count: number }
   | { type: 'checksum'; step: number; checksum: string; resynced: boolean }
   /** The room paused (some peer asked), resumed (no peer asks any more), or is stopping after `step`. */
-  | { type: 'control'; step: number; state: 'paused' | 'resumed' | 'stopping' };
+  | { type: 'control'; step: number; state: 'paused' | 'resumed' | 'stopping' }
+  /** A collective of view `epoch` failed after `step` committed steps; the loop waits for a new view. */
+  | { type: 'fault'; step: number; epoch: number; reason: string }
+  /** The group of view `epoch` agreed on the state at `step`, taken from rank `source` (or a stored checkpoint). */
+  | { type: 'sync'; step: number; epoch: number; size: number; source: number | 'checkpoint' | 'seed' }
+  | { type: 'checkpoint'; step: number; bytes: number; error?: string };
 
 export interface TrainResult {
   /** Steps completed: `config.steps`, or fewer when a peer stopped the run. */
@@ -57,6 +73,8 @@ export interface TrainResult {
   checksum: string;
   backend: string;
   params: number;
+  /** Views this peer recovered from during the run. */
+  recoveries: number;
   /** The final weights, identical on every peer. */
   weights: Float32Array;
 }
@@ -69,17 +87,30 @@ export interface TrainControl {
 
 /** While paused, how often the peers exchange their control flags (ms). */
 export const PAUSE_POLL_MS = 200;
+/** Failed views a run recovers from before giving up. */
+export const MAX_RECOVERIES = 100;
 
-/** What the loop needs from its surroundings (the page wires the session and the server). */
-export interface TrainerDeps {
+/** The peers of one view, with the collectives the loop needs. */
+export interface Group {
+  epoch: number;
   rank: number;
   size: number;
   /** Elementwise sum over the view (ring allreduce). */
   sum(v: Float32Array): Promise<Float32Array>;
   /** Bytes of rank `root` to every peer. */
   broadcast(root: number, data: Uint8Array | null): Promise<Uint8Array>;
-  /** This peer's shard of a split. */
-  loadShard(split: 'train' | 'test'): Promise<Dataset>;
+}
+
+/** What the loop needs from its surroundings (the page wires the session and the server). */
+export interface TrainerDeps {
+  /**
+   * The group of the current view once its ring is up. With `failedEpoch`: the group of a newer
+   * view (asking the coordinator for one when the failed view is still current). Rejects when no
+   * usable view comes (this peer was evicted, or left).
+   */
+  group(failedEpoch?: number): Promise<Group>;
+  /** This peer's shard of a split for `rank` of `size`. */
+  loadShard(split: 'train' | 'test', rank: number, size: number): Promise<Dataset>;
   /** Picks and activates the tfjs backend for the model. */
   selectBackend(spec: ModelSpec): Promise<BackendReport>;
   emit(e: TrainEvent): void;
@@ -88,48 +119,22 @@ export interface TrainerDeps {
    * room's requests from the same sums and pause, resume or stop at the same step.
    */
   control?: () => TrainControl;
+  /** Stores a checkpoint; rank 0 calls it every `checkpointEvery` steps. */
+  saveCheckpoint?(bytes: Uint8Array<ArrayBuffer>): Promise<void>;
+  /** The newest stored checkpoint of this room, or null. */
+  loadCheckpoint?(): Promise<Uint8Array | null>;
   signal?: AbortSignal;
 }
 
-/** Samples of a local batch for `rank` when a global batch of `global` is split over `size` peers. */
-export function localBatchSize(global: number, size: number, rank: number): number {
-  return Math.floor(global / size) + (rank < global % size ? 1 : 0);
+/** What identifies a run: a checkpoint of another run key is never restored. */
+export function runKey(cfg: TrainConfig): string {
+  const { dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed } = cfg;
+  return JSON.stringify({ dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed });
 }
 
-/** Cycles through a shard in a seeded order, reshuffled each pass. */
-class Sampler {
-  private order: Int32Array;
-  private pos = 0;
-  private readonly rand: () => number;
-  constructor(private readonly ds: Dataset, seed: number) {
-    this.rand = mulberry32(seed);
-    this.order = this.shuffle();
-  }
-  private shuffle(): Int32Array {
-    const o = Int32Array.from({ length: this.ds.n }, (_, i) => i);
-    for (let i = o.length - 1; i > 0; i--) {
-      const j = Math.floor(this.rand() * (i + 1));
-      [o[i], o[j]] = [o[j]!, o[i]!];
-    }
-    return o;
-  }
-  next(count: number): Batch {
-    const per = featureSize(this.ds.shape);
-    const n = Math.min(count, this.ds.n);
-    const x = new Float32Array(n * per);
-    const targets = this.ds.targets;
-    const y = targets ? new Float32Array(n) : new Int32Array(n);
-    for (let k = 0; k < n; k++) {
-      if (this.pos === this.order.length) {
-        this.order = this.shuffle();
-        this.pos = 0;
-      }
-      const i = this.order[this.pos++]!;
-      x.set(this.ds.x.subarray(i * per, (i + 1) * per), k * per);
-      y[k] = (targets ?? this.ds.y)[i]!;
-    }
-    return { x, y, count: n };
-  }
+/** Failures a new view can cure; anything else ends the run. */
+function recoverable(e: unknown): e is RingError {
+  return e instanceof RingError && e.code !== 'aborted';
 }
 
 /** The room's pause/stop requests as the last sum reported them: how many peers ask for each. */
@@ -139,17 +144,17 @@ interface RoomControl {
 }
 
 /**
- * `deps.sum` with this peer's control flags appended to every vector; the room's totals land in
- * `room` after each sum. Every peer makes the same sums in the same order, so all see the same totals.
+ * `sum` with this peer's control flags appended to every vector; the room's totals land in `room`
+ * after each sum. Every peer makes the same sums in the same order, so all see the same totals.
  */
-function controlledSum(deps: TrainerDeps, room: RoomControl): (v: Float32Array) => Promise<Float32Array> {
+function controlledSum(sum: () => Group['sum'], control: TrainerDeps['control'], room: RoomControl): (v: Float32Array) => Promise<Float32Array> {
   return async (v) => {
-    const mine = deps.control?.() ?? { pause: false, stop: false };
+    const mine = control?.() ?? { pause: false, stop: false };
     const ext = new Float32Array(v.length + 2);
     ext.set(v);
     ext[v.length] = mine.pause ? 1 : 0;
     ext[v.length + 1] = mine.stop ? 1 : 0;
-    const total = await deps.sum(ext);
+    const total = await sum()(ext);
     room.pause = total[v.length]!;
     room.stop = total[v.length + 1]!;
     return total.subarray(0, v.length);
@@ -172,78 +177,188 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Runs the whole training on this peer. Rejects with the first RingError / MlError / DataError. */
+/** The model, its optimizer and the committed step: what a checkpoint or a newcomer receives. */
+class TrainingState {
+  /** Last committed global step. */
+  step = 0;
+  /** False until this peer has agreed on a state with a group (a newcomer has nothing to offer). */
+  agreed = false;
+  constructor(
+    readonly model: tf.LayersModel,
+    readonly opt: FlatOptimizer,
+    readonly key: string,
+  ) {}
+
+  async encode(): Promise<Uint8Array<ArrayBuffer>> {
+    return encodeCheckpoint({ step: this.step, runKey: this.key, weights: await getFlatWeights(this.model), optimizer: this.opt.getState() });
+  }
+
+  /** Restores encoded state; a CheckpointError or another run's key is an Error saying which. */
+  restore(bytes: Uint8Array): Error | null {
+    const c = decodeCheckpoint(bytes);
+    if (c instanceof Error) return c;
+    if (c.runKey !== this.key) return new Error(`the checkpoint belongs to another run (${c.runKey})`);
+    setFlatWeights(this.model, c.weights);
+    this.opt.setState(c.optimizer);
+    this.step = c.step;
+    return null;
+  }
+}
+
+/** Runs the whole training on this peer. Rejects with the first unrecoverable RingError / MlError / DataError. */
 export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainResult> {
-  const [trainSet, testSet] = [await deps.loadShard('train'), await deps.loadShard('test')];
-  deps.emit({ type: 'data', train: trainSet.n, test: testSet.n });
-  const spec: ModelSpec = { kind: cfg.model, inputShape: [...trainSet.shape], numClasses: trainSet.numClasses, seed: cfg.seed, ...(cfg.hidden ? { hidden: cfg.hidden } : {}) };
+  let g = await deps.group();
+  let shard = { rank: -1, size: -1, train: null as unknown as Dataset, test: null as unknown as Dataset };
+  const loadShards = async (): Promise<void> => {
+    if (shard.rank === g.rank && shard.size === g.size) return;
+    const [trainSet, testSet] = [await deps.loadShard('train', g.rank, g.size), await deps.loadShard('test', g.rank, g.size)];
+    shard = { rank: g.rank, size: g.size, train: trainSet, test: testSet };
+    deps.emit({ type: 'data', train: trainSet.n, test: testSet.n, rank: g.rank, size: g.size });
+  };
+  await loadShards();
+  const spec: ModelSpec = { kind: cfg.model, inputShape: [...shard.train.shape], numClasses: shard.train.numClasses, seed: cfg.seed, ...(cfg.hidden ? { hidden: cfg.hidden } : {}) };
   const report = await deps.selectBackend(spec);
   deps.emit({ type: 'backend', report });
   const model = createModel(spec);
   const room: RoomControl = { pause: 0, stop: 0 };
-  const sum = controlledSum(deps, room);
+  const sum = controlledSum(() => g.sum, deps.control, room);
   try {
     const lossKind = lossKindFor(spec);
     const params = paramCount(model);
-    const opt = createOptimizer(cfg.optimizer, params);
-    const sampler = new Sampler(trainSet, cfg.seed * 7919 + deps.rank + 1);
-    const full: Batch = { x: trainSet.x, y: trainSet.targets ?? trainSet.y, count: trainSet.n };
+    const st = new TrainingState(model, createOptimizer(cfg.optimizer, params), runKey(cfg));
+    let sampler = new Sampler(shard.train, 0);
     let last = { accuracy: 0, loss: 0 };
-    const evalAll = async (step: number): Promise<void> => {
-      const r = await evaluate(model, testSet.x, testSet.targets ?? testSet.y);
+    let recoveries = 0;
+    let stopped = false;
+
+    const evalAll = async (): Promise<void> => {
+      const r = await evaluate(model, shard.test.x, shard.test.targets ?? shard.test.y);
       const s = await sum(new Float32Array([r.correct, r.count, r.lossSum]));
       last = { accuracy: s[0]! / s[1]!, loss: s[2]! / s[1]! };
-      deps.emit({ type: 'eval', step, accuracy: last.accuracy, loss: last.loss, count: s[1]! });
+      deps.emit({ type: 'eval', step: st.step, accuracy: last.accuracy, loss: last.loss, count: s[1]! });
     };
-    const verify = async (step: number): Promise<string> => {
+    const verify = async (): Promise<string> => {
       const mine = checksumHex(await getFlatWeights(model));
-      const ref = new TextDecoder().decode(await deps.broadcast(0, deps.rank === 0 ? new TextEncoder().encode(mine) : null));
+      const ref = new TextDecoder().decode(await g.broadcast(0, g.rank === 0 ? new TextEncoder().encode(mine) : null));
       const mismatches = (await sum(new Float32Array([mine === ref ? 0 : 1])))[0]!;
       let resynced = false;
       if (mismatches > 0) {
         const w = await getFlatWeights(model);
-        const bytes = await deps.broadcast(0, deps.rank === 0 ? new Uint8Array(w.buffer, w.byteOffset, w.byteLength) : null);
+        const bytes = await g.broadcast(0, g.rank === 0 ? new Uint8Array(w.buffer, w.byteOffset, w.byteLength) : null);
         setFlatWeights(model, new Float32Array(bytes.slice().buffer));
         resynced = true;
       }
-      deps.emit({ type: 'checksum', step, checksum: ref, resynced });
+      deps.emit({ type: 'checksum', step: st.step, checksum: ref, resynced });
       return ref;
     };
-    /** Holds the room at the end of `step` while any peer asks to pause (and none to stop). */
-    const holdWhilePaused = async (step: number): Promise<void> => {
+    /**
+     * Agrees on one state with the group: every peer reports its committed step, and the first
+     * peer with the most steps broadcasts its state. When no peer has any, rank 0 offers the newest
+     * stored checkpoint of this run (or nothing: the seeded start, identical everywhere).
+     */
+    const agree = async (): Promise<void> => {
+      const mine = new Float32Array(g.size);
+      mine[g.rank] = st.agreed ? st.step + 1 : 0;
+      const all = await sum(mine);
+      const best = Math.max(...all);
+      let source: number | 'checkpoint' | 'seed';
+      if (best === 0) {
+        const stored = g.rank === 0 ? ((await deps.loadCheckpoint?.().catch(() => null)) ?? new Uint8Array(0)) : null;
+        const bytes = await g.broadcast(0, stored);
+        const err = bytes.length > 0 ? st.restore(bytes) : null;
+        if (err) deps.emit({ type: 'checkpoint', step: 0, bytes: bytes.length, error: `not restored: ${err.message}; starting from the seed` });
+        source = bytes.length > 0 && !err ? 'checkpoint' : 'seed';
+      } else {
+        source = all.indexOf(best);
+        const bytes = await g.broadcast(source, g.rank === source ? await st.encode() : null);
+        if (g.rank !== source) {
+          const err = st.restore(bytes);
+          if (err) throw err;
+        }
+      }
+      st.agreed = true;
+      // A fresh order of this peer's (possibly new) shard, the same on every run of this schedule.
+      sampler = new Sampler(shard.train, cfg.seed * 7919 + g.rank + 1 + 104_729 * st.step);
+      deps.emit({ type: 'sync', step: st.step, epoch: g.epoch, size: g.size, source });
+    };
+    const checkpoint = async (): Promise<void> => {
+      if (!deps.saveCheckpoint || g.rank !== 0) return;
+      const bytes = await st.encode();
+      const step = st.step;
+      // Stored in the background: the next step does not wait for the upload.
+      deps.saveCheckpoint(bytes).then(
+        () => deps.emit({ type: 'checkpoint', step, bytes: bytes.length }),
+        (e: unknown) => deps.emit({ type: 'checkpoint', step, bytes: bytes.length, error: (e as Error).message }),
+      );
+    };
+    /** Holds the room after the current step while any peer asks to pause (and none to stop). */
+    const holdWhilePaused = async (): Promise<void> => {
       if (room.pause === 0 || room.stop > 0) return;
-      deps.emit({ type: 'control', step, state: 'paused' });
+      deps.emit({ type: 'control', step: st.step, state: 'paused' });
       while (room.pause > 0 && room.stop === 0) {
         await delay(PAUSE_POLL_MS, deps.signal);
         await sum(new Float32Array(0));
       }
-      if (room.stop === 0) deps.emit({ type: 'control', step, state: 'resumed' });
+      if (room.stop === 0) deps.emit({ type: 'control', step: st.step, state: 'resumed' });
     };
-    // With periodic evaluation, also measure the starting point (step 0).
-    if (cfg.evalEvery) await evalAll(0);
-    let done = 0;
-    for (let step = 1; step <= cfg.steps; step++) {
-      if (deps.signal?.aborted) throw deps.signal.reason;
+    /** One global step on the current group; commits (st.step + 1) only when its allreduce completed. */
+    const step = async (): Promise<void> => {
       const t0 = performance.now();
-      const r =
-        cfg.algorithm === 'fedavg'
-          ? await federatedRound(model, opt, lossKind, sum, Array.from({ length: cfg.localSteps ?? 5 }, () => sampler.next(cfg.batch)))
-          : await synchronousStep(model, opt, lossKind, sum, cfg.algorithm === 'gd' ? full : sampler.next(localBatchSize(cfg.batch, deps.size, deps.rank)), cfg.algorithm === 'gd' ? 256 : undefined);
-      const secs = (performance.now() - t0) / 1000;
-      done = step;
-      deps.emit({ type: 'step', step, steps: cfg.steps, loss: r.loss, samples: r.samples, samplesPerSec: r.samples / secs, ...r.timings });
-      if (step === cfg.steps) break;
-      await holdWhilePaused(step);
-      if (room.stop > 0) {
-        deps.emit({ type: 'control', step, state: 'stopping' });
-        break;
+      let r;
+      if (cfg.algorithm === 'fedavg') {
+        // Local steps change the weights before the allreduce: keep the committed state to roll back to.
+        const before = { w: await getFlatWeights(model), o: st.opt.getState() };
+        try {
+          r = await federatedRound(model, st.opt, lossKind, sum, Array.from({ length: cfg.localSteps ?? 5 }, () => sampler.next(cfg.batch)));
+        } catch (e) {
+          setFlatWeights(model, before.w);
+          st.opt.setState(before.o);
+          throw e;
+        }
+      } else {
+        const full = cfg.algorithm === 'gd';
+        const batch = full ? { x: shard.train.x, y: shard.train.targets ?? shard.train.y, count: shard.train.n } : sampler.next(localBatchSize(cfg.batch, g.size, g.rank));
+        r = await synchronousStep(model, st.opt, lossKind, sum, batch, full ? 256 : undefined);
       }
-      if (cfg.evalEvery && step % cfg.evalEvery === 0) await evalAll(step);
-      if (cfg.checksumEvery && step % cfg.checksumEvery === 0) await verify(step);
+      st.step++;
+      const secs = (performance.now() - t0) / 1000;
+      deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });
+    };
+
+    let evaluatedStart = false;
+    for (;;) {
+      try {
+        await loadShards();
+        await agree();
+        // With periodic evaluation, also measure the starting point.
+        if (cfg.evalEvery && !evaluatedStart) {
+          await evalAll();
+          evaluatedStart = true;
+        }
+        while (st.step < cfg.steps && !stopped) {
+          if (deps.signal?.aborted) throw deps.signal.reason;
+          await step();
+          if (st.step === cfg.steps) break;
+          await holdWhilePaused();
+          if (room.stop > 0) {
+            deps.emit({ type: 'control', step: st.step, state: 'stopping' });
+            stopped = true;
+            break;
+          }
+          if (cfg.evalEvery && st.step % cfg.evalEvery === 0) await evalAll();
+          if (cfg.checksumEvery && st.step % cfg.checksumEvery === 0) await verify();
+          if (cfg.checkpointEvery && st.step % cfg.checkpointEvery === 0) await checkpoint();
+        }
+        await evalAll();
+        const checksum = await verify();
+        if (cfg.checkpointEvery) await checkpoint();
+        return { steps: st.step, stopped, ...last, checksum, backend: tf.getBackend(), params, recoveries, weights: await getFlatWeights(model) };
+      } catch (e) {
+        if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) throw e;
+        deps.emit({ type: 'fault', step: st.step, epoch: g.epoch, reason: e.message });
+        g = await deps.group(g.epoch);
+      }
     }
-    await evalAll(done);
-    const checksum = await verify(done);
-    return { steps: done, stopped: done < cfg.steps, ...last, checksum, backend: tf.getBackend(), params, weights: await getFlatWeights(model) };
   } finally {
     model.dispose();
   }

@@ -1,0 +1,72 @@
+import express from 'express';
+import { mkdtempSync, readdirSync, rmSync, truncateSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeCheckpoint, encodeCheckpoint } from '../protocol/index.ts';
+import { CheckpointStore, registerCheckpoints } from './checkpoints.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'ringtrain-ckpt-'));
+const logged: string[] = [];
+let server: Server;
+let base = '';
+
+beforeAll(async () => {
+  const app = express();
+  registerCheckpoints(app, new CheckpointStore({ dir, keep: 3, log: (m) => logged.push(m) }));
+  server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/rooms`;
+});
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ckpt = (step: number): Uint8Array<ArrayBuffer> =>
+  encodeCheckpoint({ step, runKey: 'run', weights: Float32Array.from({ length: 8 }, (_, i) => step + i), optimizer: Float32Array.from([1, step]) });
+
+const put = (room: string, body: Uint8Array<ArrayBuffer>): Promise<Response> => fetch(`${base}/${room}/checkpoint`, { method: 'PUT', body, headers: { 'Content-Type': 'application/octet-stream' } });
+
+async function latestStep(room: string): Promise<number | string> {
+  const res = await fetch(`${base}/${room}/checkpoint`);
+  if (!res.ok) return `${res.status} ${((await res.json()) as { error: string }).error}`;
+  const c = decodeCheckpoint(new Uint8Array(await res.arrayBuffer()));
+  return c instanceof Error ? c.message : c.step;
+}
+
+describe('checkpoint store over HTTP', () => {
+  it('stores verified checkpoints, serves the newest and keeps the last 3', async () => {
+    expect(await latestStep('r1')).toBe('404 no checkpoint for room "r1"');
+    for (const step of [10, 20, 30, 40, 50]) {
+      const res = await put('r1', ckpt(step));
+      expect(await res.json()).toEqual({ step, bytes: ckpt(step).byteLength });
+    }
+    expect(await latestStep('r1')).toBe(50);
+    expect(readdirSync(path.join(dir, 'r1')).sort()).toEqual(['step-0000000030.rtck', 'step-0000000040.rtck', 'step-0000000050.rtck']);
+  });
+
+  it('refuses a corrupt upload without touching what is stored', async () => {
+    const bad = ckpt(60);
+    bad[bad.length - 1]! ^= 0x10;
+    const res = await put('r1', bad);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/checksum mismatch/);
+    expect(await latestStep('r1')).toBe(50);
+  });
+
+  it('skips a checkpoint corrupted on disk for the one before it, and sets it aside', async () => {
+    truncateSync(path.join(dir, 'r1', 'step-0000000050.rtck'), 20);
+    expect(await latestStep('r1')).toBe(40);
+    expect(logged.some((m) => m.includes('step-0000000050.rtck rejected'))).toBe(true);
+    expect(readdirSync(path.join(dir, 'r1'))).toContain('step-0000000050.rtck.corrupt');
+  });
+
+  it('answers a bad room name with 400', async () => {
+    const res = await put('no%20spaces', ckpt(1));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/bad room name/);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Checkpoints on the server's disk, per room, so that a room that empties or a server that restarts
+ * resumes training where it stopped.
+ *
+ * - `PUT /api/rooms/:room/checkpoint` (body: the checkpoint bytes, `application/octet-stream`):
+ *   verified (format and checksum) before anything is written, then stored atomically (temp file,
+ *   fsync, rename) as `<dir>/<room>/step-<step>.rtck`; only the newest `keep` are kept. Answers
+ *   `{step, bytes}`, or 400/413 with `{error}`.
+ * - `GET /api/rooms/:room/checkpoint`: the newest checkpoint that still verifies (a corrupt or
+ *   truncated file is logged, renamed `*.corrupt` and skipped for the one before it); 404 when none.
+ */
+import express from 'express';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeCheckpoint, MAX_CHECKPOINT_BYTES } from '../protocol/index.ts';
+
+const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
+const FILE = /^step-(\d{10})\.rtck$/;
+
+export interface CheckpointStoreOptions {
+  /** Folder holding one subfolder per room. */
+  dir: string;
+  /** Checkpoints kept per room (default 3). */
+  keep?: number;
+  log?: (msg: string) => void;
+}
+
+/** The checkpoints of one server: verified writes, newest-valid reads. */
+export class CheckpointStore {
+  private readonly keep: number;
+  private readonly log: (msg: string) => void;
+  /** Writes per room run one after another (rename order = step order). */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly o: CheckpointStoreOptions) {
+    this.keep = o.keep ?? 3;
+    this.log = o.log ?? (() => {});
+  }
+
+  private roomDir(room: string): string {
+    return path.join(this.o.dir, room);
+  }
+
+  private async files(room: string): Promise<string[]> {
+    try {
+      return (await readdir(this.roomDir(room))).filter((f) => FILE.test(f)).sort().reverse();
+    } catch {
+      return [];
+    }
+  }
+
+  /** Verifies and stores `bytes`; resolves to its step. Rejects with an Error saying what is wrong. */
+  save(room: string, bytes: Uint8Array): Promise<number> {
+    const c = decodeCheckpoint(bytes);
+    if (c instanceof Error) return Promise.reject(c);
+    const run = async (): Promise<number> => {
+      const dir = this.roomDir(room);
+      await mkdir(dir, { recursive: true });
+      const name = `step-${String(c.step).padStart(10, '0')}.rtck`;
+      const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(bytes);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path.join(dir, name));
+      for (const old of (await this.files(room)).slice(this.keep)) await unlink(path.join(dir, old)).catch(() => undefined);
+      return c.step;
+    };
+    const prev = this.queues.get(room) ?? Promise.resolve();
+    const next = prev.then(run, run);
+    this.queues.set(room, next.catch(() => undefined));
+    return next;
+  }
+
+  /** The newest checkpoint of `room` that verifies, or null. Corrupt files are set aside. */
+  async latest(room: string): Promise<Uint8Array | null> {
+    for (const f of await this.files(room)) {
+      const p = path.join(this.roomDir(room), f);
+      const bytes = new Uint8Array(await readFile(p).catch(() => Buffer.alloc(0)));
+      const c = decodeCheckpoint(bytes);
+      if (!(c instanceof Error)) return bytes;
+      this.log(`checkpoint ${p} rejected (${c.message}); using the one before it`);
+      await rename(p, `${p}.corrupt`).catch(() => undefined);
+    }
+    return null;
+  }
+}
+
+/** Adds the checkpoint routes to `app`. */
+export function registerCheckpoints(app: express.Express, store: CheckpointStore): void {
+  const roomOf = (req: express.Request, res: express.Response): string | null => {
+    const room = String(req.params.room);
+    if (ROOM.test(room)) return room;
+    res.status(400).json({ error: `bad room name "${room.slice(0, 80)}"; use 1-64 letters, digits, "-" or "_"` });
+    return null;
+  };
+  app.put(
+    '/api/rooms/:room/checkpoint',
+    express.raw({ type: () => true, limit: MAX_CHECKPOINT_BYTES }),
+    (req, res) => {
+      const room = roomOf(req, res);
+      if (!room) return;
+      const body = Buffer.isBuffer(req.body) ? new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength) : new Uint8Array(0);
+      store.save(room, body).then(
+        (step) => res.json({ step, bytes: body.byteLength }),
+        (e: Error) => res.status(400).json({ error: `checkpoint rejected: ${e.message}` }),
+      );
+    },
+  );
+  app.get('/api/rooms/:room/checkpoint', (req, res) => {
+    const room = roomOf(req, res);
+    if (!room) return;
+    void store.latest(room).then((bytes) => {
+      if (!bytes) {
+        res.status(404).json({ error: `no checkpoint for room "${room}"` });
+        return;
+      }
+      res.set({ 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' });
+      res.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    });
+  });
+  // express.raw answers an oversized body with a 413 error object: give it a message.
+  app.use('/api/rooms', (err: { status?: number; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (err.status === 413) res.status(413).json({ error: `checkpoint larger than ${MAX_CHECKPOINT_BYTES} bytes` });
+    else next(err);
+  });
+}
