@@ -156,7 +156,12 @@ window.ringtrain = {
     try {
       return await train(config, {
         group: async (failedEpoch) => {
-          const comm = await s.nextCommunicator(failedEpoch, { timeoutMs: GROUP_TIMEOUT_MS });
+          const min = config.minPeers ?? 1;
+          if ((s.view?.members.length ?? 0) < min) {
+            state.training = `waiting for quorum: ${s.view?.members.length ?? 0} of ${min} peers in the room; open another peer to go on`;
+            draw();
+          }
+          const comm = await s.nextCommunicator(failedEpoch, { minPeers: min, timeoutMs: config.minPeers ? QUORUM_TIMEOUT_MS : GROUP_TIMEOUT_MS });
           return {
             epoch: comm.view.epoch,
             rank: comm.rank,
@@ -200,6 +205,8 @@ window.ringtrain = {
 
 /** How long a training run waits for a usable view after a failure before giving up, ms. */
 const GROUP_TIMEOUT_MS = 120_000;
+/** How long a run with a quorum waits for enough peers, ms. */
+const QUORUM_TIMEOUT_MS = 30 * 60_000;
 
 const checkpointUrl = (room: string): string => `/api/rooms/${encodeURIComponent(room)}/checkpoint`;
 
@@ -236,6 +243,9 @@ function showTraining(e: TrainEvent): void {
   if (e.type === 'backend') state.backend = `${e.report.name} (${e.report.reason})`;
   else if (e.type === 'step') state.training = `step ${e.step}/${e.steps}, loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`;
   else if (e.type === 'control') state.training = `${e.state} after step ${e.step}`;
+  else if (e.type === 'fault') state.training = `recovering after step ${e.step}: ${e.reason}`;
+  else if (e.type === 'sync') state.training = `at step ${e.step} with ${e.size} peers (state from ${typeof e.source === 'number' ? `rank ${e.source}` : `the ${e.source}`})`;
+  else if (e.type === 'checkpoint') state.checkpoint = e.error ? `step ${e.step}: ${e.error}` : `step ${e.step} saved on the server (${(e.bytes / 1024).toFixed(0)} KiB)`;
   else if (e.type === 'eval') state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
   else return;
   draw();

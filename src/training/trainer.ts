@@ -48,6 +48,8 @@ export interface TrainConfig {
   checkpointEvery?: number;
   /** Seed of the initial weights and of batch order. */
   seed: number;
+  /** Quorum: with fewer peers in the room, training waits (after a failure, or before it starts). */
+  minPeers?: number;
 }
 
 export type TrainEvent =

@@ -12,6 +12,8 @@ export interface PanelState {
   backend?: string;
   /** Latest training step summary. */
   training?: string;
+  /** Latest checkpoint saved (or why not). */
+  checkpoint?: string;
   /** Latest test accuracy. */
   accuracy?: string;
   /** A download in progress (bytes). */
@@ -51,6 +53,7 @@ export function renderStatus(root: HTMLElement, s: PanelState): void {
   if (s.backend) row('Backend', s.backend);
   if (s.training) row('Training', s.training);
   if (s.accuracy) row('Test accuracy', s.accuracy);
+  if (s.checkpoint) row('Checkpoint', s.checkpoint);
   const children: HTMLElement[] = [dl];
   if (s.loading) {
     const { label, loaded, total } = s.loading;

@@ -1,0 +1,183 @@
+import type { BrowserContext, Page } from '@playwright/test';
+import type { TrainConfig, TrainEvent } from '../src/training/trainer.ts';
+import { expect, newContext, openPeers, roomName, test, type RingPeer } from './peers.ts';
+
+/**
+ * Faults in real tabs: 4 peers train softmax regression on Fashion-MNIST shards while a tab is
+ * closed or its renderer crashed (right after a step, while it computes; or mid-allreduce, once it
+ * has sent frames of the next step), a 5th tab joins, or every tab goes and two come back. Each
+ * tab records its training events in the page; the test waits on them, never on the clock.
+ */
+
+const CONFIG: TrainConfig = {
+  dataset: 'fashion-mnist',
+  partition: { scheme: 'iid', seed: 1 },
+  model: 'softmax',
+  algorithm: 'sgd',
+  optimizer: { kind: 'adam', lr: 0.005 },
+  batch: 128,
+  steps: 40,
+  checkpointEvery: 10,
+  seed: 7,
+};
+
+type Kept = Extract<TrainEvent, { type: 'step' | 'sync' | 'fault' | 'checkpoint' }> & { t: number };
+
+declare global {
+  interface Window {
+    __events: Kept[];
+  }
+}
+
+interface Outcome {
+  steps: number;
+  checksum: string;
+  finite: boolean;
+  recoveries: number;
+  events: Kept[];
+}
+
+/** Starts `config` in every tab; each tab keeps its step/sync/fault/checkpoint events in `window.__events`. */
+function startTraining(peers: RingPeer[], config: TrainConfig): Promise<Outcome | Error>[] {
+  return peers.map((p) =>
+    p.page
+      .evaluate(async (config) => {
+        window.__events = [];
+        const r = await window.ringtrain.train(config, (e) => {
+          if (e.type === 'step' || e.type === 'sync' || e.type === 'fault' || e.type === 'checkpoint') window.__events.push({ ...e, t: Date.now() });
+        });
+        return { steps: r.steps, checksum: r.checksum, finite: r.weights.every(Number.isFinite), recoveries: r.recoveries, events: window.__events };
+      }, config)
+      .catch((e: unknown) => e as Error),
+  );
+}
+
+/** Resolves when `page` has committed `step` (by its own step or a sync). */
+function waitForStep(page: Page, step: number): Promise<unknown> {
+  return page.waitForFunction((s) => (window.__events ?? []).some((e) => (e.type === 'step' || e.type === 'sync') && e.step >= s), step, { timeout: 120_000 });
+}
+
+/** Where in the step the fault strikes. */
+type Point = 'compute' | 'allreduce';
+
+/** Resolves at `point` of the step after `step`: at once (the tab is computing), or once it sent frames of that step's allreduce. */
+async function reach(page: Page, step: number, point: Point): Promise<void> {
+  await waitForStep(page, step);
+  if (point === 'compute') return;
+  const sent = await page.evaluate(() => window.ringtrain.stats().framesSent);
+  await page.waitForFunction((n) => window.ringtrain.stats().framesSent > n, sent, { timeout: 60_000 });
+}
+
+/**
+ * Every step a peer ran is the one after the state it held (its own, or one it took over in a
+ * sync), and a sync never goes back: no step lost, none applied twice.
+ */
+function stepProblems(events: Kept[]): string[] {
+  const out: string[] = [];
+  let at = 0;
+  for (const e of events) {
+    if (e.type === 'sync') {
+      if (e.step < at) out.push(`sync back from ${at} to ${e.step}`);
+      at = e.step;
+    } else if (e.type === 'step') {
+      if (e.step !== at + 1) out.push(`step ${e.step} after ${at}`);
+      at = e.step;
+    }
+  }
+  return out;
+}
+
+function expectAgreed(outcomes: Outcome[], steps: number): void {
+  for (const o of outcomes) {
+    expect(o.steps).toBe(steps);
+    expect(o.finite).toBe(true);
+    expect(stepProblems(o.events)).toEqual([]);
+    expect(o.checksum).toBe(outcomes[0]!.checksum);
+  }
+}
+
+const ok = (xs: (Outcome | Error)[]): Outcome[] =>
+  xs.map((x) => {
+    if (x instanceof Error) throw x;
+    return x;
+  });
+
+async function room(ctx: BrowserContext, n: number, title: string): Promise<{ peers: RingPeer[]; name: string }> {
+  const name = roomName(title);
+  const peers = await openPeers(ctx, n, name, { backend: 'wasm' });
+  await Promise.all(peers.map((p) => p.waitForMembers(n)));
+  return { peers, name };
+}
+
+const FAULTS = {
+  close: (p: Page) => p.close(),
+  crash: async (p: Page) => {
+    const cdp = await p.context().newCDPSession(p);
+    // The renderer dies at once; the reply never comes.
+    void cdp.send('Page.crash').catch(() => undefined);
+  },
+};
+
+for (const fault of ['close', 'crash'] as const) {
+  for (const point of ['compute', 'allreduce'] as const) {
+    test(`a tab ${fault === 'close' ? 'closed' : 'crashed'} during ${point}: the 3 others re-form and finish with equal weights, no step lost or repeated`, async ({ ringBrowser, baseURL }) => {
+      test.setTimeout(180_000);
+      const ctx = await newContext(ringBrowser, baseURL!);
+      const { peers } = await room(ctx, 4, `${fault}-${point}`);
+      const runs = startTraining(peers, CONFIG);
+      await reach(peers[2]!.page, 12, point);
+      const t0 = Date.now();
+      await FAULTS[fault](peers[2]!.page);
+      const survivors = ok(await Promise.all([runs[0]!, runs[1]!, runs[3]!]));
+      await ctx.close();
+      expectAgreed(survivors, CONFIG.steps);
+      for (const o of survivors) {
+        expect(o.recoveries).toBeGreaterThanOrEqual(1);
+        const sync = o.events.find((e) => e.type === 'sync' && e.size === 3 && e.t >= t0);
+        expect(sync, JSON.stringify(o.events.filter((e) => e.type !== 'step'))).toBeDefined();
+        console.log(`${fault}/${point}: survivor re-formed ${sync!.t - t0} ms after the fault, at step ${sync!.step}`);
+      }
+    });
+  }
+}
+
+test('a 5th tab joining mid-run takes over the state and ends checksum-equal to the others', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(180_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const { peers, name } = await room(ctx, 4, 'join');
+  const runs = startTraining(peers, CONFIG);
+  await waitForStep(peers[0]!.page, 10);
+  const [late] = await openPeers(ctx, 1, name, { backend: 'wasm' });
+  const all = ok(await Promise.all([...runs, ...startTraining([late!], CONFIG)]));
+  await ctx.close();
+  expectAgreed(all, CONFIG.steps);
+  const first = all[4]!.events.find((e) => e.type === 'sync');
+  expect(first).toMatchObject({ size: 5 });
+  expect(first!.type === 'sync' && first!.step).toBeGreaterThanOrEqual(10);
+  expect(first!.type === 'sync' && first!.source).not.toBe(4);
+});
+
+test('every tab gone, two reopened: training resumes from the server checkpoint, not from scratch', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(180_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const { peers, name } = await room(ctx, 2, 'resume');
+  const runs = startTraining(peers, { ...CONFIG, steps: 1000 });
+  // Wait until the checkpoint of step 20 is stored, then close every tab.
+  await peers[0]!.page.waitForFunction(() => window.__events.some((e) => e.type === 'checkpoint' && e.step >= 20 && !e.error), undefined, { timeout: 120_000 });
+  const stored = await peers[0]!.page.evaluate(() => Math.max(...window.__events.flatMap((e) => (e.type === 'checkpoint' && !e.error ? [e.step] : []))));
+  await ctx.close();
+  await Promise.all(runs);
+  const ctx2 = await newContext(ringBrowser, baseURL!);
+  const back = await openPeers(ctx2, 2, name, { backend: 'wasm' });
+  await Promise.all(back.map((p) => p.waitForMembers(2)));
+  const resumed = ok(await Promise.all(startTraining(back, { ...CONFIG, steps: 60 })));
+  await ctx2.close();
+  expectAgreed(resumed, 60);
+  for (const o of resumed) {
+    // The newest stored checkpoint: the one seen before closing, or one stored while the tabs closed.
+    const sync = o.events.find((e) => e.type === 'sync');
+    expect(sync).toMatchObject({ source: 'checkpoint' });
+    expect(sync!.step).toBeGreaterThanOrEqual(stored);
+    expect(o.events.find((e) => e.type === 'step')?.step).toBe(sync!.step + 1);
+  }
+});
