@@ -1,4 +1,6 @@
 import type { BrowserContext, Page } from '@playwright/test';
+import path from 'node:path';
+import { startServer } from '../src/server/app.ts';
 import type { TrainConfig, TrainEvent } from '../src/training/trainer.ts';
 import { expect, newContext, openPeers, roomName, test, type RingPeer } from './peers.ts';
 
@@ -179,5 +181,51 @@ test('every tab gone, two reopened: training resumes from the server checkpoint,
     expect(sync).toMatchObject({ source: 'checkpoint' });
     expect(sync!.step).toBeGreaterThanOrEqual(stored);
     expect(o.events.find((e) => e.type === 'step')?.step).toBe(sync!.step + 1);
+  }
+});
+
+test('a data channel cut between two live tabs: the coordinator re-forms the ring and the cut-off tab rejoins', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(180_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const { peers } = await room(ctx, 4, 'cut');
+  const runs = startTraining(peers, CONFIG);
+  await reach(peers[1]!.page, 12, 'allreduce');
+  const view = (await peers[1]!.view())!;
+  const next = view.members[(view.members.findIndex((m) => m.rank === 1) + 1) % 4]!.peerId;
+  expect(await peers[1]!.page.evaluate((id) => window.ringtrain.debug.cutLink(id), next)).toBe(true);
+  const all = ok(await Promise.all(runs));
+  await ctx.close();
+  expectAgreed(all, CONFIG.steps);
+  // Someone recovered, and the last view has all 4 tabs again.
+  expect(all.some((o) => o.recoveries > 0)).toBe(true);
+  for (const o of all) expect(o.events.filter((e) => e.type === 'sync').at(-1)).toMatchObject({ size: 4 });
+});
+
+test('the server restarts mid-run: peers reconnect by themselves and train on, losing nothing', async ({ ringBrowser }) => {
+  test.setTimeout(180_000);
+  const root = path.resolve(import.meta.dirname, '..');
+  const checkpointDir = path.join(root, '.ringtrain', 'e2e-restart');
+  const opts = { host: '127.0.0.1', port: 0, mode: 'prod' as const, root, checkpointDir, deadAfterMs: 6000 };
+  let server = await startServer(opts);
+  const port = server.port;
+  const ctx = await newContext(ringBrowser, server.url);
+  const { peers } = await room(ctx, 3, 'restart');
+  const runs = startTraining(peers, { ...CONFIG, steps: 60 });
+  await waitForStep(peers[0]!.page, 15);
+  await server.close();
+  server = await startServer({ ...opts, port, log: (m) => console.log(`[restarted server] ${m}`) });
+  try {
+    const all = ok(await Promise.all(runs));
+    expectAgreed(all, 60);
+    for (const o of all) {
+      // Back under the restarted server: a view of all 3 with a later epoch than before.
+      const syncs = o.events.filter((e) => e.type === 'sync');
+      expect(syncs.length).toBeGreaterThanOrEqual(2);
+      expect(syncs.at(-1)).toMatchObject({ size: 3 });
+      expect(syncs.at(-1)!.type === 'sync' && syncs.at(-1)!.step).toBeGreaterThanOrEqual(15);
+    }
+  } finally {
+    await ctx.close();
+    await server.close();
   }
 });

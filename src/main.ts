@@ -51,6 +51,11 @@ export interface RingTrainApi {
   resume(): void;
   /** Asks the room to stop after the current step; `train` then resolves with `stopped: true`. */
   stop(): void;
+  /** Fault drills. */
+  debug: {
+    /** Closes this tab's data channel to `peerId` as a network cut would; false when there is none. */
+    cutLink(peerId: string): boolean;
+  };
 }
 
 /** What `useData` loaded. */
@@ -200,6 +205,9 @@ window.ringtrain = {
   },
   stop: () => {
     if (control) control.stop = true;
+  },
+  debug: {
+    cutLink: (peerId) => need().transport.cut(peerId),
   },
 };
 

@@ -31,6 +31,8 @@ export class CoordinatorClient {
     private readonly url: string,
     private readonly room: string,
     private readonly peerId: string,
+    /** The last view epoch this peer saw, when it rejoins. */
+    private readonly lastEpoch?: number,
   ) {}
 
   /** Connects and joins; resolves with the welcome (heartbeat settings). */
@@ -43,7 +45,8 @@ export class CoordinatorClient {
         reject(new RingError('timeout', `coordinator at ${this.url} did not answer within ${timeoutMs} ms`));
         ws.close();
       }, timeoutMs);
-      ws.onopen = () => this.send({ type: 'hello', version: PROTOCOL_VERSION, room: this.room, peerId: this.peerId });
+      ws.onopen = () =>
+        this.send({ type: 'hello', version: PROTOCOL_VERSION, room: this.room, peerId: this.peerId, ...(this.lastEpoch !== undefined ? { epoch: this.lastEpoch } : {}) });
       ws.onmessage = (e) => {
         const m = parseServerMessage(e.data);
         if (m instanceof ProtocolError) {

@@ -56,12 +56,18 @@ export class PeerJsTransport implements Transport {
   refused = 0;
 
   constructor(
-    private readonly peer: Peer,
+    private peer: Peer,
     private readonly opts: PeerJsTransportOptions,
   ) {
     this.self = peer.id;
     this.highWater = opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.accept(peer);
+    this.timer = setInterval(() => this.beat(), opts.heartbeatMs);
+  }
+
+  private accept(peer: Peer): void {
     peer.on('connection', (conn) => {
+      if (peer !== this.peer) return;
       this.adopt(conn);
       // A dialer may see a new view before we do: give it until the dead-peer deadline to
       // appear in ours, then refuse it.
@@ -71,10 +77,20 @@ export class PeerJsTransport implements Transport {
             this.refused++;
             this.dropIf(conn, 'not a member of the view');
           }
-        }, opts.deadAfterMs);
+        }, this.opts.deadAfterMs);
       }
     });
-    this.timer = setInterval(() => this.beat(), opts.heartbeatMs);
+  }
+
+  /**
+   * Carries on over a new PeerJS peer with the same id (the old one was destroyed, e.g. when the
+   * server restarted): links of the old peer are dropped and are dialled again on the next view.
+   */
+  rebind(peer: Peer): void {
+    if (peer.id !== this.self) throw new RangeError(`rebind: peer id ${peer.id} is not ${this.self}`);
+    for (const id of [...this.links.keys(), ...this.pending.keys()]) this.drop(id, 'signaling replaced', false);
+    this.peer = peer;
+    this.accept(peer);
   }
 
   /** Only members of the current view keep links; links to anyone else are closed. */
@@ -149,6 +165,16 @@ export class PeerJsTransport implements Transport {
     });
     conn.on('close', () => this.dropIf(conn, 'channel closed'));
     conn.on('error', (e) => this.dropIf(conn, `channel error: ${e.message}`));
+  }
+
+  /**
+   * Closes the data channel to `id` as a network cut would: both ends see it close and report the
+   * neighbour down. For fault drills (`ringtrain.debug.cutLink`) and tests.
+   */
+  cut(id: PeerId): boolean {
+    const link = this.links.get(id);
+    link?.conn.close();
+    return !!link;
   }
 
   private dropIf(conn: DataConnection, reason: string): void {

@@ -9,7 +9,12 @@ import { clientConfigSchema, type ClientConfig } from '../protocol/messages.ts';
 import { CoordinatorClient } from './coordinator-client.ts';
 import { PeerJsTransport } from './peerjs-transport.ts';
 
-export type SessionStatus = 'connecting' | 'forming-ring' | 'ready' | 'evicted' | 'disconnected' | 'left';
+export type SessionStatus = 'connecting' | 'forming-ring' | 'ready' | 'evicted' | 'reconnecting' | 'disconnected' | 'left';
+
+/** Attempts to get back into the room after an eviction or a lost server, with exponential backoff. */
+export const MAX_REJOIN_ATTEMPTS = 12;
+/** Backoff before rejoin attempt `n` (1-based), ms: 250, 500, 1000, ... capped at 8 s, with jitter. */
+const rejoinDelay = (n: number): number => Math.min(8000, 125 * 2 ** n) * (0.75 + Math.random() / 4);
 
 export type SessionEvent =
   | { type: 'status'; status: SessionStatus; detail?: string }
@@ -30,6 +35,8 @@ export interface SessionOptions {
   highWaterBytes?: number;
   /** Time allowed to reach the server, ms (default 10000). */
   connectTimeoutMs?: number;
+  /** Get back into the room by itself after an eviction or a lost server (default true). */
+  rejoin?: boolean;
 }
 
 function randomId(): string {
@@ -73,6 +80,22 @@ function openPeer(id: string, origin: URL, cfg: ClientConfig, timeoutMs: number)
   });
 }
 
+/** Re-registers a PeerJS peer whose signaling socket dropped (e.g. the server restarted). */
+function reconnectPeer(peer: Peer, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      peer.off('open', onOpen);
+      reject(new RingError('timeout', `signaling did not reopen within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onOpen = (): void => {
+      clearTimeout(t);
+      resolve();
+    };
+    peer.once('open', onOpen);
+    peer.reconnect();
+  });
+}
+
 /**
  * One peer's membership in a room: signaling (PeerJS), the coordinator link, the data-channel
  * transport and a communicator for the current view. A new view closes the old communicator (its
@@ -87,13 +110,16 @@ export class RingSession {
   private comm: Communicator | null = null;
   private ready: Promise<Communicator> | null = null;
   private readonly viewChanged = new Listeners<[]>();
+  private rejoining = false;
+  private left = false;
 
   private constructor(
     readonly peerId: string,
-    private readonly peer: Peer,
+    private peer: Peer,
     readonly transport: PeerJsTransport,
     private readonly mailbox: Mailbox,
-    private readonly coordinator: CoordinatorClient,
+    private coordinator: CoordinatorClient,
+    private readonly coordinatorUrl: string,
     private readonly opts: SessionOptions,
   ) {}
 
@@ -124,13 +150,62 @@ export class RingSession {
       deadAfterMs: 2 * welcome.deadAfterMs,
       ...(opts.highWaterBytes ? { highWaterBytes: opts.highWaterBytes } : {}),
     });
-    const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, opts);
+    const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts);
     offEarly();
-    coordinator.views.on((v) => s.onView(v));
-    coordinator.errors.on((code, msg) => s.onCoordinatorError(code, msg));
+    s.listen(coordinator);
     transport.onPeerDown((p, reason) => s.onPeerDown(p, reason));
     for (const v of early) s.onView(v);
     return s;
+  }
+
+  private listen(c: CoordinatorClient): void {
+    c.views.on((v) => {
+      if (this.coordinator === c) this.onView(v);
+    });
+    c.errors.on((code, msg) => {
+      if (this.coordinator === c) this.onCoordinatorError(code, msg);
+    });
+  }
+
+  /**
+   * Gets back into the room under the same peer id (reconnecting signaling first if it dropped),
+   * retrying with exponential backoff. The hello names the last epoch seen, so a restarted server
+   * continues the epochs instead of starting over.
+   */
+  private async rejoin(): Promise<void> {
+    if (this.rejoining || this.left || this.opts.rejoin === false) return;
+    this.rejoining = true;
+    const timeout = this.opts.connectTimeoutMs ?? 10_000;
+    let last = '';
+    try {
+      for (let attempt = 1; attempt <= MAX_REJOIN_ATTEMPTS; attempt++) {
+        await new Promise((r) => setTimeout(r, rejoinDelay(attempt)));
+        if (this.left) return;
+        try {
+          if (this.peer.destroyed) {
+            // PeerJS destroys the peer (and its channels) when it loses the server for good:
+            // register the same id afresh; the ring is dialled again on the next view.
+            const origin = new URL(this.opts.origin ?? location.origin);
+            this.peer = await openPeer(this.peerId, origin, await fetchConfig(origin.origin), timeout);
+            this.transport.rebind(this.peer);
+          } else if (this.peer.disconnected) {
+            await reconnectPeer(this.peer, timeout);
+          }
+          const c = new CoordinatorClient(this.coordinatorUrl, this.opts.room, this.peerId, this.view?.epoch ?? 0);
+          this.listen(c);
+          this.coordinator = c;
+          await c.open(timeout);
+          this.setStatus('connecting', `back in the room after ${attempt} attempt(s)`);
+          return;
+        } catch (e) {
+          last = (e as Error).message;
+          this.setStatus('reconnecting', `attempt ${attempt} of ${MAX_REJOIN_ATTEMPTS} failed: ${last}`);
+        }
+      }
+      this.setStatus('disconnected', `could not get back into the room after ${MAX_REJOIN_ATTEMPTS} attempts (${last}); check that the server runs, then reload the page`);
+    } finally {
+      this.rejoining = false;
+    }
   }
 
   private setStatus(status: SessionStatus, detail?: string): void {
@@ -185,11 +260,18 @@ export class RingSession {
   }
 
   private onCoordinatorError(code: string, msg: string): void {
-    if (code === 'evicted' || code === 'disconnected') {
+    if (code === 'evicted') {
+      // No longer a member: the ring goes on without this peer until it is back in a view.
       this.comm?.close(new RingError('closed', msg));
       this.comm = null;
       this.ready = null;
-      this.setStatus(code === 'evicted' ? 'evicted' : 'disconnected', msg);
+      this.setStatus('evicted', msg);
+      void this.rejoin();
+    } else if (code === 'disconnected') {
+      // The server is gone, but the ring's data channels are not: collectives go on while the
+      // peer gets back in (a restarted server issues the next view).
+      this.setStatus('reconnecting', msg);
+      void this.rejoin();
     }
   }
 
@@ -219,7 +301,10 @@ export class RingSession {
       this.coordinator.requestResync(this.view.epoch);
     }
     const min = o.minPeers ?? 1;
-    await this.waitForView((v) => (failedEpoch === undefined || v.epoch > failedEpoch) && v.members.length >= min, o.timeoutMs);
+    await this.waitForView(
+      (v) => (failedEpoch === undefined || v.epoch > failedEpoch) && v.members.length >= min && !!ringPosition(v, this.peerId),
+      o.timeoutMs,
+    );
     return this.communicator(o.timeoutMs, o.signal);
   }
 
@@ -243,6 +328,7 @@ export class RingSession {
 
   /** Leaves the room, closes every link and the signaling socket. */
   leave(): void {
+    this.left = true;
     this.comm?.close(new RingError('closed', 'left the room'));
     this.comm = null;
     this.ready = null;

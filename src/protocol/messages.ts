@@ -53,7 +53,8 @@ export const clientConfigSchema = z.object({
 export type ClientConfig = z.infer<typeof clientConfigSchema>;
 
 export const clientMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('hello'), version: z.number().int(), room: id, peerId: id }),
+  /** `epoch`: the last view this peer saw (when it rejoins), so a restarted server never issues an older one. */
+  z.object({ type: z.literal('hello'), version: z.number().int(), room: id, peerId: id, epoch: u32.optional() }),
   z.object({ type: z.literal('heartbeat') }),
   /** The sender lost its data link to `peer` while in view `epoch`. */
   z.object({ type: z.literal('link-down'), epoch: u32, peer: id }),

@@ -16,6 +16,12 @@ export interface CoordinatorOptions {
   deadAfterMs?: number;
   /** Namespaced logger (default: none). */
   log?: (msg: string) => void;
+  /**
+   * A room created by a rejoining peer (one that names the epoch it last saw, as after a server
+   * restart) waits this long before its first view, so that the peers coming back together land in
+   * one view rather than one each (default 1000 ms).
+   */
+  rejoinGraceMs?: number;
 }
 
 /** One peer's control connection, as the coordinator sees it. */
@@ -35,6 +41,8 @@ interface Room {
   epoch: number;
   /** Ring order = join order. */
   members: Member[];
+  /** Set while a room recreated by rejoining peers gathers them before its first view. */
+  gathering?: ReturnType<typeof setTimeout>;
 }
 
 /** The coordinator's handle on one connection: feed it messages and tell it when it closes. */
@@ -54,6 +62,7 @@ export interface Session {
 export class Coordinator {
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
+  private readonly rejoinGraceMs: number;
   private readonly rooms = new Map<string, Room>();
   private readonly byPeer = new Map<string, Room>();
   /** Connections the coordinator closed (eviction, wrong version): whatever they still send is ignored. */
@@ -69,6 +78,7 @@ export class Coordinator {
     if (this.deadAfterMs < 2 * this.heartbeatMs) {
       throw new RangeError(`Coordinator: deadAfterMs (${this.deadAfterMs}) must be at least twice heartbeatMs (${this.heartbeatMs})`);
     }
+    this.rejoinGraceMs = opts.rejoinGraceMs ?? 1000;
     this.log = opts.log ?? (() => {});
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, this.heartbeatMs / 2));
     this.sweeper.unref?.();
@@ -137,12 +147,21 @@ export class Coordinator {
       if (!room) {
         room = { id: m.room, epoch: 0, members: [] };
         this.rooms.set(m.room, room);
+        if (m.epoch !== undefined) {
+          const r = room;
+          r.gathering = setTimeout(() => {
+            delete r.gathering;
+            if (this.rooms.get(r.id) === r) this.publish(r);
+          }, this.rejoinGraceMs);
+        }
       }
+      // Epochs only grow, even across a server restart: a rejoining peer says where it was.
+      room.epoch = Math.max(room.epoch, m.epoch ?? 0);
       room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now() });
       this.byPeer.set(m.peerId, room);
       conn.send({ type: 'welcome', version: PROTOCOL_VERSION, peerId: m.peerId, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs });
-      this.log(`${m.peerId} joined ${m.room}`);
-      this.publish(room);
+      this.log(`${m.peerId} ${m.epoch !== undefined ? 'rejoined' : 'joined'} ${m.room}`);
+      if (!room.gathering) this.publish(room);
       return m.peerId;
     }
     if (!joined) {
@@ -169,7 +188,7 @@ export class Coordinator {
         return joined;
       case 'resync':
         // The first request for the current epoch re-issues the view; later ones name an old epoch.
-        if (m.epoch === room.epoch) {
+        if (m.epoch === room.epoch && !room.gathering) {
           this.log(`${joined} asked ${room.id} to resync at epoch ${m.epoch}`);
           this.publish(room);
         }
@@ -192,10 +211,11 @@ export class Coordinator {
       gone.conn.close(reason);
     }
     if (room.members.length === 0) {
+      clearTimeout(room.gathering);
       this.rooms.delete(room.id);
       return;
     }
-    this.publish(room);
+    if (!room.gathering) this.publish(room);
   }
 
   private publish(room: Room): void {
@@ -219,5 +239,6 @@ export class Coordinator {
 
   close(): void {
     clearInterval(this.sweeper);
+    for (const r of this.rooms.values()) clearTimeout(r.gathering);
   }
 }
