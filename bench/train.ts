@@ -68,6 +68,7 @@ export interface AccuracyRow {
   backend: string;
   steps: number;
   batch: number;
+  lr: number;
   wall_s: number;
 }
 
@@ -236,6 +237,7 @@ export async function benchAccuracy(o: AccuracyBenchOptions, log: (s: string) =>
           backend: runs.every((x) => x.backend === r.backend) ? r.backend : runs.map((x) => x.backend).join('/'),
           steps,
           batch: o.batch,
+          lr: o.lr,
           wall_s: round((performance.now() - t0) / 1000, 1),
         };
         rows.push(row);

@@ -229,3 +229,20 @@ test('the server restarts mid-run: peers reconnect by themselves and train on, l
     await server.close();
   }
 });
+
+test('a peer slowed 4x by CPU throttling gets a smaller part of the global batch; weights stay equal', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(180_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const { peers } = await room(ctx, 3, 'slow');
+  const cdp = await ctx.newCDPSession(peers[1]!.page);
+  await cdp.send('Emulation.setCPUThrottlingRate', { rate: 4 });
+  const all = ok(await Promise.all(startTraining(peers, { ...CONFIG, steps: 30, balance: true })));
+  await ctx.close();
+  expectAgreed(all, 30);
+  // The global batch stays 128; after the first measurements the slow tab takes a smaller part.
+  const lastPart = all.map((o) => o.events.filter((e) => e.type === 'step').at(-1)!);
+  for (const e of lastPart) expect(e.type === 'step' && e.samples).toBe(128);
+  const part = lastPart.map((e) => (e.type === 'step' ? e.localSamples : 0));
+  console.log(`local batch by rank after balancing (rank 1 throttled 4x): ${part.join(', ')}`);
+  expect(part[1]!).toBeLessThan(0.6 * Math.min(part[0]!, part[2]!));
+});

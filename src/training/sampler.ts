@@ -46,3 +46,32 @@ export class Sampler {
   }
 }
 
+
+/**
+ * Splits a global batch of `global` samples in proportion to `weights` (each peer's measured
+ * samples/s), by largest remainder: the parts sum to `global`, and when `global >= weights.length`
+ * every peer keeps at least one sample (so it keeps measuring its speed). Deterministic: every peer
+ * computes the same split from the same (allreduced) weights. Non-positive or non-finite weights
+ * count as the smallest positive one; all of them invalid gives the equal split.
+ */
+export function proportionalSplit(global: number, weights: ArrayLike<number>): number[] {
+  const n = weights.length;
+  const valid = Array.from(weights, (w) => (Number.isFinite(w) && w > 0 ? w : 0));
+  const floor = Math.min(...valid.filter((w) => w > 0));
+  if (!Number.isFinite(floor)) return Array.from({ length: n }, (_, r) => localBatchSize(global, n, r));
+  const w = valid.map((x) => (x > 0 ? x : floor));
+  const min = global >= n ? 1 : 0;
+  const spread = global - min * n;
+  const total = w.reduce((a, b) => a + b, 0);
+  const exact = w.map((x) => (spread * x) / total);
+  const parts = exact.map((x) => min + Math.floor(x));
+  let left = global - parts.reduce((a, b) => a + b, 0);
+  // Largest remainders first; ties go to the lower rank.
+  const order = exact.map((x, r) => ({ r, rem: x - Math.floor(x) })).sort((a, b) => b.rem - a.rem || a.r - b.r);
+  for (const { r } of order) {
+    if (left === 0) break;
+    parts[r]!++;
+    left--;
+  }
+  return parts;
+}

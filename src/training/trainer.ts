@@ -23,7 +23,7 @@ import { createModel, lossKindFor, type ModelKind, type ModelSpec } from '../ml/
 import { createOptimizer, type FlatOptimizer, type OptimizerSpec } from '../ml/optimizer.ts';
 import { evaluate } from '../ml/step.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
-import { localBatchSize, Sampler } from './sampler.ts';
+import { localBatchSize, proportionalSplit, Sampler } from './sampler.ts';
 
 export type Algorithm = 'sgd' | 'gd' | 'fedavg';
 
@@ -50,12 +50,19 @@ export interface TrainConfig {
   seed: number;
   /** Quorum: with fewer peers in the room, training waits (after a failure, or before it starts). */
   minPeers?: number;
+  /**
+   * sgd: split the global batch in proportion to each peer's measured speed (re-measured every
+   * {@link BALANCE_EVERY} steps) so fast and slow peers finish their part together. Off by default:
+   * the split then depends on timing, so runs are no longer bit-for-bit repeatable.
+   */
+  balance?: boolean;
 }
 
 export type TrainEvent =
   | { type: 'backend'; report: BackendReport }
   | { type: 'data'; train: number; test: number; rank: number; size: number }
-  | ({ type: 'step'; step: number; steps: number; loss: number; samples: number; samplesPerSec: number; epoch: number; size: number } & StepTimings)
+  /** `samples`: the global batch; `localSamples`: this peer's part of it. */
+  | ({ type: 'step'; step: number; steps: number; loss: number; samples: number; localSamples: number; samplesPerSec: number; epoch: number; size: number } & StepTimings)
   | { type: 'eval'; step: number; accuracy: number; loss: number; count: number }
   | { type: 'checksum'; step: number; checksum: string; resynced: boolean }
   /** The room paused (some peer asked), resumed (no peer asks any more), or is stopping after `step`. */
@@ -89,6 +96,8 @@ export interface TrainControl {
 
 /** While paused, how often the peers exchange their control flags (ms). */
 export const PAUSE_POLL_MS = 200;
+/** sgd with `balance`: steps between speed measurements. */
+export const BALANCE_EVERY = 5;
 /** Failed views a run recovers from before giving up. */
 export const MAX_RECOVERIES = 100;
 
@@ -281,6 +290,8 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       st.agreed = true;
       // A fresh order of this peer's (possibly new) shard, the same on every run of this schedule.
       sampler = new Sampler(shard.train, cfg.seed * 7919 + g.rank + 1 + 104_729 * st.step);
+      // A new group starts from the even split until its speeds are measured.
+      shares = null;
       deps.emit({ type: 'sync', step: st.step, epoch: g.epoch, size: g.size, source });
     };
     const checkpoint = async (): Promise<void> => {
@@ -303,10 +314,15 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       }
       if (room.stop === 0) deps.emit({ type: 'control', step: st.step, state: 'resumed' });
     };
+    /** This peer's part of the global batch per rank (sgd with `balance`); null = the even split. */
+    let shares: number[] | null = null;
+    /** This peer's compute speed, samples per ms (moving average). */
+    let speed = 0;
     /** One global step on the current group; commits (st.step + 1) only when its allreduce completed. */
     const step = async (): Promise<void> => {
       const t0 = performance.now();
       let r;
+      let local: number;
       if (cfg.algorithm === 'fedavg') {
         // Local steps change the weights before the allreduce: keep the committed state to roll back to.
         const before = { w: await getFlatWeights(model), o: st.opt.getState() };
@@ -317,14 +333,24 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
           st.opt.setState(before.o);
           throw e;
         }
+        local = cfg.batch * (cfg.localSteps ?? 5);
       } else {
         const full = cfg.algorithm === 'gd';
-        const batch = full ? { x: shard.train.x, y: shard.train.targets ?? shard.train.y, count: shard.train.n } : sampler.next(localBatchSize(cfg.batch, g.size, g.rank));
+        const batch = full ? { x: shard.train.x, y: shard.train.targets ?? shard.train.y, count: shard.train.n } : sampler.next(shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
         r = await synchronousStep(model, st.opt, lossKind, sum, batch, full ? 256 : undefined);
+        local = batch.count;
       }
       st.step++;
+      const rate = local / Math.max(r.timings.computeMs, 0.01);
+      if (local > 0) speed = speed === 0 ? rate : 0.7 * speed + 0.3 * rate;
       const secs = (performance.now() - t0) / 1000;
-      deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });
+      deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, localSamples: local, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });
+    };
+    /** sgd with `balance`: every peer reports its speed and all take the same proportional split. */
+    const rebalance = async (): Promise<void> => {
+      const v = new Float32Array(g.size);
+      v[g.rank] = speed;
+      shares = proportionalSplit(cfg.batch, await sum(v));
     };
 
     let evaluatedStart = false;
@@ -350,6 +376,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
           if (cfg.evalEvery && st.step % cfg.evalEvery === 0) await evalAll();
           if (cfg.checksumEvery && st.step % cfg.checksumEvery === 0) await verify();
           if (cfg.checkpointEvery && st.step % cfg.checkpointEvery === 0) await checkpoint();
+          if (cfg.balance && cfg.algorithm === 'sgd' && st.step % BALANCE_EVERY === 0) await rebalance();
         }
         await evalAll();
         const checksum = await verify();
