@@ -6,6 +6,7 @@
  *   train      [--peers 1,2,4] [--backends cpu,wasm,webgl,webgpu] [--models softmax[,mlp]] [--steps 40]
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
+ *   faults     [--faults 10] [--every 10] [--seed 1]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
+import { benchFaults } from './faults.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
 const list = (s: string, name: string): number[] =>
@@ -37,7 +39,7 @@ function positive(s: string, name: string): number {
   return v;
 }
 
-const SCENARIOS = ['allreduce', 'train', 'accuracy'];
+const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -55,6 +57,9 @@ async function main(): Promise<void> {
       lr: { type: 'string', default: '0.005' },
       'eval-every': { type: 'string', default: '10' },
       target: { type: 'string', default: '0.7' },
+      faults: { type: 'string', default: '10' },
+      every: { type: 'string', default: '10' },
+      seed: { type: 'string', default: '1' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
@@ -65,6 +70,15 @@ async function main(): Promise<void> {
   const file = path.join(outDir, `${scenario}.json`);
   const save = (rows: unknown[]): void => writeFileSync(file, `${JSON.stringify(rows, null, 2)}\n`);
   let rows: unknown[];
+  if (scenario === 'faults') {
+    const o = { faults: list(values.faults, 'faults')[0]!, every: list(values.every, 'every')[0]!, seed: Number(values.seed) };
+    console.log(`faults benchmark: 4 peers, softmax on fashion-mnist, ${o.faults} faults one every ${o.every} steps (seed ${o.seed})`);
+    const r = await benchFaults(o, log);
+    writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+    console.log(JSON.stringify(r.summary, null, 2));
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
   if (scenario === 'allreduce') {
     const peers = list(values.peers ?? '4', 'peers');
     const sizes = list(values.sizes, 'sizes');

@@ -1,7 +1,8 @@
-import type { BrowserContext, Page } from '@playwright/test';
+import type { BrowserContext } from '@playwright/test';
 import path from 'node:path';
+import { FAULTS, reach, startTraining as startRuns, stepProblems, waitForStep, type Outcome } from '../src/cli/drills.ts';
 import { startServer } from '../src/server/app.ts';
-import type { TrainConfig, TrainEvent } from '../src/training/trainer.ts';
+import type { TrainConfig } from '../src/training/trainer.ts';
 import { expect, newContext, openPeers, roomName, test, type RingPeer } from './peers.ts';
 
 /**
@@ -23,71 +24,7 @@ const CONFIG: TrainConfig = {
   seed: 7,
 };
 
-type Kept = Extract<TrainEvent, { type: 'step' | 'sync' | 'fault' | 'checkpoint' }> & { t: number };
-
-declare global {
-  interface Window {
-    __events: Kept[];
-  }
-}
-
-interface Outcome {
-  steps: number;
-  checksum: string;
-  finite: boolean;
-  recoveries: number;
-  events: Kept[];
-}
-
-/** Starts `config` in every tab; each tab keeps its step/sync/fault/checkpoint events in `window.__events`. */
-function startTraining(peers: RingPeer[], config: TrainConfig): Promise<Outcome | Error>[] {
-  return peers.map((p) =>
-    p.page
-      .evaluate(async (config) => {
-        window.__events = [];
-        const r = await window.ringtrain.train(config, (e) => {
-          if (e.type === 'step' || e.type === 'sync' || e.type === 'fault' || e.type === 'checkpoint') window.__events.push({ ...e, t: Date.now() });
-        });
-        return { steps: r.steps, checksum: r.checksum, finite: r.weights.every(Number.isFinite), recoveries: r.recoveries, events: window.__events };
-      }, config)
-      .catch((e: unknown) => e as Error),
-  );
-}
-
-/** Resolves when `page` has committed `step` (by its own step or a sync). */
-function waitForStep(page: Page, step: number): Promise<unknown> {
-  return page.waitForFunction((s) => (window.__events ?? []).some((e) => (e.type === 'step' || e.type === 'sync') && e.step >= s), step, { timeout: 120_000 });
-}
-
-/** Where in the step the fault strikes. */
-type Point = 'compute' | 'allreduce';
-
-/** Resolves at `point` of the step after `step`: at once (the tab is computing), or once it sent frames of that step's allreduce. */
-async function reach(page: Page, step: number, point: Point): Promise<void> {
-  await waitForStep(page, step);
-  if (point === 'compute') return;
-  const sent = await page.evaluate(() => window.ringtrain.stats().framesSent);
-  await page.waitForFunction((n) => window.ringtrain.stats().framesSent > n, sent, { timeout: 60_000 });
-}
-
-/**
- * Every step a peer ran is the one after the state it held (its own, or one it took over in a
- * sync), and a sync never goes back: no step lost, none applied twice.
- */
-function stepProblems(events: Kept[]): string[] {
-  const out: string[] = [];
-  let at = 0;
-  for (const e of events) {
-    if (e.type === 'sync') {
-      if (e.step < at) out.push(`sync back from ${at} to ${e.step}`);
-      at = e.step;
-    } else if (e.type === 'step') {
-      if (e.step !== at + 1) out.push(`step ${e.step} after ${at}`);
-      at = e.step;
-    }
-  }
-  return out;
-}
+const startTraining = (peers: RingPeer[], config: TrainConfig): Promise<Outcome | Error>[] => startRuns(peers.map((p) => p.page), config);
 
 function expectAgreed(outcomes: Outcome[], steps: number): void {
   for (const o of outcomes) {
@@ -110,15 +47,6 @@ async function room(ctx: BrowserContext, n: number, title: string): Promise<{ pe
   await Promise.all(peers.map((p) => p.waitForMembers(n)));
   return { peers, name };
 }
-
-const FAULTS = {
-  close: (p: Page) => p.close(),
-  crash: async (p: Page) => {
-    const cdp = await p.context().newCDPSession(p);
-    // The renderer dies at once; the reply never comes.
-    void cdp.send('Page.crash').catch(() => undefined);
-  },
-};
 
 for (const fault of ['close', 'crash'] as const) {
   for (const point of ['compute', 'allreduce'] as const) {

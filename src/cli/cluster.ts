@@ -27,6 +27,8 @@ export interface Cluster {
   browser: Browser;
   pages: Page[];
   room: string;
+  /** Opens one more tab (same URL options) and joins it to the room; it is not added to `pages`. */
+  addPeer(): Promise<Page>;
   close(): Promise<void>;
 }
 
@@ -71,7 +73,12 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       pages.push(page);
     }
     await Promise.all(pages.map((p) => waitForMembers(p, o.peers)));
-    return { server, browser, pages, room, close };
+    const addPeer = async (): Promise<Page> => {
+      const page = await ctx.newPage();
+      await joinPage(page, room, o.query);
+      return page;
+    };
+    return { server, browser, pages, room, addPeer, close };
   } catch (e) {
     await close();
     throw e;

@@ -8,6 +8,7 @@ import { MemoryNetwork, type MemoryTransport } from '../core/memory-transport.ts
 import { holdOut, localShard } from '../data/local.ts';
 import { gaussianBlobs } from '../data/synthetic.ts';
 import { relativeDifference } from '../ml/compare.ts';
+import { stepProblems } from './history.ts';
 import { train, type Group, type TrainConfig, type TrainControl, type TrainEvent, type TrainerDeps, type TrainResult } from './trainer.ts';
 
 /**
@@ -179,25 +180,6 @@ describe('train', () => {
 /** Step numbers a peer reported, in order. */
 const stepsOf = (events: TrainEvent[]): number[] => events.flatMap((e) => (e.type === 'step' ? [e.step] : []));
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-/**
- * Where a peer's committed step goes wrong: each step it runs must be the one after its state's
- * (the state it ran, or took over in a sync), and a sync may only keep or advance the state.
- */
-function stepProblems(events: TrainEvent[]): string[] {
-  const out: string[] = [];
-  let at = 0;
-  for (const e of events) {
-    if (e.type === 'sync') {
-      if (e.step < at) out.push(`sync back from ${at} to ${e.step}`);
-      at = e.step;
-    } else if (e.type === 'step') {
-      if (e.step !== at + 1) out.push(`step ${e.step} after ${at}`);
-      at = e.step;
-    }
-  }
-  return out;
-}
 
 describe('train through faults (in-memory room)', () => {
   const SGD: TrainConfig = { ...BASE, algorithm: 'sgd', batch: 24, steps: 30, optimizer: { kind: 'adam', lr: 0.05 } };
