@@ -6,7 +6,7 @@
  * the test accuracy against a fault-free run of the same length.
  */
 import type { Page } from 'playwright-core';
-import { FAULTS, reach, startTraining, stepProblems, type FaultKind, type Kept, type Outcome, type Point } from '../src/cli/drills.ts';
+import { DRILL_CONFIG, FAULTS, reach, startTraining, stepProblems, type FaultKind, type Kept, type Outcome, type Point } from '../src/cli/drills.ts';
 import { startCluster } from '../src/cli/cluster.ts';
 import { mulberry32 } from '../src/core/random.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
@@ -46,18 +46,7 @@ export interface FaultBenchOptions {
 
 const PEERS = 4;
 
-function config(steps: number): TrainConfig {
-  return {
-    dataset: 'fashion-mnist',
-    partition: { scheme: 'iid', seed: 1 },
-    model: 'softmax',
-    algorithm: 'sgd',
-    optimizer: { kind: 'adam', lr: 0.005 },
-    batch: 128,
-    steps,
-    seed: 7,
-  };
-}
+const config = (steps: number): TrainConfig => ({ ...DRILL_CONFIG, steps });
 
 const events = (p: Page): Promise<Kept[]> => p.evaluate(() => window.__events);
 

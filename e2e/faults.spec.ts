@@ -1,6 +1,6 @@
 import type { BrowserContext } from '@playwright/test';
 import path from 'node:path';
-import { FAULTS, reach, startTraining as startRuns, stepProblems, waitForStep, type Outcome } from '../src/cli/drills.ts';
+import { DRILL_CONFIG, FAULTS, reach, startTraining as startRuns, stepProblems, waitForStep, type Outcome } from '../src/cli/drills.ts';
 import { startServer } from '../src/server/app.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 import { expect, newContext, openPeers, roomName, test, type RingPeer } from './peers.ts';
@@ -12,17 +12,7 @@ import { expect, newContext, openPeers, roomName, test, type RingPeer } from './
  * tab records its training events in the page; the test waits on them, never on the clock.
  */
 
-const CONFIG: TrainConfig = {
-  dataset: 'fashion-mnist',
-  partition: { scheme: 'iid', seed: 1 },
-  model: 'softmax',
-  algorithm: 'sgd',
-  optimizer: { kind: 'adam', lr: 0.005 },
-  batch: 128,
-  steps: 40,
-  checkpointEvery: 10,
-  seed: 7,
-};
+const CONFIG: TrainConfig = { ...DRILL_CONFIG, checkpointEvery: 10 };
 
 const startTraining = (peers: RingPeer[], config: TrainConfig): Promise<Outcome | Error>[] => startRuns(peers.map((p) => p.page), config);
 
