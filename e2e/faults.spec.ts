@@ -1,4 +1,5 @@
 import type { BrowserContext } from '@playwright/test';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { DRILL_CONFIG, FAULTS, reach, startTraining as startRuns, stepProblems, waitForStep, type Outcome } from '../src/cli/drills.ts';
 import { startServer } from '../src/server/app.ts';
@@ -119,19 +120,27 @@ test('a data channel cut between two live tabs: the coordinator re-forms the rin
   for (const o of all) expect(o.events.filter((e) => e.type === 'sync').at(-1)).toMatchObject({ size: 4 });
 });
 
+const ROOT = path.resolve(import.meta.dirname, '..');
+/** Checkpoint folders of the servers these tests start themselves. */
+const OWN_DIR = path.join(ROOT, '.ringtrain', 'e2e');
+test.afterAll(() => rmSync(OWN_DIR, { recursive: true, force: true }));
+
+/** A server of this test's own (in-process: quicker to restart than a child), on the built assets. */
+function ownServer(name: string, port = 0): ReturnType<typeof startServer> {
+  const root = ROOT;
+  const checkpointDir = path.join(OWN_DIR, `${name}-${Date.now()}`);
+  return startServer({ host: '127.0.0.1', port, mode: 'prod', root, checkpointDir, deadAfterMs: 6000, log: (m) => console.log(`[${name} server] ${m}`) });
+}
+
 test('the server restarts mid-run: peers reconnect by themselves and train on, losing nothing', async ({ ringBrowser }) => {
   test.setTimeout(180_000);
-  const root = path.resolve(import.meta.dirname, '..');
-  const checkpointDir = path.join(root, '.ringtrain', 'e2e-restart');
-  const opts = { host: '127.0.0.1', port: 0, mode: 'prod' as const, root, checkpointDir, deadAfterMs: 6000 };
-  let server = await startServer(opts);
-  const port = server.port;
+  let server = await ownServer('first');
   const ctx = await newContext(ringBrowser, server.url);
   const { peers } = await room(ctx, 3, 'restart');
   const runs = startTraining(peers, { ...CONFIG, steps: 60 });
   await waitForStep(peers[0]!.page, 15);
   await server.close();
-  server = await startServer({ ...opts, port, log: (m) => console.log(`[restarted server] ${m}`) });
+  server = await ownServer('restarted', server.port);
   try {
     const all = ok(await Promise.all(runs));
     expectAgreed(all, 60);
@@ -142,6 +151,32 @@ test('the server restarts mid-run: peers reconnect by themselves and train on, l
       expect(syncs.at(-1)).toMatchObject({ size: 3 });
       expect(syncs.at(-1)!.type === 'sync' && syncs.at(-1)!.step).toBeGreaterThanOrEqual(15);
     }
+  } finally {
+    await ctx.close();
+    await server.close();
+  }
+});
+
+test('a server that lost its checkpoints: tabs reopened in the same browser resume from IndexedDB', async ({ ringBrowser }) => {
+  test.setTimeout(180_000);
+  let server = await ownServer('disk-lost');
+  const ctx = await newContext(ringBrowser, server.url);
+  try {
+    const { peers, name } = await room(ctx, 2, 'idb');
+    const runs = startTraining(peers, { ...CONFIG, steps: 1000 });
+    await peers[0]!.page.waitForFunction(() => window.__events.some((e) => e.type === 'checkpoint' && e.step >= 20 && !e.error), undefined, { timeout: 120_000 });
+    for (const p of peers) await p.page.close();
+    await Promise.all(runs);
+    // The same port (same origin, same IndexedDB), an empty checkpoint folder.
+    await server.close();
+    server = await ownServer('fresh-disk', server.port);
+    const back = await openPeers(ctx, 2, name, { backend: 'wasm' });
+    await Promise.all(back.map((p) => p.waitForMembers(2)));
+    const resumed = ok(await Promise.all(startTraining(back, { ...CONFIG, steps: 60 })));
+    expectAgreed(resumed, 60);
+    const sync = resumed[0]!.events.find((e) => e.type === 'sync');
+    expect(sync).toMatchObject({ source: 'checkpoint' });
+    expect(sync!.step).toBeGreaterThanOrEqual(20);
   } finally {
     await ctx.close();
     await server.close();

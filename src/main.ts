@@ -12,6 +12,7 @@ import { loadUserData, type UserDataInput } from './data/user-files.ts';
 import { parseBackendPreference } from './ml/backend.ts';
 import { selectBrowserBackend } from './ml/backends-browser.ts';
 import { makeStepProbe } from './ml/probe.ts';
+import { CheckpointClient } from './net/checkpoints.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
 import { train, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
 import { bindDataForm } from './ui/data-form.ts';
@@ -157,7 +158,7 @@ window.ringtrain = {
     const prefer = parseBackendPreference(params.get('backend'));
     const ctl: TrainControl = { pause: false, stop: false };
     control = ctl;
-    const room = state.room;
+    const checkpoints = new CheckpointClient(state.room);
     try {
       return await train(config, {
         group: async (failedEpoch) => {
@@ -177,8 +178,8 @@ window.ringtrain = {
         },
         control: () => ctl,
         loadShard: (split, rank, size) => loadShard(config, split, rank, size),
-        saveCheckpoint: (bytes) => saveCheckpoint(room, bytes),
-        loadCheckpoint: () => loadCheckpoint(room),
+        saveCheckpoint: (bytes) => checkpoints.save(bytes),
+        loadCheckpoint: () => checkpoints.load(),
         selectBackend: (spec) =>
           selectBrowserBackend({
             prefer,
@@ -215,18 +216,6 @@ window.ringtrain = {
 const GROUP_TIMEOUT_MS = 120_000;
 /** How long a run with a quorum waits for enough peers, ms. */
 const QUORUM_TIMEOUT_MS = 30 * 60_000;
-
-const checkpointUrl = (room: string): string => `/api/rooms/${encodeURIComponent(room)}/checkpoint`;
-
-async function saveCheckpoint(room: string, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
-  const res = await fetch(checkpointUrl(room), { method: 'PUT', body: bytes, headers: { 'Content-Type': 'application/octet-stream' } });
-  if (!res.ok) throw new Error(`the server refused the checkpoint (${res.status}): ${((await res.json().catch(() => ({}))) as { error?: string }).error ?? ''}`);
-}
-
-async function loadCheckpoint(room: string): Promise<Uint8Array | null> {
-  const res = await fetch(checkpointUrl(room), { cache: 'no-store' });
-  return res.ok ? new Uint8Array(await res.arrayBuffer()) : null;
-}
 
 /** This peer's shard of a split: from the tab's own data, or downloaded from the server. */
 async function loadShard(config: TrainConfig, split: 'train' | 'test', rank: number, size: number): Promise<Dataset> {

@@ -1,0 +1,67 @@
+/**
+ * Where a page keeps its room's checkpoints: uploaded to the server (which verifies and stores them
+ * on disk) and mirrored in the tab's IndexedDB, so that a server that lost its disk, or cannot be
+ * reached, still leaves the newest state in the browser. Loading takes the newer of the two.
+ */
+import { decodeCheckpoint } from '../protocol/checkpoint.ts';
+
+const DB = 'ringtrain';
+const STORE = 'checkpoints';
+
+const url = (origin: string, room: string): string => `${origin}/api/rooms/${encodeURIComponent(room)}/checkpoint`;
+
+function openDb(): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(DB, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error ?? new Error('IndexedDB did not open'));
+  });
+}
+
+async function idb<T>(mode: IDBTransactionMode, op: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+  const db = await openDb();
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const req = op(db.transaction(STORE, mode).objectStore(STORE));
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
+    });
+  } finally {
+    db.close();
+  }
+}
+
+/** The step of a checkpoint that verifies, else -1. */
+function stepOf(bytes: Uint8Array | null): number {
+  if (!bytes) return -1;
+  const c = decodeCheckpoint(bytes);
+  return c instanceof Error ? -1 : c.step;
+}
+
+export class CheckpointClient {
+  constructor(
+    private readonly room: string,
+    private readonly origin = location.origin,
+  ) {}
+
+  /** Mirrors `bytes` in IndexedDB and uploads it; rejects with the server's reason when it refuses. */
+  async save(bytes: Uint8Array<ArrayBuffer>): Promise<void> {
+    await idb('readwrite', (s) => s.put(bytes, this.room)).catch(() => undefined);
+    const res = await fetch(url(this.origin, this.room), { method: 'PUT', body: bytes, headers: { 'Content-Type': 'application/octet-stream' } });
+    if (!res.ok) throw new Error(`the server refused the checkpoint (${res.status}): ${((await res.json().catch(() => ({}))) as { error?: string }).error ?? ''}`);
+  }
+
+  /** The newer valid checkpoint of the server's and this browser's, or null. */
+  async load(): Promise<Uint8Array | null> {
+    const [remote, local] = await Promise.all([
+      fetch(url(this.origin, this.room), { cache: 'no-store' })
+        .then(async (r) => (r.ok ? new Uint8Array(await r.arrayBuffer()) : null))
+        .catch(() => null),
+      idb<unknown>('readonly', (s) => s.get(this.room))
+        .then((v) => (v instanceof Uint8Array ? v : null))
+        .catch(() => null),
+    ]);
+    return stepOf(local) > stepOf(remote) ? local : remote;
+  }
+}
