@@ -1,0 +1,139 @@
+/**
+ * Gradient-boosted trees over the ring (second-order, as XGBoost): each round, every peer computes
+ * the gradient and hessian of the loss on its rows, and one histogram tree per output is grown by
+ * histogram allreduce ({@link growTree}); the scores move by the learning rate times the leaf weights.
+ * Multi-class uses the softmax loss (one tree per class per round); regression the squared error.
+ * Column subsampling draws from a seed shared by all peers, so every peer uses the same features.
+ */
+import { mulberry32 } from '../../core/random.ts';
+import type { SumAllPeers } from '../algorithms/distributed.ts';
+import type { Bins } from './bins.ts';
+import { growTree, predictTree, type GrowStats, type Tree } from './tree.ts';
+
+export interface GbdtOptions {
+  rounds: number;
+  learningRate: number;
+  maxDepth: number;
+  minSamplesLeaf: number;
+  /** L2 on leaf weights (λ), split penalty (γ), smallest hessian sum per child. */
+  lambda: number;
+  gamma: number;
+  minChildWeight: number;
+  /** Number of classes, or 0 for regression. */
+  classes: number;
+  /** Share of features each tree may use (default 1). */
+  colSample?: number;
+  seed: number;
+}
+
+/** A trained model; plain data, serialisable as JSON. */
+export interface Gbdt {
+  classes: number;
+  learningRate: number;
+  /** Starting score per output (log prior for classes, the mean for regression). */
+  base: number[];
+  /** `trees[round][output]`. */
+  trees: Tree[][];
+}
+
+/** Raw scores (one per output) of one row. */
+export function gbdtScores(m: Gbdt, x: ArrayLike<number>, offset = 0): number[] {
+  const s = [...m.base];
+  for (const round of m.trees) round.forEach((t, c) => (s[c]! += m.learningRate * predictTree(t, x, offset)[0]!));
+  return s;
+}
+
+function softmaxInPlace(s: Float64Array): void {
+  const max = Math.max(...s);
+  let z = 0;
+  for (let k = 0; k < s.length; k++) z += s[k] = Math.exp(s[k]! - max);
+  for (let k = 0; k < s.length; k++) s[k]! /= z;
+}
+
+/**
+ * Trains on this peer's `n` rows (`binned` by the agreed `bins`, raw `x` for scoring, labels `y` or
+ * regression `targets`). Every peer of the group calls it with the same options and gets the same
+ * model. `onRound` reports progress and the round's traffic.
+ */
+export async function trainGbdt(
+  sum: SumAllPeers,
+  bins: Bins,
+  binned: Uint8Array,
+  labels: Int32Array | Float32Array,
+  n: number,
+  d: number,
+  o: GbdtOptions,
+  onRound?: (round: number, traffic: GrowStats) => void,
+): Promise<Gbdt> {
+  const outputs = o.classes > 0 ? o.classes : 1;
+  // Base score from global statistics.
+  let base: number[];
+  if (o.classes > 0) {
+    const counts = new Float32Array(o.classes + 1);
+    for (let i = 0; i < n; i++) counts[labels[i]!]!++;
+    counts[o.classes] = n;
+    const total = await sum(counts);
+    base = Array.from(total.subarray(0, o.classes), (c) => Math.log(Math.max(c, 1) / total[o.classes]!));
+  } else {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += labels[i]!;
+    const total = await sum(Float32Array.from([s, n]));
+    base = [total[1]! > 0 ? total[0]! / total[1]! : 0];
+  }
+  const scores = new Float64Array(n * outputs);
+  for (let i = 0; i < n; i++) scores.set(base, i * outputs);
+  const model: Gbdt = { classes: o.classes, learningRate: o.learningRate, base, trees: [] };
+  const rand = mulberry32(o.seed);
+  const stats = new Float32Array(n * 3);
+  const p = new Float64Array(outputs);
+  for (let round = 0; round < o.rounds; round++) {
+    const features = o.colSample && o.colSample < 1 ? Array.from({ length: d }, (_, f) => f).filter(() => rand() < o.colSample!) : undefined;
+    const trees: Tree[] = [];
+    const traffic: GrowStats = { floatsSummed: 0, floatsWithoutSubtraction: 0 };
+    for (let c = 0; c < outputs; c++) {
+      for (let i = 0; i < n; i++) {
+        let g: number;
+        let h: number;
+        if (o.classes > 0) {
+          p.set(scores.subarray(i * outputs, (i + 1) * outputs));
+          softmaxInPlace(p);
+          g = p[c]! - (labels[i] === c ? 1 : 0);
+          h = Math.max(p[c]! * (1 - p[c]!), 1e-6);
+        } else {
+          g = scores[i]! - labels[i]!;
+          h = 1;
+        }
+        stats[i * 3] = g;
+        stats[i * 3 + 1] = h;
+        stats[i * 3 + 2] = 1;
+      }
+      const { tree, traffic: t } = await growTree(sum, bins, binned, stats, n, d, {
+        maxDepth: o.maxDepth,
+        minSamplesLeaf: o.minSamplesLeaf,
+        criterion: { kind: 'second-order', lambda: o.lambda, gamma: o.gamma, minChildWeight: o.minChildWeight },
+        ...(features?.length ? { features } : {}),
+      });
+      traffic.floatsSummed += t.floatsSummed;
+      traffic.floatsWithoutSubtraction += t.floatsWithoutSubtraction;
+      trees.push(tree);
+    }
+    // Scores move only after every output's tree of the round is grown (softmax uses all of them).
+    const xless = new Float32Array(d);
+    for (let i = 0; i < n; i++) {
+      for (let f = 0; f < d; f++) xless[f] = bins.boundaries[f]!.length ? binnedValue(bins, f, binned[i * d + f]!) : 0;
+      trees.forEach((t, c) => (scores[i * outputs + c]! += o.learningRate * predictTree(t, xless)[0]!));
+    }
+    model.trees.push(trees);
+    onRound?.(round + 1, traffic);
+  }
+  return model;
+}
+
+/**
+ * A raw value inside bin `b` of feature `f` (the bin's lower boundary, or just below the first
+ * boundary for bin 0): routes a binned row through thresholds exactly as its raw value would.
+ */
+function binnedValue(bins: Bins, f: number, b: number): number {
+  const t = bins.boundaries[f]!;
+  return b === 0 ? t[0]! - 1 : t[b - 1]!;
+}

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { Communicator } from '../../core/collectives/communicator.ts';
+import { Mailbox } from '../../core/collectives/mailbox.ts';
+import { makeView } from '../../core/membership/view.ts';
+import { MemoryNetwork } from '../../core/memory-transport.ts';
+import { holdOut, localShard } from '../../data/local.ts';
+import { gaussianBlobs } from '../../data/synthetic.ts';
+import type { Dataset } from '../../data/dataset.ts';
+import { agreeBins, binOf, binRows } from './bins.ts';
+import { gbdtScores, trainGbdt, type Gbdt } from './boost.ts';
+import { growTree, predictTree, statsPerRow, type Tree, type TreeOptions } from './tree.ts';
+
+/** `n` Communicators of one in-memory ring. */
+function memoryRing(n: number): Communicator[] {
+  const net = new MemoryNetwork();
+  const ids = Array.from({ length: n }, (_, i) => `p${i}`);
+  const view = makeView('r', 1, ids);
+  return ids.map((id) => {
+    const t = net.endpoint(id);
+    return new Communicator({ transport: t, mailbox: new Mailbox(t), view, chunkBytes: 16_384, timeoutMs: 20_000 });
+  });
+}
+
+const DATA = holdOut(gaussianBlobs({ n: 900, classes: 4, dims: 5, spread: 0.35, seed: 8 }), 'blobs', 2);
+const OPTS: TreeOptions = { maxDepth: 5, minSamplesLeaf: 3, criterion: { kind: 'gini', classes: 4 } };
+
+function classStats(ds: Dataset): Float32Array {
+  const K = statsPerRow(OPTS.criterion);
+  const s = new Float32Array(ds.n * K);
+  for (let i = 0; i < ds.n; i++) {
+    s[i * K + ds.y[i]!] = 1;
+    s[i * K + K - 1] = 1;
+  }
+  return s;
+}
+
+/** Trains a tree on `peers` shards of DATA's training split. */
+async function treeOn(peers: number, bins = 32): Promise<{ tree: Tree; traffic: { floatsSummed: number; floatsWithoutSubtraction: number } }[]> {
+  const ring = memoryRing(peers);
+  return Promise.all(
+    ring.map(async (comm, rank) => {
+      const ds = localShard(DATA, 'train', { rank, size: peers, seed: 3 });
+      const d = ds.shape[0]!;
+      const sum = (v: Float32Array): Promise<Float32Array> => comm.allreduce(v);
+      const b = await agreeBins(sum, rank, peers, ds.x, ds.n, d, bins);
+      return growTree(sum, b, binRows(b, ds.x, ds.n, d), classStats(ds), ds.n, d, OPTS);
+    }),
+  );
+}
+
+function accuracy(t: Tree, ds: Dataset): number {
+  const d = ds.shape[0]!;
+  let ok = 0;
+  for (let i = 0; i < ds.n; i++) {
+    const p = predictTree(t, ds.x, i * d);
+    if (p.indexOf(Math.max(...p)) === ds.y[i]) ok++;
+  }
+  return ok / ds.n;
+}
+
+describe('histogram trees over the ring', () => {
+  it('3 peers on 3 shards grow exactly the tree 1 peer grows on the union', async () => {
+    const [solo] = await treeOn(1);
+    const three = await treeOn(3);
+    for (const r of three) expect(r.tree).toEqual(solo!.tree);
+    expect(solo!.tree.nodes.length).toBeGreaterThan(7);
+    expect(accuracy(solo!.tree, DATA.test)).toBeGreaterThan(0.85);
+    // The subtraction trick sums one child per split instead of two.
+    const t = three[0]!.traffic;
+    expect(t.floatsSummed).toBeLessThan(0.6 * t.floatsWithoutSubtraction);
+  });
+
+  it('bins agree across peers, split values at their boundaries, and a constant feature gets one bin', async () => {
+    const ring = memoryRing(2);
+    const x = [Float32Array.from([0, 5, 1, 5, 2, 5]), Float32Array.from([3, 5, 4, 5])];
+    const bins = await Promise.all(ring.map((c, r) => agreeBins((v) => c.allreduce(v), r, 2, x[r]!, x[r]!.length / 2, 2, 4)));
+    expect(bins[0]).toEqual(bins[1]);
+    expect(bins[0]!.boundaries[1]!.length).toBe(0);
+    const edges = Array.from(bins[0]!.boundaries[0]!);
+    expect(edges.length).toBe(3);
+    for (const e of edges) expect(binOf(bins[0]!, 0, e)).toBe(edges.indexOf(e) + 1);
+    await expect(agreeBins(async (v) => v, 0, 1, Float32Array.from([1, NaN]), 1, 2, 4)).rejects.toThrow(/row 0, feature 1 is NaN/);
+  });
+});
+
+describe('gradient-boosted trees over the ring', () => {
+  const GB = { rounds: 5, learningRate: 0.3, maxDepth: 3, minSamplesLeaf: 3, lambda: 1, gamma: 0, minChildWeight: 1e-3, classes: 4, seed: 1 };
+
+  async function boostOn(peers: number): Promise<Gbdt[]> {
+    const ring = memoryRing(peers);
+    return Promise.all(
+      ring.map(async (comm, rank) => {
+        const ds = localShard(DATA, 'train', { rank, size: peers, seed: 3 });
+        const d = ds.shape[0]!;
+        const sum = (v: Float32Array): Promise<Float32Array> => comm.allreduce(v);
+        const b = await agreeBins(sum, rank, peers, ds.x, ds.n, d, 32);
+        return trainGbdt(sum, b, binRows(b, ds.x, ds.n, d), ds.y, ds.n, d, GB);
+      }),
+    );
+  }
+
+  it('5 rounds on 3 peers give the splits of 1 peer on the union, leaf values within 1e-6', async () => {
+    const [solo] = await boostOn(1);
+    const three = await boostOn(3);
+    const shape = (m: Gbdt): unknown => m.trees.map((r) => r.map((t) => t.nodes.map((x) => [x.feature, x.bin, x.left, x.right, x.count])));
+    const leaves = (m: Gbdt): number[] => m.trees.flatMap((r) => r.flatMap((t) => t.nodes.map((x) => x.value[0]!)));
+    for (const m of three) {
+      expect(shape(m)).toEqual(shape(solo!));
+      const a = leaves(m);
+      const b = leaves(solo!);
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(b[i]!)));
+      expect(m.base).toEqual(solo!.base);
+    }
+    const d = DATA.test.shape[0]!;
+    let ok = 0;
+    for (let i = 0; i < DATA.test.n; i++) {
+      const s = gbdtScores(solo!, DATA.test.x, i * d);
+      if (s.indexOf(Math.max(...s)) === DATA.test.y[i]) ok++;
+    }
+    expect(ok / DATA.test.n).toBeGreaterThan(0.85);
+  });
+});
