@@ -86,13 +86,20 @@ const MODELS: [string, ModelSpec][] = [
   ['mlp', { kind: 'mlp', inputShape: [6], numClasses: 3, hidden: [8], seed: 7 }],
   ['cnn', { kind: 'cnn', inputShape: [8, 8, 1], numClasses: 3, hidden: [3], seed: 7 }],
   ['regression', { kind: 'mlp', inputShape: [6], numClasses: 0, hidden: [8], seed: 7 }],
+  ['svm', { kind: 'svm', inputShape: [6], numClasses: 3, seed: 7 }],
 ];
+
+/** All three optimizers on the MLP; one each on the others keeps the suite fast. */
+const OPTIMIZERS_OF: Record<string, OptimizerSpec[]> = {
+  mlp: OPTIMIZERS,
+  cnn: [OPTIMIZERS[2]!],
+  regression: [OPTIMIZERS[1]!],
+  svm: [{ kind: 'pegasos', lambda: 0.05 }],
+};
 
 describe('synchronous SGD over N peers equals one peer on the whole global batch', () => {
   for (const [name, spec] of MODELS) {
-    // All three optimizers on the MLP; one each on the others keeps the suite fast.
-    const opts = name === 'mlp' ? OPTIMIZERS : [name === 'cnn' ? OPTIMIZERS[2]! : OPTIMIZERS[1]!];
-    for (const o of opts) {
+    for (const o of OPTIMIZERS_OF[name]!) {
       it(`${name}, ${o.kind}: 2 and 3 peers after ${STEPS} steps, to 1e-4 relative`, async () => {
         const before = tf.memory().numTensors;
         const single = await train(spec, o, [GLOBAL_BATCH]);

@@ -3,11 +3,15 @@ import { mulberry32 } from '../core/random.ts';
 import { MlError } from './errors.ts';
 import { setFlatWeights, trainableVariables } from './flat.ts';
 
-/** The model families RingTrain trains. */
-export type ModelKind = 'softmax' | 'mlp' | 'cnn';
+/** The model families RingTrain trains. `svm`: a linear multi-class SVM (one-vs-rest hinge loss). */
+export type ModelKind = 'softmax' | 'mlp' | 'cnn' | 'svm';
 
-/** Loss of a model: softmax cross-entropy on logits (classification), or squared error (regression). */
-export type LossKind = 'crossentropy' | 'mse';
+/**
+ * Loss of a model: softmax cross-entropy on logits (classification), squared error (regression), or
+ * the one-vs-rest hinge loss `sum_c max(0, 1 - t_c s_c)` with `t_c = +1` for the true class and -1
+ * for the others (linear SVM).
+ */
+export type LossKind = 'crossentropy' | 'mse' | 'hinge';
 
 /** What {@link createModel} builds. Equal specs give bit-identical initial weights on every peer and backend. */
 export interface ModelSpec {
@@ -33,8 +37,9 @@ export const DEFAULT_MLP_HIDDEN: readonly number[] = [128];
 /** Default conv filters of the CNN (conv 8 3x3 relu, maxpool, conv 16 3x3 relu, maxpool, dense). */
 export const DEFAULT_CNN_FILTERS: readonly number[] = [8, 16];
 
-/** The loss a spec trains with: 'mse' when numClasses is 0, else 'crossentropy'. */
-export function lossKindFor(spec: Pick<ModelSpec, 'numClasses'>): LossKind {
+/** The loss a spec trains with: 'hinge' for the SVM, 'mse' when numClasses is 0, else 'crossentropy'. */
+export function lossKindFor(spec: Pick<ModelSpec, 'numClasses' | 'kind'>): LossKind {
+  if (spec.kind === 'svm') return 'hinge';
   return spec.numClasses === 0 ? 'mse' : 'crossentropy';
 }
 
@@ -52,7 +57,7 @@ export function validateModelSpec(spec: ModelSpec): void {
   const bad = (what: string): never => {
     throw new MlError('invalid-argument', `createModel: spec.${what}`);
   };
-  if (spec.kind !== 'softmax' && spec.kind !== 'mlp' && spec.kind !== 'cnn') bad(`kind must be softmax, mlp or cnn; got ${String(spec.kind)}`);
+  if (!['softmax', 'mlp', 'cnn', 'svm'].includes(spec.kind)) bad(`kind must be softmax, mlp, cnn or svm; got ${String(spec.kind)}`);
   if (!Array.isArray(spec.inputShape) || spec.inputShape.length === 0 || !spec.inputShape.every(isPositiveInt)) {
     bad(`inputShape must be a non-empty array of positive integers; got ${JSON.stringify(spec.inputShape)}`);
   }
@@ -62,9 +67,10 @@ export function validateModelSpec(spec: ModelSpec): void {
   if (spec.hidden !== undefined && !(Array.isArray(spec.hidden) && spec.hidden.every(isPositiveInt))) {
     bad(`hidden must be an array of positive integers; got ${JSON.stringify(spec.hidden)}`);
   }
-  if (spec.kind === 'softmax' && spec.hidden !== undefined && spec.hidden.length > 0) {
-    bad(`hidden must be empty for softmax regression (one dense layer); got ${JSON.stringify(spec.hidden)}`);
+  if ((spec.kind === 'softmax' || spec.kind === 'svm') && spec.hidden !== undefined && spec.hidden.length > 0) {
+    bad(`hidden must be empty for ${spec.kind === 'svm' ? 'the linear SVM' : 'softmax regression'} (one dense layer); got ${JSON.stringify(spec.hidden)}`);
   }
+  if (spec.kind === 'svm' && spec.numClasses < 2) bad(`numClasses must be >= 2 for the SVM (a classifier); got ${spec.numClasses}`);
   if (!Number.isFinite(spec.seed)) bad(`seed must be a finite number; got ${spec.seed}`);
   if (spec.kind === 'cnn') cnnImageShape(spec.inputShape);
 }

@@ -76,6 +76,21 @@ describe('FlatOptimizer', () => {
     expect(state.length).toBe(2 + (spec.kind === 'sgd' ? 0 : spec.kind === 'momentum' ? n : 2 * n));
   });
 
+  it('pegasos: step 1/(lambda t) with the L2 shrink, resumable from its state', () => {
+    const opt = createOptimizer({ kind: 'pegasos', lambda: 0.5 }, 2);
+    const w = Float32Array.from([3, -1]);
+    // t = 1: w <- 0 * w - g / 0.5.
+    opt.update(w, Float32Array.from([1, -2]));
+    expect(Array.from(w)).toEqual([-2, 4]);
+    // t = 2: w <- w / 2 - g / 1.
+    opt.update(w, Float32Array.from([1, 1]));
+    expect(Array.from(w)).toEqual([-2, 1]);
+    const again = createOptimizer({ kind: 'pegasos', lambda: 0.5 }, 2);
+    again.setState(opt.getState());
+    expect(again.step).toBe(2);
+    expect(() => createOptimizer({ kind: 'pegasos', lambda: 0 }, 2)).toThrow(/lambda must be a positive number/);
+  });
+
   it('rejects a state of another kind or size, a bad gradient, and bad hyper-parameters', () => {
     const adam = createOptimizer({ kind: 'adam', lr: 0.01 }, 10);
     const mom = createOptimizer({ kind: 'momentum', lr: 0.01 }, 10);

@@ -27,18 +27,24 @@ import { firstNonFinite, getFlatWeights, setFlatWeights } from './flat.ts';
 export type OptimizerSpec =
   | { kind: 'sgd'; lr: number }
   | { kind: 'momentum'; lr: number; /** default 0.9 */ beta?: number }
-  | { kind: 'adam'; lr: number; /** default 0.9 */ beta1?: number; /** default 0.999 */ beta2?: number; /** default 1e-8 */ eps?: number };
+  | { kind: 'adam'; lr: number; /** default 0.9 */ beta1?: number; /** default 0.999 */ beta2?: number; /** default 1e-8 */ eps?: number }
+  /**
+   * Pegasos (Shalev-Shwartz et al.) for the hinge loss with L2 strength `lambda`: step size
+   * 1/(lambda t), w <- (1 - 1/t) w - g/(lambda t). No learning rate to tune.
+   */
+  | { kind: 'pegasos'; lambda: number };
 
-/** 'sgd' | 'momentum' | 'adam'. */
+/** 'sgd' | 'momentum' | 'adam' | 'pegasos'. */
 export type OptimizerKind = OptimizerSpec['kind'];
 
 /** The spec with every default filled in. */
 export type ResolvedOptimizerSpec =
   | { kind: 'sgd'; lr: number }
   | { kind: 'momentum'; lr: number; beta: number }
-  | { kind: 'adam'; lr: number; beta1: number; beta2: number; eps: number };
+  | { kind: 'adam'; lr: number; beta1: number; beta2: number; eps: number }
+  | { kind: 'pegasos'; lambda: number };
 
-const KIND_CODE: Record<OptimizerKind, number> = { sgd: 0, momentum: 1, adam: 2 };
+const KIND_CODE: Record<OptimizerKind, number> = { sgd: 0, momentum: 1, adam: 2, pegasos: 3 };
 const HEADER = 2;
 
 function resolve(spec: OptimizerSpec): ResolvedOptimizerSpec {
@@ -49,7 +55,11 @@ function resolve(spec: OptimizerSpec): ResolvedOptimizerSpec {
     if (!(Number.isFinite(v) && v >= 0 && v < 1)) bad(`${name} must be in [0, 1); got ${v}`);
     return v;
   };
-  if (!Object.hasOwn(KIND_CODE, spec.kind)) bad(`kind must be sgd, momentum or adam; got ${String(spec.kind)}`);
+  if (!Object.hasOwn(KIND_CODE, spec.kind)) bad(`kind must be sgd, momentum, adam or pegasos; got ${String(spec.kind)}`);
+  if (spec.kind === 'pegasos') {
+    if (!(Number.isFinite(spec.lambda) && spec.lambda > 0)) bad(`lambda must be a positive number; got ${spec.lambda}`);
+    return { kind: 'pegasos', lambda: spec.lambda };
+  }
   if (!(Number.isFinite(spec.lr) && spec.lr > 0)) bad(`lr must be a positive number; got ${spec.lr}`);
   switch (spec.kind) {
     case 'sgd':
@@ -62,7 +72,7 @@ function resolve(spec: OptimizerSpec): ResolvedOptimizerSpec {
       return { kind: 'adam', lr: spec.lr, beta1: beta('beta1', spec.beta1 ?? 0.9), beta2: beta('beta2', spec.beta2 ?? 0.999), eps };
     }
     default:
-      return bad(`kind must be sgd, momentum or adam; got ${String((spec as { kind: unknown }).kind)}`);
+      return bad(`kind must be sgd, momentum, adam or pegasos; got ${String((spec as { kind: unknown }).kind)}`);
   }
 }
 
@@ -91,7 +101,7 @@ export class FlatOptimizer {
     if (!(Number.isInteger(size) && size >= 0)) throw new MlError('invalid-argument', `createOptimizer: size must be an integer >= 0; got ${size}`);
     this.spec = resolve(spec);
     this.size = size;
-    this.m = new Float32Array(this.spec.kind === 'sgd' ? 0 : size);
+    this.m = new Float32Array(this.spec.kind === 'sgd' || this.spec.kind === 'pegasos' ? 0 : size);
     this.v = new Float32Array(this.spec.kind === 'adam' ? size : 0);
   }
 
@@ -126,6 +136,10 @@ export class FlatOptimizer {
     if (s.kind === 'sgd') {
       const lr = s.lr;
       for (let i = 0; i < n; i++) weights[i] = weights[i]! - lr * meanGrad[i]!;
+    } else if (s.kind === 'pegasos') {
+      const eta = 1 / (s.lambda * this.t);
+      const keep = 1 - 1 / this.t;
+      for (let i = 0; i < n; i++) weights[i] = keep * weights[i]! - eta * meanGrad[i]!;
     } else if (s.kind === 'momentum') {
       const { lr, beta } = s;
       const m = this.m;

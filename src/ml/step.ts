@@ -83,8 +83,8 @@ function check(fn: string, model: tf.LayersModel, x: Float32Array, y: Targets, c
     throw new MlError('invalid-argument', `${fn}: x has ${x.length} values; ${n} samples of shape [${shape}] need ${n * per}`);
   }
   if (y.length !== n) throw new MlError('invalid-argument', `${fn}: y has ${y.length} values; expected one per sample (${n})`);
-  if (lossKind === 'crossentropy') {
-    if (out < 2) throw new MlError('invalid-argument', `${fn}: lossKind 'crossentropy' needs a classifier; model '${model.name}' has ${out} output`);
+  if (lossKind === 'crossentropy' || lossKind === 'hinge') {
+    if (out < 2) throw new MlError('invalid-argument', `${fn}: lossKind '${lossKind}' needs a classifier; model '${model.name}' has ${out} output`);
     for (let i = 0; i < n; i++) {
       const c = y[i]!;
       if (!(Number.isInteger(c) && c >= 0 && c < out)) {
@@ -95,7 +95,7 @@ function check(fn: string, model: tf.LayersModel, x: Float32Array, y: Targets, c
     if (out !== 1) throw new MlError('invalid-argument', `${fn}: lossKind 'mse' needs one output; model '${model.name}' has ${out}`);
     if (!(y instanceof Float32Array)) throw new MlError('invalid-argument', `${fn}: regression targets y must be a Float32Array`);
   } else {
-    throw new MlError('invalid-argument', `${fn}: lossKind must be 'crossentropy' or 'mse'; got ${String(lossKind)}`);
+    throw new MlError('invalid-argument', `${fn}: lossKind must be 'crossentropy', 'hinge' or 'mse'; got ${String(lossKind)}`);
   }
   return { shape, per, out, count: n };
 }
@@ -106,8 +106,9 @@ function check(fn: string, model: tf.LayersModel, x: Float32Array, y: Targets, c
  * float32 dtype and writes int32 bits (1 reads as 1.4e-45), which silently zeroes the loss.
  */
 function targetsTensor(y: Targets, start: number, m: number, out: number, lossKind: LossKind): tf.Tensor {
-  if (lossKind === 'crossentropy') {
-    const hot = new Float32Array(m * out);
+  if (lossKind !== 'mse') {
+    // One-hot; for the hinge loss +1 / -1.
+    const hot = new Float32Array(m * out).fill(lossKind === 'hinge' ? -1 : 0);
     for (let i = 0; i < m; i++) hot[i * out + y[start + i]!] = 1;
     return tf.tensor2d(hot, [m, out], 'float32');
   }
@@ -116,9 +117,9 @@ function targetsTensor(y: Targets, start: number, m: number, out: number, lossKi
 
 /** Summed loss of a batch (scalar), from the model's outputs. */
 function summedLoss(pred: tf.Tensor, targets: tf.Tensor, lossKind: LossKind): tf.Scalar {
-  return lossKind === 'crossentropy'
-    ? (tf.losses.softmaxCrossEntropy(targets, pred, undefined, 0, tf.Reduction.SUM) as tf.Scalar)
-    : tf.sum(tf.squaredDifference(pred, targets));
+  if (lossKind === 'crossentropy') return tf.losses.softmaxCrossEntropy(targets, pred, undefined, 0, tf.Reduction.SUM) as tf.Scalar;
+  if (lossKind === 'hinge') return tf.sum(tf.relu(tf.sub(1, tf.mul(targets, pred))));
+  return tf.sum(tf.squaredDifference(pred, targets));
 }
 
 /**
@@ -200,6 +201,12 @@ export interface BatchOptions {
   batchSize?: number;
 }
 
+/** Options of {@link evaluate}. */
+export interface EvaluateOptions extends BatchOptions {
+  /** The loss to sum (default: 'mse' for one output, else 'crossentropy'). */
+  lossKind?: LossKind;
+}
+
 function batchSizeOf(fn: string, o: BatchOptions): number {
   const b = o.batchSize ?? 256;
   if (!(Number.isInteger(b) && b > 0)) throw new MlError('invalid-argument', `${fn}: options.batchSize must be a positive integer; got ${b}`);
@@ -208,10 +215,10 @@ function batchSizeOf(fn: string, o: BatchOptions): number {
 
 /**
  * Evaluates the model on `x` (count = x.length / sample size) against `y` in batches, summing on the
- * device and reading back once. The loss kind follows the model: one output means regression.
+ * device and reading back once. The loss kind defaults to the model's: one output means regression.
  */
-export async function evaluate(model: tf.LayersModel, x: Float32Array, y: Targets, options: BatchOptions = {}): Promise<EvalResult> {
-  const lossKind: LossKind = modelOutputSize(model) === 1 ? 'mse' : 'crossentropy';
+export async function evaluate(model: tf.LayersModel, x: Float32Array, y: Targets, options: EvaluateOptions = {}): Promise<EvalResult> {
+  const lossKind: LossKind = options.lossKind ?? (modelOutputSize(model) === 1 ? 'mse' : 'crossentropy');
   const c = check('evaluate', model, x, y, null, lossKind);
   const bs = batchSizeOf('evaluate', options);
   if (c.count === 0) return { correct: 0, count: 0, lossSum: 0 };
@@ -226,7 +233,7 @@ export async function evaluate(model: tf.LayersModel, x: Float32Array, y: Target
         const pred = model.apply(xs, { training: false }) as tf.Tensor;
         const loss = summedLoss(pred, ts, lossKind);
         const correct =
-          lossKind === 'crossentropy'
+          lossKind !== 'mse'
             ? tf.sum(tf.cast(tf.equal(tf.argMax(pred, 1), tf.tensor1d(Int32Array.from(y.subarray(start, start + m)), 'int32')), 'float32'))
             : tf.scalar(0);
         const v = tf.stack([correct, loss]);

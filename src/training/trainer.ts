@@ -243,7 +243,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
     let stopped = false;
 
     const evalAll = async (): Promise<void> => {
-      const r = await evaluate(model, shard.test.x, shard.test.targets ?? shard.test.y);
+      const r = await evaluate(model, shard.test.x, shard.test.targets ?? shard.test.y, { lossKind });
       const s = await sum(new Float32Array([r.correct, r.count, r.lossSum]));
       last = { accuracy: s[0]! / s[1]!, loss: s[2]! / s[1]! };
       deps.emit({ type: 'eval', step: st.step, accuracy: last.accuracy, loss: last.loss, count: s[1]! });
