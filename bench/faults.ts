@@ -6,7 +6,7 @@
  * the test accuracy against a fault-free run of the same length.
  */
 import type { Page } from 'playwright-core';
-import { DRILL_CONFIG, FAULTS, reach, startTraining, stepProblems, type FaultKind, type Kept, type Outcome, type Point } from '../src/cli/drills.ts';
+import { DRILL_CONFIG, FAULTS, reach, startTraining, stepProblems, waitForStep, type FaultKind, type Kept, type Outcome, type Point } from '../src/cli/drills.ts';
 import { startCluster } from '../src/cli/cluster.ts';
 import { mulberry32 } from '../src/core/random.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
@@ -33,6 +33,11 @@ export interface FaultSummary {
   accuracy: number;
   accuracy_fault_free: number;
   accuracy_delta_pp: number;
+  /**
+   * The same fault-free run with another seed: how far two runs differ without any fault (the
+   * faulty run also sees its batches in another order, since shards are re-cut at every view).
+   */
+  accuracy_fault_free_other_seed: number;
   /** Every peer's step history was free of gaps and repeats. */
   histories_ok: boolean;
 }
@@ -59,34 +64,31 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? NaN;
 }
 
+/** The highest step any of `pages` has committed. */
+async function progress(pages: Page[]): Promise<number> {
+  const all = await Promise.all(pages.map((p) => events(p).catch(() => [] as Kept[])));
+  return Math.max(0, ...all.flat().filter((e) => e.type === 'step' || e.type === 'sync').map((e) => e.step));
+}
+
 export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void): Promise<{ faults: FaultRow[]; summary: FaultSummary }> {
-  const steps = (o.faults + 1) * o.every;
   const rand = mulberry32(o.seed);
-  log(`fault-free run: ${PEERS} peers, ${steps} steps ...`);
-  let accuracyFaultFree: number;
-  {
-    const cluster = await startCluster({ peers: PEERS, query: { backend: 'wasm' } });
-    try {
-      const runs = settled(await Promise.all(startTraining(cluster.pages, config(steps))));
-      accuracyFaultFree = runs[0]!.accuracy;
-    } finally {
-      await cluster.close();
-    }
-  }
-  log(`fault-free accuracy ${accuracyFaultFree.toFixed(4)}; now ${o.faults} faults, one every ${o.every} steps ...`);
-  const cluster = await startCluster({ peers: PEERS, build: false, query: { backend: 'wasm' } });
+  // Open-ended: the run is stopped (room-wide, by ringtrain.stop) once the last fault is behind it.
+  const openEnded = config(1_000_000);
+  const cluster = await startCluster({ peers: PEERS, query: { backend: 'wasm' } });
   const rows: FaultRow[] = [];
+  let steps: number;
+  let accuracy: number;
+  let historiesOk: boolean;
   try {
     let live = [...cluster.pages];
-    const runs = startTraining(live, config(steps));
+    const runs = startTraining(live, openEnded);
     for (let i = 0; i < o.faults; i++) {
       const victim = live[Math.floor(rand() * live.length)]!;
       const fault: FaultKind = rand() < 0.5 ? 'close' : 'crash';
       const point: Point = rand() < 0.5 ? 'compute' : 'allreduce';
-      const at = (i + 1) * o.every + Math.floor(rand() * 3);
-      await reach(victim, at, point);
+      await reach(victim, (await progress(live)) + o.every + Math.floor(rand() * 3), point);
       const survivors = live.filter((p) => p !== victim);
-      const before = Math.max(...(await Promise.all(survivors.map(events))).map((ev) => Math.max(0, ...ev.filter((e) => e.type === 'step' || e.type === 'sync').map((e) => e.step))));
+      const before = await progress(survivors);
       const t0 = Date.now();
       await FAULTS[fault](victim);
       live = survivors;
@@ -103,8 +105,7 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
           ),
         ),
       );
-      const ev = await Promise.all(survivors.map(events));
-      const after = ev.map((xs) => xs.filter((e) => e.t >= t0));
+      const after = (await Promise.all(survivors.map(events))).map((xs) => xs.filter((e) => e.t >= t0));
       const detect = Math.min(...after.map((xs) => xs.find((e) => e.type === 'fault')?.t ?? Infinity)) - t0;
       const resume = Math.min(...after.map((xs) => xs.find((e, k) => e.type === 'step' && xs.slice(0, k).some((x) => x.type === 'sync'))?.t ?? Infinity)) - t0;
       const syncStep = Math.min(...after.map((xs) => xs.find((e) => e.type === 'sync')?.step ?? Infinity));
@@ -113,25 +114,40 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
       log(`fault ${i + 1}: ${fault} during ${point} after step ${before}: detected in ${detect} ms, next step committed ${resume} ms after the fault, ${row.lost_steps} step(s) lost`);
       // A volunteer takes the free seat.
       const fresh = await cluster.addPeer();
-      runs.push(...startTraining([fresh], config(steps)));
+      runs.push(...startTraining([fresh], openEnded));
       live.push(fresh);
     }
-    const outcomes = settled(await Promise.all(runs));
-    const finished = outcomes.filter((x) => x.steps === steps);
-    const accuracy = finished[0]!.accuracy;
-    const summary: FaultSummary = {
-      faults: rows.length,
-      steps,
-      p90_resume_ms: quantile(rows.map((r) => r.resume_ms), 0.9),
-      median_detect_ms: quantile(rows.map((r) => r.detect_ms), 0.5),
-      total_lost_steps: rows.reduce((a, r) => a + r.lost_steps, 0),
-      accuracy: Math.round(accuracy * 1e4) / 1e4,
-      accuracy_fault_free: Math.round(accuracyFaultFree * 1e4) / 1e4,
-      accuracy_delta_pp: Math.round((accuracy - accuracyFaultFree) * 1e4) / 1e2,
-      histories_ok: finished.length === PEERS && finished.every((x) => stepProblems(x.events).length === 0 && x.checksum === finished[0]!.checksum),
-    };
-    return { faults: rows, summary };
+    await waitForStep(live[0]!, (await progress(live)) + o.every);
+    await live[0]!.evaluate(() => window.ringtrain.stop());
+    const finished = settled(await Promise.all(runs)).filter((x) => x.steps > 0);
+    steps = finished[0]!.steps;
+    accuracy = finished[0]!.accuracy;
+    historiesOk = finished.length === PEERS && finished.every((x) => x.steps === steps && stepProblems(x.events).length === 0 && x.checksum === finished[0]!.checksum);
   } finally {
     await cluster.close();
   }
+  log(`stopped after step ${steps}, test accuracy ${accuracy.toFixed(4)}; now the same ${steps} steps without faults ...`);
+  const clean = await startCluster({ peers: PEERS, build: false, query: { backend: 'wasm' } });
+  let accuracyFaultFree: number;
+  let accuracyOtherSeed: number;
+  try {
+    accuracyFaultFree = settled(await Promise.all(startTraining(clean.pages, config(steps))))[0]!.accuracy;
+    accuracyOtherSeed = settled(await Promise.all(startTraining(clean.pages, { ...config(steps), seed: DRILL_CONFIG.seed + 1 })))[0]!.accuracy;
+  } finally {
+    await clean.close();
+  }
+  const r4 = (x: number): number => Math.round(x * 1e4) / 1e4;
+  const summary: FaultSummary = {
+    faults: rows.length,
+    steps,
+    p90_resume_ms: quantile(rows.map((r) => r.resume_ms), 0.9),
+    median_detect_ms: quantile(rows.map((r) => r.detect_ms), 0.5),
+    total_lost_steps: rows.reduce((a, r) => a + r.lost_steps, 0),
+    accuracy: r4(accuracy),
+    accuracy_fault_free: r4(accuracyFaultFree),
+    accuracy_delta_pp: Math.round((accuracy - accuracyFaultFree) * 1e4) / 1e2,
+    accuracy_fault_free_other_seed: r4(accuracyOtherSeed),
+    histories_ok: historiesOk,
+  };
+  return { faults: rows, summary };
 }

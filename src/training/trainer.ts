@@ -222,7 +222,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
   let shard = { rank: -1, size: -1, train: null as unknown as Dataset, test: null as unknown as Dataset };
   const loadShards = async (): Promise<void> => {
     if (shard.rank === g.rank && shard.size === g.size) return;
-    const [trainSet, testSet] = [await deps.loadShard('train', g.rank, g.size), await deps.loadShard('test', g.rank, g.size)];
+    const [trainSet, testSet] = await Promise.all([deps.loadShard('train', g.rank, g.size), deps.loadShard('test', g.rank, g.size)]);
     shard = { rank: g.rank, size: g.size, train: trainSet, test: testSet };
     deps.emit({ type: 'data', train: trainSet.n, test: testSet.n, rank: g.rank, size: g.size });
   };
