@@ -14,7 +14,8 @@ import { selectBrowserBackend } from './ml/backends-browser.ts';
 import { makeStepProbe } from './ml/probe.ts';
 import { CheckpointClient } from './net/checkpoints.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
-import { train, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
+import { train, type Group, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
+import { trainTrees, type TreeEvent, type TreeResult, type TreeTrainConfig } from './training/trees.ts';
 import { bindDataForm } from './ui/data-form.ts';
 import { renderStatus, type PanelState } from './ui/status-panel.ts';
 
@@ -46,6 +47,8 @@ export interface RingTrainApi {
    * backend is `?backend=` from the URL (webgpu, webgl, wasm, cpu), else chosen by a probe.
    */
   train(config: TrainConfig, onEvent?: (e: TrainEvent) => void): Promise<TrainResult>;
+  /** Trains a decision tree or boosted trees by histogram allreduce (every peer, same config). */
+  trainTrees(config: TreeTrainConfig, onEvent?: (e: TreeEvent) => void): Promise<TreeResult>;
   /** Asks the room to pause after the current step (it stays paused while any peer asks). */
   pause(): void;
   /** Withdraws this peer's pause request. */
@@ -161,21 +164,7 @@ window.ringtrain = {
     const checkpoints = new CheckpointClient(state.room);
     try {
       return await train(config, {
-        group: async (failedEpoch) => {
-          const min = config.minPeers ?? 1;
-          if ((s.view?.members.length ?? 0) < min) {
-            state.training = `waiting for quorum: ${s.view?.members.length ?? 0} of ${min} peers in the room; open another peer to go on`;
-            draw();
-          }
-          const comm = await s.nextCommunicator(failedEpoch, { minPeers: min, timeoutMs: config.minPeers ? QUORUM_TIMEOUT_MS : GROUP_TIMEOUT_MS });
-          return {
-            epoch: comm.view.epoch,
-            rank: comm.rank,
-            size: comm.size,
-            sum: (v) => comm.allreduce(v),
-            broadcast: (root, data) => comm.broadcast(root, data),
-          };
-        },
+        group: (failedEpoch) => groupOf(s, config.minPeers, failedEpoch),
         control: () => ctl,
         loadShard: (split, rank, size) => loadShard(config, split, rank, size),
         saveCheckpoint: (bytes) => checkpoints.save(bytes),
@@ -198,6 +187,19 @@ window.ringtrain = {
       control = null;
     }
   },
+  trainTrees: async (config, onEvent) => {
+    const s = need();
+    return trainTrees(config, {
+      group: () => groupOf(s, undefined),
+      loadShard: (split, rank, size) => loadShard(config, split, rank, size),
+      emit: (e) => {
+        if (e.type === 'round') state.training = `tree round ${e.round}/${e.rounds} (${(e.floatsSummed * 4e-6).toFixed(1)} MB of histograms summed)`;
+        else if (e.type === 'eval') state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples`;
+        draw();
+        onEvent?.(e);
+      },
+    });
+  },
   pause: () => {
     if (control) control.pause = true;
   },
@@ -212,13 +214,27 @@ window.ringtrain = {
   },
 };
 
+/**
+ * The group of a view newer than `failedEpoch` with at least `minPeers` members (showing the wait for
+ * quorum in the panel).
+ */
+async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch?: number): Promise<Group> {
+  const min = minPeers ?? 1;
+  if ((s.view?.members.length ?? 0) < min) {
+    state.training = `waiting for quorum: ${s.view?.members.length ?? 0} of ${min} peers in the room; open another peer to go on`;
+    draw();
+  }
+  const comm = await s.nextCommunicator(failedEpoch, { minPeers: min, timeoutMs: minPeers ? QUORUM_TIMEOUT_MS : GROUP_TIMEOUT_MS });
+  return { epoch: comm.view.epoch, rank: comm.rank, size: comm.size, sum: (v) => comm.allreduce(v), broadcast: (root, data) => comm.broadcast(root, data) };
+}
+
 /** How long a training run waits for a usable view after a failure before giving up, ms. */
 const GROUP_TIMEOUT_MS = 120_000;
 /** How long a run with a quorum waits for enough peers, ms. */
 const QUORUM_TIMEOUT_MS = 30 * 60_000;
 
 /** This peer's shard of a split: from the tab's own data, or downloaded from the server. */
-async function loadShard(config: TrainConfig, split: 'train' | 'test', rank: number, size: number): Promise<Dataset> {
+async function loadShard(config: Pick<TrainConfig, 'dataset' | 'partition'>, split: 'train' | 'test', rank: number, size: number): Promise<Dataset> {
   if (config.dataset === LOCAL_DATASET) {
     if (!localData) throw new DataError('not-found', 'dataset "local": no data is loaded in this tab; pick a file under "Your own data" (or call ringtrain.useData) on every peer first');
     return localShard(localData, split, { rank, size, ...config.partition });

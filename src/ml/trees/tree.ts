@@ -89,12 +89,22 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
 
   /** Adds the rows' statistics into `out` (float64: the local sums lose nothing before the ring's float32). */
   const build = (rows: Int32Array, out: Float64Array): void => {
+    // Only a row's non-zero statistics are added (class counts are one-hot: 2 of K).
+    const ks = new Int32Array(K);
+    const vs = new Float64Array(K);
     for (const i of rows) {
+      let m = 0;
+      for (let k = 0; k < K; k++) {
+        const v = stats[i * K + k]!;
+        if (v !== 0) {
+          ks[m] = k;
+          vs[m++] = v;
+        }
+      }
       const rowBins = i * d;
-      const rowStats = i * K;
       for (let f = 0; f < d; f++) {
         const base = (f * B + binned[rowBins + f]!) * K;
-        for (let k = 0; k < K; k++) out[base + k]! += stats[rowStats + k]!;
+        for (let j = 0; j < m; j++) out[base + ks[j]!]! += vs[j]!;
       }
     }
   };
@@ -110,9 +120,8 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
     return [-t[0]! / (t[1]! + c.lambda)];
   };
   /** Impurity decrease (gini, weighted by rows) or second-order gain of a left/right split. */
-  const gainOf = (parent: Float64Array, left: Float64Array): number => {
+  const gainOf = (parent: Float64Array, left: Float64Array, right: Float64Array): number => {
     const c = o.criterion;
-    const right = parent.map((v, k) => v - left[k]!);
     if (c.kind === 'gini') {
       const weighted = (s: Float64Array): number => {
         const cnt = s[K - 1]!;
@@ -136,15 +145,19 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
    */
   const best = (hist: Float64Array, parent: Float64Array): Split | null => {
     const found: Split[] = [];
+    const left = new Float64Array(K);
+    const right = new Float64Array(K);
     for (const f of features) {
-      const left = new Float64Array(K);
+      left.fill(0);
       const nb = binCount(bins, f);
       for (let b = 0; b < nb - 1; b++) {
         const base = (f * B + b) * K;
-        for (let k = 0; k < K; k++) left[k]! += hist[base + k]!;
-        const right = parent.map((v, k) => v - left[k]!);
+        for (let k = 0; k < K; k++) {
+          left[k]! += hist[base + k]!;
+          right[k] = parent[k]! - left[k]!;
+        }
         if (!admissible(left) || !admissible(right)) continue;
-        const gain = gainOf(parent, left);
+        const gain = gainOf(parent, left, right);
         if (gain > 1e-9) found.push({ feature: f, bin: b, gain, left: left.slice() });
       }
     }

@@ -1,0 +1,129 @@
+/**
+ * Training a decision tree or gradient-boosted trees with every peer of a view: each peer loads its
+ * shard, the group agrees on bins, and the trees grow by histogram allreduce (ml/trees). Every peer
+ * ends with the same model (plain JSON) and the distributed test accuracy.
+ *
+ * Not elastic yet: a failed collective ends the run with its RingError (run it again).
+ */
+import { fnv1a } from '../protocol/checkpoint.ts';
+import { featureSize } from '../data/dataset.ts';
+import { agreeBins, binRows } from '../ml/trees/bins.ts';
+import { gbdtScores, trainGbdt, type Gbdt } from '../ml/trees/boost.ts';
+import { growTree, predictTree, statsPerRow, type Tree } from '../ml/trees/tree.ts';
+import type { TrainConfig, TrainerDeps } from './trainer.ts';
+
+export interface TreeTrainConfig {
+  dataset: string;
+  partition: TrainConfig['partition'];
+  /** One classification tree (Gini), or gradient-boosted trees. */
+  model: 'tree' | 'gbdt';
+  maxDepth: number;
+  /** Bins per feature (2..256). */
+  bins: number;
+  /** Default 1. */
+  minSamplesLeaf?: number;
+  /** gbdt: rounds, shrinkage (default 0.3), λ (default 1), γ (default 0), min child weight (default 1e-3), share of features per round (default 1). */
+  rounds?: number;
+  learningRate?: number;
+  lambda?: number;
+  gamma?: number;
+  minChildWeight?: number;
+  colSample?: number;
+  seed: number;
+}
+
+export type TreeEvent =
+  | { type: 'data'; train: number; test: number; rank: number; size: number }
+  | { type: 'bins'; features: number; ms: number }
+  /** A round done (a tree is one round); floats the round summed, and without the subtraction trick. */
+  | { type: 'round'; round: number; rounds: number; floatsSummed: number; floatsWithoutSubtraction: number; ms: number }
+  | { type: 'eval'; accuracy: number; count: number };
+
+export interface TreeResult {
+  model: 'tree' | 'gbdt';
+  /** The model as JSON: `{kind: 'tree', tree}` or `{kind: 'gbdt', gbdt}`. */
+  json: string;
+  /** FNV-1a of the JSON, equal on every peer. */
+  checksum: string;
+  accuracy: number;
+  trainMs: number;
+  /** Floats this peer put through allreduce for histograms. */
+  floatsSummed: number;
+  floatsWithoutSubtraction: number;
+}
+
+type Deps = Pick<TrainerDeps, 'group' | 'loadShard'> & { emit(e: TreeEvent): void };
+
+function predictClass(model: { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt }, x: Float32Array, offset: number): number {
+  const s = model.kind === 'tree' ? predictTree(model.tree, x, offset) : gbdtScores(model.gbdt, x, offset);
+  return s.indexOf(Math.max(...s));
+}
+
+/** Trains on this peer's shard with the group; every peer calls it with the same config. */
+export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<TreeResult> {
+  const g = await deps.group();
+  const [train, test] = await Promise.all([deps.loadShard('train', g.rank, g.size), deps.loadShard('test', g.rank, g.size)]);
+  deps.emit({ type: 'data', train: train.n, test: test.n, rank: g.rank, size: g.size });
+  if (train.numClasses < 2) throw new RangeError(`trainTrees: ${cfg.model} needs a classification dataset with at least 2 classes; this one has ${train.numClasses}`);
+  const d = featureSize(train.shape);
+  const sum = g.sum;
+  const t0 = performance.now();
+  const bins = await agreeBins(sum, g.rank, g.size, train.x, train.n, d, cfg.bins);
+  deps.emit({ type: 'bins', features: d, ms: performance.now() - t0 });
+  const binned = binRows(bins, train.x, train.n, d);
+  const traffic = { floatsSummed: 0, floatsWithoutSubtraction: 0 };
+  let model: { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt };
+  if (cfg.model === 'tree') {
+    const criterion = { kind: 'gini', classes: train.numClasses } as const;
+    const K = statsPerRow(criterion);
+    const stats = new Float32Array(train.n * K);
+    for (let i = 0; i < train.n; i++) {
+      stats[i * K + train.y[i]!] = 1;
+      stats[i * K + K - 1] = 1;
+    }
+    const t1 = performance.now();
+    const r = await growTree(sum, bins, binned, stats, train.n, d, { maxDepth: cfg.maxDepth, minSamplesLeaf: cfg.minSamplesLeaf ?? 1, criterion });
+    Object.assign(traffic, r.traffic);
+    deps.emit({ type: 'round', round: 1, rounds: 1, ...r.traffic, ms: performance.now() - t1 });
+    model = { kind: 'tree', tree: r.tree };
+  } else {
+    const rounds = cfg.rounds ?? 10;
+    let last = performance.now();
+    const gbdt = await trainGbdt(
+      sum,
+      bins,
+      binned,
+      train.y,
+      train.n,
+      d,
+      {
+        rounds,
+        learningRate: cfg.learningRate ?? 0.3,
+        maxDepth: cfg.maxDepth,
+        minSamplesLeaf: cfg.minSamplesLeaf ?? 1,
+        lambda: cfg.lambda ?? 1,
+        gamma: cfg.gamma ?? 0,
+        minChildWeight: cfg.minChildWeight ?? 1e-3,
+        classes: train.numClasses,
+        ...(cfg.colSample !== undefined ? { colSample: cfg.colSample } : {}),
+        seed: cfg.seed,
+      },
+      (round, t) => {
+        traffic.floatsSummed += t.floatsSummed;
+        traffic.floatsWithoutSubtraction += t.floatsWithoutSubtraction;
+        const now = performance.now();
+        deps.emit({ type: 'round', round, rounds, ...t, ms: now - last });
+        last = now;
+      },
+    );
+    model = { kind: 'gbdt', gbdt };
+  }
+  const trainMs = performance.now() - t0;
+  let correct = 0;
+  for (let i = 0; i < test.n; i++) if (predictClass(model, test.x, i * d) === test.y[i]) correct++;
+  const s = await sum(Float32Array.from([correct, test.n]));
+  const accuracy = s[0]! / s[1]!;
+  deps.emit({ type: 'eval', accuracy, count: s[1]! });
+  const json = JSON.stringify(model);
+  return { model: cfg.model, json, checksum: fnv1a(new TextEncoder().encode(json)).toString(16).padStart(8, '0'), accuracy, trainMs, ...traffic };
+}
