@@ -7,6 +7,7 @@
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  *   faults     [--faults 10] [--every 10] [--seed 1]
+ *   svm-trees  [--peers 1,4] [--steps 300] [--depth 8] [--rounds 10] [--gbdt-depth 4] [--bins 32]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
 import { benchFaults } from './faults.ts';
+import { benchSvmTrees } from './svm-trees.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
 const list = (s: string, name: string): number[] =>
@@ -39,7 +41,7 @@ function positive(s: string, name: string): number {
   return v;
 }
 
-const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults'];
+const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'svm-trees'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -60,6 +62,10 @@ async function main(): Promise<void> {
       faults: { type: 'string', default: '10' },
       every: { type: 'string', default: '10' },
       seed: { type: 'string', default: '1' },
+      depth: { type: 'string', default: '8' },
+      rounds: { type: 'string', default: '10' },
+      'gbdt-depth': { type: 'string', default: '4' },
+      bins: { type: 'string', default: '32' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
@@ -76,6 +82,21 @@ async function main(): Promise<void> {
     const r = await benchFaults(o, log);
     writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
     console.log(JSON.stringify(r.summary, null, 2));
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'svm-trees') {
+    const o = {
+      peers: list(values.peers ?? '1,4', 'peers'),
+      svmSteps: list(values.steps ?? '300', 'steps')[0]!,
+      treeDepth: list(values.depth, 'depth')[0]!,
+      rounds: list(values.rounds, 'rounds')[0]!,
+      gbdtDepth: list(values['gbdt-depth'], 'gbdt-depth')[0]!,
+      bins: list(values.bins, 'bins')[0]!,
+    };
+    console.log(`svm-trees benchmark on fashion-mnist: ${JSON.stringify(o)}`);
+    rows = await benchSvmTrees(o, log, save);
+    save(rows);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   }

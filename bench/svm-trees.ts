@@ -1,0 +1,71 @@
+/**
+ * `npm run bench -- svm-trees`: Fashion-MNIST test accuracy, training time and histogram traffic of
+ * the linear SVM (hinge loss, Pegasos steps), one decision tree, and gradient-boosted trees, each
+ * with N = 1 and N = 4 headless peers.
+ */
+import type { Page } from 'playwright-core';
+import { startCluster } from '../src/cli/cluster.ts';
+import type { TrainConfig } from '../src/training/trainer.ts';
+import type { TreeTrainConfig } from '../src/training/trees.ts';
+
+export interface SvmTreeRow {
+  model: 'linear-svm' | 'tree' | 'gbdt';
+  params: Record<string, number | string>;
+  peers: number;
+  test_accuracy: number;
+  train_s: number;
+  /** Bytes this peer summed by allreduce: histograms for trees (floats x 4), gradients for the SVM. */
+  bytes_sent: number;
+  /** Trees: what summing both children of every split would have cost. */
+  bytes_without_subtraction?: number;
+}
+
+export interface SvmTreeOptions {
+  peers: number[];
+  svmSteps: number;
+  treeDepth: number;
+  rounds: number;
+  gbdtDepth: number;
+  bins: number;
+}
+
+const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
+
+async function svm(pages: Page[], steps: number): Promise<{ accuracy: number; s: number; bytes: number }> {
+  const config: TrainConfig = { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'svm', algorithm: 'sgd', optimizer: { kind: 'pegasos', lambda: 1e-3 }, batch: 128, steps, seed: 3 };
+  const t0 = performance.now();
+  const rs = await Promise.all(pages.map((p) => p.evaluate(async (c) => ({ r: await window.ringtrain.train(c), bytes: window.ringtrain.stats().payloadBytesSent }), config)));
+  return { accuracy: rs[0]!.r.accuracy, s: (performance.now() - t0) / 1000, bytes: rs[0]!.bytes };
+}
+
+async function trees(pages: Page[], config: TreeTrainConfig): Promise<{ accuracy: number; s: number; floats: number; without: number }> {
+  const t0 = performance.now();
+  const rs = await Promise.all(pages.map((p) => p.evaluate((c) => window.ringtrain.trainTrees(c), config)));
+  if (new Set(rs.map((r) => r.checksum)).size !== 1) throw new Error(`peers disagree on the ${config.model}: checksums ${rs.map((r) => r.checksum).join(', ')}`);
+  return { accuracy: rs[0]!.accuracy, s: (performance.now() - t0) / 1000, floats: rs[0]!.floatsSummed, without: rs[0]!.floatsWithoutSubtraction };
+}
+
+export async function benchSvmTrees(o: SvmTreeOptions, log: (s: string) => void, onRows: (rows: SvmTreeRow[]) => void): Promise<SvmTreeRow[]> {
+  const rows: SvmTreeRow[] = [];
+  const add = (r: SvmTreeRow): void => {
+    rows.push(r);
+    onRows(rows);
+    log(`${r.model.padEnd(10)} peers ${r.peers}  accuracy ${r.test_accuracy.toFixed(4)}  ${r.train_s.toFixed(1)} s  ${(r.bytes_sent / 1e6).toFixed(1)} MB summed${r.bytes_without_subtraction ? ` (${(r.bytes_without_subtraction / 1e6).toFixed(1)} MB without subtraction)` : ''}  ${JSON.stringify(r.params)}`);
+  };
+  let built = false;
+  for (const n of o.peers) {
+    const cluster = await startCluster({ peers: n, build: !built, deadAfterMs: 30_000, query: { backend: 'wasm' } });
+    built = true;
+    try {
+      const s = await svm(cluster.pages, o.svmSteps);
+      add({ model: 'linear-svm', params: { steps: o.svmSteps, batch: 128, optimizer: 'pegasos', lambda: 1e-3 }, peers: n, test_accuracy: round(s.accuracy), train_s: round(s.s, 1), bytes_sent: s.bytes });
+      const t = await trees(cluster.pages, { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'tree', maxDepth: o.treeDepth, bins: o.bins, seed: 1 });
+      add({ model: 'tree', params: { depth: o.treeDepth, bins: o.bins, features: 784 }, peers: n, test_accuracy: round(t.accuracy), train_s: round(t.s, 1), bytes_sent: 4 * t.floats, bytes_without_subtraction: 4 * t.without });
+      const g = await trees(cluster.pages, { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', rounds: o.rounds, maxDepth: o.gbdtDepth, bins: o.bins, seed: 1 });
+      add({ model: 'gbdt', params: { rounds: o.rounds, depth: o.gbdtDepth, bins: o.bins, features: 784, learningRate: 0.3 }, peers: n, test_accuracy: round(g.accuracy), train_s: round(g.s, 1), bytes_sent: 4 * g.floats, bytes_without_subtraction: 4 * g.without });
+    } finally {
+      await cluster.close();
+    }
+  }
+  return rows;
+}
