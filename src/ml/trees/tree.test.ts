@@ -120,3 +120,34 @@ describe('gradient-boosted trees over the ring', () => {
     expect(ok / DATA.test.n).toBeGreaterThan(0.85);
   });
 });
+
+describe('trees on awkward input', () => {
+  it('a peer with an empty shard changes nothing; a constant feature is never split', async () => {
+    const ds = DATA.train;
+    const d = ds.shape[0]!;
+    // Feature 0 made constant.
+    const x = ds.x.slice();
+    for (let i = 0; i < ds.n; i++) x[i * d] = 0.5;
+    const shards = [
+      { x, n: ds.n, stats: classStats(ds) },
+      { x: new Float32Array(0), n: 0, stats: new Float32Array(0) },
+    ];
+    const grow = async (parts: typeof shards): Promise<Tree[]> => {
+      const ring = memoryRing(parts.length);
+      return Promise.all(
+        ring.map(async (comm, rank) => {
+          const sum = (v: Float32Array): Promise<Float32Array> => comm.allreduce(v);
+          const p = parts[rank]!;
+          const b = await agreeBins(sum, rank, parts.length, p.x, p.n, d, 16);
+          return (await growTree(sum, b, binRows(b, p.x, p.n, d), p.stats, p.n, d, OPTS)).tree;
+        }),
+      );
+    };
+    const [alone] = await grow([shards[0]!]);
+    const pair = await grow(shards);
+    expect(pair[0]).toEqual(alone);
+    expect(pair[1]).toEqual(alone);
+    expect(alone!.nodes.some((nd) => nd.feature === 0)).toBe(false);
+    expect(alone!.nodes.length).toBeGreaterThan(3);
+  });
+});
