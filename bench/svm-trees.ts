@@ -14,10 +14,11 @@ export interface SvmTreeRow {
   peers: number;
   test_accuracy: number;
   train_s: number;
-  /** Bytes this peer summed by allreduce: histograms for trees (floats x 4), gradients for the SVM. */
+  /** Payload bytes rank 0 sent over its data channels during the run (0 with one peer). */
   bytes_sent: number;
-  /** Trees: what summing both children of every split would have cost. */
-  bytes_without_subtraction?: number;
+  /** Trees: bytes of the histograms summed, and what summing both children of every split would have been. */
+  histogram_bytes?: number;
+  histogram_bytes_without_subtraction?: number;
 }
 
 export interface SvmTreeOptions {
@@ -31,18 +32,24 @@ export interface SvmTreeOptions {
 
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
 
+/** Payload bytes rank 0 has sent so far. */
+const sent = (p: Page): Promise<number> => p.evaluate(() => window.ringtrain.stats().payloadBytesSent);
+
 async function svm(pages: Page[], steps: number): Promise<{ accuracy: number; s: number; bytes: number }> {
   const config: TrainConfig = { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'svm', algorithm: 'sgd', optimizer: { kind: 'pegasos', lambda: 1e-3 }, batch: 128, steps, seed: 3 };
+  const before = await sent(pages[0]!);
   const t0 = performance.now();
-  const rs = await Promise.all(pages.map((p) => p.evaluate(async (c) => ({ r: await window.ringtrain.train(c), bytes: window.ringtrain.stats().payloadBytesSent }), config)));
-  return { accuracy: rs[0]!.r.accuracy, s: (performance.now() - t0) / 1000, bytes: rs[0]!.bytes };
+  const rs = await Promise.all(pages.map((p) => p.evaluate((c) => window.ringtrain.train(c), config)));
+  return { accuracy: rs[0]!.accuracy, s: (performance.now() - t0) / 1000, bytes: (await sent(pages[0]!)) - before };
 }
 
-async function trees(pages: Page[], config: TreeTrainConfig): Promise<{ accuracy: number; s: number; floats: number; without: number }> {
+async function trees(pages: Page[], config: TreeTrainConfig): Promise<{ accuracy: number; s: number; bytes: number; floats: number; without: number }> {
+  const before = await sent(pages[0]!);
   const t0 = performance.now();
   const rs = await Promise.all(pages.map((p) => p.evaluate((c) => window.ringtrain.trainTrees(c), config)));
   if (new Set(rs.map((r) => r.checksum)).size !== 1) throw new Error(`peers disagree on the ${config.model}: checksums ${rs.map((r) => r.checksum).join(', ')}`);
-  return { accuracy: rs[0]!.accuracy, s: (performance.now() - t0) / 1000, floats: rs[0]!.floatsSummed, without: rs[0]!.floatsWithoutSubtraction };
+  const s = (performance.now() - t0) / 1000;
+  return { accuracy: rs[0]!.accuracy, s, bytes: (await sent(pages[0]!)) - before, floats: rs[0]!.floatsSummed, without: rs[0]!.floatsWithoutSubtraction };
 }
 
 export async function benchSvmTrees(o: SvmTreeOptions, log: (s: string) => void, onRows: (rows: SvmTreeRow[]) => void): Promise<SvmTreeRow[]> {
@@ -50,7 +57,8 @@ export async function benchSvmTrees(o: SvmTreeOptions, log: (s: string) => void,
   const add = (r: SvmTreeRow): void => {
     rows.push(r);
     onRows(rows);
-    log(`${r.model.padEnd(10)} peers ${r.peers}  accuracy ${r.test_accuracy.toFixed(4)}  ${r.train_s.toFixed(1)} s  ${(r.bytes_sent / 1e6).toFixed(1)} MB summed${r.bytes_without_subtraction ? ` (${(r.bytes_without_subtraction / 1e6).toFixed(1)} MB without subtraction)` : ''}  ${JSON.stringify(r.params)}`);
+    const hist = r.histogram_bytes ? `, histograms ${(r.histogram_bytes / 1e6).toFixed(1)} MB (${(r.histogram_bytes_without_subtraction! / 1e6).toFixed(1)} MB without subtraction)` : '';
+    log(`${r.model.padEnd(10)} peers ${r.peers}  accuracy ${r.test_accuracy.toFixed(4)}  ${r.train_s.toFixed(1)} s  sent ${(r.bytes_sent / 1e6).toFixed(1)} MB${hist}  ${JSON.stringify(r.params)}`);
   };
   let built = false;
   for (const n of o.peers) {
@@ -60,9 +68,9 @@ export async function benchSvmTrees(o: SvmTreeOptions, log: (s: string) => void,
       const s = await svm(cluster.pages, o.svmSteps);
       add({ model: 'linear-svm', params: { steps: o.svmSteps, batch: 128, optimizer: 'pegasos', lambda: 1e-3 }, peers: n, test_accuracy: round(s.accuracy), train_s: round(s.s, 1), bytes_sent: s.bytes });
       const t = await trees(cluster.pages, { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'tree', maxDepth: o.treeDepth, bins: o.bins, seed: 1 });
-      add({ model: 'tree', params: { depth: o.treeDepth, bins: o.bins, features: 784 }, peers: n, test_accuracy: round(t.accuracy), train_s: round(t.s, 1), bytes_sent: 4 * t.floats, bytes_without_subtraction: 4 * t.without });
+      add({ model: 'tree', params: { depth: o.treeDepth, bins: o.bins, features: 784 }, peers: n, test_accuracy: round(t.accuracy), train_s: round(t.s, 1), bytes_sent: t.bytes, histogram_bytes: 4 * t.floats, histogram_bytes_without_subtraction: 4 * t.without });
       const g = await trees(cluster.pages, { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', rounds: o.rounds, maxDepth: o.gbdtDepth, bins: o.bins, seed: 1 });
-      add({ model: 'gbdt', params: { rounds: o.rounds, depth: o.gbdtDepth, bins: o.bins, features: 784, learningRate: 0.3 }, peers: n, test_accuracy: round(g.accuracy), train_s: round(g.s, 1), bytes_sent: 4 * g.floats, bytes_without_subtraction: 4 * g.without });
+      add({ model: 'gbdt', params: { rounds: o.rounds, depth: o.gbdtDepth, bins: o.bins, features: 784, learningRate: 0.3 }, peers: n, test_accuracy: round(g.accuracy), train_s: round(g.s, 1), bytes_sent: g.bytes, histogram_bytes: 4 * g.floats, histogram_bytes_without_subtraction: 4 * g.without });
     } finally {
       await cluster.close();
     }

@@ -2,7 +2,7 @@
  * Composition root: joins a room from the page, wires session events to the UI, and exposes the
  * page-level API `window.ringtrain` that tests, benchmarks and later features use.
  */
-import type { CollectiveOptions } from './core/collectives/communicator.ts';
+import { DEFAULT_TIMEOUT_MS, type CollectiveOptions } from './core/collectives/communicator.ts';
 import type { TrafficStats } from './core/collectives/context.ts';
 import type { View } from './core/membership/view.ts';
 import { fetchShard, shardPath } from './data/shard-client.ts';
@@ -225,8 +225,18 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
     draw();
   }
   const comm = await s.nextCommunicator(failedEpoch, { minPeers: min, timeoutMs: minPeers ? QUORUM_TIMEOUT_MS : GROUP_TIMEOUT_MS });
-  return { epoch: comm.view.epoch, rank: comm.rank, size: comm.size, sum: (v) => comm.allreduce(v), broadcast: (root, data) => comm.broadcast(root, data) };
+  return {
+    epoch: comm.view.epoch,
+    rank: comm.rank,
+    size: comm.size,
+    // Large vectors (tree histograms run to tens of MB) get time in proportion: 1 s per MB on top.
+    sum: (v) => comm.allreduce(v, { timeoutMs: SUM_TIMEOUT_MS + v.byteLength / 1000 }),
+    broadcast: (root, data) => comm.broadcast(root, data, { timeoutMs: SUM_TIMEOUT_MS + (data?.byteLength ?? 0) / 1000 }),
+  };
 }
+
+/** Base timeout of a training collective, ms (the communicator's default). */
+const SUM_TIMEOUT_MS = DEFAULT_TIMEOUT_MS;
 
 /** How long a training run waits for a usable view after a failure before giving up, ms. */
 const GROUP_TIMEOUT_MS = 120_000;
