@@ -6,7 +6,7 @@ import { Mailbox } from '../core/collectives/mailbox.ts';
 import { makeView } from '../core/membership/view.ts';
 import { MemoryNetwork, type MemoryTransport } from '../core/memory-transport.ts';
 import { holdOut, localShard } from '../data/local.ts';
-import { gaussianBlobs } from '../data/synthetic.ts';
+import { gaussianBlobs, twoSpirals } from '../data/synthetic.ts';
 import { relativeDifference } from '../ml/compare.ts';
 import { stepProblems } from './history.ts';
 import { train, type Group, type TrainConfig, type TrainControl, type TrainEvent, type TrainerDeps, type TrainResult } from './trainer.ts';
@@ -44,6 +44,8 @@ class TestRoom {
   private readonly changed = new Set<() => void>();
   /** Checkpoints stored through `saveCheckpoint`, newest last. */
   readonly checkpoints: Uint8Array[] = [];
+
+  constructor(private readonly data = DATA) {}
 
   add(id: string): void {
     const t = this.net.endpoint(id);
@@ -92,7 +94,7 @@ class TestRoom {
   deps(id: string, cfg: TrainConfig, hooks: { control?: () => TrainControl; onEvent?: (e: TrainEvent) => void } = {}): TrainerDeps {
     return {
       group: (failed) => this.group(id, failed),
-      loadShard: async (split, rank, size) => localShard(DATA, split, { rank, size, ...cfg.partition }),
+      loadShard: async (split, rank, size) => localShard(this.data, split, { rank, size, ...cfg.partition }),
       selectBackend: async () => ({ name: 'cpu', reason: 'test', failures: {} }),
       emit: (e) => hooks.onEvent?.(e),
       saveCheckpoint: async (bytes) => {
@@ -287,5 +289,23 @@ describe('train through faults (in-memory room)', () => {
     await train({ ...cfg, seed: 99 }, other.deps('x0', cfg, { onEvent: (e) => otherEvents.push(e) }));
     expect(otherEvents.find((e) => e.type === 'sync')).toMatchObject({ step: 0, source: 'seed' });
     expect(otherEvents.find((e) => e.type === 'checkpoint')).toMatchObject({ error: expect.stringMatching(/another run/) });
+  });
+});
+
+describe('kernel SVM by random Fourier features', () => {
+  it('separates two spirals that the linear SVM cannot, with the same weights on 2 peers', async () => {
+    const spirals = holdOut(twoSpirals({ n: 600, noise: 0.02, seed: 5 }), 'spirals', 1);
+    const cfg: TrainConfig = { dataset: 'local', partition: { scheme: 'iid', seed: 2 }, model: 'svm', algorithm: 'sgd', optimizer: { kind: 'adam', lr: 0.05 }, batch: 64, steps: 150, seed: 4 };
+    const run = async (c: TrainConfig): Promise<TrainResult[]> => {
+      const room = new TestRoom(spirals);
+      for (const id of ['a', 'b']) room.add(id);
+      return Promise.all(['a', 'b'].map((id) => train(c, room.deps(id, c))));
+    };
+    const [linear] = await run(cfg);
+    const kernel = await run({ ...cfg, rff: { features: 300, gamma: 10 } });
+    expect(kernel[0]!.checksum).toBe(kernel[1]!.checksum);
+    expect(kernel[0]!.params).toBe(300 * 2 + 2);
+    expect(linear!.accuracy).toBeLessThan(0.75);
+    expect(kernel[0]!.accuracy).toBeGreaterThan(0.9);
   });
 });

@@ -14,13 +14,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { RingError } from '../core/errors.ts';
-import type { Dataset } from '../data/dataset.ts';
+import { featureSize, type Dataset } from '../data/dataset.ts';
 import type { PartitionScheme } from '../data/partition.ts';
 import { federatedRound, synchronousStep, type StepTimings } from '../ml/algorithms/distributed.ts';
 import type { BackendReport } from '../ml/backend.ts';
 import { checksumHex, getFlatWeights, paramCount, setFlatWeights } from '../ml/flat.ts';
 import { createModel, lossKindFor, type ModelKind, type ModelSpec } from '../ml/models.ts';
 import { createOptimizer, type FlatOptimizer, type OptimizerSpec } from '../ml/optimizer.ts';
+import { rffTransform } from '../ml/rff.ts';
 import { evaluate } from '../ml/step.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
 import { localBatchSize, proportionalSplit, Sampler } from './sampler.ts';
@@ -50,6 +51,11 @@ export interface TrainConfig {
   seed: number;
   /** Quorum: with fewer peers in the room, training waits (after a failure, or before it starts). */
   minPeers?: number;
+  /**
+   * Train on random Fourier features of the inputs (an approximate RBF kernel; with `model: 'svm'`,
+   * a kernel SVM). The map is drawn from `seed`, the same on every peer.
+   */
+  rff?: { features: number; gamma: number };
   /**
    * sgd: split the global batch in proportion to each peer's measured speed (re-measured every
    * {@link BALANCE_EVERY} steps) so fast and slow peers finish their part together. Off by default:
@@ -139,8 +145,8 @@ export interface TrainerDeps {
 
 /** What identifies a run: a checkpoint of another run key is never restored. */
 export function runKey(cfg: TrainConfig): string {
-  const { dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed } = cfg;
-  return JSON.stringify({ dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed });
+  const { dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff } = cfg;
+  return JSON.stringify({ dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff });
 }
 
 /** Failures a new view can cure; anything else ends the run. */
@@ -222,7 +228,13 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
   let shard = { rank: -1, size: -1, train: null as unknown as Dataset, test: null as unknown as Dataset };
   const loadShards = async (): Promise<void> => {
     if (shard.rank === g.rank && shard.size === g.size) return;
-    const [trainSet, testSet] = await Promise.all([deps.loadShard('train', g.rank, g.size), deps.loadShard('test', g.rank, g.size)]);
+    const load = async (split: 'train' | 'test'): Promise<Dataset> => {
+      const ds = await deps.loadShard(split, g.rank, g.size);
+      if (!cfg.rff) return ds;
+      const { featureNames: _, ...rest } = ds;
+      return { ...rest, shape: [cfg.rff.features], x: await rffTransform(ds.x, ds.n, featureSize(ds.shape), { ...cfg.rff, seed: cfg.seed }) };
+    };
+    const [trainSet, testSet] = await Promise.all([load('train'), load('test')]);
     shard = { rank: g.rank, size: g.size, train: trainSet, test: testSet };
     deps.emit({ type: 'data', train: trainSet.n, test: testSet.n, rank: g.rank, size: g.size });
   };
