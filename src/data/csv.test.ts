@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { csvToDataset, parseCsv, parseNumber } from './csv.ts';
 import { DataError } from './dataset.ts';
+import { dataError } from '../test/helpers.ts';
 
-function dataError(f: () => unknown): DataError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DataError);
-    return e as DataError;
-  }
-  throw new Error('expected a DataError, nothing was thrown');
-}
 
 describe('parseCsv', () => {
   it('handles RFC 4180 quoting: delimiters, doubled quotes and line breaks inside quotes', () => {

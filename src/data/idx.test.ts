@@ -6,19 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { FASHION_MNIST } from './builtin.ts';
 import { DataError, labelHistogram } from './dataset.ts';
 import { encodeIdx, gunzip, idxToDataset, isGzip, MAX_IDX_RANK, parseIdx, type IdxArray } from './idx.ts';
+import { dataError } from '../test/helpers.ts';
 
 const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../public/datasets/fashion-mnist');
 
-/** The DataError `f` throws (fails the test if it throws something else or nothing). */
-function dataError(f: () => unknown): DataError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DataError);
-    return e as DataError;
-  }
-  throw new Error('expected a DataError, nothing was thrown');
-}
 
 /** A hand-written big-endian IDX file. */
 function idx(code: number, dims: number[], body: number[]): Uint8Array {

@@ -1,22 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { MlError } from './errors.ts';
 import { checksum, checksumHex, getFlatWeights, paramCount, setFlatWeights, weightChecksum, weightLayout } from './flat.ts';
 import { createModel, hasConv, lossKindFor, type ModelSpec } from './models.ts';
+import { modelBuilder } from '../test/helpers.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const made: tf.LayersModel[] = [];
-function build(spec: ModelSpec): tf.Sequential {
-  const m = createModel(spec);
-  made.push(m);
-  return m;
-}
-afterEach(() => {
-  for (const m of made.splice(0)) m.dispose();
-});
+const build = modelBuilder();
 
 const SPECS: [string, ModelSpec, number][] = [
   ['softmax 784-10', { kind: 'softmax', inputShape: [784], numClasses: 10, seed: 1 }, 7850],

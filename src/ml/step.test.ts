@@ -1,25 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { mulberry32 } from '../core/random.ts';
 import { MlError } from './errors.ts';
 import { getFlatWeights, paramCount, setFlatWeights } from './flat.ts';
-import { createModel, lossKindFor, type ModelSpec } from './models.ts';
+import { lossKindFor, type ModelSpec } from './models.ts';
 import { createOptimizer } from './optimizer.ts';
 import { computeGradients, evaluate, meanGradient, packGradient, predict } from './step.ts';
+import { modelBuilder } from '../test/helpers.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const made: tf.LayersModel[] = [];
-function build(spec: ModelSpec): tf.Sequential {
-  const m = createModel(spec);
-  made.push(m);
-  return m;
-}
-afterEach(() => {
-  for (const m of made.splice(0)) m.dispose();
-});
+const build = modelBuilder();
 
 /** Seeded batch: inputs in [-1, 1), labels in [0, k) (or regression targets when k = 0). */
 function batch(spec: ModelSpec, count: number, seed: number): { x: Float32Array; y: Int32Array | Float32Array } {

@@ -6,7 +6,7 @@ import { MemoryNetwork } from '../../core/memory-transport.ts';
 import { holdOut, localShard } from '../../data/local.ts';
 import { gaussianBlobs } from '../../data/synthetic.ts';
 import type { Dataset } from '../../data/dataset.ts';
-import { agreeBins, binOf, binRows } from './bins.ts';
+import { agreeBins, binOf, binRows, type Bins } from './bins.ts';
 import { gbdtScores, trainGbdt, type Gbdt } from './boost.ts';
 import { growTree, predictTree, statsPerRow, type Tree, type TreeOptions } from './tree.ts';
 
@@ -34,18 +34,31 @@ function classStats(ds: Dataset): Float32Array {
   return s;
 }
 
-/** Trains a tree on `peers` shards of DATA's training split. */
-async function treeOn(peers: number, bins = 32): Promise<{ tree: Tree; traffic: { floatsSummed: number; floatsWithoutSubtraction: number } }[]> {
-  const ring = memoryRing(peers);
+/** What each peer has once its shard is loaded and the group agreed on bins. */
+interface Binned {
+  ds: Dataset;
+  d: number;
+  sum: (v: Float32Array) => Promise<Float32Array>;
+  bins: Bins;
+  binned: Uint8Array;
+}
+
+/** Runs `fn` on every peer of a `peers`-ring, each holding its shard of DATA's training split, binned with `bins`. */
+function onShards<T>(peers: number, bins: number, fn: (p: Binned) => Promise<T>): Promise<T[]> {
   return Promise.all(
-    ring.map(async (comm, rank) => {
+    memoryRing(peers).map(async (comm, rank) => {
       const ds = localShard(DATA, 'train', { rank, size: peers, seed: 3 });
       const d = ds.shape[0]!;
       const sum = (v: Float32Array): Promise<Float32Array> => comm.allreduce(v);
       const b = await agreeBins(sum, rank, peers, ds.x, ds.n, d, bins);
-      return growTree(sum, b, binRows(b, ds.x, ds.n, d), classStats(ds), ds.n, d, OPTS);
+      return fn({ ds, d, sum, bins: b, binned: binRows(b, ds.x, ds.n, d) });
     }),
   );
+}
+
+/** Trains a tree on `peers` shards of DATA's training split. */
+function treeOn(peers: number, bins = 32): Promise<Awaited<ReturnType<typeof growTree>>[]> {
+  return onShards(peers, bins, (p) => growTree(p.sum, p.bins, p.binned, classStats(p.ds), p.ds.n, p.d, OPTS));
 }
 
 function accuracy(t: Tree, ds: Dataset): number {
@@ -86,18 +99,7 @@ describe('histogram trees over the ring', () => {
 describe('gradient-boosted trees over the ring', () => {
   const GB = { rounds: 5, learningRate: 0.3, maxDepth: 3, minSamplesLeaf: 3, lambda: 1, gamma: 0, minChildWeight: 1e-3, classes: 4, seed: 1 };
 
-  async function boostOn(peers: number): Promise<Gbdt[]> {
-    const ring = memoryRing(peers);
-    return Promise.all(
-      ring.map(async (comm, rank) => {
-        const ds = localShard(DATA, 'train', { rank, size: peers, seed: 3 });
-        const d = ds.shape[0]!;
-        const sum = (v: Float32Array): Promise<Float32Array> => comm.allreduce(v);
-        const b = await agreeBins(sum, rank, peers, ds.x, ds.n, d, 32);
-        return trainGbdt(sum, b, binRows(b, ds.x, ds.n, d), ds.y, ds.n, d, GB);
-      }),
-    );
-  }
+  const boostOn = (peers: number): Promise<Gbdt[]> => onShards(peers, 32, (p) => trainGbdt(p.sum, p.bins, p.binned, p.ds.y, p.ds.n, p.d, GB));
 
   it('5 rounds on 3 peers give the splits of 1 peer on the union, leaf values within 1e-6', async () => {
     const [solo] = await boostOn(1);

@@ -1,0 +1,31 @@
+/**
+ * Helpers shared by the unit tests (vitest only; nothing in the app imports this folder).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, expect } from 'vitest';
+import { DataError } from '../data/dataset.ts';
+import { createModel, type ModelSpec } from '../ml/models.ts';
+
+/** The DataError `f` throws (fails the test if it throws something else or nothing). */
+export function dataError(f: () => unknown): DataError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(DataError);
+    return e as DataError;
+  }
+  throw new Error('expected a DataError, nothing was thrown');
+}
+
+/** A `createModel` whose models are disposed after each test of the calling file. */
+export function modelBuilder(): (spec: ModelSpec) => tf.Sequential {
+  const made: tf.LayersModel[] = [];
+  afterEach(() => {
+    for (const m of made.splice(0)) m.dispose();
+  });
+  return (spec) => {
+    const m = createModel(spec);
+    made.push(m);
+    return m;
+  };
+}
