@@ -3,6 +3,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, expect } from 'vitest';
+import { Communicator } from '../core/collectives/communicator.ts';
+import { Mailbox } from '../core/collectives/mailbox.ts';
+import { makeView } from '../core/membership/view.ts';
+import { MemoryNetwork } from '../core/memory-transport.ts';
 import { DataError } from '../data/dataset.ts';
 import { createModel, type ModelSpec } from '../ml/models.ts';
 
@@ -28,4 +32,15 @@ export function modelBuilder(): (spec: ModelSpec) => tf.Sequential {
     made.push(m);
     return m;
   };
+}
+
+/** `n` Communicators (ids p0..p(n-1)) of one view on a fresh in-memory network. */
+export function memoryRing(n: number, o: { chunkBytes: number; timeoutMs: number }): Communicator[] {
+  const net = new MemoryNetwork();
+  const ids = Array.from({ length: n }, (_, i) => `p${i}`);
+  const view = makeView('r', 1, ids);
+  return ids.map((id) => {
+    const t = net.endpoint(id);
+    return new Communicator({ transport: t, mailbox: new Mailbox(t), view, ...o });
+  });
 }

@@ -1,9 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Communicator } from '../../core/collectives/communicator.ts';
-import { Mailbox } from '../../core/collectives/mailbox.ts';
-import { makeView } from '../../core/membership/view.ts';
-import { MemoryNetwork } from '../../core/memory-transport.ts';
+import type { Communicator } from '../../core/collectives/communicator.ts';
+import { memoryRing } from '../../test/helpers.ts';
 import { mulberry32 } from '../../core/random.ts';
 import { checksumHex, getFlatWeights, paramCount } from '../flat.ts';
 import { createModel, type ModelSpec } from '../models.ts';
@@ -21,15 +19,7 @@ beforeAll(async () => {
 const SPEC: ModelSpec = { kind: 'mlp', inputShape: [6], numClasses: 3, hidden: [8], seed: 5 };
 const ADAM: OptimizerSpec = { kind: 'adam', lr: 0.02 };
 
-function ring(n: number): Communicator[] {
-  const net = new MemoryNetwork();
-  const ids = Array.from({ length: n }, (_, i) => `p${i}`);
-  const view = makeView('r', 1, ids);
-  return ids.map((id) => {
-    const t = net.endpoint(id);
-    return new Communicator({ transport: t, mailbox: new Mailbox(t), view, chunkBytes: 256, timeoutMs: 10_000 });
-  });
-}
+const ring = (n: number): Communicator[] => memoryRing(n, { chunkBytes: 256, timeoutMs: 10_000 });
 
 /** Global batch of step `s`, cut into consecutive parts of the given sizes. */
 function batches(s: number, sizes: number[]): Batch[] {

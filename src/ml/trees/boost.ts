@@ -8,7 +8,7 @@
 import { mulberry32 } from '../../core/random.ts';
 import type { SumAllPeers } from '../algorithms/distributed.ts';
 import type { Bins } from './bins.ts';
-import { growTree, predictTree, type GrowStats, type Tree } from './tree.ts';
+import { growTree, leafOfBinned, predictTree, type GrowStats, type Tree } from './tree.ts';
 
 export interface GbdtOptions {
   rounds: number;
@@ -44,7 +44,8 @@ export function gbdtScores(m: Gbdt, x: ArrayLike<number>, offset = 0): number[] 
 }
 
 function softmaxInPlace(s: Float64Array): void {
-  const max = Math.max(...s);
+  let max = -Infinity;
+  for (const v of s) if (v > max) max = v;
   let z = 0;
   for (let k = 0; k < s.length; k++) z += s[k] = Math.exp(s[k]! - max);
   for (let k = 0; k < s.length; k++) s[k]! /= z;
@@ -85,26 +86,21 @@ export async function trainGbdt(
   const model: Gbdt = { classes: o.classes, learningRate: o.learningRate, base, trees: [] };
   const rand = mulberry32(o.seed);
   const stats = new Float32Array(n * 3);
-  const p = new Float64Array(outputs);
+  const probs = new Float64Array(n * outputs);
   for (let round = 0; round < o.rounds; round++) {
     const features = o.colSample && o.colSample < 1 ? Array.from({ length: d }, (_, f) => f).filter(() => rand() < o.colSample!) : undefined;
+    // Softmax of every row once per round; each class's tree reads its column.
+    if (o.classes > 0) {
+      probs.set(scores);
+      for (let i = 0; i < n; i++) softmaxInPlace(probs.subarray(i * outputs, (i + 1) * outputs));
+    }
     const trees: Tree[] = [];
     const traffic: GrowStats = { floatsSummed: 0, floatsWithoutSubtraction: 0 };
     for (let c = 0; c < outputs; c++) {
       for (let i = 0; i < n; i++) {
-        let g: number;
-        let h: number;
-        if (o.classes > 0) {
-          p.set(scores.subarray(i * outputs, (i + 1) * outputs));
-          softmaxInPlace(p);
-          g = p[c]! - (labels[i] === c ? 1 : 0);
-          h = Math.max(p[c]! * (1 - p[c]!), 1e-6);
-        } else {
-          g = scores[i]! - labels[i]!;
-          h = 1;
-        }
-        stats[i * 3] = g;
-        stats[i * 3 + 1] = h;
+        const q = probs[i * outputs + c]!;
+        stats[i * 3] = o.classes > 0 ? q - (labels[i] === c ? 1 : 0) : scores[i]! - labels[i]!;
+        stats[i * 3 + 1] = o.classes > 0 ? Math.max(q * (1 - q), 1e-6) : 1;
         stats[i * 3 + 2] = 1;
       }
       const { tree, traffic: t } = await growTree(sum, bins, binned, stats, n, d, {
@@ -118,22 +114,9 @@ export async function trainGbdt(
       trees.push(tree);
     }
     // Scores move only after every output's tree of the round is grown (softmax uses all of them).
-    const xless = new Float32Array(d);
-    for (let i = 0; i < n; i++) {
-      for (let f = 0; f < d; f++) xless[f] = bins.boundaries[f]!.length ? binnedValue(bins, f, binned[i * d + f]!) : 0;
-      trees.forEach((t, c) => (scores[i * outputs + c]! += o.learningRate * predictTree(t, xless)[0]!));
-    }
+    for (let i = 0; i < n; i++) trees.forEach((t, c) => (scores[i * outputs + c]! += o.learningRate * leafOfBinned(t, binned, i * d)[0]!));
     model.trees.push(trees);
     onRound?.(round + 1, traffic);
   }
   return model;
-}
-
-/**
- * A raw value inside bin `b` of feature `f` (the bin's lower boundary, or just below the first
- * boundary for bin 0): routes a binned row through thresholds exactly as its raw value would.
- */
-function binnedValue(bins: Bins, f: number, b: number): number {
-  const t = bins.boundaries[f]!;
-  return b === 0 ? t[0]! - 1 : t[b - 1]!;
 }

@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Communicator } from '../../core/collectives/communicator.ts';
-import { Mailbox } from '../../core/collectives/mailbox.ts';
-import { makeView } from '../../core/membership/view.ts';
-import { MemoryNetwork } from '../../core/memory-transport.ts';
+import type { Communicator } from '../../core/collectives/communicator.ts';
+import { memoryRing } from '../../test/helpers.ts';
 import { holdOut, localShard } from '../../data/local.ts';
 import { gaussianBlobs } from '../../data/synthetic.ts';
 import type { Dataset } from '../../data/dataset.ts';
@@ -10,16 +8,7 @@ import { agreeBins, binOf, binRows, type Bins } from './bins.ts';
 import { gbdtScores, trainGbdt, type Gbdt } from './boost.ts';
 import { growTree, predictTree, statsPerRow, type Tree, type TreeOptions } from './tree.ts';
 
-/** `n` Communicators of one in-memory ring. */
-function memoryRing(n: number): Communicator[] {
-  const net = new MemoryNetwork();
-  const ids = Array.from({ length: n }, (_, i) => `p${i}`);
-  const view = makeView('r', 1, ids);
-  return ids.map((id) => {
-    const t = net.endpoint(id);
-    return new Communicator({ transport: t, mailbox: new Mailbox(t), view, chunkBytes: 16_384, timeoutMs: 20_000 });
-  });
-}
+const ringOf = (n: number): Communicator[] => memoryRing(n, { chunkBytes: 16_384, timeoutMs: 20_000 });
 
 const DATA = holdOut(gaussianBlobs({ n: 900, classes: 4, dims: 5, spread: 0.35, seed: 8 }), 'blobs', 2);
 const OPTS: TreeOptions = { maxDepth: 5, minSamplesLeaf: 3, criterion: { kind: 'gini', classes: 4 } };
@@ -46,7 +35,7 @@ interface Binned {
 /** Runs `fn` on every peer of a `peers`-ring, each holding its shard of DATA's training split, binned with `bins`. */
 function onShards<T>(peers: number, bins: number, fn: (p: Binned) => Promise<T>): Promise<T[]> {
   return Promise.all(
-    memoryRing(peers).map(async (comm, rank) => {
+    ringOf(peers).map(async (comm, rank) => {
       const ds = localShard(DATA, 'train', { rank, size: peers, seed: 3 });
       const d = ds.shape[0]!;
       const sum = (v: Float32Array): Promise<Float32Array> => comm.allreduce(v);
@@ -84,7 +73,7 @@ describe('histogram trees over the ring', () => {
   });
 
   it('bins agree across peers, split values at their boundaries, and a constant feature gets one bin', async () => {
-    const ring = memoryRing(2);
+    const ring = ringOf(2);
     const x = [Float32Array.from([0, 5, 1, 5, 2, 5]), Float32Array.from([3, 5, 4, 5])];
     const bins = await Promise.all(ring.map((c, r) => agreeBins((v) => c.allreduce(v), r, 2, x[r]!, x[r]!.length / 2, 2, 4)));
     expect(bins[0]).toEqual(bins[1]);
@@ -135,7 +124,7 @@ describe('trees on awkward input', () => {
       { x: new Float32Array(0), n: 0, stats: new Float32Array(0) },
     ];
     const grow = async (parts: typeof shards): Promise<Tree[]> => {
-      const ring = memoryRing(parts.length);
+      const ring = ringOf(parts.length);
       return Promise.all(
         ring.map(async (comm, rank) => {
           const sum = (v: Float32Array): Promise<Float32Array> => comm.allreduce(v);

@@ -233,3 +233,13 @@ export function predictTree(t: Tree, x: ArrayLike<number>, offset = 0): number[]
     i = x[offset + node.feature]! < node.threshold ? node.left : node.right;
   }
 }
+
+/** The leaf output for one binned row (`binned` at `offset`): the same route as its raw values take. */
+export function leafOfBinned(t: Tree, binned: Uint8Array, offset: number): number[] {
+  let i = 0;
+  for (;;) {
+    const node = t.nodes[i]!;
+    if (node.feature < 0) return node.value;
+    i = binned[offset + node.feature]! <= node.bin ? node.left : node.right;
+  }
+}
