@@ -7,7 +7,8 @@
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  *   faults     [--faults 10] [--every 10] [--seed 1]
- *   svm-trees  [--peers 1,4] [--steps 300] [--depth 8] [--rounds 10] [--gbdt-depth 4] [--bins 32]
+ *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
+ *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,7 +17,7 @@ import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
 import { benchFaults } from './faults.ts';
-import { benchSvmTrees } from './svm-trees.ts';
+import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
 const list = (s: string, name: string): number[] =>
@@ -66,6 +67,8 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '10' },
       'gbdt-depth': { type: 'string', default: '4' },
       bins: { type: 'string', default: '32' },
+      'rff-features': { type: 'string', default: '2000' },
+      gamma: { type: 'string', default: '0.02' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
@@ -88,15 +91,19 @@ async function main(): Promise<void> {
   if (scenario === 'svm-trees') {
     const o = {
       peers: list(values.peers ?? '1,4', 'peers'),
-      svmSteps: list(values.steps ?? '300', 'steps')[0]!,
-      treeDepth: list(values.depth, 'depth')[0]!,
+      models: names(values.models ?? SVM_TREE_MODELS.join(','), 'models', SVM_TREE_MODELS),
+      svmSteps: list(values.steps ?? '1000', 'steps')[0]!,
+      treeDepths: list(values.depth, 'depth'),
       rounds: list(values.rounds, 'rounds')[0]!,
       gbdtDepth: list(values['gbdt-depth'], 'gbdt-depth')[0]!,
       bins: list(values.bins, 'bins')[0]!,
+      rffFeatures: list(values['rff-features'], 'rff-features')[0]!,
+      gamma: positive(values.gamma, 'gamma'),
     };
     console.log(`svm-trees benchmark on fashion-mnist: ${JSON.stringify(o)}`);
-    rows = await benchSvmTrees(o, log, save);
-    save(rows);
+    const earlier = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SvmTreeRow[]) : [];
+    rows = await benchSvmTrees(o, log, (fresh) => save(mergeRows(earlier, fresh)));
+    save(mergeRows(earlier, rows as SvmTreeRow[]));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   }

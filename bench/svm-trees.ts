@@ -1,15 +1,18 @@
 /**
  * `npm run bench -- svm-trees`: Fashion-MNIST test accuracy, training time and histogram traffic of
- * the linear SVM (hinge loss, Pegasos steps), one decision tree, and gradient-boosted trees, each
- * with N = 1 and N = 4 headless peers.
+ * the linear SVM (hinge loss, averaged Pegasos steps), the SVM on random Fourier features, decision
+ * trees of the given depths, and gradient-boosted trees, each with N = 1 and N = 4 headless peers.
  */
 import type { Page } from 'playwright-core';
 import { startCluster } from '../src/cli/cluster.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 import type { TreeTrainConfig } from '../src/training/trees.ts';
 
+export const SVM_TREE_MODELS = ['linear-svm', 'rff-svm', 'tree', 'gbdt'] as const;
+export type SvmTreeModel = (typeof SVM_TREE_MODELS)[number];
+
 export interface SvmTreeRow {
-  model: 'linear-svm' | 'tree' | 'gbdt';
+  model: SvmTreeModel;
   params: Record<string, number | string>;
   peers: number;
   test_accuracy: number;
@@ -23,11 +26,25 @@ export interface SvmTreeRow {
 
 export interface SvmTreeOptions {
   peers: number[];
+  models: readonly SvmTreeModel[];
   svmSteps: number;
-  treeDepth: number;
+  /** One tree row per depth. */
+  treeDepths: number[];
   rounds: number;
   gbdtDepth: number;
   bins: number;
+  /** rff-svm: random features and the RBF width. */
+  rffFeatures: number;
+  gamma: number;
+}
+
+/** Rows measured now replace earlier rows of the same model, parameters and peers; the others stay. */
+export function mergeRows(earlier: SvmTreeRow[], fresh: SvmTreeRow[]): SvmTreeRow[] {
+  const key = (r: SvmTreeRow): string => JSON.stringify([r.model, r.params, r.peers]);
+  const replaced = new Set(fresh.map(key));
+  return [...earlier.filter((r) => !replaced.has(key(r))), ...fresh].sort(
+    (a, b) => SVM_TREE_MODELS.indexOf(a.model) - SVM_TREE_MODELS.indexOf(b.model) || a.peers - b.peers,
+  );
 }
 
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
@@ -35,8 +52,20 @@ const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
 /** Payload bytes rank 0 has sent so far. */
 const sent = (p: Page): Promise<number> => p.evaluate(() => window.ringtrain.stats().payloadBytesSent);
 
-async function svm(pages: Page[], steps: number): Promise<{ accuracy: number; s: number; bytes: number }> {
-  const config: TrainConfig = { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'svm', algorithm: 'sgd', optimizer: { kind: 'pegasos', lambda: 1e-3 }, batch: 128, steps, seed: 3 };
+const SVM = { batch: 128, optimizer: 'pegasos', lambda: 1e-4 } as const;
+
+async function svm(pages: Page[], steps: number, rff?: TrainConfig['rff']): Promise<{ accuracy: number; s: number; bytes: number }> {
+  const config: TrainConfig = {
+    dataset: 'fashion-mnist',
+    partition: { scheme: 'iid', seed: 1 },
+    model: 'svm',
+    algorithm: 'sgd',
+    optimizer: { kind: SVM.optimizer, lambda: SVM.lambda },
+    batch: SVM.batch,
+    steps,
+    seed: 3,
+    ...(rff ? { rff } : {}),
+  };
   const before = await sent(pages[0]!);
   const t0 = performance.now();
   const rs = await Promise.all(pages.map((p) => p.evaluate((c) => window.ringtrain.train(c), config)));
@@ -64,13 +93,22 @@ export async function benchSvmTrees(o: SvmTreeOptions, log: (s: string) => void,
   for (const n of o.peers) {
     const cluster = await startCluster({ peers: n, build: !built, deadAfterMs: 30_000, query: { backend: 'wasm' } });
     built = true;
+    const treeRow = async (model: 'tree' | 'gbdt', depth: number, params: Record<string, number>): Promise<void> => {
+      const t = await trees(cluster.pages, { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model, rounds: o.rounds, maxDepth: depth, bins: o.bins, seed: 1 });
+      const row = { peers: n, test_accuracy: round(t.accuracy), train_s: round(t.s, 1), bytes_sent: t.bytes, histogram_bytes: 4 * t.floats, histogram_bytes_without_subtraction: 4 * t.without };
+      add({ model, params: { ...params, depth, bins: o.bins, features: 784 }, ...row });
+    };
     try {
-      const s = await svm(cluster.pages, o.svmSteps);
-      add({ model: 'linear-svm', params: { steps: o.svmSteps, batch: 128, optimizer: 'pegasos', lambda: 1e-3 }, peers: n, test_accuracy: round(s.accuracy), train_s: round(s.s, 1), bytes_sent: s.bytes });
-      const t = await trees(cluster.pages, { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'tree', maxDepth: o.treeDepth, bins: o.bins, seed: 1 });
-      add({ model: 'tree', params: { depth: o.treeDepth, bins: o.bins, features: 784 }, peers: n, test_accuracy: round(t.accuracy), train_s: round(t.s, 1), bytes_sent: t.bytes, histogram_bytes: 4 * t.floats, histogram_bytes_without_subtraction: 4 * t.without });
-      const g = await trees(cluster.pages, { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', rounds: o.rounds, maxDepth: o.gbdtDepth, bins: o.bins, seed: 1 });
-      add({ model: 'gbdt', params: { rounds: o.rounds, depth: o.gbdtDepth, bins: o.bins, features: 784, learningRate: 0.3 }, peers: n, test_accuracy: round(g.accuracy), train_s: round(g.s, 1), bytes_sent: g.bytes, histogram_bytes: 4 * g.floats, histogram_bytes_without_subtraction: 4 * g.without });
+      if (o.models.includes('linear-svm')) {
+        const s = await svm(cluster.pages, o.svmSteps);
+        add({ model: 'linear-svm', params: { steps: o.svmSteps, ...SVM }, peers: n, test_accuracy: round(s.accuracy), train_s: round(s.s, 1), bytes_sent: s.bytes });
+      }
+      if (o.models.includes('rff-svm')) {
+        const s = await svm(cluster.pages, o.svmSteps, { features: o.rffFeatures, gamma: o.gamma });
+        add({ model: 'rff-svm', params: { steps: o.svmSteps, ...SVM, features: o.rffFeatures, gamma: o.gamma }, peers: n, test_accuracy: round(s.accuracy), train_s: round(s.s, 1), bytes_sent: s.bytes });
+      }
+      if (o.models.includes('tree')) for (const depth of o.treeDepths) await treeRow('tree', depth, {});
+      if (o.models.includes('gbdt')) await treeRow('gbdt', o.gbdtDepth, { rounds: o.rounds, learningRate: 0.3 });
     } finally {
       await cluster.close();
     }

@@ -85,9 +85,15 @@ describe('FlatOptimizer', () => {
     // t = 2: w <- w / 2 - g / 1.
     opt.update(w, Float32Array.from([1, 1]));
     expect(Array.from(w)).toEqual([-2, 1]);
+    // The t-weighted average: avg_1 = w_1, avg_2 = avg_1 + 2/3 (w_2 - avg_1).
+    expect(Array.from(opt.averagedWeights()!)).toEqual([-2, 2]);
     const again = createOptimizer({ kind: 'pegasos', lambda: 0.5 }, 2);
     again.setState(opt.getState());
     expect(again.step).toBe(2);
+    expect(again.averagedWeights()).toEqual(opt.averagedWeights());
+    const plain = createOptimizer({ kind: 'pegasos', lambda: 0.5, average: false }, 2);
+    plain.update(w, Float32Array.from([1, 1]));
+    expect(plain.averagedWeights()).toBeNull();
     expect(() => createOptimizer({ kind: 'pegasos', lambda: 0 }, 2)).toThrow(/lambda must be a positive number/);
   });
 

@@ -19,7 +19,7 @@ import { firstNonFinite, getFlatWeights, setFlatWeights } from './flat.ts';
  * large models; at these sizes the upload dominates either way.
  *
  * State (for checkpoints and joiners) is one Float32Array: [kind code, step, ...buffers], with
- * buffers m (momentum) or m then v (Adam), each in the flat weight layout. Hyper-parameters are not
+ * buffers m (momentum, or Pegasos's averaged weights) or m then v (Adam), each in the flat weight layout. Hyper-parameters are not
  * part of the state; the config carries them.
  */
 
@@ -30,9 +30,12 @@ export type OptimizerSpec =
   | { kind: 'adam'; lr: number; /** default 0.9 */ beta1?: number; /** default 0.999 */ beta2?: number; /** default 1e-8 */ eps?: number }
   /**
    * Pegasos (Shalev-Shwartz et al.) for the hinge loss with L2 strength `lambda`: step size
-   * 1/(lambda t), w <- (1 - 1/t) w - g/(lambda t). No learning rate to tune.
+   * 1/(lambda t), w <- (1 - 1/t) w - g/(lambda t). No learning rate to tune. With `average`
+   * (default true) the model evaluated and returned is the t-weighted average of the iterates,
+   * avg <- avg + 2/(t+1) (w - avg) (Lacoste-Julien et al. 2012): the last iterate of a subgradient
+   * method jumps with each batch, the average does not.
    */
-  | { kind: 'pegasos'; lambda: number };
+  | { kind: 'pegasos'; lambda: number; average?: boolean };
 
 /** 'sgd' | 'momentum' | 'adam' | 'pegasos'. */
 export type OptimizerKind = OptimizerSpec['kind'];
@@ -42,7 +45,7 @@ export type ResolvedOptimizerSpec =
   | { kind: 'sgd'; lr: number }
   | { kind: 'momentum'; lr: number; beta: number }
   | { kind: 'adam'; lr: number; beta1: number; beta2: number; eps: number }
-  | { kind: 'pegasos'; lambda: number };
+  | { kind: 'pegasos'; lambda: number; average: boolean };
 
 const KIND_CODE: Record<OptimizerKind, number> = { sgd: 0, momentum: 1, adam: 2, pegasos: 3 };
 const HEADER = 2;
@@ -58,7 +61,7 @@ function resolve(spec: OptimizerSpec): ResolvedOptimizerSpec {
   if (!Object.hasOwn(KIND_CODE, spec.kind)) bad(`kind must be sgd, momentum, adam or pegasos; got ${String(spec.kind)}`);
   if (spec.kind === 'pegasos') {
     if (!(Number.isFinite(spec.lambda) && spec.lambda > 0)) bad(`lambda must be a positive number; got ${spec.lambda}`);
-    return { kind: 'pegasos', lambda: spec.lambda };
+    return { kind: 'pegasos', lambda: spec.lambda, average: spec.average ?? true };
   }
   if (!(Number.isFinite(spec.lr) && spec.lr > 0)) bad(`lr must be a positive number; got ${spec.lr}`);
   switch (spec.kind) {
@@ -101,7 +104,8 @@ export class FlatOptimizer {
     if (!(Number.isInteger(size) && size >= 0)) throw new MlError('invalid-argument', `createOptimizer: size must be an integer >= 0; got ${size}`);
     this.spec = resolve(spec);
     this.size = size;
-    this.m = new Float32Array(this.spec.kind === 'sgd' || this.spec.kind === 'pegasos' ? 0 : size);
+    const s = this.spec;
+    this.m = new Float32Array(s.kind === 'sgd' || (s.kind === 'pegasos' && !s.average) ? 0 : size);
     this.v = new Float32Array(this.spec.kind === 'adam' ? size : 0);
   }
 
@@ -140,6 +144,11 @@ export class FlatOptimizer {
       const eta = 1 / (s.lambda * this.t);
       const keep = 1 - 1 / this.t;
       for (let i = 0; i < n; i++) weights[i] = keep * weights[i]! - eta * meanGrad[i]!;
+      if (s.average) {
+        const a = 2 / (this.t + 1);
+        const m = this.m;
+        for (let i = 0; i < n; i++) m[i] = m[i]! + a * (weights[i]! - m[i]!);
+      }
     } else if (s.kind === 'momentum') {
       const { lr, beta } = s;
       const m = this.m;
@@ -180,6 +189,11 @@ export class FlatOptimizer {
     this.update(w, meanGrad);
     setFlatWeights(model, w);
     return { applyMs: performance.now() - t0 };
+  }
+
+  /** The weights to evaluate and hand out instead of the iterate (Pegasos with averaging), or null. */
+  averagedWeights(): Float32Array | null {
+    return this.spec.kind === 'pegasos' && this.spec.average && this.t > 0 ? this.m.slice() : null;
   }
 
   /** The state as a new Float32Array: [kind code, step, m..., v...]. */

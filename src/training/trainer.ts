@@ -254,8 +254,12 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
     let recoveries = 0;
     let stopped = false;
 
+    /** Evaluates the optimizer's averaged weights where it keeps them (the iterate stays for training). */
     const evalAll = async (): Promise<void> => {
-      const r = await evaluate(model, shard.test.x, shard.test.targets ?? shard.test.y, { lossKind });
+      const avg = st.opt.averagedWeights();
+      const iterate = avg ? await getFlatWeights(model) : null;
+      if (avg) setFlatWeights(model, avg);
+      const r = await evaluate(model, shard.test.x, shard.test.targets ?? shard.test.y, { lossKind }).finally(() => iterate && setFlatWeights(model, iterate));
       const s = await sum(new Float32Array([r.correct, r.count, r.lossSum]));
       last = { accuracy: s[0]! / s[1]!, loss: s[2]! / s[1]! };
       deps.emit({ type: 'eval', step: st.step, accuracy: last.accuracy, loss: last.loss, count: s[1]! });
@@ -391,8 +395,11 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
           if (cfg.balance && cfg.algorithm === 'sgd' && st.step % BALANCE_EVERY === 0) await rebalance();
         }
         await evalAll();
-        const checksum = await verify();
         if (cfg.checkpointEvery) await checkpoint();
+        // The trained model is the averaged one where the optimizer averages.
+        const final = st.opt.averagedWeights();
+        if (final) setFlatWeights(model, final);
+        const checksum = await verify();
         return { steps: st.step, stopped, ...last, checksum, backend: tf.getBackend(), params, recoveries, weights: await getFlatWeights(model) };
       } catch (e) {
         if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) throw e;

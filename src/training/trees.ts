@@ -29,6 +29,8 @@ export interface TreeTrainConfig {
   gamma?: number;
   minChildWeight?: number;
   colSample?: number;
+  /** gbdt: share of rows per round (default 1), picked by row content and the shared seed. */
+  subsample?: number;
   seed: number;
 }
 
@@ -37,7 +39,8 @@ export type TreeEvent =
   | { type: 'bins'; features: number; ms: number }
   /** A round done (a tree is one round); floats the round summed, and without the subtraction trick. */
   | { type: 'round'; round: number; rounds: number; floatsSummed: number; floatsWithoutSubtraction: number; ms: number }
-  | { type: 'eval'; accuracy: number; count: number };
+  /** Classification: accuracy; regression (numClasses 0): `accuracy` is 0 and `rmse` is set. */
+  | { type: 'eval'; accuracy: number; rmse?: number; count: number };
 
 export interface TreeResult {
   model: 'tree' | 'gbdt';
@@ -45,7 +48,10 @@ export interface TreeResult {
   json: string;
   /** FNV-1a of the JSON, equal on every peer. */
   checksum: string;
+  /** Test accuracy (classification), 0 for regression. */
   accuracy: number;
+  /** Regression: root mean squared error on the test split. */
+  rmse?: number;
   trainMs: number;
   /** Floats this peer put through allreduce for histograms. */
   floatsSummed: number;
@@ -54,9 +60,22 @@ export interface TreeResult {
 
 type Deps = Pick<TrainerDeps, 'group' | 'loadShard'> & { emit(e: TreeEvent): void };
 
-function predictClass(model: { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt }, x: Float32Array, offset: number): number {
-  const s = model.kind === 'tree' ? predictTree(model.tree, x, offset) : gbdtScores(model.gbdt, x, offset);
-  return s.indexOf(Math.max(...s));
+type TreeModel = { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt };
+
+/** Class scores, or the one regression output, of a row of raw features. */
+const scoresOf = (model: TreeModel, x: Float32Array, offset: number): number[] =>
+  model.kind === 'tree' ? predictTree(model.tree, x, offset) : gbdtScores(model.gbdt, x, offset);
+
+/** The test split's [correct, squared error, count] on this peer, to be summed over the group. */
+function testSums(model: TreeModel, test: { x: Float32Array; y: Int32Array; targets?: Float32Array; n: number }, d: number): Float32Array {
+  let correct = 0;
+  let se = 0;
+  for (let i = 0; i < test.n; i++) {
+    const s = scoresOf(model, test.x, i * d);
+    if (test.targets) se += (s[0]! - test.targets[i]!) ** 2;
+    else if (s.indexOf(Math.max(...s)) === test.y[i]) correct++;
+  }
+  return Float32Array.from([correct, se, test.n]);
 }
 
 /** Trains on this peer's shard with the group; every peer calls it with the same config. */
@@ -64,7 +83,12 @@ export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<Tree
   const g = await deps.group();
   const [train, test] = await Promise.all([deps.loadShard('train', g.rank, g.size), deps.loadShard('test', g.rank, g.size)]);
   deps.emit({ type: 'data', train: train.n, test: test.n, rank: g.rank, size: g.size });
-  if (train.numClasses < 2) throw new RangeError(`trainTrees: ${cfg.model} needs a classification dataset with at least 2 classes; this one has ${train.numClasses}`);
+  const regression = train.numClasses === 0;
+  if (regression && cfg.model === 'tree') throw new RangeError(`trainTrees: this dataset is a regression (no classes); train model 'gbdt' on it (rounds: 1 and learningRate: 1 grow a single regression tree)`);
+  if (train.numClasses === 1) throw new RangeError(`trainTrees: ${cfg.model} needs at least 2 classes; this dataset has 1 (every label is the same)`);
+  for (const [name, v] of [['subsample', cfg.subsample], ['colSample', cfg.colSample]] as const) {
+    if (v !== undefined && !(v > 0 && v <= 1)) throw new RangeError(`trainTrees: ${name} must be in (0, 1]; got ${v}`);
+  }
   const d = featureSize(train.shape);
   const sum = g.sum;
   const t0 = performance.now();
@@ -72,7 +96,7 @@ export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<Tree
   deps.emit({ type: 'bins', features: d, ms: performance.now() - t0 });
   const binned = binRows(bins, train.x, train.n, d);
   const traffic = { floatsSummed: 0, floatsWithoutSubtraction: 0 };
-  let model: { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt };
+  let model: TreeModel;
   if (cfg.model === 'tree') {
     const criterion = { kind: 'gini', classes: train.numClasses } as const;
     const K = statsPerRow(criterion);
@@ -93,7 +117,7 @@ export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<Tree
       sum,
       bins,
       binned,
-      train.y,
+      train.targets ?? train.y,
       train.n,
       d,
       {
@@ -106,6 +130,7 @@ export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<Tree
         minChildWeight: cfg.minChildWeight ?? 1e-3,
         classes: train.numClasses,
         ...(cfg.colSample !== undefined ? { colSample: cfg.colSample } : {}),
+        ...(cfg.subsample !== undefined ? { subsample: cfg.subsample } : {}),
         seed: cfg.seed,
       },
       (round, t) => {
@@ -119,11 +144,11 @@ export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<Tree
     model = { kind: 'gbdt', gbdt };
   }
   const trainMs = performance.now() - t0;
-  let correct = 0;
-  for (let i = 0; i < test.n; i++) if (predictClass(model, test.x, i * d) === test.y[i]) correct++;
-  const s = await sum(Float32Array.from([correct, test.n]));
-  const accuracy = s[0]! / s[1]!;
-  deps.emit({ type: 'eval', accuracy, count: s[1]! });
+  const s = await sum(testSums(model, test, d));
+  const count = s[2]!;
+  const accuracy = count > 0 ? s[0]! / count : 0;
+  const rmse = regression ? { rmse: Math.sqrt(s[1]! / Math.max(count, 1)) } : {};
+  deps.emit({ type: 'eval', accuracy, ...rmse, count });
   const json = JSON.stringify(model);
-  return { model: cfg.model, json, checksum: fnv1a(new TextEncoder().encode(json)).toString(16).padStart(8, '0'), accuracy, trainMs, ...traffic };
+  return { model: cfg.model, json, checksum: fnv1a(new TextEncoder().encode(json)).toString(16).padStart(8, '0'), accuracy, ...rmse, trainMs, ...traffic };
 }

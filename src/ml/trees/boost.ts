@@ -4,6 +4,8 @@
  * histogram allreduce ({@link growTree}); the scores move by the learning rate times the leaf weights.
  * Multi-class uses the softmax loss (one tree per class per round); regression the squared error.
  * Column subsampling draws from a seed shared by all peers, so every peer uses the same features.
+ * Row subsampling keys each row by a hash of its bins mixed with the round's shared seed, so a row
+ * is in or out of a round whichever peer holds it: N peers grow the trees one peer grows on the union.
  */
 import { mulberry32 } from '../../core/random.ts';
 import type { SumAllPeers } from '../algorithms/distributed.ts';
@@ -23,6 +25,8 @@ export interface GbdtOptions {
   classes: number;
   /** Share of features each tree may use (default 1). */
   colSample?: number;
+  /** Share of rows each round uses (default 1); a left-out row adds nothing to the histograms. */
+  subsample?: number;
   seed: number;
 }
 
@@ -41,6 +45,17 @@ export function gbdtScores(m: Gbdt, x: ArrayLike<number>, offset = 0): number[] 
   const s = [...m.base];
   for (const round of m.trees) round.forEach((t, c) => (s[c]! += m.learningRate * predictTree(t, x, offset)[0]!));
   return s;
+}
+
+/** A 32-bit FNV-1a hash of each binned row: the row's identity, whichever peer holds it. */
+function rowKeys(binned: Uint8Array, n: number, d: number): Uint32Array {
+  const keys = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    let h = 0x811c9dc5;
+    for (let f = i * d; f < (i + 1) * d; f++) h = Math.imul(h ^ binned[f]!, 0x01000193);
+    keys[i] = h >>> 0;
+  }
+  return keys;
 }
 
 function softmaxInPlace(s: Float64Array): void {
@@ -87,8 +102,15 @@ export async function trainGbdt(
   const rand = mulberry32(o.seed);
   const stats = new Float32Array(n * 3);
   const probs = new Float64Array(n * outputs);
+  const subsample = o.subsample !== undefined && o.subsample < 1 ? o.subsample : undefined;
+  const keys = subsample !== undefined ? rowKeys(binned, n, d) : undefined;
+  const inRound = new Uint8Array(n).fill(1);
   for (let round = 0; round < o.rounds; round++) {
     const features = o.colSample && o.colSample < 1 ? Array.from({ length: d }, (_, f) => f).filter(() => rand() < o.colSample!) : undefined;
+    if (keys) {
+      const roundSeed = Math.floor(rand() * 2 ** 32);
+      for (let i = 0; i < n; i++) inRound[i] = mulberry32(keys[i]! ^ roundSeed)() < subsample! ? 1 : 0;
+    }
     // Softmax of every row once per round; each class's tree reads its column.
     if (o.classes > 0) {
       probs.set(scores);
@@ -99,9 +121,10 @@ export async function trainGbdt(
     for (let c = 0; c < outputs; c++) {
       for (let i = 0; i < n; i++) {
         const q = probs[i * outputs + c]!;
-        stats[i * 3] = o.classes > 0 ? q - (labels[i] === c ? 1 : 0) : scores[i]! - labels[i]!;
-        stats[i * 3 + 1] = o.classes > 0 ? Math.max(q * (1 - q), 1e-6) : 1;
-        stats[i * 3 + 2] = 1;
+        const w = inRound[i]!;
+        stats[i * 3] = w * (o.classes > 0 ? q - (labels[i] === c ? 1 : 0) : scores[i]! - labels[i]!);
+        stats[i * 3 + 1] = w * (o.classes > 0 ? Math.max(q * (1 - q), 1e-6) : 1);
+        stats[i * 3 + 2] = w;
       }
       const { tree, traffic: t } = await growTree(sum, bins, binned, stats, n, d, {
         maxDepth: o.maxDepth,

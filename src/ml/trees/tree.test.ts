@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { Communicator } from '../../core/collectives/communicator.ts';
 import { memoryRing } from '../../test/helpers.ts';
 import { holdOut, localShard } from '../../data/local.ts';
-import { gaussianBlobs } from '../../data/synthetic.ts';
+import { gaussianBlobs, linearRegression } from '../../data/synthetic.ts';
 import type { Dataset } from '../../data/dataset.ts';
+import type { LocalData } from '../../data/local.ts';
 import { agreeBins, binOf, binRows, type Bins } from './bins.ts';
 import { gbdtScores, trainGbdt, type Gbdt } from './boost.ts';
 import { growTree, predictTree, statsPerRow, type Tree, type TreeOptions } from './tree.ts';
@@ -32,11 +33,11 @@ interface Binned {
   binned: Uint8Array;
 }
 
-/** Runs `fn` on every peer of a `peers`-ring, each holding its shard of DATA's training split, binned with `bins`. */
-function onShards<T>(peers: number, bins: number, fn: (p: Binned) => Promise<T>): Promise<T[]> {
+/** Runs `fn` on every peer of a `peers`-ring, each holding its shard of `data`'s training split, binned with `bins`. */
+function onShards<T>(peers: number, bins: number, fn: (p: Binned) => Promise<T>, data: LocalData = DATA): Promise<T[]> {
   return Promise.all(
     ringOf(peers).map(async (comm, rank) => {
-      const ds = localShard(DATA, 'train', { rank, size: peers, seed: 3 });
+      const ds = localShard(data, 'train', { rank, size: peers, seed: 3 });
       const d = ds.shape[0]!;
       const sum = (v: Float32Array): Promise<Float32Array> => comm.allreduce(v);
       const b = await agreeBins(sum, rank, peers, ds.x, ds.n, d, bins);
@@ -88,20 +89,24 @@ describe('histogram trees over the ring', () => {
 describe('gradient-boosted trees over the ring', () => {
   const GB = { rounds: 5, learningRate: 0.3, maxDepth: 3, minSamplesLeaf: 3, lambda: 1, gamma: 0, minChildWeight: 1e-3, classes: 4, seed: 1 };
 
-  const boostOn = (peers: number): Promise<Gbdt[]> => onShards(peers, 32, (p) => trainGbdt(p.sum, p.bins, p.binned, p.ds.y, p.ds.n, p.d, GB));
+  const boostOn = (peers: number, extra: Partial<typeof GB> & { subsample?: number; colSample?: number } = {}, data: LocalData = DATA): Promise<Gbdt[]> =>
+    onShards(peers, 32, (p) => trainGbdt(p.sum, p.bins, p.binned, p.ds.targets ?? p.ds.y, p.ds.n, p.d, { ...GB, ...extra }), data);
+  const shape = (m: Gbdt): unknown => m.trees.map((r) => r.map((t) => t.nodes.map((x) => [x.feature, x.bin, x.left, x.right, x.count])));
+  /** Every peer's model has the solo model's splits and counts, and its leaf values within 1e-6. */
+  const expectSame = (models: Gbdt[], solo: Gbdt): void => {
+    const leaves = (m: Gbdt): number[] => m.trees.flatMap((r) => r.flatMap((t) => t.nodes.map((x) => x.value[0]!)));
+    for (const m of models) {
+      expect(shape(m)).toEqual(shape(solo));
+      const a = leaves(m);
+      const b = leaves(solo);
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(b[i]!)));
+      for (let i = 0; i < m.base.length; i++) expect(Math.abs(m.base[i]! - solo.base[i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(solo.base[i]!)));
+    }
+  };
 
   it('5 rounds on 3 peers give the splits of 1 peer on the union, leaf values within 1e-6', async () => {
     const [solo] = await boostOn(1);
-    const three = await boostOn(3);
-    const shape = (m: Gbdt): unknown => m.trees.map((r) => r.map((t) => t.nodes.map((x) => [x.feature, x.bin, x.left, x.right, x.count])));
-    const leaves = (m: Gbdt): number[] => m.trees.flatMap((r) => r.flatMap((t) => t.nodes.map((x) => x.value[0]!)));
-    for (const m of three) {
-      expect(shape(m)).toEqual(shape(solo!));
-      const a = leaves(m);
-      const b = leaves(solo!);
-      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(b[i]!)));
-      expect(m.base).toEqual(solo!.base);
-    }
+    expectSame(await boostOn(3), solo!);
     const d = DATA.test.shape[0]!;
     let ok = 0;
     for (let i = 0; i < DATA.test.n; i++) {
@@ -109,6 +114,34 @@ describe('gradient-boosted trees over the ring', () => {
       if (s.indexOf(Math.max(...s)) === DATA.test.y[i]) ok++;
     }
     expect(ok / DATA.test.n).toBeGreaterThan(0.85);
+  });
+
+  it('row and column subsampling pick the same rows and features whichever peer holds them', async () => {
+    const opts = { subsample: 0.6, colSample: 0.8 };
+    const [solo] = await boostOn(1, opts);
+    expectSame(await boostOn(3, opts), solo!);
+    // Each round's trees saw about 60% of the rows, a different 60% each round.
+    const rootCounts = solo!.trees.map((r) => r[0]!.nodes[0]!.count);
+    for (const c of rootCounts) expect(Math.abs(c / DATA.train.n - 0.6)).toBeLessThan(0.06);
+    expect(new Set(rootCounts).size).toBeGreaterThan(1);
+    expect(shape(solo!)).not.toEqual(shape((await boostOn(1))[0]!));
+  });
+
+  it('regression (squared error) on 2 peers matches 1 peer and fits a linear target', async () => {
+    const data = holdOut(linearRegression({ n: 800, dims: 3, noise: 0.1, seed: 4 }), 'linear', 2);
+    const reg = { classes: 0, rounds: 20, maxDepth: 4 };
+    const [solo] = await boostOn(1, reg, data);
+    expectSame(await boostOn(2, reg, data), solo!);
+    const t = data.test.targets!;
+    const mean = t.reduce((a, b) => a + b, 0) / t.length;
+    let se = 0;
+    let ss = 0;
+    for (let i = 0; i < data.test.n; i++) {
+      se += (gbdtScores(solo!, data.test.x, i * 3)[0]! - t[i]!) ** 2;
+      ss += (t[i]! - mean) ** 2;
+    }
+    // R² well above 0: the trees explain most of the variance.
+    expect(1 - se / ss).toBeGreaterThan(0.8);
   });
 });
 
