@@ -2,21 +2,32 @@
  * Composition root: joins a room from the page, wires session events to the UI, and exposes the
  * page-level API `window.ringtrain` that tests, benchmarks and later features use.
  */
+import * as tf from '@tensorflow/tfjs';
+import QRCode from 'qrcode';
 import { DEFAULT_TIMEOUT_MS, type CollectiveOptions } from './core/collectives/communicator.ts';
 import type { TrafficStats } from './core/collectives/context.ts';
 import type { View } from './core/membership/view.ts';
 import { fetchShard, shardPath } from './data/shard-client.ts';
-import { DataError, type Dataset } from './data/dataset.ts';
+import { DataError, featureSize, labelHistogram, type Dataset } from './data/dataset.ts';
 import { LOCAL_DATASET, localShard, type LocalData } from './data/local.ts';
 import { loadUserData, type UserDataInput } from './data/user-files.ts';
 import { parseBackendPreference } from './ml/backend.ts';
 import { selectBrowserBackend } from './ml/backends-browser.ts';
+import { setFlatWeights } from './ml/flat.ts';
+import { createModel } from './ml/models.ts';
 import { makeStepProbe } from './ml/probe.ts';
+import { rffTransform } from './ml/rff.ts';
+import { predict } from './ml/step.ts';
+import type { Job, PeerStats } from './protocol/messages.ts';
 import { CheckpointClient } from './net/checkpoints.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
 import { train, type Group, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
-import { trainTrees, type TreeEvent, type TreeResult, type TreeTrainConfig } from './training/trees.ts';
+import { scoresOf, trainTrees, type TreeEvent, type TreeModel, type TreeResult, type TreeTrainConfig } from './training/trees.ts';
+import { Charts } from './ui/charts.ts';
+import { renderPeersTable, renderRing } from './ui/cluster.ts';
 import { bindDataForm } from './ui/data-form.ts';
+import { renderConfusion, renderSamples, renderTree } from './ui/results.ts';
+import { jobFromFields, SetupError, type SetupFields } from './training/job.ts';
 import { renderStatus, type PanelState } from './ui/status-panel.ts';
 
 export interface RingTrainApi {
@@ -55,11 +66,26 @@ export interface RingTrainApi {
   resume(): void;
   /** Asks the room to stop after the current step; `train` then resolves with `stopped: true`. */
   stop(): void;
-  /** Fault drills. */
+  /** Starts a run for the whole room, as the dashboard's Start button does. */
+  start(job: Job): void;
+  /**
+   * The last trained model as files (base64): tfjs layers format (`<name>.json` + `<name>.weights.bin`)
+   * for neural models and the SVM, `<name>.json` for trees. What the Export button downloads.
+   */
+  exportFiles(): Promise<ModelFile[]>;
+  /** Fault drills and dashboard probes. */
   debug: {
     /** Closes this tab's data channel to `peerId` as a network cut would; false when there is none. */
     cutLink(peerId: string): boolean;
+    /** Points each plot holds. */
+    chartPoints(): Record<string, number>;
   };
+}
+
+/** One file of an exported model. */
+export interface ModelFile {
+  name: string;
+  base64: string;
 }
 
 /** What `useData` loaded. */
@@ -88,6 +114,8 @@ let localData: LocalData | null = null;
 let control: TrainControl | null = null;
 const state: PanelState = { room: params.get('room') ?? roomInput.value, peerId: null, status: 'idle', view: null };
 const draw = (): void => renderStatus(panel, state);
+const byId = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
+const charts = new Charts(byId('plots'));
 
 function need(): RingSession {
   if (!session) throw new Error('ringtrain: call join() first');
@@ -117,12 +145,30 @@ async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: strin
     if (e.type === 'status') {
       state.status = e.status;
       if (e.detail) state.detail = e.detail;
+      if (!run && phase.startsWith('connecting')) setPhase(e.status === 'ready' ? 'ready' : `connecting (${e.status})`);
     } else if (e.type === 'view') {
       state.view = e.view;
+      logEvent(`view ${e.view.epoch}: ${e.view.members.length} peer(s)`);
+      drawCluster();
+    } else if (e.type === 'run') {
+      void runJob(s, e.run.run, e.run.by, e.run.job);
+    } else if (e.type === 'room-stats') {
+      roomStats = new Map(e.peers.map((p) => [p.peerId, p.stats]));
+      drawCluster();
+    } else if (e.type === 'refused') {
+      showSetupError(e.message);
+    } else if (e.type === 'link-down') {
+      logEvent(`link to ${e.peer.slice(0, 6)} down: ${e.reason}`);
     }
     draw();
   });
   form.hidden = true;
+  setPhase(s.status === 'ready' ? 'ready' : `connecting (${s.status})`);
+  showShare(room);
+  startStatsReports(s);
+  byId<HTMLButtonElement>('start').disabled = false;
+  logEvent(`joined room ${room} as ${s.peerId}`);
+  drawCluster();
   draw();
   return { peerId: s.peerId, view: s.view };
 }
@@ -163,10 +209,10 @@ window.ringtrain = {
     control = ctl;
     const checkpoints = new CheckpointClient(state.room);
     try {
-      return await train(config, {
+      const result = await train(config, {
         group: (failedEpoch) => groupOf(s, config.minPeers, failedEpoch),
         control: () => ctl,
-        loadShard: (split, rank, size) => loadShard(config, split, rank, size),
+        loadShard: (split, rank, size) => loadShardShown(config, split, rank, size),
         saveCheckpoint: (bytes) => checkpoints.save(bytes),
         loadCheckpoint: () => checkpoints.load(),
         selectBackend: (spec) =>
@@ -183,22 +229,33 @@ window.ringtrain = {
           onEvent?.(e);
         },
       });
+      lastModel = { kind: 'train', result, config };
+      return result;
     } finally {
       control = null;
     }
   },
   trainTrees: async (config, onEvent) => {
     const s = need();
-    return trainTrees(config, {
+    const result = await trainTrees(config, {
       group: () => groupOf(s, undefined),
-      loadShard: (split, rank, size) => loadShard(config, split, rank, size),
+      loadShard: (split, rank, size) => loadShardShown(config, split, rank, size),
       emit: (e) => {
-        if (e.type === 'round') state.training = `tree round ${e.round}/${e.rounds} (${(e.floatsSummed * 4e-6).toFixed(1)} MB of histograms summed)`;
-        else if (e.type === 'eval') state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples`;
+        if (e.type === 'round') {
+          state.training = `tree round ${e.round}/${e.rounds} (${(e.floatsSummed * 4e-6).toFixed(1)} MB of histograms summed)`;
+          setProgress(e.round, e.rounds, `round ${e.round} of ${e.rounds}`);
+          setPhase('training');
+        } else if (e.type === 'eval') {
+          state.accuracy = e.rmse !== undefined ? `RMSE ${e.rmse.toPrecision(4)} on ${e.count} test samples` : `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples`;
+        } else if (e.type === 'data') {
+          setPhase('training');
+        }
         draw();
         onEvent?.(e);
       },
     });
+    lastModel = { kind: 'trees', result, config };
+    return result;
   },
   pause: () => {
     if (control) control.pause = true;
@@ -209,8 +266,11 @@ window.ringtrain = {
   stop: () => {
     if (control) control.stop = true;
   },
+  start: (job) => need().startRun(job),
+  exportFiles: () => modelFiles(),
   debug: {
     cutLink: (peerId) => need().transport.cut(peerId),
+    chartPoints: () => charts.counts(),
   },
 };
 
@@ -222,6 +282,7 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
   const min = minPeers ?? 1;
   if ((s.view?.members.length ?? 0) < min) {
     state.training = `waiting for quorum: ${s.view?.members.length ?? 0} of ${min} peers in the room; open another peer to go on`;
+    setPhase('waiting for quorum');
     draw();
   }
   const comm = await s.nextCommunicator(failedEpoch, { minPeers: min, timeoutMs: minPeers ? QUORUM_TIMEOUT_MS : GROUP_TIMEOUT_MS });
@@ -250,9 +311,12 @@ async function loadShard(config: Pick<TrainConfig, 'dataset' | 'partition'>, spl
     return localShard(localData, split, { rank, size, ...config.partition });
   }
   const path = shardPath(config.dataset, { split, rank, size, ...config.partition });
+  const bar = byId<HTMLProgressElement>('progress-data');
   const ds = await fetchShard(path, {
     onProgress: (loaded, total) => {
       state.loading = { label: `Loading this peer's ${split} shard`, loaded, ...(total ? { total } : {}) };
+      bar.max = total ?? loaded;
+      bar.value = loaded;
       draw();
     },
   });
@@ -262,17 +326,391 @@ async function loadShard(config: Pick<TrainConfig, 'dataset' | 'partition'>, spl
   return ds;
 }
 
+/** This peer's shard, as training loads it: counts and its label histogram in the panel. */
+async function loadShardShown(config: Pick<TrainConfig, 'dataset' | 'partition'>, split: 'train' | 'test', rank: number, size: number): Promise<Dataset> {
+  const ds = await loadShard(config, split, rank, size);
+  if (split === 'train') {
+    shardSize = ds.n;
+    drawHistogram(ds);
+  }
+  return ds;
+}
+
 function showTraining(e: TrainEvent): void {
-  if (e.type === 'backend') state.backend = `${e.report.name} (${e.report.reason})`;
-  else if (e.type === 'step') state.training = `step ${e.step}/${e.steps}, loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`;
-  else if (e.type === 'control') state.training = `${e.state} after step ${e.step}`;
-  else if (e.type === 'fault') state.training = `recovering after step ${e.step}: ${e.reason}`;
-  else if (e.type === 'sync') state.training = `at step ${e.step} with ${e.size} peers (state from ${typeof e.source === 'number' ? `rank ${e.source}` : `the ${e.source}`})`;
-  else if (e.type === 'checkpoint') state.checkpoint = e.error ? `step ${e.step}: ${e.error}` : `step ${e.step} saved on the server (${(e.bytes / 1024).toFixed(0)} KiB)`;
-  else if (e.type === 'eval') state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
-  else return;
+  if (e.type === 'backend') {
+    const a = e.report.adapter;
+    state.backend = `${e.report.name} (${e.report.reason})${a ? `; GPU adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ')}` : ''}`;
+    backendName = e.report.name;
+  } else if (e.type === 'step') {
+    state.training = `step ${e.step}/${e.steps}, loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`;
+    lastStep = e;
+    charts.point('loss', e.step, e.loss);
+    charts.point('throughput', e.step, e.samplesPerSec);
+    charts.point('time', e.step, e.computeMs, e.readbackMs, e.allreduceMs, e.applyMs);
+    setProgress(e.step, e.steps, `step ${e.step} of ${e.steps}`);
+    if (phase !== 'paused') setPhase('training');
+  } else if (e.type === 'control') {
+    state.training = `${e.state} after step ${e.step}`;
+    setPhase(e.state === 'paused' ? 'paused' : 'training');
+    logEvent(`room ${e.state} after step ${e.step}`);
+  } else if (e.type === 'fault') {
+    state.training = `recovering after step ${e.step}: ${e.reason}`;
+    setPhase('recovering');
+    logEvent(`fault after step ${e.step}: ${e.reason}`);
+  } else if (e.type === 'sync') {
+    state.training = `at step ${e.step} with ${e.size} peers (state from ${typeof e.source === 'number' ? `rank ${e.source}` : `the ${e.source}`})`;
+    setPhase('training');
+    logEvent(`recovered: ${e.size} peer(s) at step ${e.step}, state from ${typeof e.source === 'number' ? `rank ${e.source}` : `the ${e.source}`}`);
+  } else if (e.type === 'checkpoint') {
+    state.checkpoint = e.error ? `step ${e.step}: ${e.error}` : `step ${e.step} saved on the server (${(e.bytes / 1024).toFixed(0)} KiB)`;
+    logEvent(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
+  } else if (e.type === 'eval') {
+    state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
+    charts.point('accuracy', e.step, e.accuracy);
+  } else return;
   draw();
 }
+
+
+// ---- Dashboard: phase, progress, events, cluster, runs started by any peer, results. ----
+
+/** The room as this tab sees it: not in a room, connecting, ready, waiting for quorum, training, paused, recovering, done, stopped, failed. */
+let phase = 'not in a room';
+/** The run this tab takes part in (null when none). */
+let run: { id: number; job: Job } | null = null;
+let roomStats = new Map<string, PeerStats>();
+let shardSize = 0;
+let backendName = '';
+let lastStep: Extract<TrainEvent, { type: 'step' }> | null = null;
+/** The last finished run's model, for export and the results. */
+let lastModel: { kind: 'train'; result: TrainResult; config: TrainConfig } | { kind: 'trees'; result: TreeResult; config: TreeTrainConfig } | null = null;
+
+function setPhase(p: string): void {
+  phase = p;
+  const badge = byId('phase');
+  badge.textContent = p;
+  badge.dataset.phase = p;
+  const training = run !== null;
+  byId<HTMLButtonElement>('pause').disabled = !training || p === 'paused';
+  byId<HTMLButtonElement>('resume').disabled = !training || p !== 'paused';
+  byId<HTMLButtonElement>('stop').disabled = !training;
+  byId<HTMLButtonElement>('start').disabled = training || !session;
+}
+
+function setProgress(done: number, total: number, text: string): void {
+  const bar = byId<HTMLProgressElement>('progress-run');
+  bar.max = total;
+  bar.value = done;
+  byId('progress-run-text').textContent = text;
+}
+
+function logEvent(text: string): void {
+  const list = byId('event-log');
+  const li = document.createElement('li');
+  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  list.prepend(li);
+  while (list.children.length > 200) list.lastElementChild!.remove();
+}
+
+function drawCluster(): void {
+  const members = state.view?.members.map((m) => m.peerId) ?? [];
+  renderRing(byId('ring'), members, session?.peerId ?? null, roomStats);
+  renderPeersTable(byId('peers-table'), members, session?.peerId ?? null, roomStats);
+}
+
+function drawHistogram(ds: Dataset): void {
+  const root = byId('label-histogram');
+  if (ds.numClasses === 0) {
+    root.textContent = `Shard: ${ds.n} training samples (regression)`;
+    return;
+  }
+  const h = labelHistogram(ds);
+  const max = Math.max(1, ...h);
+  const bars = document.createElement('div');
+  bars.className = 'hist';
+  bars.setAttribute('role', 'img');
+  bars.setAttribute('aria-label', `labels in this shard: ${Array.from(h, (c, k) => `${ds.classNames?.[k] ?? k}: ${c}`).join(', ')}`);
+  h.forEach((c, k) => {
+    const bar = document.createElement('span');
+    bar.style.height = `${(100 * c) / max}%`;
+    bar.title = `${ds.classNames?.[k] ?? k}: ${c}`;
+    bars.append(bar);
+  });
+  const caption = document.createElement('p');
+  caption.textContent = `Shard: ${ds.n} training samples; labels:`;
+  root.replaceChildren(caption, bars);
+}
+
+function showShare(room: string): void {
+  const link = `${location.origin}${location.pathname}?room=${encodeURIComponent(room)}`;
+  history.replaceState(null, '', `?room=${encodeURIComponent(room)}${params.has('backend') ? `&backend=${params.get('backend')}` : ''}`);
+  const a = byId<HTMLAnchorElement>('share-link');
+  a.href = link;
+  a.textContent = link;
+  byId('share').hidden = false;
+  void QRCode.toCanvas(byId<HTMLCanvasElement>('share-qr'), link, { width: 148, margin: 1 }).catch(() => undefined);
+}
+
+/** Tells the room about this peer once a second: its state, backend and last step's split. */
+function startStatsReports(s: RingSession): void {
+  let sent = s.stats.payloadBytesSent;
+  let at = performance.now();
+  const timer = setInterval(() => {
+    if (session !== s) {
+      clearInterval(timer);
+      return;
+    }
+    const now = performance.now();
+    const rate = ((s.stats.payloadBytesSent - sent) * 1000) / Math.max(1, now - at);
+    sent = s.stats.payloadBytesSent;
+    at = now;
+    const states: Record<string, PeerStats['state']> = { training: 'training', paused: 'paused', recovering: 'recovering', done: 'done', stopped: 'done', failed: 'failed', 'waiting for quorum': 'loading' };
+    s.reportStats({
+      state: states[phase] ?? 'idle',
+      backend: backendName || tf.getBackend() || 'none',
+      step: lastStep?.step ?? 0,
+      samplesPerSec: lastStep ? lastStep.localSamples / Math.max(0.001, lastStep.computeMs / 1000) : 0,
+      computeMs: lastStep?.computeMs ?? 0,
+      readbackMs: lastStep?.readbackMs ?? 0,
+      allreduceMs: lastStep?.allreduceMs ?? 0,
+      applyMs: lastStep?.applyMs ?? 0,
+      sendBytesPerSec: rate,
+      shard: shardSize,
+    });
+  }, 1000);
+}
+
+function showSetupError(message: string): void {
+  byId('setup-error').textContent = message;
+}
+
+/** Trains run `id` (started by `by`) with the room, then shows and keeps the result. */
+async function runJob(s: RingSession, id: number, by: string, job: Job): Promise<void> {
+  if (run) {
+    if (run.id !== id) logEvent(`run ${id} from ${by.slice(0, 6)} ignored: run ${run.id} is still going in this tab`);
+    return;
+  }
+  run = { id, job };
+  lastStep = null;
+  charts.reset();
+  showSetupError('');
+  setProgress(0, 1, '');
+  setPhase('training');
+  logEvent(`run ${id} (${String(job.config['model'])}) started by ${by === s.peerId ? 'this tab' : by.slice(0, 6)}`);
+  try {
+    if (job.kind === 'train') {
+      const config = job.config as unknown as TrainConfig;
+      const result = await window.ringtrain.train(config);
+      setPhase(result.stopped ? 'stopped' : 'done');
+      byId('result-summary').textContent = `Run ${id}: test accuracy ${(result.accuracy * 100).toFixed(2)}% after ${result.steps} steps (${result.params} parameters, ${result.backend}); weights checksum ${result.checksum}, the same on every peer.`;
+    } else {
+      const config = job.config as unknown as TreeTrainConfig;
+      const result = await window.ringtrain.trainTrees(config);
+      setPhase('done');
+      const score = result.rmse !== undefined ? `test RMSE ${result.rmse.toPrecision(4)}` : `test accuracy ${(result.accuracy * 100).toFixed(2)}%`;
+      byId('result-summary').textContent = `Run ${id}: ${config.model}, ${score}; model checksum ${result.checksum}, the same on every peer.`;
+    }
+    byId<HTMLButtonElement>('export').disabled = false;
+    logEvent(`run ${id} finished`);
+    await showResults().catch((e: unknown) => logEvent(`results: ${(e as Error).message}`));
+  } catch (e) {
+    setPhase('failed');
+    const msg = (e as Error).message;
+    showSetupError(`Run ${id} failed: ${msg}`);
+    logEvent(`run ${id} failed: ${msg}`);
+  } finally {
+    run = null;
+    s.finishRun(id);
+    setPhase(phase);
+  }
+}
+
+/** Class predictions of `model` for `ds` (a neural/SVM result, or trees). */
+async function predictions(model: NonNullable<typeof lastModel>, ds: Dataset): Promise<Int32Array> {
+  if (model.kind === 'trees') {
+    const tm = JSON.parse(model.result.json) as TreeModel;
+    const d = featureSize(ds.shape);
+    return Int32Array.from({ length: ds.n }, (_, i) => {
+      const sc = scoresOf(tm, ds.x, i * d);
+      return sc.indexOf(Math.max(...sc));
+    });
+  }
+  const { spec, weights } = model.result;
+  const rff = model.config.rff;
+  const x = rff ? await rffTransform(ds.x, ds.n, featureSize(ds.shape), { ...rff, seed: model.config.seed }) : ds.x;
+  const m = createModel(spec);
+  try {
+    setFlatWeights(m, weights);
+    return (await predict(m, x)).classes ?? new Int32Array(ds.n);
+  } finally {
+    m.dispose();
+  }
+}
+
+/** Confusion matrix and sample predictions on this peer's test shard; a tree's top levels. */
+async function showResults(): Promise<void> {
+  const model = lastModel;
+  if (!model) return;
+  const size = state.view?.members.length ?? 1;
+  const rank = Math.max(0, state.view?.members.findIndex((m) => m.peerId === session?.peerId) ?? 0);
+  const test = await loadShard(model.config, 'test', rank, size);
+  if (model.kind === 'trees') {
+    const tm = JSON.parse(model.result.json) as TreeModel;
+    const tree = tm.kind === 'tree' ? tm.tree : tm.gbdt.trees[0]![0]!;
+    const names = test.featureNames;
+    renderTree(byId('tree-view'), tree, (f) => names?.[f] ?? `pixel ${f}`, (v) => (v.length > 1 ? (test.classNames?.[v.indexOf(Math.max(...v))] ?? String(v.indexOf(Math.max(...v)))) : v[0]!.toPrecision(3)));
+  }
+  if (test.numClasses === 0) return;
+  const pred = await predictions(model, test);
+  const k = test.numClasses;
+  const matrix = new Int32Array(k * k);
+  for (let i = 0; i < test.n; i++) matrix[test.y[i]! * k + pred[i]!]!++;
+  const names = test.classNames ?? Array.from({ length: k }, (_, c) => String(c));
+  renderConfusion(byId('confusion'), matrix, names);
+  const d = featureSize(test.shape);
+  const side = Math.round(Math.sqrt(d));
+  if (side * side === d) {
+    const count = Math.min(12, test.n);
+    renderSamples(
+      byId('samples'),
+      Array.from({ length: count }, (_, i) => ({ pixels: test.x.subarray(i * d, (i + 1) * d), side, predicted: names[pred[i]!]!, truth: names[test.y[i]!]! })),
+    );
+  }
+}
+
+const toBase64 = (bytes: Uint8Array): string => {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+};
+
+/** The last model as files: tfjs layers format (model JSON + weights) for neural models and the SVM, JSON for trees. */
+async function modelFiles(): Promise<ModelFile[]> {
+  const model = lastModel;
+  if (!model) throw new Error('no model yet: train one first');
+  const enc = new TextEncoder();
+  if (model.kind === 'trees') return [{ name: `ringtrain-${model.config.model}.json`, base64: toBase64(enc.encode(model.result.json)) }];
+  const name = `ringtrain-${model.result.spec.kind}`;
+  const m = createModel(model.result.spec);
+  try {
+    setFlatWeights(m, model.result.weights);
+    let files: ModelFile[] = [];
+    await m.save(
+      tf.io.withSaveHandler(async (a) => {
+        const weights = new Uint8Array(a.weightData as ArrayBuffer);
+        const json = {
+          modelTopology: a.modelTopology,
+          format: 'layers-model',
+          generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+          convertedBy: null,
+          // Random Fourier features: the model takes the mapped features; the map comes from this seed.
+          userDefinedMetadata: { ringtrain: { config: model.config, checksum: model.result.checksum, accuracy: model.result.accuracy } },
+          weightsManifest: [{ paths: [`${name}.weights.bin`], weights: a.weightSpecs }],
+        };
+        files = [
+          { name: `${name}.json`, base64: toBase64(enc.encode(JSON.stringify(json))) },
+          { name: `${name}.weights.bin`, base64: toBase64(weights) },
+        ];
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: weights.byteLength } };
+      }),
+    );
+    return files;
+  } finally {
+    m.dispose();
+  }
+}
+
+/** Downloads the last model's files. */
+async function exportModel(): Promise<void> {
+  for (const f of await modelFiles()) {
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))]));
+    a.download = f.name;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  }
+  logEvent('model exported');
+}
+
+/** Loads an exported model and measures it on the whole test split of the dataset picked in the setup. */
+async function importModel(files: File[]): Promise<string> {
+  const fields = setupFields();
+  const dataset = fields['dataset'] ?? 'fashion-mnist';
+  const json = files.find((f) => f.name.endsWith('.json'));
+  if (!json) throw new Error('pick the exported .json file (and, for a neural model, its .weights.bin)');
+  const test = await loadShard({ dataset, partition: { scheme: 'iid', seed: 1 } }, 'test', 0, 1);
+  const text = await json.text();
+  let pred: Int32Array;
+  if (text.includes('"modelTopology"')) {
+    const bin = files.find((f) => f.name.endsWith('.bin'));
+    if (!bin) throw new Error(`${json.name} is a tfjs model: pick its weights file (.weights.bin) together with it`);
+    const m = await tf.loadLayersModel(tf.io.browserFiles([json, bin]));
+    try {
+      const want = featureSize(m.inputs[0]!.shape.slice(1) as number[]);
+      if (want !== featureSize(test.shape)) throw new Error(`the model takes ${want} features per sample; ${dataset} has ${featureSize(test.shape)} (a model on random Fourier features cannot be measured here)`);
+      pred = (await predict(m, test.x)).classes ?? new Int32Array(test.n);
+    } finally {
+      m.dispose();
+    }
+  } else {
+    let tm: TreeModel;
+    try {
+      tm = JSON.parse(text) as TreeModel;
+    } catch {
+      throw new Error(`${json.name} is not JSON; pick a file the Export button wrote`);
+    }
+    if (tm.kind !== 'tree' && tm.kind !== 'gbdt') throw new Error(`${json.name} is neither a tfjs model nor a RingTrain tree model`);
+    pred = await predictions({ kind: 'trees', result: { json: text } as TreeResult, config: {} as TreeTrainConfig }, test);
+  }
+  let correct = 0;
+  for (let i = 0; i < test.n; i++) if (pred[i] === test.y[i]) correct++;
+  return `Imported model: test accuracy ${((100 * correct) / test.n).toFixed(2)}% on all ${test.n} test samples of ${dataset}.`;
+}
+
+function setupFields(): SetupFields {
+  const f = byId<HTMLFormElement>('setup-form');
+  const out: SetupFields = {};
+  for (const el of Array.from(f.elements) as HTMLInputElement[]) {
+    if (!el.name) continue;
+    out[el.name] = el.type === 'checkbox' ? (el.checked ? 'on' : '') : el.value;
+  }
+  return out;
+}
+
+byId<HTMLFormElement>('setup-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  try {
+    const job = jobFromFields(setupFields(), localData?.train.n);
+    showSetupError('');
+    need().startRun(job);
+  } catch (err) {
+    showSetupError((err as Error).message);
+    if (err instanceof SetupError) (byId<HTMLFormElement>('setup-form').elements.namedItem(err.field) as HTMLElement | null)?.focus();
+  }
+});
+byId('pause').addEventListener('click', () => window.ringtrain.pause());
+byId('resume').addEventListener('click', () => window.ringtrain.resume());
+byId('stop').addEventListener('click', () => window.ringtrain.stop());
+byId('export').addEventListener('click', () => void exportModel().catch((e: unknown) => logEvent(`export failed: ${(e as Error).message}`)));
+byId<HTMLInputElement>('import').addEventListener('change', (e) => {
+  const files = Array.from((e.target as HTMLInputElement).files ?? []);
+  const out = byId('import-summary');
+  out.textContent = 'Measuring the imported model ...';
+  out.classList.remove('error');
+  importModel(files).then(
+    (text) => (out.textContent = text),
+    (err: unknown) => {
+      out.textContent = `Could not import: ${(err as Error).message}`;
+      out.classList.add('error');
+    },
+  );
+});
+byId('open-peer').addEventListener('click', () => window.open(byId<HTMLAnchorElement>('share-link').href, '_blank'));
+byId('copy-link').addEventListener('click', () => void navigator.clipboard?.writeText(byId<HTMLAnchorElement>('share-link').href).then(() => logEvent('link copied')));
+byId('new-room').addEventListener('click', () => {
+  roomInput.value = `room-${Math.random().toString(36).slice(2, 10)}`;
+  form.requestSubmit();
+});
 
 form.addEventListener('submit', (e) => {
   e.preventDefault();

@@ -2,6 +2,7 @@
  * A local training cluster: the RingTrain server on a free port plus N headless Chromium tabs
  * joined to one room. Used by the benchmarks and the CLI; the e2e page objects share `joinPage`.
  */
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { View } from '../core/membership/view.ts';
@@ -13,8 +14,8 @@ export interface ClusterOptions {
   room?: string;
   /** Project root (default: two levels above this file). */
   root?: string;
-  /** Build the app first (default true); the cluster serves the built assets. */
-  build?: boolean;
+  /** Build the app first (default true; 'if-stale': only when a source is newer than the build); the cluster serves the built assets. */
+  build?: boolean | 'if-stale';
   /** Heartbeat settings handed to the coordinator and the peers. */
   heartbeatMs?: number;
   deadAfterMs?: number;
@@ -44,12 +45,31 @@ export function waitForMembers(page: Page, n: number, timeoutMs = 30_000): Promi
   return page.evaluate(([n, t]) => window.ringtrain.waitForView(n, t), [n, timeoutMs] as const);
 }
 
-export async function startCluster(o: ClusterOptions): Promise<Cluster> {
-  const root = o.root ?? path.resolve(import.meta.dirname, '../..');
-  if (o.build !== false) {
-    const { build } = await import('vite');
-    await build({ root, configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn' });
+/** The project root (where index.html and dist/ live). */
+export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** Newest modification time under `dir` (files only), ms. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
   }
+  return t;
+}
+
+/** Builds the app into dist/ (with `ifStale`, only when index.html or a file under src/ is newer than the last build). */
+export async function buildApp(root = PROJECT_ROOT, ifStale = false): Promise<boolean> {
+  const built = path.join(root, 'dist', 'index.html');
+  if (ifStale && existsSync(built) && statSync(built).mtimeMs >= Math.max(newest(path.join(root, 'src')), statSync(path.join(root, 'index.html')).mtimeMs)) return false;
+  const { build } = await import('vite');
+  await build({ root, configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn' });
+  return true;
+}
+
+export async function startCluster(o: ClusterOptions): Promise<Cluster> {
+  const root = o.root ?? PROJECT_ROOT;
+  if (o.build !== false) await buildApp(root, o.build === 'if-stale');
   const server = await startServer({
     host: '127.0.0.1',
     port: 0,

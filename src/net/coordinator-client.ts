@@ -5,12 +5,17 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   type ClientMessage,
+  type Job,
+  type PeerStats,
   type ServerErrorCode,
   type ServerMessage,
   type View,
 } from '../protocol/index.ts';
 
 type Welcome = Extract<ServerMessage, { type: 'welcome' }>;
+/** A run the room started (see {@link CoordinatorClient.startRun}). */
+export type RunMessage = Omit<Extract<ServerMessage, { type: 'run' }>, 'type'>;
+export type RoomStats = Extract<ServerMessage, { type: 'room-stats' }>['peers'];
 
 /** Why the coordinator link ended or complained: a server error code, or a local one. */
 export type CoordinatorErrorCode = ServerErrorCode | 'protocol' | 'disconnected';
@@ -23,6 +28,8 @@ export type CoordinatorErrorCode = ServerErrorCode | 'protocol' | 'disconnected'
 export class CoordinatorClient {
   readonly views = new Listeners<[View]>();
   readonly errors = new Listeners<[CoordinatorErrorCode, string]>();
+  readonly runs = new Listeners<[RunMessage]>();
+  readonly roomStats = new Listeners<[RoomStats]>();
   private ws: WebSocket | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private closedByUs = false;
@@ -65,6 +72,10 @@ export class CoordinatorClient {
           resolve(m);
         } else if (m.type === 'view') {
           this.views.emit(m.view);
+        } else if (m.type === 'run') {
+          this.runs.emit({ run: m.run, by: m.by, job: m.job });
+        } else if (m.type === 'room-stats') {
+          this.roomStats.emit(m.peers);
         } else {
           if (!welcomed) {
             clearTimeout(t);
@@ -94,6 +105,20 @@ export class CoordinatorClient {
   /** Asks for the same members under a new epoch (a collective of view `epoch` failed without a dead peer). */
   requestResync(epoch: number): void {
     this.send({ type: 'resync', epoch });
+  }
+
+  /** Starts `job` for the whole room (refused with a 'busy' error while another run lasts). */
+  startRun(job: Job): void {
+    this.send({ type: 'start', job });
+  }
+
+  /** This peer's part of run `run` ended. */
+  finishRun(run: number): void {
+    this.send({ type: 'finished', run });
+  }
+
+  sendStats(stats: PeerStats): void {
+    this.send({ type: 'stats', stats });
   }
 
   private send(m: ClientMessage): void {

@@ -5,8 +5,8 @@ import { Mailbox } from '../core/collectives/mailbox.ts';
 import { abortReason, RingError } from '../core/errors.ts';
 import { ringPosition, type View } from '../core/membership/view.ts';
 import { Listeners } from '../core/transport.ts';
-import { clientConfigSchema, type ClientConfig } from '../protocol/messages.ts';
-import { CoordinatorClient } from './coordinator-client.ts';
+import { clientConfigSchema, type ClientConfig, type Job, type PeerStats } from '../protocol/messages.ts';
+import { CoordinatorClient, type RoomStats, type RunMessage } from './coordinator-client.ts';
 import { PeerJsTransport } from './peerjs-transport.ts';
 
 export type SessionStatus = 'connecting' | 'forming-ring' | 'ready' | 'evicted' | 'reconnecting' | 'disconnected' | 'left';
@@ -19,7 +19,12 @@ const rejoinDelay = (n: number): number => Math.min(8000, 125 * 2 ** n) * (0.75 
 export type SessionEvent =
   | { type: 'status'; status: SessionStatus; detail?: string }
   | { type: 'view'; view: View }
-  | { type: 'link-down'; peer: string; reason: string };
+  | { type: 'link-down'; peer: string; reason: string }
+  /** The room started a run (this peer is to train it). */
+  | { type: 'run'; run: RunMessage }
+  | { type: 'room-stats'; peers: RoomStats }
+  /** The coordinator refused a request (e.g. a start while a run lasts). */
+  | { type: 'refused'; message: string };
 
 export interface SessionOptions {
   room: string;
@@ -132,9 +137,11 @@ export class RingSession {
     const peer = await openPeer(id, origin, cfg, timeout);
     const wsUrl = `${origin.protocol === 'https:' ? 'wss' : 'ws'}://${origin.host}${cfg.coordinatorPath}`;
     const coordinator = new CoordinatorClient(wsUrl, opts.room, id);
-    // Views can arrive right after the welcome; queue them until the session exists.
+    // Views and a run in progress can arrive right after the welcome; queue them until the session exists.
     const early: View[] = [];
+    const earlyRuns: RunMessage[] = [];
     const offEarly = coordinator.views.on((v) => early.push(v));
+    const offRuns = coordinator.runs.on((r) => earlyRuns.push(r));
     let welcome;
     try {
       welcome = await coordinator.open(timeout);
@@ -152,9 +159,12 @@ export class RingSession {
     });
     const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts);
     offEarly();
+    offRuns();
     s.listen(coordinator);
     transport.onPeerDown((p, reason) => s.onPeerDown(p, reason));
     for (const v of early) s.onView(v);
+    // Delivered once the caller could subscribe.
+    queueMicrotask(() => earlyRuns.forEach((run) => s.events.emit({ type: 'run', run })));
     return s;
   }
 
@@ -165,6 +175,25 @@ export class RingSession {
     c.errors.on((code, msg) => {
       if (this.coordinator === c) this.onCoordinatorError(code, msg);
     });
+    c.runs.on((run) => {
+      if (this.coordinator === c) this.events.emit({ type: 'run', run });
+    });
+    c.roomStats.on((peers) => {
+      if (this.coordinator === c) this.events.emit({ type: 'room-stats', peers });
+    });
+  }
+
+  /** Starts `job` on every peer of the room; a refusal arrives as a 'refused' event. */
+  startRun(job: Job): void {
+    this.coordinator.startRun(job);
+  }
+
+  finishRun(run: number): void {
+    this.coordinator.finishRun(run);
+  }
+
+  reportStats(stats: PeerStats): void {
+    this.coordinator.sendStats(stats);
   }
 
   /**
@@ -267,6 +296,8 @@ export class RingSession {
       this.ready = null;
       this.setStatus('evicted', msg);
       void this.rejoin();
+    } else if (code === 'busy') {
+      this.events.emit({ type: 'refused', message: msg });
     } else if (code === 'disconnected') {
       // The server is gone, but the ring's data channels are not: collectives go on while the
       // peer gets back in (a restarted server issues the next view).

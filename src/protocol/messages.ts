@@ -52,6 +52,32 @@ export const clientConfigSchema = z.object({
 });
 export type ClientConfig = z.infer<typeof clientConfigSchema>;
 
+/**
+ * A training run started from one peer's dashboard for the whole room: which trainer, and its
+ * config (validated by the trainer on every peer; here only bounded in size with the message).
+ */
+export const jobSchema = z.object({ kind: z.enum(['train', 'trees']), config: z.record(z.string(), z.unknown()) });
+export type Job = z.infer<typeof jobSchema>;
+
+const amount = z.number().min(0).max(1e15);
+/** What a peer tells the room about itself for the dashboards (about once a second while it trains). */
+export const peerStatsSchema = z.object({
+  state: z.enum(['idle', 'loading', 'training', 'paused', 'recovering', 'done', 'failed']),
+  backend: z.string().max(64),
+  step: u32,
+  samplesPerSec: amount,
+  /** Last step's split, ms. */
+  computeMs: amount,
+  readbackMs: amount,
+  allreduceMs: amount,
+  applyMs: amount,
+  /** Payload rate to the next peer on the ring, bytes per second. */
+  sendBytesPerSec: amount,
+  /** Training samples in this peer's shard. */
+  shard: u32,
+});
+export type PeerStats = z.infer<typeof peerStatsSchema>;
+
 export const clientMessageSchema = z.discriminatedUnion('type', [
   /** `epoch`: the last view this peer saw (when it rejoins), so a restarted server never issues an older one. */
   z.object({ type: z.literal('hello'), version: z.number().int(), room: id, peerId: id, epoch: u32.optional() }),
@@ -64,6 +90,11 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
    * sequence numbers may disagree, so the sender asks for the same members under a new epoch.
    */
   z.object({ type: z.literal('resync'), epoch: u32 }),
+  /** Starts a run for every member (and every peer that joins while it lasts). */
+  z.object({ type: z.literal('start'), job: jobSchema }),
+  /** The sender's part of run `run` ended (done, stopped or failed): the room has no run in progress. */
+  z.object({ type: z.literal('finished'), run: u32 }),
+  z.object({ type: z.literal('stats'), stats: peerStatsSchema }),
 ]);
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 
@@ -74,6 +105,7 @@ export const serverErrorCodes = [
   'already-joined',
   'id-taken',
   'evicted',
+  'busy',
 ] as const;
 export type ServerErrorCode = (typeof serverErrorCodes)[number];
 
@@ -88,6 +120,10 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
     deadAfterMs: z.number().int().positive(),
   }),
   z.object({ type: z.literal('view'), view: viewSchema }),
+  /** Run `run`, started by `by`: every member trains it; a peer joining later gets it too. */
+  z.object({ type: z.literal('run'), run: u32, by: id, job: jobSchema }),
+  /** The latest stats of every member that sent some (at most about once a second). */
+  z.object({ type: z.literal('room-stats'), peers: z.array(z.object({ peerId: id, stats: peerStatsSchema })).max(1024) }),
   z.object({ type: z.literal('error'), code: z.enum(serverErrorCodes), message: z.string().max(1024) }),
 ]);
 export type ServerMessage = z.infer<typeof serverMessageSchema>;

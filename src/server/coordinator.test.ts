@@ -470,3 +470,60 @@ describe('Coordinator resync requests', () => {
     expect(c.view('r')?.epoch).toBe(3);
   });
 });
+
+describe('Coordinator runs and room stats', () => {
+  const JOB = { kind: 'train', config: { dataset: 'fashion-mnist', steps: 10 } };
+  const STATS = { state: 'training', backend: 'wasm', step: 3, samplesPerSec: 900, computeMs: 20, readbackMs: 1, allreduceMs: 30, applyMs: 2, sendBytesPerSec: 1e6, shard: 12000 };
+  const runs = (p: Peer): unknown[] => p.conn.sent.filter((m) => m.type === 'run');
+
+  it('a start reaches every member and later joiners; a second start is refused until the run finishes', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    b.send({ type: 'start', job: JOB });
+    const run = { type: 'run', run: 1, by: 'B', job: JOB };
+    expect(runs(a)).toEqual([run]);
+    expect(runs(b)).toEqual([run]);
+    expect(runs(join(c, 'r', 'C'))).toEqual([run]);
+    a.send({ type: 'start', job: JOB });
+    expect(a.conn.errors()).toEqual(['busy']);
+    // A finish for another run changes nothing; the current one's frees the room.
+    a.send({ type: 'finished', run: 7 });
+    expect(runs(join(c, 'r', 'D'))).toHaveLength(1);
+    a.send({ type: 'finished', run: 1 });
+    expect(runs(join(c, 'r', 'E'))).toHaveLength(0);
+    a.send({ type: 'start', job: { ...JOB, kind: 'trees' } });
+    expect(runs(b).at(-1)).toMatchObject({ run: 2, by: 'A', job: { kind: 'trees' } });
+  });
+
+  it('rejects a malformed job or stats without a crash', () => {
+    const c = coordinator();
+    const a = join(c, 'r', 'A');
+    a.send({ type: 'start', job: { kind: 'rm -rf', config: {} } });
+    a.send({ type: 'stats', stats: { ...STATS, samplesPerSec: -1 } });
+    a.send({ type: 'stats', stats: { ...STATS, backend: 'x'.repeat(65) } });
+    expect(a.conn.errors()).toEqual(['bad-message', 'bad-message', 'bad-message']);
+    expect(runs(a)).toEqual([]);
+  });
+
+  it('sends the members their latest stats together, at most once a second, without departed members', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ heartbeatMs: 10_000, deadAfterMs: 60_000 });
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    const stats = (p: Peer): unknown[] => p.conn.sent.filter((m) => m.type === 'room-stats');
+    a.send({ type: 'stats', stats: STATS });
+    b.send({ type: 'stats', stats: { ...STATS, step: 4 } });
+    a.send({ type: 'stats', stats: { ...STATS, step: 5 } });
+    vi.advanceTimersByTime(999);
+    expect(stats(a)).toEqual([]);
+    vi.advanceTimersByTime(1);
+    const expected = { type: 'room-stats', peers: [{ peerId: 'A', stats: { ...STATS, step: 5 } }, { peerId: 'B', stats: { ...STATS, step: 4 } }] };
+    expect(stats(a)).toEqual([expected]);
+    expect(stats(b)).toEqual([expected]);
+    b.send({ type: 'leave' });
+    a.send({ type: 'stats', stats: STATS });
+    vi.advanceTimersByTime(1000);
+    expect(stats(a).at(-1)).toEqual({ type: 'room-stats', peers: [{ peerId: 'A', stats: STATS }] });
+  });
+});

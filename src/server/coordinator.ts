@@ -4,6 +4,8 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   type ClientMessage,
+  type Job,
+  type PeerStats,
   type ServerErrorCode,
   type ServerMessage,
   type View,
@@ -43,7 +45,16 @@ interface Room {
   members: Member[];
   /** Set while a room recreated by rejoining peers gathers them before its first view. */
   gathering?: ReturnType<typeof setTimeout>;
+  /** The run in progress, if any; `runs` numbers them. */
+  run?: { run: number; by: string; job: Job };
+  runs: number;
+  /** Latest stats per member, sent out together at most once per {@link STATS_EVERY_MS}. */
+  stats: Map<string, PeerStats>;
+  statsTimer?: ReturnType<typeof setTimeout>;
 }
+
+/** Shortest interval between two room-stats messages of a room, ms. */
+export const STATS_EVERY_MS = 1000;
 
 /** The coordinator's handle on one connection: feed it messages and tell it when it closes. */
 export interface Session {
@@ -145,7 +156,7 @@ export class Coordinator {
       }
       let room = this.rooms.get(m.room);
       if (!room) {
-        room = { id: m.room, epoch: 0, members: [] };
+        room = { id: m.room, epoch: 0, members: [], runs: 0, stats: new Map() };
         this.rooms.set(m.room, room);
         if (m.epoch !== undefined) {
           const r = room;
@@ -162,6 +173,8 @@ export class Coordinator {
       conn.send({ type: 'welcome', version: PROTOCOL_VERSION, peerId: m.peerId, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs });
       this.log(`${m.peerId} ${m.epoch !== undefined ? 'rejoined' : 'joined'} ${m.room}`);
       if (!room.gathering) this.publish(room);
+      // A peer joining during a run takes part in it (the trainer brings it up to date).
+      if (room.run) conn.send({ type: 'run', ...room.run });
       return m.peerId;
     }
     if (!joined) {
@@ -193,6 +206,30 @@ export class Coordinator {
           this.publish(room);
         }
         return joined;
+      case 'start': {
+        if (room.run) {
+          conn.send({ type: 'error', code: 'busy', message: `run ${room.run.run} (started by ${room.run.by}) is still in progress; stop it before starting another` });
+          return joined;
+        }
+        room.run = { run: ++room.runs, by: joined, job: m.job };
+        this.log(`${joined} started run ${room.run.run} (${m.job.kind}) in ${room.id}`);
+        for (const x of room.members) x.conn.send({ type: 'run', ...room.run });
+        return joined;
+      }
+      case 'finished':
+        if (room.run?.run === m.run) delete room.run;
+        return joined;
+      case 'stats':
+        room.stats.set(joined, m.stats);
+        room.statsTimer ??= setTimeout(() => {
+          delete room.statsTimer;
+          const peers = room.members.flatMap((x) => {
+            const st = room.stats.get(x.peerId);
+            return st ? [{ peerId: x.peerId, stats: st }] : [];
+          });
+          for (const x of room.members) x.conn.send({ type: 'room-stats', peers });
+        }, STATS_EVERY_MS);
+        return joined;
     }
   }
 
@@ -204,6 +241,7 @@ export class Coordinator {
     if (i < 0) return;
     const [gone] = room.members.splice(i, 1);
     this.byPeer.delete(peerId);
+    room.stats.delete(peerId);
     this.log(`${peerId} removed from ${room.id}: ${reason}`);
     if (gone && evict) {
       this.ended.add(gone.conn);
@@ -212,6 +250,7 @@ export class Coordinator {
     }
     if (room.members.length === 0) {
       clearTimeout(room.gathering);
+      clearTimeout(room.statsTimer);
       this.rooms.delete(room.id);
       return;
     }
@@ -239,6 +278,9 @@ export class Coordinator {
 
   close(): void {
     clearInterval(this.sweeper);
-    for (const r of this.rooms.values()) clearTimeout(r.gathering);
+    for (const r of this.rooms.values()) {
+      clearTimeout(r.gathering);
+      clearTimeout(r.statsTimer);
+    }
   }
 }

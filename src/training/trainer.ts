@@ -90,8 +90,9 @@ export interface TrainResult {
   params: number;
   /** Views this peer recovered from during the run. */
   recoveries: number;
-  /** The final weights, identical on every peer. */
+  /** The final weights, identical on every peer, and the model they fill (for export and prediction). */
   weights: Float32Array;
+  spec: ModelSpec;
 }
 
 /** What this peer asks of the room; read at every collective sum. */
@@ -400,7 +401,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
         const final = st.opt.averagedWeights();
         if (final) setFlatWeights(model, final);
         const checksum = await verify();
-        return { steps: st.step, stopped, ...last, checksum, backend: tf.getBackend(), params, recoveries, weights: await getFlatWeights(model) };
+        return { steps: st.step, stopped, ...last, checksum, backend: tf.getBackend(), params, recoveries, weights: await getFlatWeights(model), spec };
       } catch (e) {
         if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) throw e;
         deps.emit({ type: 'fault', step: st.step, epoch: g.epoch, reason: e.message });

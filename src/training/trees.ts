@@ -60,10 +60,10 @@ export interface TreeResult {
 
 type Deps = Pick<TrainerDeps, 'group' | 'loadShard'> & { emit(e: TreeEvent): void };
 
-type TreeModel = { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt };
+export type TreeModel = { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt };
 
 /** Class scores, or the one regression output, of a row of raw features. */
-const scoresOf = (model: TreeModel, x: Float32Array, offset: number): number[] =>
+export const scoresOf = (model: TreeModel, x: Float32Array, offset: number): number[] =>
   model.kind === 'tree' ? predictTree(model.tree, x, offset) : gbdtScores(model.gbdt, x, offset);
 
 /** The test split's [correct, squared error, count] on this peer, to be summed over the group. */

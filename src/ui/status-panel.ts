@@ -27,7 +27,7 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, attrs:
   return e;
 }
 
-/** Renders room, status, rank, epoch and ring neighbours into `root`. DOM only. */
+/** Renders room, status, rank, epoch, ring neighbours and training progress into `root`. DOM only. */
 export function renderStatus(root: HTMLElement, s: PanelState): void {
   const dl = el('dl');
   const row = (k: string, v: string | HTMLElement): void => {
@@ -62,12 +62,6 @@ export function renderStatus(root: HTMLElement, s: PanelState): void {
     const p = el('p', `${label}: ${mb(loaded)}${total ? ` of ${mb(total)}` : ''} MB `);
     p.append(bar);
     children.push(p);
-  }
-  if (v) {
-    children.push(el('h2', `Ring (${v.members.length} peers, data flows down the list and wraps)`));
-    const ol = el('ol', undefined, { class: 'ring', start: '0' });
-    for (const m of v.members) ol.append(el('li', m.peerId + (m.peerId === s.peerId ? ' (this tab)' : ''), m.peerId === s.peerId ? { 'data-self': '' } : {}));
-    children.push(ol);
   }
   if (s.error) children.push(el('p', s.error, { class: 'error', role: 'alert' }));
   root.replaceChildren(...children);

@@ -1,0 +1,91 @@
+/**
+ * The dashboard as a person uses it: one tab creates a room, a second opens the shared link, a run
+ * is started from the form, the plots, ring and table fill in, and the exported model, imported
+ * again, measures the accuracy the page showed.
+ */
+import type { Page } from '@playwright/test';
+import { expect, newContext, roomName, test } from './peers.ts';
+
+/** The accuracy (percent) and checksum a finished run's summary shows. */
+async function summary(page: Page): Promise<{ accuracy: number; checksum: string }> {
+  const text = (await page.getByTestId('result-summary').textContent()) ?? '';
+  const m = /test accuracy ([\d.]+)%.*checksum ([0-9a-f]{8})/.exec(text);
+  expect(m, `result summary: ${text}`).not.toBeNull();
+  return { accuracy: Number(m![1]), checksum: m![2]! };
+}
+
+test('two tabs join by the shared link, train from the form, fill plots and ring; the exported model measures what the page showed', async ({ ringBrowser, baseURL }, testInfo) => {
+  test.setTimeout(240_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const a = await ctx.newPage();
+  await a.goto('/?backend=wasm');
+  await a.getByLabel('Room name').fill(roomName('dashboard'));
+  await a.getByRole('button', { name: 'Join' }).click();
+  const link = a.getByTestId('share-link');
+  await expect(link).toBeVisible();
+  const href = (await link.getAttribute('href'))!;
+  expect(href).toMatch(/\?room=dashboard-/);
+  expect(await a.locator('#share-qr').evaluate((c: HTMLCanvasElement) => c.toDataURL().length)).toBeGreaterThan(1000);
+
+  const b = await ctx.newPage();
+  await b.goto(`${href}&backend=wasm`);
+  for (const p of [a, b]) {
+    await expect(p.locator('#ring svg')).toHaveAttribute('data-peers', '2');
+    await expect(p.locator('#peers-table tbody tr')).toHaveCount(2);
+  }
+
+  // 0.2 epoch of softmax regression from the form, started in tab A for the room.
+  await a.getByLabel('Epochs').fill('0.2');
+  await a.getByRole('button', { name: 'Start for the room' }).click();
+  for (const p of [a, b]) await expect(p.getByTestId('phase')).toHaveText('done', { timeout: 180_000 });
+
+  const [ra, rb] = [await summary(a), await summary(b)];
+  expect(rb).toEqual(ra);
+  expect(ra.accuracy).toBeGreaterThan(60);
+  for (const p of [a, b]) {
+    const points = await p.evaluate(() => window.ringtrain.debug.chartPoints());
+    // 75 steps (0.2 x 48000 / 128); evaluations every 4 steps and at the end.
+    expect(points['loss']).toBe(75);
+    expect(points['time']).toBe(75);
+    expect(points['accuracy']).toBeGreaterThanOrEqual(19);
+    // Both ring links carry a rate reported by their sender.
+    await expect(p.locator('#ring text[data-link]')).toHaveCount(2);
+    await expect(p.locator('#ring text[data-link]').first()).toHaveText(/MB\/s/);
+    await expect(p.locator('#peers-table tbody tr').first()).toContainText('wasm');
+  }
+  // The confusion matrix covers this tab's half of the 10000 test samples.
+  const cells = await a.locator('table.confusion tbody td').allTextContents();
+  expect(cells).toHaveLength(100);
+  expect(cells.reduce((s, c) => s + Number(c), 0)).toBe(5000);
+  await expect(a.locator('.samples li')).toHaveCount(12);
+
+  // Export from A, import into B: measured on the whole test split, it matches the run's accuracy.
+  const downloads: string[] = [];
+  const waitTwo = new Promise<void>((resolve) => {
+    a.on('download', async (d) => {
+      const file = testInfo.outputPath(d.suggestedFilename());
+      await d.saveAs(file);
+      downloads.push(file);
+      if (downloads.length === 2) resolve();
+    });
+  });
+  await a.getByRole('button', { name: 'Export the model' }).click();
+  await waitTwo;
+  expect(downloads.map((f) => f.split('/').pop()).sort()).toEqual(['ringtrain-softmax.json', 'ringtrain-softmax.weights.bin']);
+  await b.locator('#import').setInputFiles(downloads);
+  await expect(b.getByTestId('import-summary')).toContainText('on all 10000 test samples');
+  const imported = Number(/test accuracy ([\d.]+)%/.exec((await b.getByTestId('import-summary').textContent())!)![1]);
+  expect(Math.abs(imported - ra.accuracy)).toBeLessThanOrEqual(0.02);
+
+  for (const [name, width] of [
+    ['narrow', 420],
+    ['wide', 1440],
+  ] as const) {
+    await a.setViewportSize({ width, height: 900 });
+    await a.screenshot({ path: testInfo.outputPath(`dashboard-${name}.png`), fullPage: true });
+  }
+  // Narrow: nothing wider than the window.
+  await a.setViewportSize({ width: 420, height: 900 });
+  expect(await a.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(420);
+  await ctx.close();
+});

@@ -1,0 +1,275 @@
+/**
+ * `ringtrain`: train with N headless browser peers, serve the app, or lend this machine's
+ * browsers to a room as volunteer peers.
+ *
+ * Exit codes: 0 done; 1 the run failed; 2 bad usage; 3 no browser; 130 interrupted (Ctrl-C: the
+ * peers stop at the same step, the model so far is written, the last checkpoint stays on the server).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { Page } from 'playwright-core';
+import type { ModelFile } from '../main.ts';
+import { runServer } from '../server/run.ts';
+import { jobFromFields, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
+import type { TrainConfig, TrainEvent, TrainResult } from '../training/trainer.ts';
+import type { TreeEvent, TreeResult, TreeTrainConfig } from '../training/trees.ts';
+import { findChromium, launchBrowser, newPeerContext } from './browser.ts';
+import { buildApp, startCluster, type Cluster } from './cluster.ts';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, noBrowser: 3, interrupted: 130 } as const;
+
+const USAGE = `ringtrain <command> [options]
+
+Commands:
+  train   Start a server, launch N headless Chromium peers, train, print the test accuracy, write the model.
+  serve   Run the server (app, signaling, coordinator on one port) on the built assets.
+  peer    Join an existing room, even on another machine, as K headless volunteer peers.
+
+Run "ringtrain <command> --help" for a command's options.`;
+
+const TRAIN_USAGE = `ringtrain train [options]
+
+  --peers N          headless browser peers (default 2)
+  --dataset D        fashion-mnist (built in), blobs or spirals (small synthetic sets) (default fashion-mnist)
+  --model M          softmax, mlp, cnn, svm, tree or gbdt (default softmax)
+  --epochs E         passes over the training set (default 1)
+  --algorithm A      sgd, gd or fedavg (default sgd)
+  --optimizer O      adam, sgd or momentum (default adam; the SVM uses pegasos)
+  --lr X             learning rate (default 0.003)
+  --batch B          global batch (default 128)
+  --partition P      iid, label-shards or dirichlet (default iid)
+  --alpha X          Dirichlet concentration (default 0.5)
+  --depth D, --rounds R, --bins B   trees: depth (6), boosting rounds (10), bins per feature (32)
+  --backend B        webgpu, webgl, wasm or cpu (default: each peer probes and picks the fastest)
+  --out DIR          where to write the model (default ./ringtrain-model)
+  --help
+
+The browser: $RINGTRAIN_CHROMIUM, else /usr/bin/chromium, else the npm package @sparticuz/chromium.`;
+
+const PEER_USAGE = `ringtrain peer <room-url> [options]
+
+  <room-url>         the room's link, e.g. https://host:8443/?room=lab
+  --count K          peers to open (default 1)
+  --backend B        webgpu, webgl, wasm or cpu (default: probe)
+  --help
+
+The peers stay in the room and train every run started from any dashboard, until Ctrl-C.`;
+
+class UsageError extends Error {}
+
+/** The synthetic sets the CLI offers, loaded into every peer as its own data (dataset "local"). */
+const SYNTHETIC: Record<string, Record<string, unknown>> = {
+  blobs: { kind: 'blobs', n: 2000, classes: 4, dims: 8, spread: 0.5, seed: 1 },
+  spirals: { kind: 'spirals', n: 2000, noise: 0.1, seed: 1 },
+};
+
+type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
+
+function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>, usage: string): Parsed {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed;
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
+  }
+}
+
+/** A one-line progress bar for a terminal (or plain lines when stdout is not one). */
+function progress(done: number, total: number, text: string): void {
+  const width = 30;
+  const filled = Math.round((width * done) / Math.max(1, total));
+  const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.floor((100 * done) / Math.max(1, total))}% ${text}`;
+  if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(process.stdout.columns ? process.stdout.columns - 1 : 100)}`);
+  else if (done === total || done % Math.max(1, Math.round(total / 10)) === 0) console.log(line);
+}
+
+function writeModel(files: ModelFile[], dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  return files.map((f) => {
+    const p = path.join(dir, f.name);
+    writeFileSync(p, Buffer.from(f.base64, 'base64'));
+    return p;
+  });
+}
+
+declare global {
+  interface Window {
+    __ringtrainProgress?: (e: TrainEvent | TreeEvent) => void;
+  }
+}
+
+async function train(argv: string[]): Promise<number> {
+  const { values } = parse(
+    argv,
+    {
+      peers: { type: 'string', default: '2' },
+      dataset: { type: 'string', default: 'fashion-mnist' },
+      model: { type: 'string' },
+      epochs: { type: 'string' },
+      algorithm: { type: 'string' },
+      optimizer: { type: 'string' },
+      lr: { type: 'string' },
+      batch: { type: 'string' },
+      partition: { type: 'string' },
+      alpha: { type: 'string' },
+      depth: { type: 'string' },
+      rounds: { type: 'string' },
+      bins: { type: 'string' },
+      backend: { type: 'string' },
+      out: { type: 'string', default: 'ringtrain-model' },
+      help: { type: 'boolean', default: false },
+    },
+    TRAIN_USAGE,
+  );
+  if (values.help) {
+    console.log(TRAIN_USAGE);
+    return EXIT.ok;
+  }
+  const peers = Number(values.peers);
+  if (!Number.isInteger(peers) || peers < 1 || peers > 32) throw new UsageError(`--peers: "${String(values.peers)}" must be a whole number from 1 to 32`);
+  const dataset = String(values.dataset);
+  const synthetic = SYNTHETIC[dataset];
+  if (!synthetic && dataset !== 'fashion-mnist') throw new UsageError(`--dataset: "${dataset}" is not fashion-mnist, blobs or spirals`);
+  if (values.backend !== undefined && !['webgpu', 'webgl', 'wasm', 'cpu'].includes(String(values.backend))) throw new UsageError(`--backend: "${String(values.backend)}" is not webgpu, webgl, wasm or cpu`);
+  const fields: Record<string, string> = {};
+  for (const k of Object.keys(SETUP_DEFAULTS)) if (typeof values[k] === 'string') fields[k] = values[k] as string;
+  fields['dataset'] = synthetic ? 'local' : dataset;
+  // Synthetic sets: 80% of the samples train (the rest are held out).
+  let job;
+  try {
+    job = jobFromFields(fields, synthetic ? Math.round(0.8 * (synthetic['n'] as number)) : undefined);
+  } catch (e) {
+    if (e instanceof SetupError) throw new UsageError(`--${e.field}: ${e.message.replace(/^\w+: /, '')}`);
+    throw e;
+  }
+  await findChromium();
+  console.log(`ringtrain: building the app if needed, starting the server and ${peers} headless peer(s) ...`);
+  const cluster: Cluster = await startCluster({ peers, build: 'if-stale', query: values.backend ? { backend: String(values.backend) } : {} });
+  let interrupted = false;
+  const onSigint = (): void => {
+    if (interrupted) process.exit(EXIT.interrupted);
+    interrupted = true;
+    console.log('\nringtrain: stopping the peers at the next step (Ctrl-C again to quit at once) ...');
+    for (const p of cluster.pages) void p.evaluate(() => window.ringtrain.stop()).catch(() => undefined);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    if (synthetic) await Promise.all(cluster.pages.map((p) => p.evaluate((input) => window.ringtrain.useData(input as never), synthetic)));
+    const first = cluster.pages[0]!;
+    let last = '';
+    await first.exposeFunction('__ringtrainProgress', (e: TrainEvent | TreeEvent) => {
+      if (e.type === 'eval') last = 'rmse' in e && e.rmse !== undefined ? `rmse ${e.rmse.toPrecision(4)}` : `acc ${e.accuracy.toFixed(4)}`;
+      if (e.type === 'step') progress(e.step, e.steps, `step ${e.step}/${e.steps} loss ${e.loss.toFixed(4)} ${last}`);
+      if (e.type === 'round') progress(e.round, e.rounds, `round ${e.round}/${e.rounds}`);
+    });
+    console.log(`ringtrain: training ${String(job.config['model'])} on ${dataset} with ${peers} peer(s) in room ${cluster.room} (${cluster.server.url})`);
+    const started = performance.now();
+    const results = await Promise.all(
+      cluster.pages.map((p, i) =>
+        job.kind === 'train'
+          ? p.evaluate(([c, report]) => window.ringtrain.train(c as unknown as TrainConfig, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const)
+          : p.evaluate(([c, report]) => window.ringtrain.trainTrees(c as unknown as TreeTrainConfig, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const),
+      ),
+    );
+    if (process.stdout.isTTY) process.stdout.write('\n');
+    const r = results[0] as TrainResult | TreeResult;
+    const checksums = new Set(results.map((x) => x.checksum));
+    if (checksums.size !== 1) throw new Error(`the peers ended with different models (checksums ${[...checksums].join(', ')})`);
+    const secs = ((performance.now() - started) / 1000).toFixed(1);
+    const stopped = 'stopped' in r && r.stopped;
+    console.log(`ringtrain: ${stopped ? 'stopped' : 'done'} in ${secs} s; test accuracy ${(r.accuracy * 100).toFixed(2)}%${'rmse' in r && r.rmse !== undefined ? `, RMSE ${r.rmse.toPrecision(4)}` : ''}; model checksum ${r.checksum} on all ${peers} peers`);
+    const files = await first.evaluate(() => window.ringtrain.exportFiles());
+    for (const f of writeModel(files, path.resolve(String(values.out)))) console.log(`ringtrain: wrote ${path.relative(process.cwd(), f).startsWith('..') ? f : path.relative(process.cwd(), f)}`);
+    return interrupted ? EXIT.interrupted : EXIT.ok;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await cluster.close();
+  }
+}
+
+async function peer(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { count: { type: 'string', default: '1' }, backend: { type: 'string' }, help: { type: 'boolean', default: false } }, PEER_USAGE);
+  if (values.help) {
+    console.log(PEER_USAGE);
+    return EXIT.ok;
+  }
+  const raw = positionals[0];
+  if (!raw) throw new UsageError(`give the room's link\n\n${PEER_USAGE}`);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`"${raw}" is not a URL; give the room's link, e.g. http://host:8080/?room=lab`);
+  }
+  const room = url.searchParams.get('room');
+  if (!room) throw new UsageError(`${raw} names no room; the link needs ?room=<name>`);
+  const count = Number(values.count);
+  if (!Number.isInteger(count) || count < 1 || count > 32) throw new UsageError(`--count: "${String(values.count)}" must be a whole number from 1 to 32`);
+  if (values.backend) url.searchParams.set('backend', String(values.backend));
+  const browser = await launchBrowser();
+  const ctx = await newPeerContext(browser, url.origin);
+  const pages: Page[] = [];
+  for (let i = 0; i < count; i++) {
+    const p = await ctx.newPage();
+    await p.goto(url.toString());
+    await p.waitForFunction(() => window.ringtrain?.peerId() !== null, undefined, { timeout: 30_000 });
+    pages.push(p);
+  }
+  console.log(`ringtrain: ${count} volunteer peer(s) in room ${room} at ${url.origin}; they train every run started from a dashboard. Ctrl-C to leave.`);
+  const phases = new Map<number, string>();
+  const done = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  const poll = setInterval(() => {
+    pages.forEach((p, i) =>
+      void p
+        .evaluate(() => document.getElementById('phase')?.textContent ?? '')
+        .then((ph) => {
+          if (phases.get(i) !== ph) console.log(`peer ${i}: ${ph}`);
+          phases.set(i, ph);
+        })
+        .catch(() => undefined),
+    );
+  }, 2000);
+  await done;
+  clearInterval(poll);
+  console.log('\nringtrain: leaving the room ...');
+  await Promise.all(pages.map((p) => p.evaluate(() => window.ringtrain.leave()).catch(() => undefined)));
+  await browser.close();
+  return EXIT.interrupted;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'train':
+      return train(rest);
+    case 'serve':
+      if (!rest.includes('--help')) await buildApp(undefined, true);
+      await runServer([...rest, '--prod'], 'ringtrain serve');
+      return -1;
+    case 'peer':
+      return peer(rest);
+    case undefined:
+    case '--help':
+    case 'help':
+      console.log(USAGE);
+      return command === undefined ? EXIT.usage : EXIT.ok;
+    default:
+      throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // serve keeps running until its signal handler exits.
+    if (code >= 0) process.exit(code);
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      console.error(`ringtrain: ${e.message}`);
+      process.exit(EXIT.usage);
+    }
+    const msg = (e as Error).message ?? String(e);
+    console.error(`ringtrain: ${msg}`);
+    process.exit(/No Chromium found|RINGTRAIN_CHROMIUM=/.test(msg) ? EXIT.noBrowser : EXIT.failed);
+  },
+);

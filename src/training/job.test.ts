@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { jobFromFields, SetupError } from './job.ts';
+
+describe('training setup form', () => {
+  it('defaults to one epoch of softmax regression with Adam on Fashion-MNIST', () => {
+    const job = jobFromFields({});
+    expect(job).toEqual({
+      kind: 'train',
+      config: {
+        dataset: 'fashion-mnist',
+        partition: { scheme: 'iid', seed: 1 },
+        model: 'softmax',
+        algorithm: 'sgd',
+        optimizer: { kind: 'adam', lr: 0.003 },
+        batch: 128,
+        steps: 375,
+        seed: 1,
+        evalEvery: 19,
+        checkpointEvery: 19,
+        minPeers: 1,
+      },
+    });
+  });
+
+  it('turns epochs into steps per algorithm and keeps only the options that apply', () => {
+    const fed = jobFromFields({ algorithm: 'fedavg', localSteps: '4', batch: '100', epochs: '2', partition: 'dirichlet', alpha: '0.1' });
+    expect(fed.config).toMatchObject({ steps: 240, localSteps: 4, partition: { scheme: 'dirichlet', alpha: 0.1, seed: 1 } });
+    expect(jobFromFields({ algorithm: 'gd', epochs: '30' }).config['steps']).toBe(30);
+    const svm = jobFromFields({ model: 'svm', optimizer: 'adam', lambda: '0.001', balance: 'on' });
+    expect(svm.config).toMatchObject({ optimizer: { kind: 'pegasos', lambda: 0.001 }, balance: true });
+    expect(jobFromFields({ dataset: 'local', epochs: '1', batch: '10' }, 95).config['steps']).toBe(10);
+  });
+
+  it('gives tree jobs their own config', () => {
+    expect(jobFromFields({ model: 'gbdt', depth: '4', rounds: '20', bins: '64', partition: 'label-shards', shards: '3' })).toEqual({
+      kind: 'trees',
+      config: { dataset: 'fashion-mnist', partition: { scheme: 'label-shards', seed: 1, shardsPerPart: 3 }, model: 'gbdt', maxDepth: 4, bins: 64, rounds: 20, seed: 1 },
+    });
+    expect(jobFromFields({ model: 'tree' }).config).not.toHaveProperty('rounds');
+  });
+
+  it('names the field and the allowed range of a bad value', () => {
+    const bad = (fields: Record<string, string>, field: string, msg: RegExp): void => {
+      let err: unknown;
+      try {
+        jobFromFields(fields);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(SetupError);
+      expect((err as SetupError).field).toBe(field);
+      expect((err as SetupError).message).toMatch(msg);
+    };
+    bad({ lr: 'fast' }, 'lr', /lr: "fast" must be a number from 1e-7 to 10/);
+    bad({ batch: '12.5' }, 'batch', /whole number/);
+    bad({ model: 'tree', depth: '40' }, 'depth', /from 1 to 16/);
+    bad({ model: 'mlp', optimizer: 'pegasos' }, 'optimizer', /pegasos is for the linear SVM/);
+    bad({ dataset: 'local' }, 'dataset', /load your own data first/);
+    bad({ partition: 'random' }, 'partition', /not iid, label-shards or dirichlet/);
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * Live plots over steps (uPlot): training loss, test accuracy, samples/s, and the step's time split
+ * into compute, readback, allreduce and apply. DOM only; fed by training events.
+ */
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+interface Series {
+  label: string;
+  stroke: string;
+}
+
+interface Chart {
+  plot: uPlot;
+  data: number[][];
+}
+
+const PLOTS: { id: string; title: string; y: string; series: Series[] }[] = [
+  { id: 'loss', title: 'Training loss', y: 'loss', series: [{ label: 'loss', stroke: '#d9534f' }] },
+  { id: 'accuracy', title: 'Test accuracy', y: 'accuracy', series: [{ label: 'accuracy', stroke: '#2a7' }] },
+  { id: 'throughput', title: 'Samples per second (room)', y: 'samples/s', series: [{ label: 'samples/s', stroke: '#37c' }] },
+  {
+    id: 'time',
+    title: 'Step time: computation vs communication (this peer)',
+    y: 'ms',
+    series: [
+      { label: 'compute', stroke: '#e90' },
+      { label: 'readback', stroke: '#a5c' },
+      { label: 'allreduce', stroke: '#37c' },
+      { label: 'apply', stroke: '#888' },
+    ],
+  },
+];
+
+/** Keeps the plots; `point` adds values at a step, `reset` clears them for a new run. */
+export class Charts {
+  private readonly charts = new Map<string, Chart>();
+  private dirty = new Set<string>();
+  private frame = 0;
+
+  constructor(root: HTMLElement) {
+    for (const p of PLOTS) {
+      const box = document.createElement('figure');
+      box.className = 'chart';
+      box.dataset.chart = p.id;
+      const cap = document.createElement('figcaption');
+      cap.textContent = p.title;
+      box.append(cap);
+      root.append(box);
+      const data = [[], ...p.series.map(() => [])] as number[][];
+      const width = Math.max(240, Math.min(520, box.clientWidth || 320));
+      const plot = new uPlot(
+        {
+          width,
+          height: 180,
+          scales: { x: { time: false } },
+          axes: [{ label: 'step' }, { label: p.y }],
+          series: [{ label: 'step' }, ...p.series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2 }))],
+          legend: { show: p.series.length > 1 },
+        },
+        data as uPlot.AlignedData,
+        box,
+      );
+      this.charts.set(p.id, { plot, data });
+    }
+    new ResizeObserver(() => {
+      for (const c of this.charts.values()) {
+        const w = Math.max(240, Math.min(520, c.plot.root.parentElement?.clientWidth ?? 320));
+        if (Math.abs(w - c.plot.width) > 8) c.plot.setSize({ width: w, height: 180 });
+      }
+    }).observe(root);
+  }
+
+  /** Adds one point to plot `id` (values in its series' order). */
+  point(id: 'loss' | 'accuracy' | 'throughput' | 'time', step: number, ...values: number[]): void {
+    const c = this.charts.get(id)!;
+    c.data[0]!.push(step);
+    values.forEach((v, i) => c.data[i + 1]!.push(v));
+    this.dirty.add(id);
+    // Redrawn at most once per frame however many steps arrive.
+    this.frame ||= requestAnimationFrame(() => {
+      this.frame = 0;
+      for (const d of this.dirty) this.charts.get(d)!.plot.setData(this.charts.get(d)!.data as uPlot.AlignedData);
+      this.dirty.clear();
+    });
+  }
+
+  /** Points plotted so far, per plot (tests read it through the page API). */
+  counts(): Record<string, number> {
+    return Object.fromEntries([...this.charts].map(([id, c]) => [id, c.data[0]!.length]));
+  }
+
+  reset(): void {
+    for (const c of this.charts.values()) {
+      for (const a of c.data) a.length = 0;
+      c.plot.setData(c.data as uPlot.AlignedData);
+    }
+  }
+}
