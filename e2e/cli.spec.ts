@@ -1,0 +1,63 @@
+/**
+ * The `ringtrain` command as a user runs it: a real child process that starts its own server and
+ * headless peers, trains, prints the accuracy and writes the model; bad flags and a missing
+ * browser end with a message and a non-zero status.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect, test } from './peers.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../src/cli/bin.mjs');
+
+/** Runs the CLI to its end (killed after `timeoutMs`); resolves with its status and output. */
+function ringtrain(args: string[], env: Record<string, string> = {}, timeoutMs = 150_000): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+test('train --peers 2 on synthetic blobs prints the accuracy and writes a tfjs model', async () => {
+  test.setTimeout(200_000);
+  const out = mkdtempSync(path.join(tmpdir(), 'ringtrain-cli-'));
+  try {
+    const r = await ringtrain(['train', '--peers', '2', '--dataset', 'blobs', '--epochs', '8', '--lr', '0.05', '--backend', 'cpu', '--out', out]);
+    expect(r.code, r.out + r.err).toBe(0);
+    const m = /done in [\d.]+ s; test accuracy ([\d.]+)%; model checksum ([0-9a-f]{8}) on all 2 peers/.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(85);
+    const model = JSON.parse(readFileSync(path.join(out, 'ringtrain-softmax.json'), 'utf8')) as { weightsManifest: { paths: string[]; weights: { shape: number[] }[] }[] };
+    expect(model.weightsManifest[0]!.paths).toEqual(['ringtrain-softmax.weights.bin']);
+    // 8 features x 4 classes + 4 biases, float32.
+    expect(model.weightsManifest[0]!.weights.map((w) => w.shape)).toEqual([[8, 4], [4]]);
+    expect(readFileSync(path.join(out, 'ringtrain-softmax.weights.bin')).byteLength).toBe(36 * 4);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('bad flags and a missing browser give a clear message and a non-zero status', async () => {
+  const cases: [string[], Record<string, string>, number, RegExp][] = [
+    [['train', '--peers', '0'], {}, 2, /--peers: "0" must be a whole number from 1 to 32/],
+    [['train', '--model', 'forest'], {}, 2, /model: "forest" is not one of softmax, mlp, cnn, svm, tree, gbdt/],
+    [['train', '--epochs'], {}, 2, /--epochs/],
+    [['peer', 'not a url'], {}, 2, /is not a URL/],
+    [['launch'], {}, 2, /unknown command "launch"/],
+    [['train', '--peers', '1'], { RINGTRAIN_CHROMIUM: '/nonexistent/chromium' }, 3, /RINGTRAIN_CHROMIUM=\/nonexistent\/chromium: no such file/],
+  ];
+  for (const [args, env, code, msg] of cases) {
+    const r = await ringtrain(args, env, 30_000);
+    expect(r.code, `${args.join(' ')}: ${r.err}`).toBe(code);
+    expect(r.err).toMatch(msg);
+  }
+});
