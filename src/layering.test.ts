@@ -46,7 +46,8 @@ const RULES: Record<string, (to: string, file: string) => boolean> = {
     (file.endsWith('backends-browser.ts') && /^package:@tensorflow\/tfjs-backend-(webgpu|wasm)(\/|$)/.test(to)),
   training: (to) => ['training', 'ml', 'data', 'core', 'protocol'].includes(to) || TFJS.test(to),
   net: (to) => ['net', 'core', 'protocol', 'package:peerjs'].includes(to),
-  ui: (to) => ['ui', 'core', 'protocol'].includes(to),
+  // The plots use uPlot (a chart library, as the dashboard issue asks, not hand-drawn canvas code).
+  ui: (to) => ['ui', 'core', 'protocol', 'package:uplot', 'package:uplot/dist/uPlot.min.css'].includes(to),
   server: (to) => ['server', 'protocol', 'core', 'data'].includes(to) || to.startsWith('package:'),
 };
 
