@@ -106,6 +106,9 @@ export const serverErrorCodes = [
   'id-taken',
   'evicted',
   'busy',
+  'room-full',
+  'too-many-rooms',
+  'rate-limited',
 ] as const;
 export type ServerErrorCode = (typeof serverErrorCodes)[number];
 

@@ -25,10 +25,15 @@ describe('parseServerArgs', () => {
       iceServers: [],
       heartbeatMs: 500,
       deadAfterMs: 2500,
+      maxPeersPerRoom: 64,
+      maxRooms: 1000,
+      maxMessagesPerSec: 40,
       mode: 'dev',
       root: ROOT,
     });
     expect(DEFAULT_PORT).toBe(8080);
+    expect(parse(['--max-peers', '8', '--max-rooms', '3'], { RINGTRAIN_MAX_MSGS: '10' })).toMatchObject({ maxPeersPerRoom: 8, maxRooms: 3, maxMessagesPerSec: 10 });
+    expect(() => parse(['--max-msgs', '2'])).toThrow(/--max-msgs: expected an integer >= 5, got "2"/);
   });
 
   it('reads the environment', () => {

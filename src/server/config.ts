@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientConfigSchema, type IceServer } from '../protocol/index.ts';
 import type { ServerOptions } from './app.ts';
+import { LIMIT_DEFAULTS } from './coordinator.ts';
 
 export const DEFAULT_PORT = 8080;
 
@@ -15,6 +16,9 @@ export const SERVER_USAGE = `Options (flag, or environment variable):
   --heartbeat-ms N   RINGTRAIN_HEARTBEAT_MS   peer heartbeat period (default 500)
   --dead-after-ms N  RINGTRAIN_DEAD_AFTER_MS  silence before a peer is removed (default 2500)
   --checkpoint-dir D RINGTRAIN_CHECKPOINT_DIR  where room checkpoints are kept (default .ringtrain/checkpoints)
+  --max-peers N      RINGTRAIN_MAX_PEERS      peers per room (default 64)
+  --max-rooms N      RINGTRAIN_MAX_ROOMS      rooms at once (default 1000)
+  --max-msgs N       RINGTRAIN_MAX_MSGS       control messages per second per peer (default 40)
   --prod                              serve the built dist/ instead of the Vite dev server
   --help`;
 
@@ -83,6 +87,9 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
         'heartbeat-ms': { type: 'string' },
         'dead-after-ms': { type: 'string' },
         'checkpoint-dir': { type: 'string' },
+        'max-peers': { type: 'string' },
+        'max-rooms': { type: 'string' },
+        'max-msgs': { type: 'string' },
         prod: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -113,6 +120,9 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
     iceServers: parseIce(values.ice ?? env.RINGTRAIN_ICE ?? ''),
     heartbeatMs,
     deadAfterMs,
+    maxPeersPerRoom: int('--max-peers', values['max-peers'] ?? env.RINGTRAIN_MAX_PEERS, LIMIT_DEFAULTS.maxPeersPerRoom, 1),
+    maxRooms: int('--max-rooms', values['max-rooms'] ?? env.RINGTRAIN_MAX_ROOMS, LIMIT_DEFAULTS.maxRooms, 1),
+    maxMessagesPerSec: int('--max-msgs', values['max-msgs'] ?? env.RINGTRAIN_MAX_MSGS, LIMIT_DEFAULTS.maxMessagesPerSec, 5),
     mode: values.prod ? 'prod' : 'dev',
     root,
     ...(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR ? { checkpointDir: path.resolve(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR!) } : {}),

@@ -527,3 +527,40 @@ describe('Coordinator runs and room stats', () => {
     expect(stats(a).at(-1)).toEqual({ type: 'room-stats', peers: [{ peerId: 'A', stats: STATS }] });
   });
 });
+
+describe('Coordinator limits', () => {
+  it('refuses a peer beyond the room limit and a room beyond the server limit, and keeps serving the rest', () => {
+    const c = coordinator({ maxPeersPerRoom: 2, maxRooms: 2 });
+    join(c, 'r', 'A');
+    join(c, 'r', 'B');
+    const third = connect(c);
+    third.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r', peerId: 'C' });
+    expect(third.conn.errors()).toEqual(['room-full']);
+    join(c, 's', 'D');
+    const fourth = connect(c);
+    fourth.send({ type: 'hello', version: PROTOCOL_VERSION, room: 't', peerId: 'E' });
+    expect(fourth.conn.errors()).toEqual(['too-many-rooms']);
+    expect(ids(c.view('r'))).toEqual(['A', 'B']);
+    expect(c.view('t')).toBeUndefined();
+  });
+
+  it('drops a flood beyond the rate with one error, closes a connection far beyond it, and the honest peer stays', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ maxMessagesPerSec: 10, heartbeatMs: 10_000, deadAfterMs: 60_000 });
+    const honest = join(c, 'r', 'A');
+    const noisy = join(c, 'r', 'B');
+    for (let i = 0; i < 20; i++) noisy.send({ type: 'heartbeat' });
+    expect(noisy.conn.errors()).toEqual(['rate-limited']);
+    expect(noisy.conn.closedWith).toBeNull();
+    expect(c.throttled).toBe(11);
+    // A new second: the budget is back.
+    vi.advanceTimersByTime(1000);
+    noisy.send({ type: 'resync', epoch: 2 });
+    expect(honest.conn.lastView()?.epoch).toBe(3);
+    for (let i = 0; i < 60; i++) noisy.send({ type: 'heartbeat' });
+    expect(noisy.conn.closedWith).toBe('too many messages');
+    expect(ids(honest.conn.lastView())).toEqual(['A']);
+    honest.send({ type: 'heartbeat' });
+    expect(honest.conn.errors()).toEqual([]);
+  });
+});

@@ -24,7 +24,18 @@ export interface CoordinatorOptions {
    * one view rather than one each (default 1000 ms).
    */
   rejoinGraceMs?: number;
+  /** Most members a room admits (default 64). */
+  maxPeersPerRoom?: number;
+  /** Most rooms at once (default 1000). */
+  maxRooms?: number;
+  /**
+   * Control messages a connection may send per second (default 40; a peer sends about 3). Beyond
+   * it messages are dropped with a 'rate-limited' error; at 5 times the rate the connection is closed.
+   */
+  maxMessagesPerSec?: number;
 }
+
+export const LIMIT_DEFAULTS = { maxPeersPerRoom: 64, maxRooms: 1000, maxMessagesPerSec: 40 } as const;
 
 /** One peer's control connection, as the coordinator sees it. */
 export interface Connection {
@@ -82,6 +93,9 @@ export class Coordinator {
   private readonly log: (msg: string) => void;
   /** Control messages rejected by validation since start. */
   rejected = 0;
+  /** Control messages dropped by the rate limit since start. */
+  throttled = 0;
+  private readonly limits: Required<Pick<CoordinatorOptions, 'maxPeersPerRoom' | 'maxRooms' | 'maxMessagesPerSec'>>;
 
   constructor(opts: CoordinatorOptions = {}) {
     this.heartbeatMs = opts.heartbeatMs ?? 500;
@@ -90,6 +104,11 @@ export class Coordinator {
       throw new RangeError(`Coordinator: deadAfterMs (${this.deadAfterMs}) must be at least twice heartbeatMs (${this.heartbeatMs})`);
     }
     this.rejoinGraceMs = opts.rejoinGraceMs ?? 1000;
+    this.limits = {
+      maxPeersPerRoom: opts.maxPeersPerRoom ?? LIMIT_DEFAULTS.maxPeersPerRoom,
+      maxRooms: opts.maxRooms ?? LIMIT_DEFAULTS.maxRooms,
+      maxMessagesPerSec: opts.maxMessagesPerSec ?? LIMIT_DEFAULTS.maxMessagesPerSec,
+    };
     this.log = opts.log ?? (() => {});
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, this.heartbeatMs / 2));
     this.sweeper.unref?.();
@@ -108,9 +127,24 @@ export class Coordinator {
    */
   connect(conn: Connection): Session {
     let joined: string | null = null;
+    // A one-second window of message counts: over the limit is dropped, far over it closes.
+    let burst = { start: Date.now(), count: 0 };
     return {
       message: (raw) => {
         if (this.ended.has(conn)) return;
+        const now = Date.now();
+        if (now - burst.start >= 1000) burst = { start: now, count: 0 };
+        if (++burst.count > this.limits.maxMessagesPerSec) {
+          this.throttled++;
+          if (burst.count > 5 * this.limits.maxMessagesPerSec) {
+            this.ended.add(conn);
+            if (joined) this.remove(joined, 'flooding the coordinator', false, conn);
+            conn.close('too many messages');
+          } else if (burst.count === this.limits.maxMessagesPerSec + 1) {
+            conn.send({ type: 'error', code: 'rate-limited', message: `more than ${this.limits.maxMessagesPerSec} messages in a second; the rest of this second is dropped` });
+          }
+          return;
+        }
         const m = parseClientMessage(raw);
         if (m instanceof ProtocolError) {
           this.rejected++;
@@ -155,6 +189,14 @@ export class Coordinator {
         return null;
       }
       let room = this.rooms.get(m.room);
+      if (!room && this.rooms.size >= this.limits.maxRooms) {
+        conn.send({ type: 'error', code: 'too-many-rooms', message: `this server holds its limit of ${this.limits.maxRooms} rooms; try again later` });
+        return null;
+      }
+      if (room && room.members.length >= this.limits.maxPeersPerRoom) {
+        conn.send({ type: 'error', code: 'room-full', message: `room ${m.room} has its limit of ${this.limits.maxPeersPerRoom} peers` });
+        return null;
+      }
       if (!room) {
         room = { id: m.room, epoch: 0, members: [], runs: 0, stats: new Map() };
         this.rooms.set(m.room, room);
