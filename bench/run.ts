@@ -7,6 +7,7 @@
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  *   faults     [--faults 10] [--every 10] [--seed 1]
+ *   server     [--peers 500] [--room-size 10] [--hold-ms 5000]   (simulated peers, no browser)
  *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
  *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
  */
@@ -17,6 +18,7 @@ import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
 import { benchFaults } from './faults.ts';
+import { benchServer } from './server.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
@@ -42,7 +44,7 @@ function positive(s: string, name: string): number {
   return v;
 }
 
-const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'svm-trees'];
+const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'svm-trees', 'server'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -68,6 +70,8 @@ async function main(): Promise<void> {
       'gbdt-depth': { type: 'string', default: '4' },
       bins: { type: 'string', default: '32' },
       'rff-features': { type: 'string', default: '2000' },
+      'room-size': { type: 'string', default: '10' },
+      'hold-ms': { type: 'string', default: '5000' },
       gamma: { type: 'string', default: '0.02' },
     },
   });
@@ -86,6 +90,16 @@ async function main(): Promise<void> {
     writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
     console.log(JSON.stringify(r.summary, null, 2));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'server') {
+    const o = { peers: list(values.peers ?? '500', 'peers')[0]!, roomSize: list(values['room-size'], 'room-size')[0]!, holdMs: list(values['hold-ms'], 'hold-ms')[0]! };
+    console.log(`server benchmark: ${o.peers} simulated peers in rooms of ${o.roomSize}, joining in waves, holding ${o.holdMs} ms, leaving in waves`);
+    const r = await benchServer(o, log);
+    writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+    console.log(JSON.stringify(r, null, 2));
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    if (!r.consistent) process.exitCode = 1;
     return;
   }
   if (scenario === 'svm-trees') {
