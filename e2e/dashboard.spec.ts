@@ -28,7 +28,10 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
   expect(await a.locator('#share-qr').evaluate((c: HTMLCanvasElement) => c.toDataURL().length)).toBeGreaterThan(1000);
 
   const b = await ctx.newPage();
-  await b.goto(`${href}&backend=wasm`);
+  const shared = new URL(href);
+  expect(shared.hash).toMatch(/^#k=/);
+  shared.searchParams.set('backend', 'wasm');
+  await b.goto(shared.toString());
   for (const p of [a, b]) {
     await expect(p.locator('#ring svg')).toHaveAttribute('data-peers', '2');
     await expect(p.locator('#peers-table tbody tr')).toHaveCount(2);

@@ -18,6 +18,7 @@ import { createModel } from './ml/models.ts';
 import { makeStepProbe } from './ml/probe.ts';
 import { rffTransform } from './ml/rff.ts';
 import { predict } from './ml/step.ts';
+import { newSecret } from './protocol/auth.ts';
 import type { Job, PeerStats } from './protocol/messages.ts';
 import { CheckpointClient } from './net/checkpoints.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
@@ -79,6 +80,10 @@ export interface RingTrainApi {
     cutLink(peerId: string): boolean;
     /** Points each plot holds. */
     chartPoints(): Record<string, number>;
+    /** Dials `peerId` outside the ring (a stranger's attempt): true if the link stayed open for `holdMs`. */
+    dial(peerId: string, holdMs: number): Promise<boolean>;
+    /** Data connections this tab refused from peers outside its view. */
+    refused(): number;
   };
 }
 
@@ -112,7 +117,8 @@ let session: RingSession | null = null;
 let localData: LocalData | null = null;
 /** This peer's pause/stop requests for the training in progress (null when none runs). */
 let control: TrainControl | null = null;
-const state: PanelState = { room: params.get('room') ?? roomInput.value, peerId: null, status: 'idle', view: null };
+if (params.has('room')) roomInput.value = params.get('room')!;
+const state: PanelState = { room: roomInput.value, peerId: null, status: 'idle', view: null };
 const draw = (): void => renderStatus(panel, state);
 const byId = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 const charts = new Charts(byId('plots'));
@@ -122,18 +128,24 @@ function need(): RingSession {
   return session;
 }
 
+/** A private room's secret from the link's fragment (`#k=...`), never sent to the server. */
+const linkSecret = new URLSearchParams(location.hash.slice(1)).get('k') ?? undefined;
+
 async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: string; view: View | null }> {
   if (session) return { peerId: session.peerId, view: session.view };
   const room = opts.room ?? state.room;
+  const secret = opts.secret ?? (room === params.get('room') ? linkSecret : undefined);
   state.room = room;
   state.status = 'connecting';
   delete state.error;
   draw();
   try {
-    session = await RingSession.join({ ...opts, room });
+    session = await RingSession.join({ ...opts, room, ...(secret ? { secret } : {}) });
   } catch (e) {
     state.status = 'idle';
-    state.error = `Could not join: ${(e as Error).message}. Check that the RingTrain server is running, then try again.`;
+    const msg = (e as Error).message;
+    // A refusal says what to do itself; anything else is most likely an unreachable server.
+    state.error = `Could not join: ${msg}${/refused/.test(msg) ? '' : '. Check that the RingTrain server is running, then try again.'}`;
     draw();
     throw e;
   }
@@ -164,7 +176,7 @@ async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: strin
   });
   form.hidden = true;
   setPhase(s.status === 'ready' ? 'ready' : `connecting (${s.status})`);
-  showShare(room);
+  showShare(room, secret);
   startStatsReports(s);
   byId<HTMLButtonElement>('start').disabled = false;
   logEvent(`joined room ${room} as ${s.peerId}`);
@@ -207,7 +219,7 @@ window.ringtrain = {
     const prefer = parseBackendPreference(params.get('backend'));
     const ctl: TrainControl = { pause: false, stop: false };
     control = ctl;
-    const checkpoints = new CheckpointClient(state.room);
+    const checkpoints = new CheckpointClient(state.room, s.roomKey);
     try {
       const result = await train(config, {
         group: (failedEpoch) => groupOf(s, config.minPeers, failedEpoch),
@@ -271,6 +283,8 @@ window.ringtrain = {
   debug: {
     cutLink: (peerId) => need().transport.cut(peerId),
     chartPoints: () => charts.counts(),
+    dial: (peerId, holdMs) => need().transport.dial(peerId, holdMs),
+    refused: () => need().transport.refused,
   },
 };
 
@@ -441,9 +455,11 @@ function drawHistogram(ds: Dataset): void {
   root.replaceChildren(caption, bars);
 }
 
-function showShare(room: string): void {
-  const link = `${location.origin}${location.pathname}?room=${encodeURIComponent(room)}`;
-  history.replaceState(null, '', `?room=${encodeURIComponent(room)}${params.has('backend') ? `&backend=${params.get('backend')}` : ''}`);
+/** The room's link (with its secret in the fragment for a private room) as text, anchor and QR code. */
+function showShare(room: string, secret: string | undefined): void {
+  const fragment = secret ? `#k=${secret}` : '';
+  const link = `${location.origin}${location.pathname}?room=${encodeURIComponent(room)}${fragment}`;
+  history.replaceState(null, '', `?room=${encodeURIComponent(room)}${params.has('backend') ? `&backend=${params.get('backend')}` : ''}${fragment}`);
   const a = byId<HTMLAnchorElement>('share-link');
   a.href = link;
   a.textContent = link;
@@ -712,11 +728,12 @@ byId('new-room').addEventListener('click', () => {
   form.requestSubmit();
 });
 
+// Join from the form: the link's room with its secret, or a new private room (this tab makes its secret).
 form.addEventListener('submit', (e) => {
   e.preventDefault();
   state.room = roomInput.value;
-  history.replaceState(null, '', `?room=${encodeURIComponent(state.room)}`);
-  join().catch(() => undefined);
+  const fromLink = state.room === params.get('room') && linkSecret;
+  join(fromLink ? {} : { secret: newSecret(), createRoom: true }).catch(() => undefined);
 });
 bindDataForm(document.getElementById('data-form') as HTMLFormElement, document.getElementById('data-summary')!, async (input) => {
   const d = await window.ringtrain.useData(input);

@@ -1,4 +1,5 @@
 import { RingError } from '../core/errors.ts';
+import { helloText, hmac, toBase64Url } from '../protocol/auth.ts';
 import { Listeners } from '../core/transport.ts';
 import {
   parseServerMessage,
@@ -40,7 +41,16 @@ export class CoordinatorClient {
     private readonly peerId: string,
     /** The last view epoch this peer saw, when it rejoins. */
     private readonly lastEpoch?: number,
+    /** A private room's key; `create`: this tab made the room, so the hello also registers the key. */
+    private readonly access?: { key: Uint8Array<ArrayBuffer>; create: boolean },
   ) {}
+
+  /** The hello for the connection whose nonce is `nonce`, with the room proof when the room is private. */
+  private async hello(nonce: string): Promise<ClientMessage> {
+    const a = this.access;
+    const auth = a ? { proof: await hmac(a.key, helloText(nonce, this.room, this.peerId)), ...(a.create ? { key: toBase64Url(a.key) } : {}) } : undefined;
+    return { type: 'hello', version: PROTOCOL_VERSION, room: this.room, peerId: this.peerId, ...(this.lastEpoch !== undefined ? { epoch: this.lastEpoch } : {}), ...(auth ? { auth } : {}) };
+  }
 
   /** Connects and joins; resolves with the welcome (heartbeat settings). */
   open(timeoutMs: number): Promise<Welcome> {
@@ -52,8 +62,6 @@ export class CoordinatorClient {
         reject(new RingError('timeout', `coordinator at ${this.url} did not answer within ${timeoutMs} ms`));
         ws.close();
       }, timeoutMs);
-      ws.onopen = () =>
-        this.send({ type: 'hello', version: PROTOCOL_VERSION, room: this.room, peerId: this.peerId, ...(this.lastEpoch !== undefined ? { epoch: this.lastEpoch } : {}) });
       ws.onmessage = (e) => {
         const m = parseServerMessage(e.data);
         if (m instanceof ProtocolError) {
@@ -65,7 +73,9 @@ export class CoordinatorClient {
           this.errors.emit('protocol', m.message);
           return;
         }
-        if (m.type === 'welcome') {
+        if (m.type === 'challenge') {
+          void this.hello(m.nonce).then((h) => this.send(h));
+        } else if (m.type === 'welcome') {
           welcomed = true;
           clearTimeout(t);
           this.heartbeat = setInterval(() => this.send({ type: 'heartbeat' }), m.heartbeatMs);

@@ -93,6 +93,27 @@ export class PeerJsTransport implements Transport {
     this.accept(peer);
   }
 
+  /**
+   * Fault drill: dials `id` whether or not it is a member, outside the links. Resolves false once
+   * the other side closes the channel, true if it is still open after `holdMs`.
+   */
+  dial(id: PeerId, holdMs: number): Promise<boolean> {
+    const conn = this.peer.connect(id, { reliable: true, serialization: 'raw' });
+    return new Promise((resolve) => {
+      const done = (open: boolean): void => {
+        clearTimeout(t);
+        resolve(open);
+      };
+      const t = setTimeout(() => {
+        const open = conn.open;
+        conn.close();
+        done(open);
+      }, holdMs);
+      conn.on('close', () => done(false));
+      conn.on('error', () => done(false));
+    });
+  }
+
   /** Only members of the current view keep links; links to anyone else are closed. */
   setAllowed(ids: Iterable<PeerId>): void {
     this.allowed = new Set(ids);

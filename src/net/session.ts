@@ -5,6 +5,7 @@ import { Mailbox } from '../core/collectives/mailbox.ts';
 import { abortReason, RingError } from '../core/errors.ts';
 import { ringPosition, type View } from '../core/membership/view.ts';
 import { Listeners } from '../core/transport.ts';
+import { roomKey } from '../protocol/auth.ts';
 import { clientConfigSchema, type ClientConfig, type Job, type PeerStats } from '../protocol/messages.ts';
 import { CoordinatorClient, type RoomStats, type RunMessage } from './coordinator-client.ts';
 import { PeerJsTransport } from './peerjs-transport.ts';
@@ -28,6 +29,10 @@ export type SessionEvent =
 
 export interface SessionOptions {
   room: string;
+  /** A private room's secret (the link's `#k=`); none joins or creates an open room. */
+  secret?: string;
+  /** This tab made the room (and its secret): the first hello registers the room key. */
+  createRoom?: boolean;
   /** Server origin, e.g. "http://127.0.0.1:8080" (default: the page's origin). */
   origin?: string;
   /** Time allowed to open data channels to ring neighbours after a view change, ms (default 15000). */
@@ -126,6 +131,8 @@ export class RingSession {
     private coordinator: CoordinatorClient,
     private readonly coordinatorUrl: string,
     private readonly opts: SessionOptions,
+    /** A private room's key (for the coordinator and the checkpoint endpoints), or null. */
+    readonly roomKey: Uint8Array<ArrayBuffer> | null,
   ) {}
 
   /** Reaches the server, opens signaling and joins `opts.room`. */
@@ -136,7 +143,8 @@ export class RingSession {
     const id = randomId();
     const peer = await openPeer(id, origin, cfg, timeout);
     const wsUrl = `${origin.protocol === 'https:' ? 'wss' : 'ws'}://${origin.host}${cfg.coordinatorPath}`;
-    const coordinator = new CoordinatorClient(wsUrl, opts.room, id);
+    const key = opts.secret ? await roomKey(opts.room, opts.secret) : undefined;
+    const coordinator = new CoordinatorClient(wsUrl, opts.room, id, undefined, key ? { key, create: opts.createRoom ?? false } : undefined);
     // Views and a run in progress can arrive right after the welcome; queue them until the session exists.
     const early: View[] = [];
     const earlyRuns: RunMessage[] = [];
@@ -157,7 +165,7 @@ export class RingSession {
       deadAfterMs: 2 * welcome.deadAfterMs,
       ...(opts.highWaterBytes ? { highWaterBytes: opts.highWaterBytes } : {}),
     });
-    const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts);
+    const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts, key ?? null);
     offEarly();
     offRuns();
     s.listen(coordinator);
@@ -220,7 +228,7 @@ export class RingSession {
           } else if (this.peer.disconnected) {
             await reconnectPeer(this.peer, timeout);
           }
-          const c = new CoordinatorClient(this.coordinatorUrl, this.opts.room, this.peerId, this.view?.epoch ?? 0);
+          const c = new CoordinatorClient(this.coordinatorUrl, this.opts.room, this.peerId, this.view?.epoch ?? 0, this.roomKey ? { key: this.roomKey, create: this.opts.createRoom ?? false } : undefined);
           this.listen(c);
           this.coordinator = c;
           await c.open(timeout);

@@ -78,9 +78,17 @@ export const peerStatsSchema = z.object({
 });
 export type PeerStats = z.infer<typeof peerStatsSchema>;
 
+const b64url32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 bytes, base64url');
+/**
+ * A private room's proof (see protocol/auth.ts): the HMAC of the connection's nonce, and from the
+ * tab that creates the room, the key itself. None: an open room.
+ */
+export const helloAuthSchema = z.object({ proof: b64url32.optional(), key: b64url32.optional() });
+export type HelloAuth = z.infer<typeof helloAuthSchema>;
+
 export const clientMessageSchema = z.discriminatedUnion('type', [
   /** `epoch`: the last view this peer saw (when it rejoins), so a restarted server never issues an older one. */
-  z.object({ type: z.literal('hello'), version: z.number().int(), room: id, peerId: id, epoch: u32.optional() }),
+  z.object({ type: z.literal('hello'), version: z.number().int(), room: id, peerId: id, epoch: u32.optional(), auth: helloAuthSchema.optional() }),
   z.object({ type: z.literal('heartbeat') }),
   /** The sender lost its data link to `peer` while in view `epoch`. */
   z.object({ type: z.literal('link-down'), epoch: u32, peer: id }),
@@ -109,10 +117,13 @@ export const serverErrorCodes = [
   'room-full',
   'too-many-rooms',
   'rate-limited',
+  'unauthorized',
 ] as const;
 export type ServerErrorCode = (typeof serverErrorCodes)[number];
 
 export const serverMessageSchema = z.discriminatedUnion('type', [
+  /** The first message on a connection: the nonce a private room's hello must sign. */
+  z.object({ type: z.literal('challenge'), nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/) }),
   z.object({
     type: z.literal('welcome'),
     version: z.number().int(),

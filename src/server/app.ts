@@ -9,6 +9,7 @@ import type { ViteDevServer } from 'vite';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, type ClientConfig, type IceServer } from '../protocol/index.ts';
 import { CheckpointStore, registerCheckpoints } from './checkpoints.ts';
+import { RoomAuth } from './room-auth.ts';
 import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
 import { registerDatasets } from './datasets.ts';
 import { trackTimers } from './timers.ts';
@@ -55,7 +56,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const server = o.tls
     ? https.createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, app)
     : http.createServer(app);
-  const coordinator = new Coordinator(o);
+  const checkpointDir = o.checkpointDir ?? path.join(o.root, '.ringtrain', 'checkpoints');
+  // Private rooms' keys live beside the checkpoints, so a restarted server still admits their peers.
+  const auth = new RoomAuth(path.join(checkpointDir, 'rooms.json'));
+  const coordinator = new Coordinator({ ...o, auth });
 
   const clientConfig: ClientConfig = {
     version: PROTOCOL_VERSION,
@@ -70,7 +74,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Built-in datasets: each peer downloads only its own shard.
   registerDatasets(app, o.root);
   // Checkpoints: a room that empties, or this server restarting, resumes from the newest valid one.
-  registerCheckpoints(app, new CheckpointStore({ dir: o.checkpointDir ?? path.join(o.root, '.ringtrain', 'checkpoints'), log }));
+  registerCheckpoints(app, new CheckpointStore({ dir: checkpointDir, log }), auth);
 
   // PeerServer: its own WebSocketServer without a server, so that it does not answer (with 400)
   // the upgrades meant for the coordinator or Vite's HMR on the same HTTP server.

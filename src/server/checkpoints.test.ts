@@ -6,16 +6,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/index.ts';
+import { AUTH_HEADER, helloText, hmac, httpAuth, roomKey, toBase64Url } from '../protocol/auth.ts';
 import { CheckpointStore, registerCheckpoints } from './checkpoints.ts';
+import { RoomAuth } from './room-auth.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ringtrain-ckpt-'));
 const logged: string[] = [];
 let server: Server;
 let base = '';
+const auth = new RoomAuth();
 
 beforeAll(async () => {
   const app = express();
-  registerCheckpoints(app, new CheckpointStore({ dir, keep: 3, log: (m) => logged.push(m) }));
+  registerCheckpoints(app, new CheckpointStore({ dir, keep: 3, log: (m) => logged.push(m) }), auth);
   server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/rooms`;
@@ -68,5 +71,24 @@ describe('checkpoint store over HTTP', () => {
     const res = await put('no%20spaces', ckpt(1));
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/bad room name/);
+  });
+});
+
+describe('checkpoints of a private room', () => {
+  it('need a fresh proof of the room key: none, a stale one, or another room\'s is refused with 403', async () => {
+    const key = await roomKey('vault', 'AAAAAAAAAAAAAAAAAAAAAA');
+    expect(auth.admit('vault', 'p1', 'nonce-0123456789abcdef', { key: toBase64Url(key), proof: await hmac(key, helloText('nonce-0123456789abcdef', 'vault', 'p1')) })).toBeNull();
+    const put = async (headers: Record<string, string>): Promise<Response> => fetch(`${base}/vault/checkpoint`, { method: 'PUT', body: ckpt(5), headers });
+    expect((await put({})).status).toBe(403);
+    expect(((await (await put({})).json()) as { error: string }).error).toMatch(/room vault is private/);
+    expect((await put({ [AUTH_HEADER]: await httpAuth(key, 'PUT', 'vault', Date.now() - 10 * 60_000) })).status).toBe(403);
+    expect((await put({ [AUTH_HEADER]: await httpAuth(key, 'PUT', 'other', Date.now()) })).status).toBe(403);
+    expect((await put({ [AUTH_HEADER]: await httpAuth(key, 'PUT', 'vault') })).status).toBe(200);
+    expect((await fetch(`${base}/vault/checkpoint`)).status).toBe(403);
+    // A PUT proof does not open a GET.
+    expect((await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await httpAuth(key, 'PUT', 'vault') } })).status).toBe(403);
+    const got = await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await httpAuth(key, 'GET', 'vault') } });
+    expect(got.status).toBe(200);
+    expect((decodeCheckpoint(new Uint8Array(await got.arrayBuffer())) as { step: number }).step).toBe(5);
   });
 });

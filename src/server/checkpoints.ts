@@ -12,7 +12,9 @@
 import express from 'express';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { AUTH_HEADER } from '../protocol/auth.ts';
 import { decodeCheckpoint, MAX_CHECKPOINT_BYTES } from '../protocol/index.ts';
+import type { RoomAuth } from './room-auth.ts';
 
 const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
 const FILE = /^step-(\d{10})\.rtck$/;
@@ -90,12 +92,20 @@ export class CheckpointStore {
 }
 
 /** Adds the checkpoint routes to `app`. */
-export function registerCheckpoints(app: express.Express, store: CheckpointStore): void {
+export function registerCheckpoints(app: express.Express, store: CheckpointStore, auth: RoomAuth): void {
+  /** The room of the request, once its name is valid and (for a private room) the proof header holds. */
   const roomOf = (req: express.Request, res: express.Response): string | null => {
     const room = String(req.params.room);
-    if (ROOM.test(room)) return room;
-    res.status(400).json({ error: `bad room name "${room.slice(0, 80)}"; use 1-64 letters, digits, "-" or "_"` });
-    return null;
+    if (!ROOM.test(room)) {
+      res.status(400).json({ error: `bad room name "${room.slice(0, 80)}"; use 1-64 letters, digits, "-" or "_"` });
+      return null;
+    }
+    const refused = auth.checkHttp(room, req.method, req.get(AUTH_HEADER));
+    if (refused) {
+      res.status(403).json({ error: refused });
+      return null;
+    }
+    return room;
   };
   app.put(
     '/api/rooms/:room/checkpoint',

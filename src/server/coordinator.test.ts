@@ -8,9 +8,15 @@ type ErrorMsg = Extract<ServerMessage, { type: 'error' }>;
 class FakeConn implements Connection {
   readonly sent: ServerMessage[] = [];
   closedWith: string | null = null;
+  /** The challenge's nonce (the first message; kept apart from `sent`). */
+  nonce = '';
   private readonly waiters = new Set<() => void>();
 
   send(msg: ServerMessage): void {
+    if (msg.type === 'challenge') {
+      this.nonce = msg.nonce;
+      return;
+    }
     this.sent.push(msg);
     for (const w of [...this.waiters]) w();
   }

@@ -1,4 +1,5 @@
 import { makeView } from '../core/membership/view.ts';
+import { RoomAuth } from './room-auth.ts';
 import {
   parseClientMessage,
   PROTOCOL_VERSION,
@@ -33,6 +34,8 @@ export interface CoordinatorOptions {
    * it messages are dropped with a 'rate-limited' error; at 5 times the rate the connection is closed.
    */
   maxMessagesPerSec?: number;
+  /** Private rooms' keys (default: in memory only). */
+  auth?: RoomAuth;
 }
 
 export const LIMIT_DEFAULTS = { maxPeersPerRoom: 64, maxRooms: 1000, maxMessagesPerSec: 40 } as const;
@@ -95,6 +98,7 @@ export class Coordinator {
   rejected = 0;
   /** Control messages dropped by the rate limit since start. */
   throttled = 0;
+  private readonly auth: RoomAuth;
   private readonly limits: Required<Pick<CoordinatorOptions, 'maxPeersPerRoom' | 'maxRooms' | 'maxMessagesPerSec'>>;
 
   constructor(opts: CoordinatorOptions = {}) {
@@ -104,6 +108,7 @@ export class Coordinator {
       throw new RangeError(`Coordinator: deadAfterMs (${this.deadAfterMs}) must be at least twice heartbeatMs (${this.heartbeatMs})`);
     }
     this.rejoinGraceMs = opts.rejoinGraceMs ?? 1000;
+    this.auth = opts.auth ?? new RoomAuth();
     this.limits = {
       maxPeersPerRoom: opts.maxPeersPerRoom ?? LIMIT_DEFAULTS.maxPeersPerRoom,
       maxRooms: opts.maxRooms ?? LIMIT_DEFAULTS.maxRooms,
@@ -127,6 +132,8 @@ export class Coordinator {
    */
   connect(conn: Connection): Session {
     let joined: string | null = null;
+    const nonce = RoomAuth.nonce();
+    conn.send({ type: 'challenge', nonce });
     // A one-second window of message counts: over the limit is dropped, far over it closes.
     let burst = { start: Date.now(), count: 0 };
     return {
@@ -156,7 +163,7 @@ export class Coordinator {
           }
           return;
         }
-        joined = this.handle(conn, joined, m);
+        joined = this.handle(conn, joined, m, nonce);
       },
       alive: () => {
         const self = joined ? this.byPeer.get(joined)?.members.find((x) => x.peerId === joined && x.conn === conn) : undefined;
@@ -178,7 +185,7 @@ export class Coordinator {
     this.remove(peerId, 'signaling socket closed', true);
   }
 
-  private handle(conn: Connection, joined: string | null, m: ClientMessage): string | null {
+  private handle(conn: Connection, joined: string | null, m: ClientMessage, nonce: string): string | null {
     if (m.type === 'hello') {
       if (joined) {
         conn.send({ type: 'error', code: 'already-joined', message: `this connection already joined as ${joined}` });
@@ -195,6 +202,15 @@ export class Coordinator {
       }
       if (room && room.members.length >= this.limits.maxPeersPerRoom) {
         conn.send({ type: 'error', code: 'room-full', message: `room ${m.room} has its limit of ${this.limits.maxPeersPerRoom} peers` });
+        return null;
+      }
+      const refused = this.auth.admit(m.room, m.peerId, nonce, m.auth);
+      if (refused) {
+        this.rejected++;
+        this.log(`${m.peerId} refused from ${m.room}: ${refused}`);
+        conn.send({ type: 'error', code: 'unauthorized', message: refused });
+        this.ended.add(conn);
+        conn.close('unauthorized');
         return null;
       }
       if (!room) {

@@ -1,0 +1,46 @@
+/**
+ * Only invited peers get in: a private room's link carries its secret in the fragment; a tab
+ * without it, or with a wrong one, is refused with a message saying what to do; a peer outside
+ * the view cannot keep a data channel to a member.
+ */
+import { expect, newContext, roomName, test } from './peers.ts';
+
+test('a private room admits holders of its link only; a stranger cannot open a data channel to a member', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(120_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const a = await ctx.newPage();
+  await a.goto('/?backend=cpu');
+  await a.getByLabel('Room name').fill(roomName('private'));
+  await a.getByRole('button', { name: 'Join' }).click();
+  await expect(a.getByTestId('share-link')).toHaveAttribute('href', /\?room=private-.*#k=/);
+  const href = (await a.getByTestId('share-link').getAttribute('href'))!;
+  const link = new URL(href);
+  expect(link.hash).toMatch(/^#k=[A-Za-z0-9_-]{22}$/);
+
+  const b = await ctx.newPage();
+  await b.goto(link.toString());
+  await expect(b.getByTestId('phase')).toHaveText('ready');
+  await expect(a.locator('#ring svg')).toHaveAttribute('data-peers', '2');
+
+  // No fragment, or another secret: refused, and told what to do.
+  for (const [hash, msg] of [
+    ['', /room .* is private: open the link its members share/],
+    ['#k=AAAAAAAAAAAAAAAAAAAAAA', /wrong secret for room/],
+  ] as const) {
+    const c = await ctx.newPage();
+    await c.goto(`${link.origin}${link.pathname}${link.search}${hash}`);
+    await expect(c.locator('#status-panel [role=alert]')).toHaveText(msg);
+    expect(await c.evaluate(() => window.ringtrain.peerId())).toBeNull();
+    await c.close();
+  }
+  expect(await a.evaluate(() => window.ringtrain.view()?.members.length)).toBe(2);
+
+  // A peer of another (open) room dials member A directly: A refuses it once it is not in A's view.
+  const stranger = await ctx.newPage();
+  await stranger.goto(`/?room=${roomName('elsewhere')}&backend=cpu`);
+  await expect(stranger.getByTestId('phase')).toHaveText('ready');
+  const target = (await a.evaluate(() => window.ringtrain.peerId()))!;
+  expect(await stranger.evaluate((id) => window.ringtrain.debug.dial(id, 40_000), target)).toBe(false);
+  expect(await a.evaluate(() => window.ringtrain.debug.refused())).toBe(1);
+  await ctx.close();
+});
