@@ -84,6 +84,8 @@ export interface RingTrainApi {
     dial(peerId: string, holdMs: number): Promise<boolean>;
     /** Data connections this tab refused from peers outside its view. */
     refused(): number;
+    /** From now on this tab sends NaN or 1e6-times gradients and skips its own check (a poisoned peer). */
+    poison(kind: 'nan' | 'huge'): void;
   };
 }
 
@@ -117,6 +119,8 @@ let session: RingSession | null = null;
 let localData: LocalData | null = null;
 /** This peer's pause/stop requests for the training in progress (null when none runs). */
 let control: TrainControl | null = null;
+/** The poisoned-peer drill in force, if any. */
+let poisonDrill: TrainControl['poison'];
 if (params.has('room')) roomInput.value = params.get('room')!;
 const state: PanelState = { room: roomInput.value, peerId: null, status: 'idle', view: null };
 const draw = (): void => renderStatus(panel, state);
@@ -217,7 +221,7 @@ window.ringtrain = {
     if (control) throw new Error('ringtrain: a training run is already in progress in this tab; stop() it first');
     const s = need();
     const prefer = parseBackendPreference(params.get('backend'));
-    const ctl: TrainControl = { pause: false, stop: false };
+    const ctl: TrainControl = { pause: false, stop: false, ...(poisonDrill ? { poison: poisonDrill } : {}) };
     control = ctl;
     const checkpoints = new CheckpointClient(state.room, s.roomKey);
     try {
@@ -284,6 +288,10 @@ window.ringtrain = {
     cutLink: (peerId) => need().transport.cut(peerId),
     chartPoints: () => charts.counts(),
     dial: (peerId, holdMs) => need().transport.dial(peerId, holdMs),
+    poison: (kind) => {
+      poisonDrill = kind;
+      if (control) control.poison = kind;
+    },
     refused: () => need().transport.refused,
   },
 };
@@ -307,6 +315,9 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
     // Large vectors (tree histograms run to tens of MB) get time in proportion: 1 s per MB on top.
     sum: (v) => comm.allreduce(v, { timeoutMs: SUM_TIMEOUT_MS + v.byteLength / 1000 }),
     broadcast: (root, data) => comm.broadcast(root, data, { timeoutMs: SUM_TIMEOUT_MS + (data?.byteLength ?? 0) / 1000 }),
+    reportInvalid: (step, ranks) => {
+      for (const r of ranks) s.reportInvalid(comm.view.epoch, step, comm.view.members[r]!.peerId);
+    },
   };
 }
 
@@ -378,6 +389,8 @@ function showTraining(e: TrainEvent): void {
   } else if (e.type === 'checkpoint') {
     state.checkpoint = e.error ? `step ${e.step}: ${e.error}` : `step ${e.step} saved on the server (${(e.bytes / 1024).toFixed(0)} KiB)`;
     logEvent(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
+  } else if (e.type === 'rejected') {
+    logEvent(e.self ? `step ${e.step}: this peer's gradient was invalid (NaN/Inf or too large) and was left out` : `step ${e.step}: left out the invalid gradients of rank(s) ${e.ranks.join(', ')}`);
   } else if (e.type === 'eval') {
     state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
     charts.point('accuracy', e.step, e.accuracy);

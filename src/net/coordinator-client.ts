@@ -127,6 +127,11 @@ export class CoordinatorClient {
     this.send({ type: 'finished', run });
   }
 
+  /** `peer`'s contribution to step `step` of view `epoch` was invalid. */
+  reportInvalid(epoch: number, step: number, peer: string): void {
+    this.send({ type: 'invalid', epoch, step, peer });
+  }
+
   sendStats(stats: PeerStats): void {
     this.send({ type: 'stats', stats });
   }

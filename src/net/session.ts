@@ -200,6 +200,11 @@ export class RingSession {
     this.coordinator.finishRun(run);
   }
 
+  /** Tells the coordinator that `peer` sent an invalid contribution to step `step` of view `epoch`. */
+  reportInvalid(epoch: number, step: number, peer: string): void {
+    this.coordinator.reportInvalid(epoch, step, peer);
+  }
+
   reportStats(stats: PeerStats): void {
     this.coordinator.sendStats(stats);
   }

@@ -103,6 +103,8 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   /** The sender's part of run `run` ended (done, stopped or failed): the room has no run in progress. */
   z.object({ type: z.literal('finished'), run: u32 }),
   z.object({ type: z.literal('stats'), stats: peerStatsSchema }),
+  /** In view `epoch`, `peer`'s contribution to step `step` was invalid (NaN/Inf or over the norm bound). */
+  z.object({ type: z.literal('invalid'), epoch: u32, step: u32, peer: id }),
 ]);
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 

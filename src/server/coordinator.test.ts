@@ -570,3 +570,32 @@ describe('Coordinator limits', () => {
     expect(honest.conn.errors()).toEqual([]);
   });
 });
+
+describe('Coordinator strikes for invalid gradients', () => {
+  it('counts a strike when most other members report a peer, removes it at 3 and keeps it out', () => {
+    const c = coordinator();
+    const [a, b, cc] = ['A', 'B', 'C'].map((id) => join(c, 'r', id));
+    const d = join(c, 'r', 'D');
+    const epoch = c.view('r')!.epoch;
+    const report = (p: Peer, step: number, peer = 'D', e = epoch): void => p.send({ type: 'invalid', epoch: e, step, peer });
+    // One accuser is not enough; a stale epoch, oneself or a stranger count for nothing.
+    report(a!, 1, 'B');
+    report(a!, 1, 'D', epoch - 1);
+    report(d, 1, 'D');
+    report(a!, 1, 'Z');
+    for (const step of [1, 2]) {
+      report(a!, step);
+      report(b!, step);
+      report(cc!, step);
+    }
+    expect(c.view('r')?.epoch).toBe(epoch);
+    expect(ids(c.view('r'))).toEqual(['A', 'B', 'C', 'D']);
+    report(b!, 3);
+    report(cc!, 3);
+    expect(d.conn.errors()).toEqual(['evicted']);
+    expect(ids(c.view('r'))).toEqual(['A', 'B', 'C']);
+    const back = connect(c);
+    back.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r', peerId: 'D' });
+    expect(back.conn.sent).toEqual([{ type: 'error', code: 'unauthorized', message: 'D was removed from r for sending invalid gradients' }]);
+  });
+});

@@ -34,6 +34,11 @@ export interface CoordinatorOptions {
    * it messages are dropped with a 'rate-limited' error; at 5 times the rate the connection is closed.
    */
   maxMessagesPerSec?: number;
+  /**
+   * A peer reported for an invalid contribution by a majority of the other members counts a
+   * strike; at this many it is removed and may not come back under its id (default 3).
+   */
+  maxStrikes?: number;
   /** Private rooms' keys (default: in memory only). */
   auth?: RoomAuth;
 }
@@ -65,6 +70,10 @@ interface Room {
   /** Latest stats per member, sent out together at most once per {@link STATS_EVERY_MS}. */
   stats: Map<string, PeerStats>;
   statsTimer?: ReturnType<typeof setTimeout>;
+  /** Who reported `peer@step` invalid (this epoch); strikes per peer; peers removed for them. */
+  reports: Map<string, Set<string>>;
+  strikes: Map<string, number>;
+  banned: Set<string>;
 }
 
 /** Shortest interval between two room-stats messages of a room, ms. */
@@ -99,6 +108,7 @@ export class Coordinator {
   /** Control messages dropped by the rate limit since start. */
   throttled = 0;
   private readonly auth: RoomAuth;
+  private readonly maxStrikes: number;
   private readonly limits: Required<Pick<CoordinatorOptions, 'maxPeersPerRoom' | 'maxRooms' | 'maxMessagesPerSec'>>;
 
   constructor(opts: CoordinatorOptions = {}) {
@@ -109,6 +119,7 @@ export class Coordinator {
     }
     this.rejoinGraceMs = opts.rejoinGraceMs ?? 1000;
     this.auth = opts.auth ?? new RoomAuth();
+    this.maxStrikes = opts.maxStrikes ?? 3;
     this.limits = {
       maxPeersPerRoom: opts.maxPeersPerRoom ?? LIMIT_DEFAULTS.maxPeersPerRoom,
       maxRooms: opts.maxRooms ?? LIMIT_DEFAULTS.maxRooms,
@@ -204,7 +215,7 @@ export class Coordinator {
         conn.send({ type: 'error', code: 'room-full', message: `room ${m.room} has its limit of ${this.limits.maxPeersPerRoom} peers` });
         return null;
       }
-      const refused = this.auth.admit(m.room, m.peerId, nonce, m.auth);
+      const refused = room?.banned.has(m.peerId) ? `${m.peerId} was removed from ${m.room} for sending invalid gradients` : this.auth.admit(m.room, m.peerId, nonce, m.auth);
       if (refused) {
         this.rejected++;
         this.log(`${m.peerId} refused from ${m.room}: ${refused}`);
@@ -214,7 +225,7 @@ export class Coordinator {
         return null;
       }
       if (!room) {
-        room = { id: m.room, epoch: 0, members: [], runs: 0, stats: new Map() };
+        room = { id: m.room, epoch: 0, members: [], runs: 0, stats: new Map(), reports: new Map(), strikes: new Map(), banned: new Set() };
         this.rooms.set(m.room, room);
         if (m.epoch !== undefined) {
           const r = room;
@@ -277,6 +288,22 @@ export class Coordinator {
       case 'finished':
         if (room.run?.run === m.run) delete room.run;
         return joined;
+      case 'invalid': {
+        if (m.epoch !== room.epoch || m.peer === joined || !room.members.some((x) => x.peerId === m.peer)) return joined;
+        const key = `${m.peer}@${m.step}`;
+        const by = room.reports.get(key) ?? new Set<string>();
+        room.reports.set(key, by.add(joined));
+        // A majority of the other members must agree, so no single peer can strike another.
+        if (by.size !== Math.floor((room.members.length - 1) / 2) + 1) return joined;
+        const strikes = (room.strikes.get(m.peer) ?? 0) + 1;
+        room.strikes.set(m.peer, strikes);
+        this.log(`${m.peer} in ${room.id}: invalid contribution to step ${m.step}, strike ${strikes} of ${this.maxStrikes}`);
+        if (strikes >= this.maxStrikes) {
+          room.banned.add(m.peer);
+          this.remove(m.peer, `sent invalid gradients ${strikes} times`, true);
+        }
+        return joined;
+      }
       case 'stats':
         room.stats.set(joined, m.stats);
         room.statsTimer ??= setTimeout(() => {
@@ -317,6 +344,7 @@ export class Coordinator {
 
   private publish(room: Room): void {
     room.epoch++;
+    room.reports.clear();
     const msg: ServerMessage = { type: 'view', view: this.viewOf(room) };
     for (const m of room.members) m.conn.send(msg);
   }

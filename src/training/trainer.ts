@@ -16,7 +16,8 @@ import * as tf from '@tensorflow/tfjs';
 import { RingError } from '../core/errors.ts';
 import { featureSize, type Dataset } from '../data/dataset.ts';
 import type { PartitionScheme } from '../data/partition.ts';
-import { federatedRound, synchronousStep, type StepTimings } from '../ml/algorithms/distributed.ts';
+import { federatedRound, synchronousStep, type StepTimings, type SumAllPeers } from '../ml/algorithms/distributed.ts';
+import { guardedSum } from '../ml/algorithms/guard.ts';
 import type { BackendReport } from '../ml/backend.ts';
 import { checksumHex, getFlatWeights, paramCount, setFlatWeights } from '../ml/flat.ts';
 import { createModel, lossKindFor, type ModelKind, type ModelSpec } from '../ml/models.ts';
@@ -62,6 +63,12 @@ export interface TrainConfig {
    * the split then depends on timing, so runs are no longer bit-for-bit repeatable.
    */
   balance?: boolean;
+  /**
+   * sgd and gd: the largest norm a peer's mean gradient may have; a contribution above it, or with
+   * NaN/Inf, is left out of the step's sum (ml/algorithms/guard.ts) and its peer reported. Default
+   * Infinity: only NaN/Inf are left out.
+   */
+  maxGradNorm?: number;
 }
 
 export type TrainEvent =
@@ -77,7 +84,9 @@ export type TrainEvent =
   | { type: 'fault'; step: number; epoch: number; reason: string }
   /** The group of view `epoch` agreed on the state at `step`, taken from rank `source` (or a stored checkpoint). */
   | { type: 'sync'; step: number; epoch: number; size: number; source: number | 'checkpoint' | 'seed' }
-  | { type: 'checkpoint'; step: number; bytes: number; error?: string };
+  | { type: 'checkpoint'; step: number; bytes: number; error?: string }
+  /** The contributions of `ranks` were left out of step `step`'s sum; `self`: this peer's own. */
+  | { type: 'rejected'; step: number; ranks: number[]; self: boolean };
 
 export interface TrainResult {
   /** Steps completed: `config.steps`, or fewer when a peer stopped the run. */
@@ -99,6 +108,8 @@ export interface TrainResult {
 export interface TrainControl {
   pause: boolean;
   stop: boolean;
+  /** Fault drill: this peer sends NaN, or gradients 1e6 times too large, and does not check itself. */
+  poison?: 'nan' | 'huge';
 }
 
 /** While paused, how often the peers exchange their control flags (ms). */
@@ -117,6 +128,8 @@ export interface Group {
   sum(v: Float32Array): Promise<Float32Array>;
   /** Bytes of rank `root` to every peer. */
   broadcast(root: number, data: Uint8Array | null): Promise<Uint8Array>;
+  /** Reports peers (by rank) whose contributions this peer left out of a sum. */
+  reportInvalid?(step: number, ranks: number[]): void;
 }
 
 /** What the loop needs from its surroundings (the page wires the session and the server). */
@@ -354,7 +367,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       } else {
         const full = cfg.algorithm === 'gd';
         const batch = full ? { x: shard.train.x, y: shard.train.targets ?? shard.train.y, count: shard.train.n } : sampler.next(shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
-        r = await synchronousStep(model, st.opt, lossKind, sum, batch, full ? 256 : undefined);
+        r = await synchronousStep(model, st.opt, lossKind, gradientSum(), batch, full ? 256 : undefined);
         local = batch.count;
       }
       st.step++;
@@ -362,6 +375,31 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       if (local > 0) speed = speed === 0 ? rate : 0.7 * speed + 0.3 * rate;
       const secs = (performance.now() - t0) / 1000;
       deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, localSamples: local, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });
+    };
+    /** The step's sum, leaving out NaN/Inf and over-large contributions (and poisoning this one in a drill). */
+    const gradientSum = (): SumAllPeers => {
+      const poison = deps.control?.().poison;
+      const stepNo = st.step + 1;
+      const guarded = guardedSum({
+        sum,
+        broadcast: (root, data) => g.broadcast(root, data),
+        rank: g.rank,
+        size: g.size,
+        maxNorm: cfg.maxGradNorm ?? Infinity,
+        selfCheck: !poison,
+        onReject: (ranks, self) => {
+          if (ranks.length === 0) return;
+          deps.emit({ type: 'rejected', step: stepNo, ranks, self });
+          if (!self) g.reportInvalid?.(stepNo, ranks.filter((r) => r !== g.rank));
+        },
+      });
+      if (!poison) return guarded;
+      return (v) => {
+        const bad = v.slice();
+        if (poison === 'nan') bad[0] = NaN;
+        else for (let i = 0; i < bad.length - 2; i++) bad[i]! *= 1e6;
+        return guarded(bad);
+      };
     };
     /** sgd with `balance`: every peer reports its speed and all take the same proportional split. */
     const rebalance = async (): Promise<void> => {

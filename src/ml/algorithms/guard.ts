@@ -1,0 +1,63 @@
+/**
+ * Keeps broken or poisoned gradients out of a step's sum, on the ring. Every peer checks its own
+ * contribution first (a tab whose GPU produced NaN contributes nothing that step). The sum itself
+ * is then checked: if every contribution is finite with a mean-gradient norm within the bound,
+ * so is the sum (the weighted mean of vectors within a ball stays in it). A sum that fails the
+ * check means some peer sent a bad contribution: then, for that step only, every peer broadcasts
+ * its contribution, every peer finds the same offenders, and all take the sum of the valid ones,
+ * added in rank order so that every peer gets the same bits. The cost is one extra round of N
+ * broadcasts on a bad step, nothing on a good one.
+ *
+ * Contributions are packed as `[gradient sum (n) | loss sum | count]` (ml/step.ts packGradient).
+ */
+import type { SumAllPeers } from './distributed.ts';
+
+export interface GuardOptions {
+  sum: SumAllPeers;
+  /** Ring broadcast from `root`: every peer gets the same bytes. */
+  broadcast(root: number, data: Uint8Array | null): Promise<Uint8Array>;
+  rank: number;
+  size: number;
+  /** Largest norm of a contribution's mean gradient (sum / count); Infinity checks finiteness only. */
+  maxNorm: number;
+  /** False for a fault drill that must send its bad contribution (default true). */
+  selfCheck?: boolean;
+  /** The ranks whose contribution was left out of this sum; `self`: this peer left out its own. */
+  onReject(ranks: number[], self: boolean): void;
+}
+
+/** True when a packed contribution is finite, has a whole count, and a mean-gradient norm within `maxNorm`. */
+export function contributionOk(v: Float32Array, maxNorm: number): boolean {
+  const count = v[v.length - 1];
+  if (count === undefined || !Number.isInteger(count) || count < 0) return false;
+  let sq = 0;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if (!Number.isFinite(x)) return false;
+    if (i < v.length - 2) sq += x * x;
+  }
+  return count === 0 ? sq === 0 : Math.sqrt(sq) / count <= maxNorm;
+}
+
+/** A {@link SumAllPeers} for packed gradients that leaves invalid contributions out (see the module comment). */
+export function guardedSum(o: GuardOptions): SumAllPeers {
+  return async (v) => {
+    const selfBad = (o.selfCheck ?? true) && !contributionOk(v, o.maxNorm);
+    const mine = selfBad ? new Float32Array(v.length) : v;
+    if (selfBad) o.onReject([o.rank], true);
+    const total = await o.sum(mine);
+    if (contributionOk(total, o.maxNorm)) return total;
+    const parts: Float32Array[] = [];
+    for (let r = 0; r < o.size; r++) {
+      const bytes = await o.broadcast(r, r === o.rank ? new Uint8Array(mine.buffer, mine.byteOffset, mine.byteLength) : null);
+      parts.push(bytes.byteLength === mine.byteLength ? new Float32Array(bytes.slice().buffer) : new Float32Array(0));
+    }
+    const offenders = parts.flatMap((p, r) => (p.length === v.length && contributionOk(p, o.maxNorm) ? [] : [r]));
+    const out = new Float32Array(v.length);
+    parts.forEach((p, r) => {
+      if (!offenders.includes(r)) for (let i = 0; i < out.length; i++) out[i]! += p[i]!;
+    });
+    o.onReject(offenders, false);
+    return out;
+  };
+}
