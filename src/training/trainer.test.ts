@@ -143,6 +143,30 @@ describe('train', () => {
     }
   });
 
+  it('compressed gradients (PowerSGD rank 1, random-k 25%) still give 3 peers identical weights, and they learn', async () => {
+    for (const compression of [{ kind: 'powersgd', rank: 1 }, { kind: 'randomk', ratio: 0.25 }] as const) {
+      const rs = await trainRing(3, { ...BASE, steps: 30, compression });
+      for (const r of rs) {
+        expect(r.weights).toEqual(rs[0]!.weights);
+        expect(r.accuracy).toBeGreaterThan(0.85);
+      }
+    }
+  });
+
+  it('leaves a NaN contribution out of every step and the others finish with equal, finite weights', async () => {
+    const rejected: number[][] = [];
+    const rs = await trainRing(3, BASE, {
+      control: (rank) => ({ pause: false, stop: false, ...(rank === 2 ? { poison: 'nan' as const } : {}) }),
+      onEvent: (rank, e) => rank === 0 && e.type === 'rejected' && rejected.push(e.ranks),
+    });
+    expect(rejected).toEqual(Array.from({ length: 20 }, () => [2]));
+    for (const r of rs) {
+      expect(r.weights).toEqual(rs[0]!.weights);
+      expect(r.weights.every(Number.isFinite)).toBe(true);
+      expect(r.accuracy).toBeGreaterThan(0.9);
+    }
+  });
+
   it('pauses the whole room at the step a peer asks, resumes when it lets go, and stops together', async () => {
     const ctl: TrainControl[] = [0, 1, 2].map(() => ({ pause: false, stop: false }));
     const control: { rank: number; e: Extract<TrainEvent, { type: 'control' }> }[] = [];

@@ -17,9 +17,10 @@ import { RingError } from '../core/errors.ts';
 import { featureSize, type Dataset } from '../data/dataset.ts';
 import type { PartitionScheme } from '../data/partition.ts';
 import { federatedRound, synchronousStep, type StepTimings, type SumAllPeers } from '../ml/algorithms/distributed.ts';
+import { Compressor, type CompressionSpec } from '../ml/algorithms/compression.ts';
 import { guardedSum } from '../ml/algorithms/guard.ts';
 import type { BackendReport } from '../ml/backend.ts';
-import { checksumHex, getFlatWeights, paramCount, setFlatWeights } from '../ml/flat.ts';
+import { checksumHex, getFlatWeights, paramCount, setFlatWeights, weightLayout } from '../ml/flat.ts';
 import { createModel, lossKindFor, type ModelKind, type ModelSpec } from '../ml/models.ts';
 import { createOptimizer, type FlatOptimizer, type OptimizerSpec } from '../ml/optimizer.ts';
 import { rffTransform } from '../ml/rff.ts';
@@ -69,6 +70,11 @@ export interface TrainConfig {
    * Infinity: only NaN/Inf are left out.
    */
   maxGradNorm?: number;
+  /**
+   * sgd and gd: send compressed gradients (random-k, or PowerSGD of rank r per weight matrix), with
+   * error feedback; the peers still sum on the ring and end with identical weights.
+   */
+  compression?: CompressionSpec;
 }
 
 export type TrainEvent =
@@ -159,8 +165,8 @@ export interface TrainerDeps {
 
 /** What identifies a run: a checkpoint of another run key is never restored. */
 export function runKey(cfg: TrainConfig): string {
-  const { dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff } = cfg;
-  return JSON.stringify({ dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff });
+  const { dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff, compression } = cfg;
+  return JSON.stringify({ dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff, compression });
 }
 
 /** Failures a new view can cure; anything else ends the run. */
@@ -263,6 +269,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
     const lossKind = lossKindFor(spec);
     const params = paramCount(model);
     const st = new TrainingState(model, createOptimizer(cfg.optimizer, params), runKey(cfg));
+    const compressor = cfg.compression && cfg.algorithm !== 'fedavg' ? new Compressor(cfg.compression, weightLayout(model), cfg.seed) : null;
     let sampler = new Sampler(shard.train, 0);
     let last = { accuracy: 0, loss: 0 };
     let recoveries = 0;
@@ -318,6 +325,8 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
         }
       }
       st.agreed = true;
+      // Residuals are this peer's own; factors restart from the seed: the same on every peer of the group.
+      compressor?.reset(st.step);
       // A fresh order of this peer's (possibly new) shard, the same on every run of this schedule.
       sampler = new Sampler(shard.train, cfg.seed * 7919 + g.rank + 1 + 104_729 * st.step);
       // A new group starts from the even split until its speeds are measured.
@@ -381,7 +390,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       const poison = deps.control?.().poison;
       const stepNo = st.step + 1;
       const guarded = guardedSum({
-        sum,
+        sum: compressor ? compressor.sum(sum) : sum,
         broadcast: (root, data) => g.broadcast(root, data),
         rank: g.rank,
         size: g.size,
