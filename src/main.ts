@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import QRCode from 'qrcode';
 import { DEFAULT_TIMEOUT_MS, type CollectiveOptions } from './core/collectives/communicator.ts';
+import { RingError } from './core/errors.ts';
 import type { TrafficStats } from './core/collectives/context.ts';
 import type { View } from './core/membership/view.ts';
 import { fetchShard, shardPath } from './data/shard-client.ts';
@@ -17,6 +18,7 @@ import { setFlatWeights } from './ml/flat.ts';
 import { createModel } from './ml/models.ts';
 import { makeStepProbe } from './ml/probe.ts';
 import { rffTransform } from './ml/rff.ts';
+import { maskKeyPair, pairKey } from './ml/algorithms/secure.ts';
 import { predict } from './ml/step.ts';
 import { newSecret } from './protocol/auth.ts';
 import type { Job, PeerStats } from './protocol/messages.ts';
@@ -144,7 +146,7 @@ async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: strin
   delete state.error;
   draw();
   try {
-    session = await RingSession.join({ ...opts, room, ...(secret ? { secret } : {}) });
+    session = await RingSession.join({ ...opts, room, ...(secret ? { secret } : {}), pub: (await maskPair).pub });
   } catch (e) {
     state.status = 'idle';
     const msg = (e as Error).message;
@@ -308,6 +310,7 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
     draw();
   }
   const comm = await s.nextCommunicator(failedEpoch, { minPeers: min, timeoutMs: minPeers ? QUORUM_TIMEOUT_MS : GROUP_TIMEOUT_MS });
+  let maskKeysOf: Promise<(CryptoKey | null)[]> | undefined;
   return {
     epoch: comm.view.epoch,
     rank: comm.rank,
@@ -318,7 +321,25 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
     reportInvalid: (step, ranks) => {
       for (const r of ranks) s.reportInvalid(comm.view.epoch, step, comm.view.members[r]!.peerId);
     },
+    maskKeys: () => (maskKeysOf ??= pairKeysFor(s, comm.view)),
   };
+}
+
+/** This tab's key pair for secure aggregation (its public half goes to the coordinator on join). */
+const maskPair = maskKeyPair();
+
+/** Keys shared with every other member of `view` (null at this tab's rank), from the members' public keys. */
+async function pairKeysFor(s: RingSession, view: View): Promise<(CryptoKey | null)[]> {
+  const pubs = await s.keysOf(view.epoch);
+  const { privateKey } = await maskPair;
+  return Promise.all(
+    view.members.map((m) => {
+      if (m.peerId === s.peerId) return null;
+      const pub = pubs.get(m.peerId);
+      if (!pub) throw new RingError('protocol', `peer ${m.peerId} sent no public key; it cannot take part in secure aggregation`);
+      return pairKey(privateKey, pub, view.room, view.epoch);
+    }),
+  );
 }
 
 /** Base timeout of a training collective, ms (the communicator's default). */

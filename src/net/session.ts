@@ -33,6 +33,8 @@ export interface SessionOptions {
   secret?: string;
   /** This tab made the room (and its secret): the first hello registers the room key. */
   createRoom?: boolean;
+  /** This peer's public key for secure aggregation, handed to the other members with each view. */
+  pub?: string;
   /** Server origin, e.g. "http://127.0.0.1:8080" (default: the page's origin). */
   origin?: string;
   /** Time allowed to open data channels to ring neighbours after a view change, ms (default 15000). */
@@ -120,6 +122,8 @@ export class RingSession {
   private comm: Communicator | null = null;
   private ready: Promise<Communicator> | null = null;
   private readonly viewChanged = new Listeners<[]>();
+  private readonly keysByEpoch = new Map<number, Map<string, string>>();
+  private readonly keysArrived = new Listeners<[]>();
   private rejoining = false;
   private left = false;
 
@@ -144,12 +148,14 @@ export class RingSession {
     const peer = await openPeer(id, origin, cfg, timeout);
     const wsUrl = `${origin.protocol === 'https:' ? 'wss' : 'ws'}://${origin.host}${cfg.coordinatorPath}`;
     const key = opts.secret ? await roomKey(opts.room, opts.secret) : undefined;
-    const coordinator = new CoordinatorClient(wsUrl, opts.room, id, undefined, key ? { key, create: opts.createRoom ?? false } : undefined);
-    // Views and a run in progress can arrive right after the welcome; queue them until the session exists.
+    const coordinator = new CoordinatorClient(wsUrl, opts.room, id, undefined, key ? { key, create: opts.createRoom ?? false } : undefined, opts.pub);
+    // Views, their keys and a run in progress can arrive right after the welcome; queue them until the session exists.
     const early: View[] = [];
     const earlyRuns: RunMessage[] = [];
+    const earlyKeys: [number, Map<string, string>][] = [];
     const offEarly = coordinator.views.on((v) => early.push(v));
     const offRuns = coordinator.runs.on((r) => earlyRuns.push(r));
+    const offKeys = coordinator.keys.on((e, k) => earlyKeys.push([e, k]));
     let welcome;
     try {
       welcome = await coordinator.open(timeout);
@@ -168,6 +174,8 @@ export class RingSession {
     const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts, key ?? null);
     offEarly();
     offRuns();
+    offKeys();
+    for (const [e, k] of earlyKeys) s.onKeys(e, k);
     s.listen(coordinator);
     transport.onPeerDown((p, reason) => s.onPeerDown(p, reason));
     for (const v of early) s.onView(v);
@@ -186,9 +194,37 @@ export class RingSession {
     c.runs.on((run) => {
       if (this.coordinator === c) this.events.emit({ type: 'run', run });
     });
+    c.keys.on((epoch, keys) => {
+      if (this.coordinator === c) this.onKeys(epoch, keys);
+    });
     c.roomStats.on((peers) => {
       if (this.coordinator === c) this.events.emit({ type: 'room-stats', peers });
     });
+  }
+
+  private onKeys(epoch: number, keys: Map<string, string>): void {
+    this.keysByEpoch.set(epoch, keys);
+    for (const e of [...this.keysByEpoch.keys()]) if (e < epoch - 4) this.keysByEpoch.delete(e);
+    this.keysArrived.emit();
+  }
+
+  /** The members' public keys of view `epoch` (waiting up to `timeoutMs` for them to arrive). */
+  async keysOf(epoch: number, timeoutMs = 10_000): Promise<Map<string, string>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const k = this.keysByEpoch.get(epoch);
+      if (k) return k;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new RingError('timeout', `no public keys arrived for view ${epoch}; does the server support secure aggregation?`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        const off = this.keysArrived.on(() => {
+          clearTimeout(t);
+          off();
+          resolve();
+        });
+      });
+    }
   }
 
   /** Starts `job` on every peer of the room; a refusal arrives as a 'refused' event. */
@@ -233,7 +269,14 @@ export class RingSession {
           } else if (this.peer.disconnected) {
             await reconnectPeer(this.peer, timeout);
           }
-          const c = new CoordinatorClient(this.coordinatorUrl, this.opts.room, this.peerId, this.view?.epoch ?? 0, this.roomKey ? { key: this.roomKey, create: this.opts.createRoom ?? false } : undefined);
+          const c = new CoordinatorClient(
+            this.coordinatorUrl,
+            this.opts.room,
+            this.peerId,
+            this.view?.epoch ?? 0,
+            this.roomKey ? { key: this.roomKey, create: this.opts.createRoom ?? false } : undefined,
+            this.opts.pub,
+          );
           this.listen(c);
           this.coordinator = c;
           await c.open(timeout);

@@ -55,6 +55,8 @@ interface Member {
   peerId: string;
   conn: Connection;
   lastSeen: number;
+  /** Public key for secure aggregation, if the peer sent one. */
+  pub?: string;
 }
 
 interface Room {
@@ -237,7 +239,7 @@ export class Coordinator {
       }
       // Epochs only grow, even across a server restart: a rejoining peer says where it was.
       room.epoch = Math.max(room.epoch, m.epoch ?? 0);
-      room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now() });
+      room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now(), ...(m.pub ? { pub: m.pub } : {}) });
       this.byPeer.set(m.peerId, room);
       conn.send({ type: 'welcome', version: PROTOCOL_VERSION, peerId: m.peerId, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs });
       this.log(`${m.peerId} ${m.epoch !== undefined ? 'rejoined' : 'joined'} ${m.room}`);
@@ -346,7 +348,11 @@ export class Coordinator {
     room.epoch++;
     room.reports.clear();
     const msg: ServerMessage = { type: 'view', view: this.viewOf(room) };
-    for (const m of room.members) m.conn.send(msg);
+    const keys = room.members.flatMap((m) => (m.pub ? [{ peerId: m.peerId, pub: m.pub }] : []));
+    for (const m of room.members) {
+      m.conn.send(msg);
+      if (keys.length > 0) m.conn.send({ type: 'keys', epoch: room.epoch, keys });
+    }
   }
 
   private viewOf(room: Room): View {

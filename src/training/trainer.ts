@@ -19,6 +19,7 @@ import type { PartitionScheme } from '../data/partition.ts';
 import { federatedRound, synchronousStep, type StepTimings, type SumAllPeers } from '../ml/algorithms/distributed.ts';
 import { Compressor, type CompressionSpec } from '../ml/algorithms/compression.ts';
 import { guardedSum } from '../ml/algorithms/guard.ts';
+import { maskedSum } from '../ml/algorithms/secure.ts';
 import type { BackendReport } from '../ml/backend.ts';
 import { checksumHex, getFlatWeights, paramCount, setFlatWeights, weightLayout } from '../ml/flat.ts';
 import { createModel, lossKindFor, type ModelKind, type ModelSpec } from '../ml/models.ts';
@@ -75,6 +76,12 @@ export interface TrainConfig {
    * error feedback; the peers still sum on the ring and end with identical weights.
    */
   compression?: CompressionSpec;
+  /**
+   * sgd and gd: mask every contribution with pairwise masks that cancel in the sum (secure
+   * aggregation, ml/algorithms/secure.ts); neighbours see noise. `scale`: mask magnitude (default
+   * 1000). A bad sum cannot be traced to a peer then: it stops the run.
+   */
+  secureAggregation?: { scale?: number };
 }
 
 export type TrainEvent =
@@ -136,6 +143,8 @@ export interface Group {
   broadcast(root: number, data: Uint8Array | null): Promise<Uint8Array>;
   /** Reports peers (by rank) whose contributions this peer left out of a sum. */
   reportInvalid?(step: number, ranks: number[]): void;
+  /** Secure aggregation: the key shared with each rank for this view (null at this peer's own rank). */
+  maskKeys?(): Promise<(CryptoKey | null)[]>;
 }
 
 /** What the loop needs from its surroundings (the page wires the session and the server). */
@@ -166,6 +175,7 @@ export interface TrainerDeps {
 /** What identifies a run: a checkpoint of another run key is never restored. */
 export function runKey(cfg: TrainConfig): string {
   const { dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff, compression } = cfg;
+  // secureAggregation and maxGradNorm change who sees what, not the trajectory: not part of the key.
   return JSON.stringify({ dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff, compression });
 }
 
@@ -389,8 +399,22 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
     const gradientSum = (): SumAllPeers => {
       const poison = deps.control?.().poison;
       const stepNo = st.step + 1;
+      const secure = cfg.secureAggregation;
+      // Every masked sum of a step (PowerSGD makes two) draws its own masks: a mask is never reused.
+      let call = 0;
+      const masked: SumAllPeers = secure
+        ? async (v) => {
+            if (!g.maskKeys) throw new RingError('protocol', 'secure aggregation needs the peers\' public keys, which this group does not have');
+            // A packed vector ends with its sample count, which stays a whole number (unmasked);
+            // PowerSGD's second sum (the Q factors) has none.
+            const n = call++;
+            const counted = n === 0 || compressor?.spec.kind !== 'powersgd';
+            return maskedSum(sum, g.rank, await g.maskKeys(), stepNo * 16 + n, secure.scale ?? 1000, counted ? 1 : 0)(v);
+          }
+        : sum;
       const guarded = guardedSum({
-        sum: compressor ? compressor.sum(sum) : sum,
+        sum: compressor ? compressor.sum(masked) : masked,
+        attribute: !secure,
         broadcast: (root, data) => g.broadcast(root, data),
         rank: g.rank,
         size: g.size,

@@ -22,6 +22,11 @@ export interface GuardOptions {
   maxNorm: number;
   /** False for a fault drill that must send its bad contribution (default true). */
   selfCheck?: boolean;
+  /**
+   * False when contributions must stay private (secure aggregation): a bad sum then cannot be
+   * traced to a peer without revealing everyone's gradients, so it rejects instead (default true).
+   */
+  attribute?: boolean;
   /** The ranks whose contribution was left out of this sum; `self`: this peer left out its own. */
   onReject(ranks: number[], self: boolean): void;
 }
@@ -47,6 +52,9 @@ export function guardedSum(o: GuardOptions): SumAllPeers {
     if (selfBad) o.onReject([o.rank], true);
     const total = await o.sum(mine);
     if (contributionOk(total, o.maxNorm)) return total;
+    if (o.attribute === false) {
+      throw new RangeError('the step sum has NaN/Inf or is over the norm bound, and secure aggregation hides which peer sent it; the run stops here');
+    }
     const parts: Float32Array[] = [];
     for (let r = 0; r < o.size; r++) {
       const bytes = await o.broadcast(r, r === o.rank ? new Uint8Array(mine.buffer, mine.byteOffset, mine.byteLength) : null);

@@ -1,0 +1,37 @@
+/**
+ * Secure aggregation between real tabs: with pairwise masks (keys agreed by ECDH through the
+ * coordinator), 4 tabs train to the weights the plain ring gives, up to float rounding, and
+ * identical on every tab.
+ */
+import { DRILL_CONFIG } from '../src/cli/drills.ts';
+import { relativeDifference } from '../src/ml/compare.ts';
+import type { TrainConfig } from '../src/training/trainer.ts';
+import { expect, newContext, openPeers, roomName, test } from './peers.ts';
+
+test('4 tabs with secure aggregation end with the weights of the plain ring (1e-3 relative), the same on every tab', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(180_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const train = async (config: TrainConfig): Promise<{ weights: number[]; checksum: string; accuracy: number }[]> => {
+    const peers = await openPeers(ctx, 4, roomName(config.secureAggregation ? 'secure' : 'plain'), { backend: 'cpu' });
+    await Promise.all(peers.map((p) => p.waitForMembers(4)));
+    const rs = await Promise.all(
+      peers.map((p) =>
+        p.page.evaluate(async (c) => {
+          const r = await window.ringtrain.train(c);
+          return { weights: Array.from(r.weights), checksum: r.checksum, accuracy: r.accuracy };
+        }, config),
+      ),
+    );
+    await Promise.all(peers.map((p) => p.page.close()));
+    return rs;
+  };
+  const config: TrainConfig = { ...DRILL_CONFIG, steps: 20, optimizer: { kind: 'sgd', lr: 0.1 } };
+  const plain = await train(config);
+  const secure = await train({ ...config, secureAggregation: { scale: 1000 } });
+  for (const r of secure) expect(r.checksum).toBe(secure[0]!.checksum);
+  const diff = relativeDifference(secure[0]!.weights, plain[0]!.weights);
+  expect(diff).toBeGreaterThan(0);
+  expect(diff).toBeLessThan(1e-3);
+  expect(Math.abs(secure[0]!.accuracy - plain[0]!.accuracy)).toBeLessThan(0.01);
+  await ctx.close();
+});
