@@ -8,15 +8,10 @@
  * with it). A peer that drops after masking leaves the step unfinished; the trainer runs it again
  * on the next view, with that view's keys. WebCrypto only, in browsers and in Node.
  */
+import { toBase64Url } from '../../protocol/auth.ts';
 import type { SumAllPeers } from './distributed.ts';
 
 const CURVE = { name: 'ECDH', namedCurve: 'P-256' } as const;
-
-function b64url(bytes: Uint8Array): string {
-  let bin = '';
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
 
 function fromB64url(s: string): Uint8Array<ArrayBuffer> {
   const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
@@ -26,7 +21,7 @@ function fromB64url(s: string): Uint8Array<ArrayBuffer> {
 /** This peer's key pair for a session; `pub` (raw point, base64url) goes to the coordinator. */
 export async function maskKeyPair(): Promise<{ privateKey: CryptoKey; pub: string }> {
   const kp = (await crypto.subtle.generateKey(CURVE, false, ['deriveBits'])) as CryptoKeyPair;
-  return { privateKey: kp.privateKey, pub: b64url(new Uint8Array(await crypto.subtle.exportKey('raw', kp.publicKey))) };
+  return { privateKey: kp.privateKey, pub: toBase64Url(new Uint8Array(await crypto.subtle.exportKey('raw', kp.publicKey))) };
 }
 
 /** The AES-CTR key this peer shares with the owner of `theirPub`, for `room` at view `epoch`. */
