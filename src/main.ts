@@ -410,6 +410,8 @@ function showTraining(e: TrainEvent): void {
   } else if (e.type === 'checkpoint') {
     state.checkpoint = e.error ? `step ${e.step}: ${e.error}` : `step ${e.step} saved on the server (${(e.bytes / 1024).toFixed(0)} KiB)`;
     logEvent(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
+  } else if (e.type === 'privacy') {
+    state.privacy = `ε = ${e.epsilon.toFixed(3)} for δ = ${e.delta} after ${e.step} steps (DP-SGD)`;
   } else if (e.type === 'rejected') {
     logEvent(e.self ? `step ${e.step}: this peer's gradient was invalid (NaN/Inf or too large) and was left out` : `step ${e.step}: left out the invalid gradients of rank(s) ${e.ranks.join(', ')}`);
   } else if (e.type === 'eval') {

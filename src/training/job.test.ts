@@ -29,6 +29,8 @@ describe('training setup form', () => {
     const svm = jobFromFields({ model: 'svm', optimizer: 'adam', lambda: '0.001', balance: 'on' });
     expect(svm.config).toMatchObject({ optimizer: { kind: 'pegasos', lambda: 0.001 }, balance: true });
     expect(jobFromFields({ dataset: 'local', epochs: '1', batch: '10' }, 95).config['steps']).toBe(10);
+    expect(jobFromFields({ dpNoise: '1.1', dpClip: '0.5' }).config['dp']).toEqual({ clip: 0.5, noiseMultiplier: 1.1 });
+    expect(jobFromFields({}).config).not.toHaveProperty('dp');
   });
 
   it('gives tree jobs their own config', () => {

@@ -27,6 +27,8 @@ export const SETUP_DEFAULTS: SetupFields = {
   bins: '32',
   minPeers: '1',
   balance: '',
+  dpNoise: '0',
+  dpClip: '1',
 };
 
 /** Training samples of the built-in datasets (steps = epochs x samples / batch). */
@@ -115,6 +117,9 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
       checkpointEvery: every,
       minPeers: num(f, 'minPeers', { int: true, min: 1, max: 1024 }),
       ...(f.balance === 'on' && algorithm === 'sgd' ? { balance: true } : {}),
+      ...(num(f, 'dpNoise', { min: 0, max: 100 }) > 0 && algorithm !== 'fedavg'
+        ? { dp: { clip: num(f, 'dpClip', { min: 1e-6, max: 1e6 }), noiseMultiplier: num(f, 'dpNoise', { min: 0, max: 100 }) } }
+        : {}),
     },
   };
 }

@@ -153,6 +153,18 @@ describe('train', () => {
     }
   });
 
+  it('DP-SGD on 2 peers: the same weights on both, ε reported and growing, and it still learns', async () => {
+    const eps: number[] = [];
+    const rs = await trainRing(2, { ...BASE, algorithm: 'sgd', batch: 32, steps: 40, optimizer: { kind: 'sgd', lr: 0.5 }, dp: { clip: 1, noiseMultiplier: 0.5 } }, {
+      onEvent: (rank, e) => rank === 0 && e.type === 'privacy' && eps.push(e.epsilon),
+    });
+    expect(rs[0]!.weights).toEqual(rs[1]!.weights);
+    expect(eps).toHaveLength(40);
+    for (let i = 1; i < eps.length; i++) expect(eps[i]!).toBeGreaterThan(eps[i - 1]!);
+    expect(rs[0]!.epsilon).toBe(eps.at(-1));
+    expect(rs[0]!.accuracy).toBeGreaterThan(0.8);
+  });
+
   it('leaves a NaN contribution out of every step and the others finish with equal, finite weights', async () => {
     const rejected: number[][] = [];
     const rs = await trainRing(3, BASE, {

@@ -25,6 +25,7 @@ import { checksumHex, getFlatWeights, paramCount, setFlatWeights, weightLayout }
 import { createModel, lossKindFor, type ModelKind, type ModelSpec } from '../ml/models.ts';
 import { createOptimizer, type FlatOptimizer, type OptimizerSpec } from '../ml/optimizer.ts';
 import { rffTransform } from '../ml/rff.ts';
+import { dpEpsilon, privateGradients, type DpOptions } from '../ml/dp.ts';
 import { evaluate } from '../ml/step.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
 import { localBatchSize, proportionalSplit, Sampler } from './sampler.ts';
@@ -82,6 +83,12 @@ export interface TrainConfig {
    * 1000). A bad sum cannot be traced to a peer then: it stops the run.
    */
   secureAggregation?: { scale?: number };
+  /**
+   * sgd and gd: differentially private SGD (ml/dp.ts): per-example clipping to `clip`, Gaussian
+   * noise of noiseMultiplier x clip in the sum (each peer adds its share); ε for `delta` is reported
+   * after every step.
+   */
+  dp?: DpOptions;
 }
 
 export type TrainEvent =
@@ -98,6 +105,8 @@ export type TrainEvent =
   /** The group of view `epoch` agreed on the state at `step`, taken from rank `source` (or a stored checkpoint). */
   | { type: 'sync'; step: number; epoch: number; size: number; source: number | 'checkpoint' | 'seed' }
   | { type: 'checkpoint'; step: number; bytes: number; error?: string }
+  /** DP-SGD: the privacy spent so far, (ε, δ). */
+  | { type: 'privacy'; step: number; epsilon: number; delta: number }
   /** The contributions of `ranks` were left out of step `step`'s sum; `self`: this peer's own. */
   | { type: 'rejected'; step: number; ranks: number[]; self: boolean };
 
@@ -112,6 +121,8 @@ export interface TrainResult {
   params: number;
   /** Views this peer recovered from during the run. */
   recoveries: number;
+  /** DP-SGD: ε spent for the configured δ. */
+  epsilon?: number;
   /** The final weights, identical on every peer, and the model they fill (for export and prediction). */
   weights: Float32Array;
   spec: ModelSpec;
@@ -365,6 +376,9 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
     };
     /** This peer's part of the global batch per rank (sgd with `balance`); null = the even split. */
     let shares: number[] | null = null;
+    /** DP-SGD: every peer's training examples together, and the ε spent so far. */
+    let trainTotal = 0;
+    let epsilon: number | undefined;
     /** This peer's compute speed, samples per ms (moving average). */
     let speed = 0;
     /** One global step on the current group; commits (st.step + 1) only when its allreduce completed. */
@@ -386,13 +400,29 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       } else {
         const full = cfg.algorithm === 'gd';
         const batch = full ? { x: shard.train.x, y: shard.train.targets ?? shard.train.y, count: shard.train.n } : sampler.next(shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
-        r = await synchronousStep(model, st.opt, lossKind, gradientSum(), batch, full ? 256 : undefined);
+        const dp = cfg.dp;
+        r = await synchronousStep(
+          model,
+          st.opt,
+          lossKind,
+          gradientSum(),
+          batch,
+          full ? 256 : undefined,
+          dp ? (b) => privateGradients(model, b.x, b.y, b.count, lossKind, dp, g.size) : undefined,
+        );
         local = batch.count;
       }
       st.step++;
       const rate = local / Math.max(r.timings.computeMs, 0.01);
       if (local > 0) speed = speed === 0 ? rate : 0.7 * speed + 0.3 * rate;
       const secs = (performance.now() - t0) / 1000;
+      if (cfg.dp) {
+        // Sampling rate: the global batch over every peer's training examples (1 for full-batch GD).
+        trainTotal ||= (await sum(Float32Array.of(shard.train.n)))[0]!;
+        const q = cfg.algorithm === 'gd' ? 1 : Math.min(1, cfg.batch / trainTotal);
+        epsilon = dpEpsilon(q, cfg.dp.noiseMultiplier, st.step, cfg.dp.delta ?? 1e-5);
+        deps.emit({ type: 'privacy', step: st.step, epsilon, delta: cfg.dp.delta ?? 1e-5 });
+      }
       deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, localSamples: local, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });
     };
     /** The step's sum, leaving out NaN/Inf and over-large contributions (and poisoning this one in a drill). */
@@ -472,7 +502,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
         const final = st.opt.averagedWeights();
         if (final) setFlatWeights(model, final);
         const checksum = await verify();
-        return { steps: st.step, stopped, ...last, checksum, backend: tf.getBackend(), params, recoveries, weights: await getFlatWeights(model), spec };
+        return { steps: st.step, stopped, ...last, checksum, backend: tf.getBackend(), params, recoveries, weights: await getFlatWeights(model), spec, ...(epsilon !== undefined ? { epsilon } : {}) };
       } catch (e) {
         if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) throw e;
         deps.emit({ type: 'fault', step: st.step, epoch: g.epoch, reason: e.message });

@@ -14,6 +14,8 @@ export interface PanelState {
   training?: string;
   /** Latest checkpoint saved (or why not). */
   checkpoint?: string;
+  /** DP-SGD: privacy spent so far. */
+  privacy?: string;
   /** Latest test accuracy. */
   accuracy?: string;
   /** A download in progress (bytes). */
@@ -54,6 +56,7 @@ export function renderStatus(root: HTMLElement, s: PanelState): void {
   if (s.training) row('Training', s.training);
   if (s.accuracy) row('Test accuracy', s.accuracy);
   if (s.checkpoint) row('Checkpoint', s.checkpoint);
+  if (s.privacy) row('Privacy spent', s.privacy);
   const children: HTMLElement[] = [dl];
   if (s.loading) {
     const { label, loaded, total } = s.loading;

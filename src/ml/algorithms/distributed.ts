@@ -7,7 +7,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { getFlatWeights, setFlatWeights } from '../flat.ts';
 import type { LossKind } from '../models.ts';
 import type { FlatOptimizer } from '../optimizer.ts';
-import { computeGradients, meanGradient, packGradient, type Targets } from '../step.ts';
+import { computeGradients, meanGradient, packGradient, type GradientResult, type Targets } from '../step.ts';
 
 /** The collective the algorithms need: an elementwise sum over all peers of the view. */
 export type SumAllPeers = (v: Float32Array) => Promise<Float32Array>;
@@ -47,8 +47,10 @@ export async function synchronousStep(
   sum: SumAllPeers,
   batch: Batch,
   chunkSize?: number,
+  /** Computes this peer's gradient sum instead of plain backprop (DP-SGD's clipped, noised sum). */
+  gradients?: (b: Batch) => Promise<GradientResult>,
 ): Promise<StepResult> {
-  const g = await computeGradients(model, batch.x, batch.y, batch.count, lossKind, chunkSize ? { chunkSize } : {});
+  const g = gradients ? await gradients(batch) : await computeGradients(model, batch.x, batch.y, batch.count, lossKind, chunkSize ? { chunkSize } : {});
   const n = g.grad.length;
   const t0 = performance.now();
   const total = await sum(packGradient(g.grad, g.count, g.loss));
