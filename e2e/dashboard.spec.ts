@@ -80,6 +80,20 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
   const imported = Number(/test accuracy ([\d.]+)%/.exec((await b.getByTestId('import-summary').textContent())!)![1]);
   expect(Math.abs(imported - ra.accuracy)).toBeLessThanOrEqual(0.02);
 
+  // The room's checkpoint, downloaded from A, continues the run from B for another 0.2 epoch.
+  const saved = a.waitForEvent('download', (d) => d.suggestedFilename().endsWith('.rtck'));
+  await a.getByRole('button', { name: "Download the room's checkpoint" }).click();
+  const ckpt = await saved;
+  expect(ckpt.suggestedFilename()).toMatch(/-step75\.rtck$/);
+  const ckptFile = testInfo.outputPath(ckpt.suggestedFilename());
+  await ckpt.saveAs(ckptFile);
+  await b.locator('#continue').setInputFiles(ckptFile);
+  await expect(b.getByTestId('import-summary')).toContainText('from step 75 to step 150');
+  for (const p of [a, b]) await expect(p.getByTestId('result-summary')).toContainText('after 150 steps', { timeout: 180_000 });
+  // Only the new steps ran: 76..150.
+  expect((await b.evaluate(() => window.ringtrain.debug.chartPoints()))['loss']).toBe(75);
+  expect((await summary(a)).checksum).toBe((await summary(b)).checksum);
+
   for (const [name, width] of [
     ['narrow', 420],
     ['wide', 1440],

@@ -64,7 +64,7 @@ async function pickFiles(peer: RingPeer, files: { name: string; text: string }[]
   await page.getByLabel('CSV file, or IDX images + labels files').setInputFiles(files.map((f) => ({ name: f.name, mimeType: 'text/csv', buffer: Buffer.from(f.text) })));
   const summary = page.getByTestId('data-summary');
   const before = await summary.textContent();
-  await page.getByRole('button', { name: 'Load' }).click();
+  await page.getByRole('button', { name: 'Load', exact: true }).click();
   await expect(summary).not.toHaveText(before ?? '');
   await expect(summary).not.toHaveText(/^Reading /);
   return { text: (await summary.textContent()) ?? '', isError: await summary.evaluate((e) => e.classList.contains('error')) };

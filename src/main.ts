@@ -21,6 +21,7 @@ import { rffTransform } from './ml/rff.ts';
 import { maskKeyPair, pairKey } from './ml/algorithms/secure.ts';
 import { predict } from './ml/step.ts';
 import { newSecret } from './protocol/auth.ts';
+import { decodeCheckpoint } from './protocol/checkpoint.ts';
 import type { Job, PeerStats } from './protocol/messages.ts';
 import { CheckpointClient } from './net/checkpoints.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
@@ -563,6 +564,7 @@ async function runJob(s: RingSession, id: number, by: string, job: Job): Promise
       byId('result-summary').textContent = `Run ${id}: ${config.model}, ${score}; model checksum ${result.checksum}, the same on every peer.`;
     }
     byId<HTMLButtonElement>('export').disabled = false;
+    byId<HTMLButtonElement>('download-checkpoint').disabled = job.kind !== 'train';
     logEvent(`run ${id} finished`);
     await showResults().catch((e: unknown) => logEvent(`results: ${(e as Error).message}`));
   } catch (e) {
@@ -672,16 +674,44 @@ async function modelFiles(): Promise<ModelFile[]> {
   }
 }
 
+/** Offers `bytes` as a download named `name`. */
+function download(name: string, bytes: Uint8Array<ArrayBuffer>): void {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([bytes]));
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
 /** Downloads the last model's files. */
 async function exportModel(): Promise<void> {
-  for (const f of await modelFiles()) {
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))]));
-    a.download = f.name;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-  }
+  for (const f of await modelFiles()) download(f.name, Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0)));
   logEvent('model exported');
+}
+
+/** Downloads the room's newest checkpoint (the server's, or this browser's copy when newer). */
+async function downloadCheckpoint(): Promise<void> {
+  const bytes = await new CheckpointClient(state.room, need().roomKey).load();
+  const c = bytes && decodeCheckpoint(bytes);
+  if (!c || c instanceof Error) throw new Error('this room has no checkpoint yet: a run saves one every few steps');
+  download(`ringtrain-${state.room}-step${c.step}.rtck`, Uint8Array.from(bytes));
+  logEvent(`checkpoint of step ${c.step} downloaded`);
+}
+
+/**
+ * Continues the run a checkpoint file belongs to: stores it as the room's newest, then starts that
+ * run (its config is in the checkpoint's run key) for the form's number of epochs more.
+ */
+async function continueFrom(file: File): Promise<string> {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const c = decodeCheckpoint(bytes);
+  if (c instanceof Error) throw new Error(`${file.name}: ${c.message}`);
+  const run = JSON.parse(c.runKey) as Omit<TrainConfig, 'steps'>;
+  const more = jobFromFields({ ...setupFields(), dataset: run.dataset, algorithm: run.algorithm, batch: String(run.batch), model: 'softmax', optimizer: 'sgd' }, localData?.train.n).config;
+  await new CheckpointClient(state.room, need().roomKey).save(bytes);
+  const steps = c.step + Number(more['steps']);
+  need().startRun({ kind: 'train', config: { ...run, steps, evalEvery: more['evalEvery'], checkpointEvery: more['checkpointEvery'] } });
+  return `Continuing ${run.model} on ${run.dataset} from step ${c.step} to step ${steps}.`;
 }
 
 /** Loads an exported model and measures it on the whole test split of the dataset picked in the setup. */
@@ -744,18 +774,23 @@ byId('pause').addEventListener('click', () => window.ringtrain.pause());
 byId('resume').addEventListener('click', () => window.ringtrain.resume());
 byId('stop').addEventListener('click', () => window.ringtrain.stop());
 byId('export').addEventListener('click', () => void exportModel().catch((e: unknown) => logEvent(`export failed: ${(e as Error).message}`)));
+function showImport(text: string, error: boolean): void {
+  const out = byId('import-summary');
+  out.textContent = text;
+  out.classList.toggle('error', error);
+}
 byId<HTMLInputElement>('import').addEventListener('change', (e) => {
   const files = Array.from((e.target as HTMLInputElement).files ?? []);
-  const out = byId('import-summary');
-  out.textContent = 'Measuring the imported model ...';
-  out.classList.remove('error');
+  showImport('Measuring the imported model ...', false);
   importModel(files).then(
-    (text) => (out.textContent = text),
-    (err: unknown) => {
-      out.textContent = `Could not import: ${(err as Error).message}`;
-      out.classList.add('error');
-    },
+    (text) => showImport(text, false),
+    (err: unknown) => showImport(`Could not import: ${(err as Error).message}`, true),
   );
+});
+byId('download-checkpoint').addEventListener('click', () => void downloadCheckpoint().catch((e: unknown) => showImport(`Could not download: ${(e as Error).message}`, true)));
+byId<HTMLInputElement>('continue').addEventListener('change', (e) => {
+  const file = (e.target as HTMLInputElement).files?.[0];
+  if (file) continueFrom(file).then((text) => showImport(text, false), (err: unknown) => showImport(`Could not continue: ${(err as Error).message}`, true));
 });
 byId('open-peer').addEventListener('click', () => window.open(byId<HTMLAnchorElement>('share-link').href, '_blank'));
 byId('copy-link').addEventListener('click', () => void navigator.clipboard?.writeText(byId<HTMLAnchorElement>('share-link').href).then(() => logEvent('link copied')));

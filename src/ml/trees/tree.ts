@@ -13,6 +13,9 @@
 import type { SumAllPeers } from '../algorithms/distributed.ts';
 import { binCount, type Bins } from './bins.ts';
 
+/** Rows added to a histogram between two yields to the event loop. */
+const ROWS_PER_SLICE = 2000;
+
 /** Relative gain difference below which two splits are a tie. */
 export const TIE_TOLERANCE = 1e-5;
 
@@ -87,12 +90,18 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
   const maxLeaves = o.maxLeaves ?? 2 ** o.maxDepth;
   const traffic: GrowStats = { floatsSummed: 0, floatsWithoutSubtraction: 0 };
 
-  /** Adds the rows' statistics into `out` (float64: the local sums lose nothing before the ring's float32). */
-  const build = (rows: Int32Array, out: Float64Array): void => {
+  /**
+   * Adds the rows' statistics into `out` (float64: the local sums lose nothing before the ring's
+   * float32). Yields to the event loop every {@link ROWS_PER_SLICE} rows: a level of a deep tree on
+   * many features takes seconds, and the peer's link heartbeats must keep flowing meanwhile.
+   */
+  const build = async (rows: Int32Array, out: Float64Array): Promise<void> => {
     // Only a row's non-zero statistics are added (class counts are one-hot: 2 of K).
     const ks = new Int32Array(K);
     const vs = new Float64Array(K);
+    let done = 0;
     for (const i of rows) {
+      if (++done % ROWS_PER_SLICE === 0) await new Promise((r) => setTimeout(r, 0));
       let m = 0;
       for (let k = 0; k < K; k++) {
         const v = stats[i * K + k]!;
@@ -174,7 +183,7 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
   };
 
   const rootLocal = new Float64Array(histSize);
-  build(Int32Array.from({ length: n }, (_, i) => i), rootLocal);
+  await build(Int32Array.from({ length: n }, (_, i) => i), rootLocal);
   const rootHist = Float64Array.from(await sum(Float32Array.from(rootLocal)));
   traffic.floatsSummed += histSize;
   traffic.floatsWithoutSubtraction += histSize;
@@ -183,11 +192,15 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
 
   while (frontier.length > 0) {
     // Best splits of this level, the highest gains first while leaves remain.
-    const candidates = frontier
-      .filter((fr) => fr.depth < o.maxDepth)
-      .map((fr) => ({ fr, split: best(fr.hist, totals(fr.hist)) }))
-      .filter((c): c is { fr: Frontier; split: Split } => c.split !== null)
-      .sort((a, b) => b.split.gain - a.split.gain || a.fr.node - b.fr.node);
+    const candidates: { fr: Frontier; split: Split }[] = [];
+    let searched = 0;
+    for (const fr of frontier.filter((x) => x.depth < o.maxDepth)) {
+      const split = best(fr.hist, totals(fr.hist));
+      if (split) candidates.push({ fr, split });
+      // A deep level has thousands of nodes to search: let the heartbeats through between them.
+      if (++searched % 64 === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+    candidates.sort((a, b) => b.split.gain - a.split.gain || a.fr.node - b.fr.node);
     const chosen = candidates.slice(0, Math.max(0, maxLeaves - leaves));
     if (chosen.length === 0) break;
     leaves += chosen.length;
@@ -201,7 +214,7 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
       return { fr, split, left: Int32Array.from(leftRows), right: Int32Array.from(rightRows), leftSmaller };
     });
     const local = new Float64Array(pending.length * histSize);
-    pending.forEach((p, j) => build(p.leftSmaller ? p.left : p.right, local.subarray(j * histSize, (j + 1) * histSize)));
+    for (const [j, p] of pending.entries()) await build(p.leftSmaller ? p.left : p.right, local.subarray(j * histSize, (j + 1) * histSize));
     const summed = Float64Array.from(await sum(Float32Array.from(local)));
     traffic.floatsSummed += local.length;
     traffic.floatsWithoutSubtraction += 2 * local.length;
