@@ -87,6 +87,7 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
   expect(ckpt.suggestedFilename()).toMatch(/-step75\.rtck$/);
   const ckptFile = testInfo.outputPath(ckpt.suggestedFilename());
   await ckpt.saveAs(ckptFile);
+  await b.getByLabel('Epochs').fill('0.2');
   await b.locator('#continue').setInputFiles(ckptFile);
   await expect(b.getByTestId('import-summary')).toContainText('from step 75 to step 150');
   for (const p of [a, b]) await expect(p.getByTestId('result-summary')).toContainText('after 150 steps', { timeout: 180_000 });
