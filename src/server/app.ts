@@ -32,6 +32,11 @@ export interface ServerOptions extends CoordinatorOptions {
   root: string;
   /** Where room checkpoints are stored (default `<root>/.ringtrain/checkpoints`). */
   checkpointDir?: string;
+  /**
+   * How long a signaling (PeerServer) connection may stay without its id being admitted to a room
+   * by the coordinator, ms (default 15000): signaling is for members, not an open relay.
+   */
+  signalingGraceMs?: number;
 }
 
 export interface RunningServer {
@@ -86,6 +91,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     createWebSocketServer: () => peerWss,
   });
   peerApp.on('disconnect', (client) => coordinator.peerGone(client.getId()));
+  const graceTimers = new Set<ReturnType<typeof setTimeout>>();
+  peerApp.on('connection', (client) => {
+    const t = setTimeout(() => {
+      graceTimers.delete(t);
+      if (coordinator.isMember(client.getId())) return;
+      log(`signaling for ${client.getId()} closed: not admitted to any room`);
+      client.getSocket()?.close(4003, 'not admitted to a room');
+    }, o.signalingGraceMs ?? 15_000);
+    graceTimers.add(t);
+  });
   // PeerServer re-emits socket errors and unparsable signaling messages as 'error' on its app;
   // without a listener, one non-JSON frame from any client would crash the process.
   peerApp.on('error', (e: Error) => log(`signaling error: ${e.message}`));
@@ -117,6 +132,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   let vite: ViteDevServer | null = null;
   const stop = async (): Promise<void> => {
     clearInterval(pinger);
+    for (const t of graceTimers) clearTimeout(t);
     coordinator.close();
     peerTimers.clear();
     for (const ws of [...coordWss.clients, ...peerWss.clients]) ws.terminate();

@@ -132,6 +132,11 @@ export class Coordinator {
     this.sweeper.unref?.();
   }
 
+  /** True while `peerId` is a member of some room. */
+  isMember(peerId: string): boolean {
+    return this.byPeer.has(peerId);
+  }
+
   /** The current view of `room`, if it has members. */
   view(room: string): View | undefined {
     const r = this.rooms.get(room);

@@ -392,3 +392,28 @@ describe('startServer (prod mode: built assets)', () => {
     }
   }, 20_000);
 });
+
+describe('signaling is for members', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ host: '127.0.0.1', port: 0, mode: 'dev', root: ROOT, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS, signalingGraceMs: 400 });
+  }, 30_000);
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("closes a signaling socket whose id no room admitted, and keeps a member's", async () => {
+    const ws = server.url.replace(/^http/, 'ws');
+    const signaling = (id: string): Client => new Client(`${ws}${PEER_PATH}/peerjs?key=${PEER_KEY}&id=${id}&token=t`);
+    const memberId = uid('peer');
+    const member = signaling(memberId);
+    await member.opened;
+    const joined = await Member.join(server, uid('room'), memberId);
+    // The stranger connects after the member: when its grace ends, the member's has ended too.
+    const stranger = signaling(uid('peer'));
+    await stranger.opened;
+    expect(await withTimeout(stranger.closed, WAIT_MS, 'the stranger to be closed')).toEqual({ code: 4003, reason: 'not admitted to a room' });
+    expect(member.ws.readyState).toBe(member.ws.OPEN);
+    joined.stopHeartbeats();
+  });
+});
