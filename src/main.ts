@@ -316,9 +316,10 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
     epoch: comm.view.epoch,
     rank: comm.rank,
     size: comm.size,
-    // Large vectors (tree histograms run to tens of MB) get time in proportion: 1 s per MB on top.
-    sum: (v) => comm.allreduce(v, { timeoutMs: SUM_TIMEOUT_MS + v.byteLength / 1000 }),
-    broadcast: (root, data) => comm.broadcast(root, data, { timeoutMs: SUM_TIMEOUT_MS + (data?.byteLength ?? 0) / 1000 }),
+    // Large vectors (tree histograms run to tens of MB) get time in proportion: 4 s per MB on top
+    // (4 tabs on 2 cores move a 34 MB histogram round in over a minute).
+    sum: (v) => comm.allreduce(v, { timeoutMs: SUM_TIMEOUT_MS + v.byteLength / 250 }),
+    broadcast: (root, data) => comm.broadcast(root, data, { timeoutMs: SUM_TIMEOUT_MS + (data?.byteLength ?? 0) / 250 }),
     reportInvalid: (step, ranks) => {
       for (const r of ranks) s.reportInvalid(comm.view.epoch, step, comm.view.members[r]!.peerId);
     },
