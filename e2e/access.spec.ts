@@ -3,19 +3,12 @@
  * without it, or with a wrong one, is refused with a message saying what to do; a peer outside
  * the view cannot keep a data channel to a member.
  */
-import { expect, newContext, roomName, test } from './peers.ts';
+import { createRoomFromForm, expect, newContext, roomName, test } from './peers.ts';
 
 test('a private room admits holders of its link only; a stranger cannot open a data channel to a member', async ({ ringBrowser, baseURL }) => {
   test.setTimeout(120_000);
   const ctx = await newContext(ringBrowser, baseURL!);
-  const a = await ctx.newPage();
-  await a.goto('/?backend=cpu');
-  await a.getByLabel('Room name').fill(roomName('private'));
-  await a.getByRole('button', { name: 'Join' }).click();
-  await expect(a.getByTestId('share-link')).toHaveAttribute('href', /\?room=private-.*#k=/);
-  const href = (await a.getByTestId('share-link').getAttribute('href'))!;
-  const link = new URL(href);
-  expect(link.hash).toMatch(/^#k=[A-Za-z0-9_-]{22}$/);
+  const { page: a, link } = await createRoomFromForm(ctx, 'private', 'cpu');
 
   const b = await ctx.newPage();
   await b.goto(link.toString());

@@ -4,7 +4,7 @@
  * again, measures the accuracy the page showed.
  */
 import type { Page } from '@playwright/test';
-import { expect, newContext, roomName, test } from './peers.ts';
+import { createRoomFromForm, expect, newContext, test } from './peers.ts';
 
 /** The accuracy (percent) and checksum a finished run's summary shows. */
 async function summary(page: Page): Promise<{ accuracy: number; checksum: string }> {
@@ -17,19 +17,10 @@ async function summary(page: Page): Promise<{ accuracy: number; checksum: string
 test('two tabs join by the shared link, train from the form, fill plots and ring; the exported model measures what the page showed', async ({ ringBrowser, baseURL }, testInfo) => {
   test.setTimeout(240_000);
   const ctx = await newContext(ringBrowser, baseURL!);
-  const a = await ctx.newPage();
-  await a.goto('/?backend=wasm');
-  await a.getByLabel('Room name').fill(roomName('dashboard'));
-  await a.getByRole('button', { name: 'Join' }).click();
-  const link = a.getByTestId('share-link');
-  await expect(link).toBeVisible();
-  const href = (await link.getAttribute('href'))!;
-  expect(href).toMatch(/\?room=dashboard-/);
+  const { page: a, link: shared } = await createRoomFromForm(ctx, 'dashboard', 'wasm');
   expect(await a.locator('#share-qr').evaluate((c: HTMLCanvasElement) => c.toDataURL().length)).toBeGreaterThan(1000);
 
   const b = await ctx.newPage();
-  const shared = new URL(href);
-  expect(shared.hash).toMatch(/^#k=/);
   shared.searchParams.set('backend', 'wasm');
   await b.goto(shared.toString());
   for (const p of [a, b]) {

@@ -2,7 +2,7 @@
  * Page objects for e2e scenarios: a browser fixture on the project's Chromium lookup, and a
  * RingPeer per tab driving `window.ringtrain`.
  */
-import { test as base, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { test as base, expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { launchBrowser, newPeerContext } from '../src/cli/browser.ts';
 import { joinPage, waitForMembers } from '../src/cli/cluster.ts';
 import type { View } from '../src/core/membership/view.ts';
@@ -41,6 +41,21 @@ export async function openPeers(ctx: BrowserContext, n: number, room: string, qu
   return peers;
 }
 
+/**
+ * Opens the app in a new tab of `ctx` (with `backend`), creates a room named after `title` from
+ * the form as a person would (private: its secret is in the link's fragment), and returns the tab
+ * and the room's shareable link.
+ */
+export async function createRoomFromForm(ctx: BrowserContext, title: string, backend: string): Promise<{ page: Page; link: URL }> {
+  const page = await ctx.newPage();
+  await page.goto(`/?backend=${backend}`);
+  await page.getByLabel('Room name').fill(roomName(title));
+  await page.getByRole('button', { name: 'Join' }).click();
+  const share = page.getByTestId('share-link');
+  await expect(share).toHaveAttribute('href', new RegExp(`\\?room=${title}-.*#k=[A-Za-z0-9_-]{22}$`));
+  return { page, link: new URL((await share.getAttribute('href'))!) };
+}
+
 /** Room names unique per test, so scenarios never see each other's peers. */
 export function roomName(title: string): string {
   return `${title.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 40)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -57,4 +72,4 @@ export const test = base.extend<object, { ringBrowser: Browser }>({
     { scope: 'worker' },
   ],
 });
-export { expect } from '@playwright/test';
+export { expect };
