@@ -580,16 +580,18 @@ async function runJob(s: RingSession, id: number, by: string, job: Job): Promise
   }
 }
 
+/** Class predictions of a tree model for `ds`. */
+function treePredictions(tm: TreeModel, ds: Dataset): Int32Array {
+  const d = featureSize(ds.shape);
+  return Int32Array.from({ length: ds.n }, (_, i) => {
+    const sc = scoresOf(tm, ds.x, i * d);
+    return sc.indexOf(Math.max(...sc));
+  });
+}
+
 /** Class predictions of `model` for `ds` (a neural/SVM result, or trees). */
 async function predictions(model: NonNullable<typeof lastModel>, ds: Dataset): Promise<Int32Array> {
-  if (model.kind === 'trees') {
-    const tm = JSON.parse(model.result.json) as TreeModel;
-    const d = featureSize(ds.shape);
-    return Int32Array.from({ length: ds.n }, (_, i) => {
-      const sc = scoresOf(tm, ds.x, i * d);
-      return sc.indexOf(Math.max(...sc));
-    });
-  }
+  if (model.kind === 'trees') return treePredictions(JSON.parse(model.result.json) as TreeModel, ds);
   const { spec, weights } = model.result;
   const rff = model.config.rff;
   const x = rff ? await rffTransform(ds.x, ds.n, featureSize(ds.shape), { ...rff, seed: model.config.seed }) : ds.x;
@@ -743,7 +745,7 @@ async function importModel(files: File[]): Promise<string> {
       throw new Error(`${json.name} is not JSON; pick a file the Export button wrote`);
     }
     if (tm.kind !== 'tree' && tm.kind !== 'gbdt') throw new Error(`${json.name} is neither a tfjs model nor a RingTrain tree model`);
-    pred = await predictions({ kind: 'trees', result: { json: text } as TreeResult, config: {} as TreeTrainConfig }, test);
+    pred = treePredictions(tm, test);
   }
   let correct = 0;
   for (let i = 0; i < test.n; i++) if (pred[i] === test.y[i]) correct++;
