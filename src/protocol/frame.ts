@@ -44,10 +44,14 @@ export type Op = (typeof Op)[keyof typeof Op];
 export const DType = {
   Bytes: 0,
   Float32: 1,
+  /** float16 values, then the chunk's exact float32 tail (protocol/wire.ts). */
+  Float16: 2,
+  /** A float32 scale, int8 values, then the chunk's exact float32 tail (protocol/wire.ts). */
+  Int8Scaled: 3,
 } as const;
 export type DType = (typeof DType)[keyof typeof DType];
 
-const DTYPE_SIZE: Record<DType, number> = { [DType.Bytes]: 1, [DType.Float32]: 4 };
+const DTYPE_SIZE: Record<DType, number> = { [DType.Bytes]: 1, [DType.Float32]: 4, [DType.Float16]: 2, [DType.Int8Scaled]: 1 };
 const OPS = new Set<number>(Object.values(Op));
 
 /** A decoded frame. `payload` views the original buffer where alignment allows, else a copy. */
@@ -107,7 +111,7 @@ export function encodeFrame(h: FrameHeader, payload: Uint8Array): Uint8Array<Arr
   }
   // Refuse what decodeFrame would reject, so every encoded frame decodes.
   if (!OPS.has(h.op)) throw new RangeError(`encodeFrame: op ${h.op} is not an Op`);
-  if (h.dtype !== DType.Bytes && h.dtype !== DType.Float32) {
+  if (!(h.dtype in DTYPE_SIZE)) {
     throw new RangeError(`encodeFrame: dtype ${h.dtype} is not a DType`);
   }
   if (payload.byteLength % DTYPE_SIZE[h.dtype] !== 0) {
@@ -150,7 +154,7 @@ export function decodeFrame(buf: ArrayBuffer | Uint8Array): Frame | FrameError {
   const op = dv.getUint8(3);
   if (!OPS.has(op)) return new FrameError('bad-op', `unknown op ${op}`);
   const dtype = dv.getUint8(4);
-  if (dtype !== DType.Bytes && dtype !== DType.Float32) return new FrameError('bad-dtype', `unknown dtype ${dtype}`);
+  if (!(dtype in DTYPE_SIZE)) return new FrameError('bad-dtype', `unknown dtype ${dtype}`);
   if (dv.getUint8(5) | dv.getUint8(6) | dv.getUint8(7)) return new FrameError('bad-reserved', 'reserved bytes are not zero');
   const chunk = dv.getUint32(20, true);
   const chunks = dv.getUint32(24, true);

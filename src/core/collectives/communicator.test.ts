@@ -188,6 +188,48 @@ describe('Communicator.allreduce', () => {
   });
 });
 
+describe('Communicator.allreduce with a quantised wire', () => {
+  it.each(['f16', 'i8'] as const)('%s: every peer gets the same bits, within the codec\'s error of the sum, with an exact float32 tail', async (wire) => {
+    const ring = makeRing(4, { chunkBytes: 256 });
+    const rnd = mulberry32(5);
+    const len = 1001;
+    // Gradient-like values, then a whole-number tail (sample counts) that must stay exact.
+    const inputs = ring.peers.map((_, r) => Float32Array.from({ length: len }, (_, i) => (i >= len - 2 ? 1000 + r : (rnd() - 0.5) * 4)));
+    const got = await onAll(ring, (p, r) => p.comm.allreduce(inputs[r]!, { wire: { wire, exact: 2 } }));
+    const want = exactSum(inputs);
+    expect([got[0]![len - 2], got[0]![len - 1]]).toEqual([4006, 4006]);
+    // Each of the 3 reduce hops and the owner's broadcast quantise once; values are at most 8 here.
+    const tol = wire === 'f16' ? 4 * 8 * 2 ** -11 : 4 * (8 / 127 / 2);
+    let worst = 0;
+    for (let i = 0; i < len - 2; i++) worst = Math.max(worst, Math.abs(got[0]![i]! - want[i]!));
+    expect(worst).toBeLessThan(tol);
+    expect(worst).toBeGreaterThan(0);
+    // Fewer bytes than float32: half for f16, about a quarter for i8 (plus a scale per chunk).
+    const f32Bytes = 2 * 3 * (len / 4) * 4;
+    const ratio = ring.peers[0]!.comm.stats.payloadBytesSent / f32Bytes;
+    expect(ratio).toBeLessThan(wire === 'f16' ? 0.52 : 0.3);
+  });
+
+  it('i8: a NaN in any contribution reaches every peer as NaN (the gradient guard must see it)', async () => {
+    const ring = makeRing(3, { chunkBytes: 64 });
+    const inputs = ring.peers.map((_, r) => Float32Array.from({ length: 40 }, (_, i) => (r === 1 && i === 7 ? NaN : i)));
+    const got = await onAll(ring, (p, r) => p.comm.allreduce(inputs[r]!, { wire: { wire: 'i8', exact: 0 } }));
+    for (const g of got) expect(Number.isNaN(g[7])).toBe(true);
+  });
+});
+
+describe('Communicator.allGather', () => {
+  it.each([1, 2, 3, 5])('gives every peer every rank\'s vector, bit for bit, on %i peers', async (n) => {
+    const ring = makeRing(n, { chunkBytes: 64 });
+    const rnd = mulberry32(n + 40);
+    const inputs = ring.peers.map(() => Float32Array.from({ length: 37 }, () => rnd() - 0.5));
+    const got = await Promise.all(ring.peers.map((p, r) => p.comm.allGather(inputs[r]!)));
+    for (const parts of got) parts.forEach((part, r) => expect(sameBits(part, inputs[r]!)).toBe(true));
+    // Each peer forwards N-1 vectors' worth (the all-gather half of a ring allreduce).
+    if (n > 1) expect(ring.peers[0]!.comm.stats.payloadBytesSent).toBe((n - 1) * 37 * 4);
+  });
+});
+
 describe('Communicator.allreduceMean', () => {
   it.each([1, 2, 3, 7])('divides the sum by the total count on %i peers, identically everywhere', async (n) => {
     const ring = makeRing(n, { chunkBytes: 128 });

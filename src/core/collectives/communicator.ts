@@ -1,6 +1,7 @@
 import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD } from '../../protocol/frame.ts';
 import { abortReason, RingError } from '../errors.ts';
 import { ringPosition, type RingPosition, type View } from '../membership/view.ts';
+import type { WireSpec } from '../../protocol/wire.ts';
 import type { PeerId, Transport, Unsubscribe } from '../transport.ts';
 import { ringBroadcast } from './broadcast.ts';
 import type { CollectiveContext, TrafficStats } from './context.ts';
@@ -38,6 +39,8 @@ export interface CollectiveOptions {
   timeoutMs?: number;
   /** Called after each frame received (progress bars, tests that act mid-collective). */
   onFrame?: () => void;
+  /** allreduce: the values' type on the wire (protocol/wire.ts); default float32. */
+  wire?: WireSpec;
 }
 
 /**
@@ -87,8 +90,25 @@ export class Communicator {
   allreduce(data: Float32Array, o: CollectiveOptions = {}): Promise<Float32Array> {
     return this.run('allreduce', this.neighbours(), o, async (ctx) => {
       const buf = data.slice();
-      await ringAllreduce(ctx, buf);
+      await ringAllreduce(ctx, buf, o.wire ? { wire: o.wire } : {});
       return buf;
+    });
+  }
+
+  /**
+   * Every peer's `data`, by rank (the all-gather half of the ring: each peer sends (N−1)/N of the
+   * result). Every peer must pass the same length.
+   */
+  allGather(data: Float32Array, o: CollectiveOptions = {}): Promise<Float32Array[]> {
+    return this.run('allGather', this.neighbours(), o, async (ctx) => {
+      const n = this.size;
+      const len = data.length;
+      const buf = new Float32Array(n * len);
+      // The ring's all-gather starts with peer r holding segment r + 1.
+      const slot = (r: number): number => ((r + 1) % n) * len;
+      buf.set(data, slot(this.rank));
+      await ringAllreduce(ctx, buf, { gatherOnly: true });
+      return Array.from({ length: n }, (_, r) => buf.subarray(slot(r), slot(r) + len));
     });
   }
 

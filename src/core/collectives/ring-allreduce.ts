@@ -1,6 +1,7 @@
-import { DType, float32Payload, Op } from '../../protocol/frame.ts';
+import { Op } from '../../protocol/frame.ts';
+import { decodeChunk, encodeChunk, splitChunk, WIRE_DTYPE, wireBytes, type WireSpec } from '../../protocol/wire.ts';
 import { abortReason, RingError } from '../errors.ts';
-import { f32Bytes, receiveFrame, sendFrame, type CollectiveContext } from './context.ts';
+import { receiveFrame, sendFrame, type CollectiveContext } from './context.ts';
 import { chunkCount, chunkRange, mod, segmentRange } from './partition.ts';
 
 /**
@@ -9,23 +10,36 @@ import { chunkCount, chunkRange, mod, segmentRange } from './partition.ts';
  * forwarded as soon as chunk c of step s−1 has been received and reduced, while later chunks are
  * still arriving, so sends overlap receives.
  *
+ * With a quantised `wire` (protocol/wire.ts) each hop of the reduce-scatter sends its partial sum
+ * quantised; in the all-gather the owner of a segment replaces its values by their decoded
+ * quantisation and every peer forwards the bytes it received unchanged, so all peers end with the
+ * same bits. `gatherOnly` skips the reduce-scatter: an all-gather where peer r's data sits in
+ * segment r + 1 (mod N) and the other segments are overwritten.
+ *
  * On failure `buf` holds a partial result and must be discarded.
  */
-export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array): Promise<void> {
+export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array, o: { wire?: WireSpec; gatherOnly?: boolean } = {}): Promise<void> {
   const { rank, size: n, next, prev } = ctx.pos;
   if (n === 1) return;
+  const { wire, exact } = o.wire ?? { wire: 'f32', exact: 0 };
+  const dtype = WIRE_DTYPE[wire];
+  const exactFrom = buf.length - exact;
+  // Chunks hold the same values whatever the wire, so both ends agree on their ranges.
   const chunkElems = ctx.chunkBytes / 4;
+  const first = o.gatherOnly ? n - 1 : 0;
   const steps = 2 * (n - 1);
+  // All-gather payloads received, to forward unchanged at the next step (key: segment, chunk).
+  const forward = new Map<string, Uint8Array>();
   const sendSeg = (s: number): number => (s < n - 1 ? mod(rank - s, n) : mod(rank + 1 - (s - n + 1), n));
   const recvSeg = (s: number): number => (s < n - 1 ? mod(rank - s - 1, n) : mod(rank - (s - n + 1), n));
   const opOf = (s: number): Op => (s < n - 1 ? Op.ReduceScatter : Op.AllGather);
 
   // Receiver progress: steps < doneStep are complete, and chunks < doneChunk of step doneStep.
-  let doneStep = 0;
+  let doneStep = first;
   let doneChunk = 0;
   const wakers = new Set<() => void>();
   const ready = (s: number, c: number): boolean =>
-    s === 0 || doneStep > s - 1 || (doneStep === s - 1 && doneChunk > c);
+    s === first || doneStep > s - 1 || (doneStep === s - 1 && doneChunk > c);
   // Resolves on the receiver's next progress or on abort. The signal may already be aborted (the
   // abort can land while a send is settling): then resolve at once, since 'abort' will not fire again.
   const progressed = (): Promise<void> =>
@@ -44,7 +58,7 @@ export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array): 
     });
 
   const sendLoop = async (): Promise<void> => {
-    for (let s = 0; s < steps; s++) {
+    for (let s = first; s < steps; s++) {
       const segment = sendSeg(s);
       const seg = segmentRange(buf.length, n, segment);
       const chunks = chunkCount(seg.end - seg.start, chunkElems);
@@ -55,33 +69,33 @@ export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array): 
         }
         if (ctx.signal.aborted) throw abortReason(ctx.signal);
         const r = chunkRange(seg, chunkElems, c);
-        await sendFrame(ctx, next, { op: opOf(s), dtype: DType.Float32, segment, chunk: c, chunks }, f32Bytes(buf, r.start, r.end));
+        const key = `${segment}:${c}`;
+        let payload = forward.get(key);
+        forward.delete(key);
+        if (!payload) {
+          const values = buf.subarray(r.start, r.end);
+          payload = encodeChunk(wire, values, splitChunk(r.start, r.end, exactFrom).exact);
+          // The owner's first all-gather send: keep what the others will decode.
+          if (s === n - 1 && wire !== 'f32') decodeChunk(wire, payload, splitChunk(r.start, r.end, exactFrom).exact, values, false);
+        }
+        await sendFrame(ctx, next, { op: opOf(s), dtype, segment, chunk: c, chunks }, payload);
       }
     }
   };
 
   const recvLoop = async (): Promise<void> => {
-    for (let s = 0; s < steps; s++) {
+    for (let s = first; s < steps; s++) {
       const segment = recvSeg(s);
       const seg = segmentRange(buf.length, n, segment);
       const chunks = chunkCount(seg.end - seg.start, chunkElems);
       const reduce = s < n - 1;
       for (let c = 0; c < chunks; c++) {
         const r = chunkRange(seg, chunkElems, c);
-        const f = await receiveFrame(ctx, prev, {
-          op: opOf(s),
-          dtype: DType.Float32,
-          segment,
-          chunk: c,
-          chunks,
-          bytes: (r.end - r.start) * 4,
-        });
-        const v = float32Payload(f);
-        if (reduce) {
-          for (let i = 0, j = r.start; i < v.length; i++, j++) buf[j]! += v[i]!;
-        } else {
-          buf.set(v, r.start);
-        }
+        const part = splitChunk(r.start, r.end, exactFrom);
+        const f = await receiveFrame(ctx, prev, { op: opOf(s), dtype, segment, chunk: c, chunks, bytes: wireBytes(wire, part.quantised, part.exact) });
+        decodeChunk(wire, f.payload, part.exact, buf.subarray(r.start, r.end), reduce);
+        // The last all-gather step's segment goes no further.
+        if (!reduce && s < steps - 1) forward.set(`${segment}:${c}`, f.payload);
         if (c === chunks - 1) {
           doneStep = s + 1;
           doneChunk = 0;
