@@ -25,7 +25,7 @@ import { decodeCheckpoint } from './protocol/checkpoint.ts';
 import type { Job, PeerStats } from './protocol/messages.ts';
 import { CheckpointClient } from './net/checkpoints.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
-import { train, type Group, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
+import { train, type Group, type Poison, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
 import { scoresOf, trainTrees, type TreeEvent, type TreeModel, type TreeResult, type TreeTrainConfig } from './training/trees.ts';
 import { Charts } from './ui/charts.ts';
 import { renderPeersTable, renderRing } from './ui/cluster.ts';
@@ -87,8 +87,8 @@ export interface RingTrainApi {
     dial(peerId: string, holdMs: number): Promise<boolean>;
     /** Data connections this tab refused from peers outside its view. */
     refused(): number;
-    /** From now on this tab sends NaN or 1e6-times gradients and skips its own check (a poisoned peer). */
-    poison(kind: 'nan' | 'huge'): void;
+    /** From now on this tab sends NaN, 1e6-times or -100-times gradients and skips its own check (a poisoned peer). */
+    poison(kind: Poison): void;
   };
 }
 
@@ -318,7 +318,8 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
     size: comm.size,
     // Large vectors (tree histograms run to tens of MB) get time in proportion: 4 s per MB on top
     // (4 tabs on 2 cores move a 34 MB histogram round in over a minute).
-    sum: (v) => comm.allreduce(v, { timeoutMs: SUM_TIMEOUT_MS + v.byteLength / 250 }),
+    sum: (v, wire) => comm.allreduce(v, { timeoutMs: SUM_TIMEOUT_MS + v.byteLength / 250, ...(wire ? { wire } : {}) }),
+    allGather: (v) => comm.allGather(v, { timeoutMs: SUM_TIMEOUT_MS + (v.byteLength * comm.size) / 250 }),
     broadcast: (root, data) => comm.broadcast(root, data, { timeoutMs: SUM_TIMEOUT_MS + (data?.byteLength ?? 0) / 250 }),
     reportInvalid: (step, ranks) => {
       for (const r of ranks) s.reportInvalid(comm.view.epoch, step, comm.view.members[r]!.peerId);

@@ -88,7 +88,7 @@ class TestRoom {
       });
     }
     const comm = this.peers.get(id)!.comm!;
-    return { epoch: comm.view.epoch, rank: comm.rank, size: comm.size, sum: (v) => comm.allreduce(v), broadcast: (root, data) => comm.broadcast(root, data) };
+    return { epoch: comm.view.epoch, rank: comm.rank, size: comm.size, sum: (v, wire) => comm.allreduce(v, wire ? { wire } : {}), allGather: (v) => comm.allGather(v), broadcast: (root, data) => comm.broadcast(root, data) };
   }
 
   deps(id: string, cfg: TrainConfig, hooks: { control?: () => TrainControl; onEvent?: (e: TrainEvent) => void } = {}): TrainerDeps {
@@ -143,8 +143,8 @@ describe('train', () => {
     }
   });
 
-  it('compressed gradients (PowerSGD rank 1, random-k 25%) still give 3 peers identical weights, and they learn', async () => {
-    for (const compression of [{ kind: 'powersgd', rank: 1 }, { kind: 'randomk', ratio: 0.25 }] as const) {
+  it('compressed gradients (PowerSGD rank 1, random-k 25%, fp16, int8) still give 3 peers identical weights, and they learn', async () => {
+    for (const compression of [{ kind: 'powersgd', rank: 1 }, { kind: 'randomk', ratio: 0.25 }, { kind: 'fp16' }, { kind: 'int8' }] as const) {
       const rs = await trainRing(3, { ...BASE, steps: 30, compression });
       for (const r of rs) {
         expect(r.weights).toEqual(rs[0]!.weights);
@@ -177,6 +177,25 @@ describe('train', () => {
       expect(r.weights.every(Number.isFinite)).toBe(true);
       expect(r.accuracy).toBeGreaterThan(0.9);
     }
+  });
+
+  it('robust aggregation (median, trimmed mean) keeps a byzantine peer (gradient x -100) from wrecking the model; the plain sum does not', async () => {
+    const poisoned = (rank: number): TrainControl => ({ pause: false, stop: false, ...(rank === 3 ? { poison: 'flip' as const } : {}) });
+    const plain = await trainRing(4, BASE, { control: poisoned });
+    expect(plain[0]!.accuracy).toBeLessThan(0.8);
+    for (const robust of [{ rule: 'median' }, { rule: 'trimmed-mean', trim: 0.25 }] as const) {
+      const rs = await trainRing(4, { ...BASE, robust }, { control: poisoned });
+      for (const r of rs) {
+        expect(r.weights).toEqual(rs[0]!.weights);
+        expect(r.accuracy).toBeGreaterThan(0.9);
+      }
+    }
+  });
+
+  it('refuses robust aggregation with compression or secure aggregation, and fp16 with secure aggregation, saying why', async () => {
+    await expect(trainRing(1, { ...BASE, robust: { rule: 'median' }, compression: { kind: 'fp16' } })).rejects.toThrow(/in the clear/);
+    await expect(trainRing(1, { ...BASE, robust: { rule: 'trimmed-mean', trim: 0.5 } })).rejects.toThrow(/trim must be in \[0, 0.5\)/);
+    await expect(trainRing(1, { ...BASE, secureAggregation: {}, compression: { kind: 'int8' } })).rejects.toThrow(/too large for fp16\/int8/);
   });
 
   it('pauses the whole room at the step a peer asks, resumes when it lets go, and stops together', async () => {

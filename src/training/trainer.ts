@@ -19,6 +19,7 @@ import type { PartitionScheme } from '../data/partition.ts';
 import { federatedRound, synchronousStep, type StepTimings, type SumAllPeers } from '../ml/algorithms/distributed.ts';
 import { Compressor, type CompressionSpec } from '../ml/algorithms/compression.ts';
 import { guardedSum } from '../ml/algorithms/guard.ts';
+import { robustSum, type RobustRule } from '../ml/algorithms/robust.ts';
 import { maskedSum } from '../ml/algorithms/secure.ts';
 import type { BackendReport } from '../ml/backend.ts';
 import { checksumHex, getFlatWeights, paramCount, setFlatWeights, weightLayout } from '../ml/flat.ts';
@@ -28,6 +29,7 @@ import { rffTransform } from '../ml/rff.ts';
 import { dpEpsilon, privateGradients, type DpOptions } from '../ml/dp.ts';
 import { evaluate } from '../ml/step.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
+import type { WireSpec } from '../protocol/wire.ts';
 import { localBatchSize, proportionalSplit, Sampler } from './sampler.ts';
 
 export type Algorithm = 'sgd' | 'gd' | 'fedavg';
@@ -73,10 +75,17 @@ export interface TrainConfig {
    */
   maxGradNorm?: number;
   /**
-   * sgd and gd: send compressed gradients (random-k, or PowerSGD of rank r per weight matrix), with
-   * error feedback; the peers still sum on the ring and end with identical weights.
+   * sgd and gd: send compressed gradients (float16 or int8 on the wire, random-k, or PowerSGD of
+   * rank r per weight matrix; the last two with error feedback); the peers still sum on the ring
+   * and end with identical weights.
    */
   compression?: CompressionSpec;
+  /**
+   * sgd and gd: aggregate by coordinate-wise median or trimmed mean over an all-gather instead of
+   * the ring's sum (ml/algorithms/robust.ts), for rooms of untrusted volunteers. Not with
+   * compression or secure aggregation.
+   */
+  robust?: RobustRule;
   /**
    * sgd and gd: mask every contribution with pairwise masks that cancel in the sum (secure
    * aggregation, ml/algorithms/secure.ts); neighbours see noise. `scale`: mask magnitude (default
@@ -128,12 +137,17 @@ export interface TrainResult {
   spec: ModelSpec;
 }
 
+export type Poison = 'nan' | 'huge' | 'flip';
+
 /** What this peer asks of the room; read at every collective sum. */
 export interface TrainControl {
   pause: boolean;
   stop: boolean;
-  /** Fault drill: this peer sends NaN, or gradients 1e6 times too large, and does not check itself. */
-  poison?: 'nan' | 'huge';
+  /**
+   * Fault drill: this peer sends NaN, gradients 1e6 times too large, or (`flip`) its gradient
+   * times -100 (a byzantine peer pushing the model uphill), and does not check itself.
+   */
+  poison?: Poison;
 }
 
 /** While paused, how often the peers exchange their control flags (ms). */
@@ -148,8 +162,10 @@ export interface Group {
   epoch: number;
   rank: number;
   size: number;
-  /** Elementwise sum over the view (ring allreduce). */
-  sum(v: Float32Array): Promise<Float32Array>;
+  /** Elementwise sum over the view (ring allreduce); `wire`: the values' type on the wire. */
+  sum(v: Float32Array, wire?: WireSpec): Promise<Float32Array>;
+  /** Every rank's vector (ring all-gather); needed by robust aggregation. */
+  allGather?(v: Float32Array): Promise<Float32Array[]>;
   /** Bytes of rank `root` to every peer. */
   broadcast(root: number, data: Uint8Array | null): Promise<Uint8Array>;
   /** Reports peers (by rank) whose contributions this peer left out of a sum. */
@@ -205,17 +221,34 @@ interface RoomControl {
  * `sum` with this peer's control flags appended to every vector; the room's totals land in `room`
  * after each sum. Every peer makes the same sums in the same order, so all see the same totals.
  */
-function controlledSum(sum: () => Group['sum'], control: TrainerDeps['control'], room: RoomControl): (v: Float32Array) => Promise<Float32Array> {
-  return async (v) => {
+function controlled(group: () => Group, control: TrainerDeps['control'], room: RoomControl) {
+  const withFlags = (v: Float32Array): Float32Array => {
     const mine = control?.() ?? { pause: false, stop: false };
     const ext = new Float32Array(v.length + 2);
     ext.set(v);
     ext[v.length] = mine.pause ? 1 : 0;
     ext[v.length + 1] = mine.stop ? 1 : 0;
-    const total = await sum()(ext);
-    room.pause = total[v.length]!;
-    room.stop = total[v.length + 1]!;
-    return total.subarray(0, v.length);
+    return ext;
+  };
+  const note = (pause: number, stop: number): void => {
+    room.pause = pause;
+    room.stop = stop;
+  };
+  return {
+    /** The sum; the flags travel as exact float32 whatever the wire. */
+    sum: async (v: Float32Array, wire?: WireSpec): Promise<Float32Array> => {
+      const total = await group().sum(withFlags(v), wire && { wire: wire.wire, exact: wire.exact + 2 });
+      note(total[v.length]!, total[v.length + 1]!);
+      return total.subarray(0, v.length);
+    },
+    /** Every rank's vector (the flags summed over the ranks). */
+    allGather: async (v: Float32Array): Promise<Float32Array[]> => {
+      const g = group();
+      if (!g.allGather) throw new RingError('protocol', 'robust aggregation needs an all-gather, which this group does not have');
+      const parts = await g.allGather(withFlags(v));
+      note(parts.reduce((a, p) => a + p[v.length]!, 0), parts.reduce((a, p) => a + p[v.length + 1]!, 0));
+      return parts.map((p) => p.subarray(0, v.length));
+    },
   };
 }
 
@@ -263,8 +296,22 @@ class TrainingState {
   }
 }
 
+/** Refuses option pairs that cannot work together, saying why. */
+function checkPrivacyOptions(cfg: TrainConfig): void {
+  if (cfg.robust && (cfg.compression || cfg.secureAggregation)) {
+    throw new RangeError('robust aggregation needs every contribution in the clear: turn off compression and secure aggregation, or pick the plain sum');
+  }
+  if (cfg.robust?.rule === 'trimmed-mean' && !(cfg.robust.trim >= 0 && cfg.robust.trim < 0.5)) {
+    throw new RangeError(`robust aggregation: trim must be in [0, 0.5); got ${cfg.robust.trim}`);
+  }
+  if (cfg.secureAggregation && (cfg.compression?.kind === 'fp16' || cfg.compression?.kind === 'int8')) {
+    throw new RangeError('secure aggregation masks are too large for fp16/int8 on the wire: pick PowerSGD or random-k, or no compression');
+  }
+}
+
 /** Runs the whole training on this peer. Rejects with the first unrecoverable RingError / MlError / DataError. */
 export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainResult> {
+  checkPrivacyOptions(cfg);
   let g = await deps.group();
   let shard = { rank: -1, size: -1, train: null as unknown as Dataset, test: null as unknown as Dataset };
   const loadShards = async (): Promise<void> => {
@@ -285,7 +332,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
   deps.emit({ type: 'backend', report });
   const model = createModel(spec);
   const room: RoomControl = { pause: 0, stop: 0 };
-  const sum = controlledSum(() => g.sum, deps.control, room);
+  const { sum, allGather } = controlled(() => g, deps.control, room);
   try {
     const lossKind = lossKindFor(spec);
     const params = paramCount(model);
@@ -442,8 +489,15 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
             return maskedSum(sum, g.rank, await g.maskKeys(), stepNo * 16 + n, secure.scale ?? 1000, counted ? 1 : 0)(v);
           }
         : sum;
+      const robust = cfg.robust;
+      const aggregate = robust
+        ? robustSum(allGather, robust, (ranks) => {
+            deps.emit({ type: 'rejected', step: stepNo, ranks, self: false });
+            g.reportInvalid?.(stepNo, ranks.filter((r) => r !== g.rank));
+          })
+        : null;
       const guarded = guardedSum({
-        sum: compressor ? compressor.sum(masked) : masked,
+        sum: aggregate ?? (compressor ? compressor.sum(masked) : masked),
         attribute: !secure,
         broadcast: (root, data) => g.broadcast(root, data),
         rank: g.rank,
@@ -460,7 +514,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       return (v) => {
         const bad = v.slice();
         if (poison === 'nan') bad[0] = NaN;
-        else for (let i = 0; i < bad.length - 2; i++) bad[i]! *= 1e6;
+        else for (let i = 0; i < bad.length - 2; i++) bad[i]! *= poison === 'huge' ? 1e6 : -100;
         return guarded(bad);
       };
     };

@@ -1,7 +1,12 @@
 /**
  * Gradient compression that keeps the ring: each codec turns a step's sum into allreduces of
- * smaller vectors, so the peers still just add. Both keep the part of the gradient they did not
- * send (error feedback) and add it to the next step's, so nothing is lost, only delayed.
+ * smaller vectors, so the peers still just add.
+ *
+ * - fp16, int8: the ring carries float16, or int8 with a scale per chunk (protocol/wire.ts); the
+ *   sample count and loss stay float32. Each hop rounds; nothing is carried over.
+ *
+ * Random-k and PowerSGD keep the part of the gradient they did not send (error feedback) and add
+ * it to the next step's, so nothing is lost, only delayed.
  *
  * - random-k: a share of the coordinates, the same ones on every peer (drawn from the run's seed
  *   and the step), summed as a dense k-vector.
@@ -14,9 +19,15 @@
  * identical on every peer. Pure TypeScript.
  */
 import { mulberry32 } from '../../core/random.ts';
+import { wireBytes, type Wire } from '../../protocol/wire.ts';
 import type { SumAllPeers } from './distributed.ts';
 
-export type CompressionSpec = { kind: 'randomk'; ratio: number } | { kind: 'powersgd'; rank: number };
+export type CompressionSpec = { kind: 'fp16' } | { kind: 'int8' } | { kind: 'randomk'; ratio: number } | { kind: 'powersgd'; rank: number };
+
+/** The wire of a quantising codec, null for the others. */
+function quantisedWire(spec: CompressionSpec): Wire | null {
+  return spec.kind === 'fp16' ? 'f16' : spec.kind === 'int8' ? 'i8' : null;
+}
 
 /** One tensor of the flat gradient: its shape and offset. */
 export interface Slot {
@@ -65,6 +76,7 @@ export class Compressor {
     private readonly slots: Slot[],
     private readonly seed: number,
   ) {
+    if (!['fp16', 'int8', 'randomk', 'powersgd'].includes(spec.kind)) throw new RangeError(`compression: "${spec.kind}" is not fp16, int8, randomk or powersgd`);
     if (spec.kind === 'randomk' && !(spec.ratio > 0 && spec.ratio <= 1)) throw new RangeError(`compression: randomk ratio must be in (0, 1]; got ${spec.ratio}`);
     if (spec.kind === 'powersgd' && !(Number.isInteger(spec.rank) && spec.rank >= 1)) throw new RangeError(`compression: powersgd rank must be a whole number >= 1; got ${spec.rank}`);
     this.residual = new Float32Array(slots.reduce((n, s) => n + s.size, 0));
@@ -97,6 +109,12 @@ export class Compressor {
     return async (v) => {
       const n = this.residual.length;
       if (v.length !== n + 2) throw new RangeError(`compression: a contribution of ${v.length} values for ${n} parameters (+ loss, count)`);
+      const wire = quantisedWire(this.spec);
+      if (wire) {
+        this.stats.floatsDense += n + 2;
+        this.stats.floatsSent += wireBytes(wire, n, 2) / 4;
+        return plain(v, { wire, exact: 2 });
+      }
       const x = new Float32Array(n);
       for (let i = 0; i < n; i++) x[i] = v[i]! + this.residual[i]!;
       const out = new Float32Array(n + 2);

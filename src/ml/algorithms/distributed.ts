@@ -5,12 +5,16 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { getFlatWeights, setFlatWeights } from '../flat.ts';
+import type { WireSpec } from '../../protocol/wire.ts';
 import type { LossKind } from '../models.ts';
 import type { FlatOptimizer } from '../optimizer.ts';
 import { computeGradients, meanGradient, packGradient, type GradientResult, type Targets } from '../step.ts';
 
-/** The collective the algorithms need: an elementwise sum over all peers of the view. */
-export type SumAllPeers = (v: Float32Array) => Promise<Float32Array>;
+/**
+ * The collective the algorithms need: an elementwise sum over all peers of the view; `wire`: the
+ * values' type on the wire (protocol/wire.ts), float32 when absent.
+ */
+export type SumAllPeers = (v: Float32Array, wire?: WireSpec) => Promise<Float32Array>;
 
 /** A batch of this peer's samples. `count` may be 0 (the peer still joins the sum). */
 export interface Batch {
