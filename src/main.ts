@@ -415,6 +415,9 @@ function showTraining(e: TrainEvent): void {
     logEvent(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
   } else if (e.type === 'privacy') {
     state.privacy = `ε = ${e.epsilon.toFixed(3)} for δ = ${e.delta} after ${e.step} steps (DP-SGD)`;
+  } else if (e.type === 'codec') {
+    state.codec = `auto picked ${e.codec} at step ${e.step}: ${e.reason}`;
+    logEvent(`compression: ${state.codec}`);
   } else if (e.type === 'rejected') {
     logEvent(e.self ? `step ${e.step}: this peer's gradient was invalid (NaN/Inf or too large) and was left out` : `step ${e.step}: left out the invalid gradients of rank(s) ${e.ranks.join(', ')}`);
   } else if (e.type === 'eval') {
@@ -547,6 +550,8 @@ async function runJob(s: RingSession, id: number, by: string, job: Job): Promise
   }
   run = { id, job };
   lastStep = null;
+  // Rows that describe the previous run.
+  for (const k of ['privacy', 'codec', 'checkpoint'] as const) delete state[k];
   charts.reset();
   showSetupError('');
   setProgress(0, 1, '');

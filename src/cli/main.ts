@@ -41,6 +41,8 @@ const TRAIN_USAGE = `ringtrain train [options]
   --partition P      iid, label-shards or dirichlet (default iid)
   --alpha X          Dirichlet concentration (default 0.5)
   --depth D, --rounds R, --bins B   trees: depth (6), boosting rounds (10), bins per feature (32)
+  --compression C    none, auto, fp16, int8, powersgd-r1, powersgd-r2, powersgd-r4 or randomk-1% (default none)
+  --aggregation A    sum, median or trimmed-mean (robust to untrusted peers; default sum)
   --backend B        webgpu, webgl, wasm or cpu (default: each peer probes and picks the fastest)
   --out DIR          where to write the model (default ./ringtrain-model)
   --help
@@ -115,6 +117,8 @@ async function train(argv: string[]): Promise<number> {
       depth: { type: 'string' },
       rounds: { type: 'string' },
       bins: { type: 'string' },
+      compression: { type: 'string' },
+      aggregation: { type: 'string' },
       backend: { type: 'string' },
       out: { type: 'string', default: 'ringtrain-model' },
       help: { type: 'boolean', default: false },

@@ -31,6 +31,11 @@ describe('training setup form', () => {
     expect(jobFromFields({ dataset: 'local', epochs: '1', batch: '10' }, 95).config['steps']).toBe(10);
     expect(jobFromFields({ dpNoise: '1.1', dpClip: '0.5' }).config['dp']).toEqual({ clip: 0.5, noiseMultiplier: 1.1 });
     expect(jobFromFields({}).config).not.toHaveProperty('dp');
+    expect(jobFromFields({ compression: 'powersgd-r2' }).config['compression']).toEqual({ kind: 'powersgd', rank: 2 });
+    expect(jobFromFields({ compression: 'auto' }).config['compression']).toEqual({ kind: 'auto' });
+    expect(jobFromFields({ aggregation: 'trimmed-mean' }).config['robust']).toEqual({ rule: 'trimmed-mean', trim: 0.25 });
+    expect(jobFromFields({}).config).not.toHaveProperty('compression');
+    expect(jobFromFields({ algorithm: 'fedavg', compression: 'fp16', aggregation: 'median' }).config).not.toHaveProperty('robust');
   });
 
   it('gives tree jobs their own config', () => {
@@ -59,5 +64,8 @@ describe('training setup form', () => {
     bad({ model: 'mlp', optimizer: 'pegasos' }, 'optimizer', /pegasos is for the linear SVM/);
     bad({ dataset: 'local' }, 'dataset', /load your own data first/);
     bad({ partition: 'random' }, 'partition', /not iid, label-shards or dirichlet/);
+    bad({ compression: 'zip' }, 'compression', /"zip" is not one of none, auto, fp16/);
+    bad({ aggregation: 'toString' }, 'aggregation', /"toString" is not one of sum, median, trimmed-mean/);
+    bad({ compression: 'fp16', aggregation: 'median' }, 'aggregation', /needs every gradient in the clear/);
   });
 });

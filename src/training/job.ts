@@ -3,6 +3,8 @@
  * as a form or a command line gives them) into the job the room runs, a neural/SVM training config
  * or a tree config, with the defaults a first-time user needs. Pure.
  */
+import type { CompressionSpec } from '../ml/algorithms/compression.ts';
+import type { RobustRule } from '../ml/algorithms/robust.ts';
 import type { Job } from '../protocol/messages.ts';
 
 /** The form's fields by name (strings, as the DOM gives them). */
@@ -29,7 +31,34 @@ export const SETUP_DEFAULTS: SetupFields = {
   balance: '',
   dpNoise: '0',
   dpClip: '1',
+  compression: 'none',
+  aggregation: 'sum',
 };
+
+/** The compression choices by field value (`auto` decides from measured timings: ml/algorithms/auto.ts). */
+export const COMPRESSIONS: Record<string, CompressionSpec | null> = {
+  none: null,
+  auto: { kind: 'auto' },
+  fp16: { kind: 'fp16' },
+  int8: { kind: 'int8' },
+  'powersgd-r1': { kind: 'powersgd', rank: 1 },
+  'powersgd-r2': { kind: 'powersgd', rank: 2 },
+  'powersgd-r4': { kind: 'powersgd', rank: 4 },
+  'randomk-1%': { kind: 'randomk', ratio: 0.01 },
+};
+
+/** The aggregation choices by field value: the ring's sum, or a robust rule over an all-gather. */
+export const AGGREGATIONS: Record<string, RobustRule | null> = {
+  sum: null,
+  median: { rule: 'median' },
+  'trimmed-mean': { rule: 'trimmed-mean', trim: 0.25 },
+};
+
+function choice<T>(f: SetupFields, name: string, table: Record<string, T>): T {
+  const v = f[name]!;
+  if (!Object.hasOwn(table, v)) throw new SetupError(name, `${name}: "${v}" is not one of ${Object.keys(table).join(', ')}`);
+  return table[v]!;
+}
 
 /** Training samples of the built-in datasets (steps = epochs x samples / batch). */
 const TRAIN_SAMPLES: Record<string, number> = { 'fashion-mnist': 48_000 };
@@ -101,6 +130,9 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
   const perStep = algorithm === 'gd' ? samples : algorithm === 'fedavg' ? batch * localSteps : batch;
   const steps = Math.max(1, Math.ceil((epochs * samples) / perStep));
   const every = Math.max(1, Math.round(steps / 20));
+  const compression = algorithm === 'fedavg' ? null : choice(f, 'compression', COMPRESSIONS);
+  const robust = algorithm === 'fedavg' ? null : choice(f, 'aggregation', AGGREGATIONS);
+  if (compression && robust) throw new SetupError('aggregation', 'aggregation: a median or trimmed mean needs every gradient in the clear; set compression to none');
   return {
     kind: 'train',
     config: {
@@ -117,6 +149,8 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
       checkpointEvery: every,
       minPeers: num(f, 'minPeers', { int: true, min: 1, max: 1024 }),
       ...(f.balance === 'on' && algorithm === 'sgd' ? { balance: true } : {}),
+      ...(compression ? { compression } : {}),
+      ...(robust ? { robust } : {}),
       ...(num(f, 'dpNoise', { min: 0, max: 100 }) > 0 && algorithm !== 'fedavg'
         ? { dp: { clip: num(f, 'dpClip', { min: 1e-6, max: 1e6 }), noiseMultiplier: num(f, 'dpNoise', { min: 0, max: 100 }) } }
         : {}),

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { AUTO_PROBE_STEPS } from '../ml/algorithms/auto.ts';
 import { Communicator } from '../core/collectives/communicator.ts';
 import { RingError } from '../core/errors.ts';
 import { Mailbox } from '../core/collectives/mailbox.ts';
@@ -177,6 +178,18 @@ describe('train', () => {
       expect(r.weights.every(Number.isFinite)).toBe(true);
       expect(r.accuracy).toBeGreaterThan(0.9);
     }
+  });
+
+  it('compression auto: every peer picks the same codec at the same step from the summed timings, and the weights stay identical', async () => {
+    const picks: { rank: number; step: number; codec: string; reason: string }[] = [];
+    const rs = await trainRing(3, { ...BASE, steps: 12, compression: { kind: 'auto' } }, {
+      onEvent: (rank, e) => e.type === 'codec' && picks.push({ rank, step: e.step, codec: e.codec, reason: e.reason }),
+    });
+    expect(picks.map((p) => p.rank).sort()).toEqual([0, 1, 2]);
+    expect(new Set(picks.map((p) => `${p.step} ${p.codec} ${p.reason}`)).size).toBe(1);
+    expect(picks[0]!.step).toBe(1 + AUTO_PROBE_STEPS);
+    expect(picks[0]!.reason).toMatch(/the allreduce took \d+% of a step/);
+    for (const r of rs) expect(r.weights).toEqual(rs[0]!.weights);
   });
 
   it('robust aggregation (median, trimmed mean) keeps a byzantine peer (gradient x -100) from wrecking the model; the plain sum does not', async () => {

@@ -17,6 +17,7 @@ import { RingError } from '../core/errors.ts';
 import { featureSize, type Dataset } from '../data/dataset.ts';
 import type { PartitionScheme } from '../data/partition.ts';
 import { federatedRound, synchronousStep, type StepTimings, type SumAllPeers } from '../ml/algorithms/distributed.ts';
+import { AUTO_PROBE_STEPS, chooseCodec } from '../ml/algorithms/auto.ts';
 import { Compressor, type CompressionSpec } from '../ml/algorithms/compression.ts';
 import { guardedSum } from '../ml/algorithms/guard.ts';
 import { robustSum, type RobustRule } from '../ml/algorithms/robust.ts';
@@ -117,7 +118,9 @@ export type TrainEvent =
   /** DP-SGD: the privacy spent so far, (ε, δ). */
   | { type: 'privacy'; step: number; epsilon: number; delta: number }
   /** The contributions of `ranks` were left out of step `step`'s sum; `self`: this peer's own. */
-  | { type: 'rejected'; step: number; ranks: number[]; self: boolean };
+  | { type: 'rejected'; step: number; ranks: number[]; self: boolean }
+  /** compression `auto`: the codec the group picked at `step`, and why. */
+  | { type: 'codec'; step: number; codec: string; reason: string };
 
 export interface TrainResult {
   /** Steps completed: `config.steps`, or fewer when a peer stopped the run. */
@@ -337,7 +340,10 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
     const lossKind = lossKindFor(spec);
     const params = paramCount(model);
     const st = new TrainingState(model, createOptimizer(cfg.optimizer, params), runKey(cfg));
-    const compressor = cfg.compression && cfg.algorithm !== 'fedavg' ? new Compressor(cfg.compression, weightLayout(model), cfg.seed) : null;
+    const auto = cfg.compression?.kind === 'auto' && cfg.algorithm !== 'fedavg';
+    let compressor = cfg.compression && !auto && cfg.algorithm !== 'fedavg' ? new Compressor(cfg.compression, weightLayout(model), cfg.seed) : null;
+    /** `auto`: the steps after `from` whose timings are summed; the choice is made at step `until`. */
+    let probe = { from: 0, until: 0, commMs: 0, computeMs: 0 };
     let sampler = new Sampler(shard.train, 0);
     let last = { accuracy: 0, loss: 0 };
     let recoveries = 0;
@@ -395,6 +401,11 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       st.agreed = true;
       // Residuals are this peer's own; factors restart from the seed: the same on every peer of the group.
       compressor?.reset(st.step);
+      // `auto` measures the new group afresh (every member starts its probe at the same step).
+      if (auto) {
+        compressor = null;
+        probe = { from: st.step + 1, until: st.step + 1 + AUTO_PROBE_STEPS, commMs: 0, computeMs: 0 };
+      }
       // A fresh order of this peer's (possibly new) shard, the same on every run of this schedule.
       sampler = new Sampler(shard.train, cfg.seed * 7919 + g.rank + 1 + 104_729 * st.step);
       // A new group starts from the even split until its speeds are measured.
@@ -470,7 +481,21 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
         epsilon = dpEpsilon(q, cfg.dp.noiseMultiplier, st.step, cfg.dp.delta ?? 1e-5);
         deps.emit({ type: 'privacy', step: st.step, epsilon, delta: cfg.dp.delta ?? 1e-5 });
       }
-      deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, localSamples: local, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });
+      deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, localSamples: local, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });      if (auto && !compressor && st.step > probe.from) await chooseAuto(r.timings);
+    };
+    /** `auto`: adds a step's timings to the probe and, at its last step, picks the codec with the whole group. */
+    const chooseAuto = async (t: StepTimings): Promise<void> => {
+      probe.commMs += t.allreduceMs;
+      probe.computeMs += t.computeMs + t.readbackMs + t.applyMs;
+      if (st.step < probe.until) return;
+      const total = await sum(Float32Array.of(probe.commMs, probe.computeMs));
+      const steps = (probe.until - probe.from) * g.size;
+      const choice = chooseCodec(total[0]! / steps, total[1]! / steps, weightLayout(model));
+      compressor = choice.spec && new Compressor(choice.spec, weightLayout(model), cfg.seed);
+      compressor?.reset(st.step);
+      deps.emit({ type: 'codec', step: st.step, codec: choice.name, reason: choice.reason });
+      // Decided for this group (with no codec too): the next group measures again.
+      probe.until = Infinity;
     };
     /** The step's sum, leaving out NaN/Inf and over-large contributions (and poisoning this one in a drill). */
     const gradientSum = (): SumAllPeers => {

@@ -16,6 +16,8 @@ export interface PanelState {
   checkpoint?: string;
   /** DP-SGD: privacy spent so far. */
   privacy?: string;
+  /** compression `auto`: what it picked and why. */
+  codec?: string;
   /** Latest test accuracy. */
   accuracy?: string;
   /** A download in progress (bytes). */
@@ -57,6 +59,7 @@ export function renderStatus(root: HTMLElement, s: PanelState): void {
   if (s.accuracy) row('Test accuracy', s.accuracy);
   if (s.checkpoint) row('Checkpoint', s.checkpoint);
   if (s.privacy) row('Privacy spent', s.privacy);
+  if (s.codec) row('Compression', s.codec);
   const children: HTMLElement[] = [dl];
   if (s.loading) {
     const { label, loaded, total } = s.loading;
