@@ -1,101 +1,145 @@
 /**
- * `npm run bench -- compression`: N headless tabs train the MLP on Fashion-MNIST for a fixed number
- * of steps with each gradient codec (none, random-k, PowerSGD of rank 1, 2, 4), side by side in
- * one run: payload bytes rank 0 sends per step, ms per step split into compute and communication,
- * and the test accuracy reached. The links here are loopback; the WAN profiles of issue 8 (netem
- * in network namespaces) are not built yet.
+ * Side-by-side training runs on the same tabs, one per variant of a base config:
+ *
+ * - `npm run bench -- compression`: the gradient codecs (none, fp16, int8, random-k, PowerSGD of
+ *   rank 1, 2, 4, auto) on loopback links;
+ * - `npm run bench -- robust`: the ring's sum against the median and the trimmed mean over an
+ *   all-gather, with honest peers (what robustness costs) and with one byzantine tab sending its
+ *   gradient times -100 (what it buys);
+ * - bench/wan.ts runs the codecs over emulated WAN links.
+ *
+ * For each: payload bytes rank 0 sends per step, ms per step split into compute (incl. readback
+ * and apply) and communication, and the test accuracy reached, with ratios against the first
+ * variant of the same run.
  */
 import type { Page } from 'playwright-core';
 import { startCluster } from '../src/cli/cluster.ts';
-import type { CompressionSpec } from '../src/ml/algorithms/compression.ts';
+import { AGGREGATIONS, COMPRESSIONS } from '../src/training/job.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 
-export interface CompressionRow {
-  profile: 'loopback';
-  codec: string;
+export interface Variant {
+  name: string;
+  config: Partial<TrainConfig>;
+  /** The last tab sends its gradient times -100 during this variant (a byzantine peer). */
+  attacker?: boolean;
+}
+
+export interface VariantRow {
+  variant: string;
   peers: number;
   steps: number;
   bytes_per_step: number;
   ms_per_step: number;
   compute_ms: number;
+  readback_ms: number;
   comm_ms: number;
   test_accuracy: number;
-  /** Against the uncompressed row of the same run. */
+  /** Against the first variant of the same run. */
   bytes_ratio: number;
   ms_ratio: number;
+  /** compression `auto`: what it picked. */
+  picked?: string;
 }
 
-export const CODECS: Record<string, CompressionSpec | null> = {
-  none: null,
-  'randomk-1%': { kind: 'randomk', ratio: 0.01 },
-  'powersgd-r1': { kind: 'powersgd', rank: 1 },
-  'powersgd-r2': { kind: 'powersgd', rank: 2 },
-  'powersgd-r4': { kind: 'powersgd', rank: 4 },
+/** The MLP on Fashion-MNIST that the codec and aggregation benchmarks train. */
+export const MLP_CONFIG: TrainConfig = {
+  dataset: 'fashion-mnist',
+  partition: { scheme: 'iid', seed: 1 },
+  model: 'mlp',
+  algorithm: 'sgd',
+  optimizer: { kind: 'adam', lr: 0.002 },
+  batch: 128,
+  steps: 150,
+  seed: 3,
 };
 
-/** Trains `config` on every page; rank 0's bytes sent and its mean step split. */
-async function run(pages: Page[], config: TrainConfig): Promise<{ bytes: number; ms: number; compute: number; comm: number; accuracy: number; checksums: Set<string> }> {
+export const CODEC_NAMES = Object.keys(COMPRESSIONS);
+
+export const codecVariants = (names: string[]): Variant[] => names.map((name) => ({ name, config: COMPRESSIONS[name] ? { compression: COMPRESSIONS[name] } : {} }));
+
+const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** Trains `config` on every page; rank 0's bytes sent and its mean step split (after 5 warm-up steps). */
+async function run(pages: Page[], config: TrainConfig) {
   const before = await pages[0]!.evaluate(() => window.ringtrain.stats().payloadBytesSent);
   const rs = await Promise.all(
     pages.map((p) =>
       p.evaluate(async (c) => {
         const steps: { computeMs: number; readbackMs: number; allreduceMs: number; applyMs: number; t: number }[] = [];
-        const r = await window.ringtrain.train(c, (e) => e.type === 'step' && steps.push({ ...e, t: performance.now() }));
-        // Skip the first steps (backend warm-up) in the timings. (No named functions in here:
-        // tsx would wrap them in a helper the page does not have.)
+        let picked: string | undefined;
+        const r = await window.ringtrain.train(c, (e) => {
+          if (e.type === 'step') steps.push({ ...e, t: performance.now() });
+          if (e.type === 'codec') picked = e.codec;
+        });
+        // No named functions in here: tsx would wrap them in a helper the page does not have.
         const s = steps.slice(Math.min(5, steps.length - 1));
         const wall = s.length > 1 ? (s.at(-1)!.t - s[0]!.t) / (s.length - 1) : NaN;
         const compute = s.reduce((a, x) => a + x.computeMs + x.readbackMs + x.applyMs, 0) / s.length;
+        const readback = s.reduce((a, x) => a + x.readbackMs, 0) / s.length;
         const comm = s.reduce((a, x) => a + x.allreduceMs, 0) / s.length;
-        return { accuracy: r.accuracy, checksum: r.checksum, ms: wall, compute, comm };
+        return { accuracy: r.accuracy, checksum: r.checksum, ms: wall, compute, readback, comm, picked };
       }, config),
     ),
   );
   const after = await pages[0]!.evaluate(() => window.ringtrain.stats().payloadBytesSent);
-  const r0 = rs[0]!;
-  return { bytes: (after - before) / config.steps, ms: r0.ms, compute: r0.compute, comm: r0.comm, accuracy: r0.accuracy, checksums: new Set(rs.map((r) => r.checksum)) };
+  return { ...rs[0]!, bytes: (after - before) / config.steps, checksums: new Set(rs.map((r) => r.checksum)) };
 }
 
-export async function benchCompression(o: { peers: number; steps: number; codecs: string[] }, log: (s: string) => void): Promise<CompressionRow[]> {
+/** Runs every variant of `base` on `pages`, one after the other, and logs a line per variant. */
+export async function runVariants(pages: Page[], base: TrainConfig, variants: Variant[], log: (s: string) => void): Promise<VariantRow[]> {
+  const rows: VariantRow[] = [];
+  for (const v of variants) {
+    const attacker = pages.at(-1)!;
+    if (v.attacker) await attacker.evaluate(() => window.ringtrain.debug.poison('flip'));
+    const r = await run(pages, { ...base, ...v.config }).finally(() => v.attacker && attacker.evaluate(() => window.ringtrain.debug.poison(null)));
+    if (r.checksums.size !== 1) throw new Error(`${v.name}: the peers ended with different weights`);
+    const first = rows[0];
+    const row: VariantRow = {
+      variant: v.name,
+      peers: pages.length,
+      steps: base.steps,
+      bytes_per_step: Math.round(r.bytes),
+      ms_per_step: round(r.ms, 1),
+      compute_ms: round(r.compute, 1),
+      readback_ms: round(r.readback, 2),
+      comm_ms: round(r.comm, 1),
+      test_accuracy: round(r.accuracy, 4),
+      bytes_ratio: first ? round(first.bytes_per_step / r.bytes, 1) : 1,
+      ms_ratio: first ? round(first.ms_per_step / r.ms, 2) : 1,
+      ...(r.picked ? { picked: r.picked } : {}),
+    };
+    rows.push(row);
+    log(
+      `${v.name.padEnd(22)} ${String(row.bytes_per_step).padStart(9)} B/step (${row.bytes_ratio}x less)  ${row.ms_per_step} ms/step ` +
+        `(compute ${row.compute_ms} incl. readback ${row.readback_ms}, communication ${row.comm_ms}; ${row.ms_ratio}x)  accuracy ${row.test_accuracy}${r.picked ? `  auto picked ${r.picked}` : ''}`,
+    );
+  }
+  return rows;
+}
+
+/** `compression`: the codecs on loopback links. */
+export async function benchCompression(o: { peers: number; steps: number; codecs: string[] }, log: (s: string) => void) {
   const cluster = await startCluster({ peers: o.peers, query: { backend: 'wasm' }, deadAfterMs: 30_000 });
-  const rows: CompressionRow[] = [];
   try {
-    for (const codec of o.codecs) {
-      const spec = CODECS[codec]!;
-      const config: TrainConfig = {
-        dataset: 'fashion-mnist',
-        partition: { scheme: 'iid', seed: 1 },
-        model: 'mlp',
-        algorithm: 'sgd',
-        optimizer: { kind: 'adam', lr: 0.002 },
-        batch: 128,
-        steps: o.steps,
-        seed: 3,
-        ...(spec ? { compression: spec } : {}),
-      };
-      const r = await run(cluster.pages, config);
-      if (r.checksums.size !== 1) throw new Error(`${codec}: the peers ended with different weights`);
-      const base = rows.find((x) => x.codec === 'none');
-      const row: CompressionRow = {
-        profile: 'loopback',
-        codec,
-        peers: o.peers,
-        steps: o.steps,
-        bytes_per_step: Math.round(r.bytes),
-        ms_per_step: Math.round(r.ms * 10) / 10,
-        compute_ms: Math.round(r.compute * 10) / 10,
-        comm_ms: Math.round(r.comm * 10) / 10,
-        test_accuracy: Math.round(r.accuracy * 10_000) / 10_000,
-        bytes_ratio: base ? Math.round((base.bytes_per_step / r.bytes) * 10) / 10 : 1,
-        ms_ratio: base ? Math.round((base.ms_per_step / r.ms) * 100) / 100 : 1,
-      };
-      rows.push(row);
-      log(
-        `${codec.padEnd(12)} ${String(row.bytes_per_step).padStart(9)} B/step (${row.bytes_ratio}x less)  ${row.ms_per_step} ms/step (compute ${row.compute_ms}, allreduce ${row.comm_ms}; ${row.ms_ratio}x)  accuracy ${row.test_accuracy}`,
-      );
-    }
+    const rows = await runVariants(cluster.pages, { ...MLP_CONFIG, steps: o.steps }, codecVariants(o.codecs), log);
+    return rows.map(({ variant, ...r }) => ({ profile: 'loopback', codec: variant, ...r }));
   } finally {
     await cluster.close();
   }
-  return rows;
+}
+
+/** `robust`: the ring's sum, the median and the trimmed mean, without and with a byzantine tab. */
+export async function benchRobust(o: { peers: number; steps: number }, log: (s: string) => void): Promise<VariantRow[]> {
+  const cluster = await startCluster({ peers: o.peers, query: { backend: 'wasm' }, deadAfterMs: 30_000 });
+  const aggregation = Object.entries(AGGREGATIONS).map(([name, rule]) => ({ name, config: rule ? { robust: rule } : {} }));
+  try {
+    return await runVariants(
+      cluster.pages,
+      { ...MLP_CONFIG, steps: o.steps },
+      [...aggregation, ...aggregation.map((v) => ({ ...v, name: `${v.name} + byzantine tab`, attacker: true }))],
+      log,
+    );
+  } finally {
+    await cluster.close();
+  }
 }

@@ -7,7 +7,8 @@
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  *   faults     [--faults 10] [--every 10] [--seed 1]
- *   compression [--peers 4] [--steps 150] [--codecs none,randomk-1%,powersgd-r1,powersgd-r2,powersgd-r4]
+ *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
+ *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean; honest, then with a byzantine tab)
  *   server     [--peers 500] [--room-size 10] [--hold-ms 5000]   (simulated peers, no browser)
  *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
  *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
@@ -19,7 +20,7 @@ import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
 import { benchFaults } from './faults.ts';
-import { benchCompression, CODECS } from './compression.ts';
+import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
 import { benchServer } from './server.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
@@ -46,7 +47,7 @@ function positive(s: string, name: string): number {
   return v;
 }
 
-const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'svm-trees', 'server', 'compression'];
+const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'svm-trees', 'server', 'compression', 'robust'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -96,9 +97,17 @@ async function main(): Promise<void> {
     return;
   }
   if (scenario === 'compression') {
-    const o = { peers: list(values.peers ?? '4', 'peers')[0]!, steps: list(values.steps ?? '150', 'steps')[0]!, codecs: names(values.codecs ?? Object.keys(CODECS).join(','), 'codecs', Object.keys(CODECS)) };
+    const o = { peers: list(values.peers ?? '4', 'peers')[0]!, steps: list(values.steps ?? '150', 'steps')[0]!, codecs: names(values.codecs ?? CODEC_NAMES.join(','), 'codecs', CODEC_NAMES) };
     console.log(`compression benchmark: ${o.peers} tabs, MLP on fashion-mnist, ${o.steps} steps per codec (${o.codecs.join(', ')}), loopback links`);
     rows = await benchCompression(o, log);
+    save(rows);
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'robust') {
+    const o = { peers: list(values.peers ?? '4', 'peers')[0]!, steps: list(values.steps ?? '150', 'steps')[0]! };
+    console.log(`robust aggregation benchmark: ${o.peers} tabs, MLP on fashion-mnist, ${o.steps} steps per variant, loopback links; the byzantine tab sends its gradient x -100`);
+    rows = await benchRobust(o, log);
     save(rows);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;

@@ -87,8 +87,8 @@ export interface RingTrainApi {
     dial(peerId: string, holdMs: number): Promise<boolean>;
     /** Data connections this tab refused from peers outside its view. */
     refused(): number;
-    /** From now on this tab sends NaN, 1e6-times or -100-times gradients and skips its own check (a poisoned peer). */
-    poison(kind: Poison): void;
+    /** From now on this tab sends NaN, 1e6-times or -100-times gradients and skips its own check (a poisoned peer); null: honest again. */
+    poison(kind: Poison | null): void;
   };
 }
 
@@ -292,8 +292,10 @@ window.ringtrain = {
     chartPoints: () => charts.counts(),
     dial: (peerId, holdMs) => need().transport.dial(peerId, holdMs),
     poison: (kind) => {
-      poisonDrill = kind;
-      if (control) control.poison = kind;
+      poisonDrill = kind ?? undefined;
+      if (!control) return;
+      if (kind) control.poison = kind;
+      else delete control.poison;
     },
     refused: () => need().transport.refused,
   },
