@@ -24,10 +24,10 @@ export interface AllreduceBenchOptions {
   reps: number;
 }
 
-type Op = 'shift' | 'ring' | 'alltoall';
+export type Op = 'shift' | 'ring' | 'alltoall';
 
 /** Times one op on every peer at once, started from a barrier; returns the slowest peer's ms and mean bytes sent. */
-async function timeOp(pages: Page[], op: Op, bytes: number): Promise<{ ms: number; sent: number }> {
+export async function timeOp(pages: Page[], op: Op, bytes: number): Promise<{ ms: number; sent: number }> {
   const runs = await Promise.all(
     pages.map((p) =>
       p.evaluate(
@@ -56,7 +56,7 @@ async function timeOp(pages: Page[], op: Op, bytes: number): Promise<{ ms: numbe
   return { ms: Math.max(...runs.map((r) => r.ms)), sent: runs.reduce((a, r) => a + r.sent, 0) / runs.length };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;

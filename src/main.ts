@@ -137,6 +137,8 @@ function need(): RingSession {
 
 /** A private room's secret from the link's fragment (`#k=...`), never sent to the server. */
 const linkSecret = new URLSearchParams(location.hash.slice(1)).get('k') ?? undefined;
+/** `?linkDelayMs=`: emulated one-way latency of every data channel (the WAN benchmark, bench/netns.ts). */
+const linkDelayMs = Math.max(0, Number(params.get('linkDelayMs')) || 0);
 
 async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: string; view: View | null }> {
   if (session) return { peerId: session.peerId, view: session.view };
@@ -147,7 +149,7 @@ async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: strin
   delete state.error;
   draw();
   try {
-    session = await RingSession.join({ ...opts, room, ...(secret ? { secret } : {}), pub: (await maskPair).pub });
+    session = await RingSession.join({ ...(linkDelayMs ? { linkDelayMs } : {}), ...opts, room, ...(secret ? { secret } : {}), pub: (await maskPair).pub });
   } catch (e) {
     state.status = 'idle';
     const msg = (e as Error).message;

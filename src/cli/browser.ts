@@ -64,9 +64,12 @@ export async function findChromium(env: NodeJS.ProcessEnv = process.env): Promis
   }
 }
 
-/** Launches a fresh headless browser process with the flags WebRTC and WebGPU need here. */
-export async function launchBrowser(): Promise<Browser> {
-  const choice = await findChromium();
+/**
+ * Launches a fresh headless browser process with the flags WebRTC and WebGPU need here; `adjust`
+ * may change the executable or the flags (e.g. to start it inside a network namespace).
+ */
+export async function launchBrowser(adjust: (c: BrowserChoice) => BrowserChoice = (c) => c): Promise<Browser> {
+  const choice = adjust(await findChromium());
   return chromium.launch({ executablePath: choice.executablePath, args: choice.args, headless: true });
 }
 

@@ -4,7 +4,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { View } from '../core/membership/view.ts';
 import { startServer, type RunningServer } from '../server/app.ts';
 import { launchBrowser, newPeerContext } from './browser.ts';
@@ -21,10 +21,20 @@ export interface ClusterOptions {
   deadAfterMs?: number;
   /** URL options for every tab, e.g. `{ backend: 'wasm' }`. */
   query?: Record<string, string>;
+  /** Address the server listens on and the tabs load the app from (default 127.0.0.1). */
+  host?: string;
+  /**
+   * Launches the browser of peer `i` (0-based; peers added later continue the count) for the app at
+   * `origin`. Default: all tabs share one browser from `launchBrowser`.
+   */
+  launch?: (i: number, origin: string) => Promise<Browser>;
+  /** Scripts every page runs before the app (Playwright's `addInitScript`), e.g. probes for a bench. */
+  initScripts?: string[];
 }
 
 export interface Cluster {
   server: RunningServer;
+  /** The first (with the default `launch`, the only) browser. */
   browser: Browser;
   pages: Page[];
   room: string;
@@ -71,34 +81,42 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const root = o.root ?? PROJECT_ROOT;
   if (o.build !== false) await buildApp(root, o.build === 'if-stale');
   const server = await startServer({
-    host: '127.0.0.1',
+    host: o.host ?? '127.0.0.1',
     port: 0,
     mode: 'prod',
     root,
     ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
     ...(o.deadAfterMs ? { deadAfterMs: o.deadAfterMs } : {}),
   });
-  const browser = await launchBrowser();
+  const browsers: Browser[] = [];
   const close = async (): Promise<void> => {
-    await browser.close();
+    await Promise.all(browsers.map((b) => b.close()));
     await server.close();
   };
   try {
-    const ctx = await newPeerContext(browser, server.url);
+    // One shared browser and context, or one of each per peer.
+    let shared: Promise<BrowserContext> | null = null;
+    const contextFor = async (i: number): Promise<BrowserContext> => {
+      const open = async (): Promise<BrowserContext> => {
+        const b = await (o.launch ? o.launch(i, server.url) : launchBrowser());
+        browsers.push(b);
+        const ctx = await newPeerContext(b, server.url);
+        for (const script of o.initScripts ?? []) await ctx.addInitScript(script);
+        return ctx;
+      };
+      return o.launch ? open() : (shared ??= open());
+    };
     const room = o.room ?? `cluster-${Math.random().toString(36).slice(2, 8)}`;
     const pages: Page[] = [];
-    for (let i = 0; i < o.peers; i++) {
-      const page = await ctx.newPage();
-      await joinPage(page, room, o.query);
-      pages.push(page);
-    }
-    await Promise.all(pages.map((p) => waitForMembers(p, o.peers)));
+    let opened = 0;
     const addPeer = async (): Promise<Page> => {
-      const page = await ctx.newPage();
+      const page = await (await contextFor(opened++)).newPage();
       await joinPage(page, room, o.query);
       return page;
     };
-    return { server, browser, pages, room, addPeer, close };
+    for (let i = 0; i < o.peers; i++) pages.push(await addPeer());
+    await Promise.all(pages.map((p) => waitForMembers(p, o.peers)));
+    return { server, browser: browsers[0]!, pages, room, addPeer, close };
   } catch (e) {
     await close();
     throw e;

@@ -2,6 +2,7 @@ import type { DataConnection, Peer } from 'peerjs';
 import { abortReason, RingError } from '../core/errors.ts';
 import { Listeners, type PeerId, type Transport, type Unsubscribe } from '../core/transport.ts';
 import { DType, encodeFrame, Op } from '../protocol/frame.ts';
+import { DelayFifo } from './delay-fifo.ts';
 
 export interface PeerJsTransportOptions {
   /** Heartbeat period on each data channel, ms. */
@@ -10,6 +11,12 @@ export interface PeerJsTransportOptions {
   deadAfterMs: number;
   /** Pause sending while more than this many bytes are queued on a channel (default 256 KiB). */
   highWaterBytes?: number;
+  /**
+   * Emulated one-way link latency, ms (default 0: none): every received data frame, heartbeats
+   * included, is held this long before it is delivered, in arrival order. For WAN benchmarks where
+   * the kernel cannot delay packets (no netem); see bench/netns.ts.
+   */
+  linkDelayMs?: number;
 }
 
 interface Link {
@@ -52,6 +59,8 @@ export class PeerJsTransport implements Transport {
   private allowed = new Set<PeerId>();
   private readonly timer: ReturnType<typeof setInterval>;
   private readonly highWater: number;
+  /** Received frames held back to emulate link latency (null: delivered at once). */
+  private readonly inbound: DelayFifo<() => void> | null;
   /** Connections closed because the dialer did not become a member of the view in time. */
   refused = 0;
 
@@ -61,6 +70,7 @@ export class PeerJsTransport implements Transport {
   ) {
     this.self = peer.id;
     this.highWater = opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.inbound = opts.linkDelayMs ? new DelayFifo(opts.linkDelayMs, (deliver) => deliver()) : null;
     this.accept(peer);
     this.timer = setInterval(() => this.beat(), opts.heartbeatMs);
   }
@@ -177,12 +187,16 @@ export class PeerJsTransport implements Transport {
       });
       this.opened.emit(id);
     });
-    conn.on('data', (data) => {
+    const receive = (data: unknown): void => {
       const link = this.links.get(id);
       if (!link || link.conn !== conn) return;
       link.lastHeard = Date.now();
       link.ticksSilent = 0;
       if (data instanceof ArrayBuffer) this.messages.emit(id, new Uint8Array(data));
+    };
+    conn.on('data', (data) => {
+      if (this.inbound) this.inbound.push(() => receive(data));
+      else receive(data);
     });
     conn.on('close', () => this.dropIf(conn, 'channel closed'));
     conn.on('error', (e) => this.dropIf(conn, `channel error: ${e.message}`));
@@ -271,6 +285,7 @@ export class PeerJsTransport implements Transport {
 
   close(): void {
     clearInterval(this.timer);
+    this.inbound?.clear();
     for (const id of [...this.links.keys(), ...this.pending.keys()]) this.drop(id, 'transport closed', false);
   }
 }

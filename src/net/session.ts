@@ -45,6 +45,8 @@ export interface SessionOptions {
   chunkBytes?: number;
   /** Backpressure high-water mark per channel, bytes. */
   highWaterBytes?: number;
+  /** Emulated one-way latency of every data channel, ms (WAN benchmarks; default 0). */
+  linkDelayMs?: number;
   /** Time allowed to reach the server, ms (default 10000). */
   connectTimeoutMs?: number;
   /** Get back into the room by itself after an eviction or a lost server (default true). */
@@ -170,6 +172,7 @@ export class RingSession {
       // stalled by an overloaded machine for a dead one.
       deadAfterMs: 2 * welcome.deadAfterMs,
       ...(opts.highWaterBytes ? { highWaterBytes: opts.highWaterBytes } : {}),
+      ...(opts.linkDelayMs ? { linkDelayMs: opts.linkDelayMs } : {}),
     });
     const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts, key ?? null);
     offEarly();
