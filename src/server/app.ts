@@ -107,7 +107,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Mounting starts PeerServer's timers, which it never stops: track them to clear them on close.
   const peerTimers = trackTimers(() => app.use(PEER_PATH, peerApp));
 
-  const coordWss = new WebSocketServer({ noServer: true, maxPayload: MAX_CONTROL_BYTES });
+  // Frames up to 4x the limit reach the parser, which answers with a typed error and closes;
+  // larger ones are refused by ws itself (close code 1009) before they are buffered whole.
+  const coordWss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_CONTROL_BYTES });
   coordWss.on('connection', (ws: WebSocket) => {
     const session = coordinator.connect({
       send: (msg) => {
@@ -115,7 +117,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       },
       close: (reason) => ws.close(4000, reason.slice(0, 120)),
     });
-    ws.on('message', (data, isBinary) => session.message(isBinary ? null : data.toString()));
+    ws.on('message', (data, isBinary) => {
+      // A bug in a handler must cost one connection, never the server and every room on it.
+      try {
+        session.message(isBinary ? null : data.toString());
+      } catch (e) {
+        log(`coordinator: a message handler threw (${(e as Error).message}); closing that connection`);
+        ws.close(1011, 'internal error');
+      }
+    });
     ws.on('pong', () => session.alive());
     ws.on('close', () => session.closed());
     ws.on('error', (e) => log(`coordinator socket error: ${e.message}`));

@@ -175,7 +175,8 @@ export class Coordinator {
           this.rejected++;
           const code: ServerErrorCode = m.code === 'bad-version' ? 'bad-version' : 'bad-message';
           conn.send({ type: 'error', code, message: m.message });
-          if (code === 'bad-version') {
+          // A wrong version cannot talk to us; an oversized message is not an honest client's.
+          if (code === 'bad-version' || m.code === 'oversized') {
             this.ended.add(conn);
             conn.close(m.message);
           }

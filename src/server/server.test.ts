@@ -15,6 +15,7 @@ import {
   type View,
 } from '../protocol/index.ts';
 import { COORDINATOR_PATH, PEER_KEY, PEER_PATH, startServer, type RunningServer } from './app.ts';
+import { LIMIT_DEFAULTS } from './coordinator.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HEARTBEAT_MS = 100;
@@ -222,14 +223,20 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     expect(await a.view([a.peerId], epoch)).toEqual({ room, epoch: epoch + 1, members: [{ peerId: a.peerId, rank: 0 }] });
   });
 
-  it('closes a socket that sends an oversized message and keeps serving the others', async () => {
+  it('answers an oversized message with a typed error and closes it (ws itself refuses 4x the limit), and keeps serving the others', async () => {
     const room = uid('room');
     const a = await Member.join(server, room);
     const big = await Member.join(server, room);
     const { epoch } = await a.view([a.peerId, big.peerId]);
+    const rejected = server.coordinator.rejected;
     big.send('x'.repeat(MAX_CONTROL_BYTES + 1));
-    expect((await withTimeout(big.closed, WAIT_MS, 'the oversized sender to be closed')).code).toBe(1009);
+    expect(await withTimeout(big.closed, WAIT_MS, 'the oversized sender to be closed')).toEqual({ code: 4000, reason: expect.stringMatching(/exceeds 65536/) });
+    expect(big.texts.map((t) => JSON.parse(t) as { type: string; code?: string }).filter((m) => m.type === 'error')).toEqual([expect.objectContaining({ code: 'bad-message' })]);
+    expect(server.coordinator.rejected).toBe(rejected + 1);
     await a.view([a.peerId], epoch);
+    const huge = await Member.join(server, room);
+    huge.send('x'.repeat(4 * MAX_CONTROL_BYTES + 1));
+    expect((await withTimeout(huge.closed, WAIT_MS, 'the huge sender to be closed')).code).toBe(1009);
     const c = await Member.join(server, room);
     await a.view([a.peerId, c.peerId]);
     const res = await fetch(`${server.url}/api/config`, { signal: AbortSignal.timeout(WAIT_MS) });
@@ -415,5 +422,140 @@ describe('signaling is for members', () => {
     expect(await withTimeout(stranger.closed, WAIT_MS, 'the stranger to be closed')).toEqual({ code: 4003, reason: 'not admitted to a room' });
     expect(member.ws.readyState).toBe(member.ws.OPEN);
     joined.stopHeartbeats();
+  });
+});
+
+describe('limits over real sockets: a misbehaving client does not starve honest peers', () => {
+  const LIMIT = LIMIT_DEFAULTS.maxMessagesPerSec;
+  /** An honest join (socket open, hello, welcome, a view that lists it) takes less than this, flood or not. */
+  const JOIN_MS = 2000;
+  /** The flooder sends this many messages per macrotask, and at most FLOOD_MAX on one connection. */
+  const BURST = LIMIT;
+  const FLOOD_MAX = 50 * LIMIT;
+  /** Connections the flooder opens one after another at most. */
+  const MAX_ROUNDS = 50;
+  /** Honest peers that join each room during the flood, one after another. */
+  const JOINS_PER_ROOM = 4;
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    // Quiet: the flood makes the server log every closed socket.
+    server = await startServer({ host: '127.0.0.1', port: 0, mode: 'dev', root: ROOT, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS, log: () => undefined });
+  }, 30_000);
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  /** Sends heartbeats from `c`, BURST per macrotask, until the server closes it or FLOOD_MAX are sent; how many it sent. */
+  async function flood(c: Client): Promise<number> {
+    const heartbeat = JSON.stringify({ type: 'heartbeat' });
+    let sent = 0;
+    while (sent < FLOOD_MAX && c.ws.readyState === c.ws.OPEN) {
+      for (let i = 0; i < BURST; i++) c.ws.send(heartbeat);
+      sent += BURST;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return sent;
+  }
+
+  interface Round {
+    sent: number;
+    errors: string[];
+    closed: { code: number; reason: string };
+  }
+
+  /**
+   * The flooder: joins `room` as `peerId` and floods until the server closes the socket, then comes
+   * back and floods again, while `going()` (MAX_ROUNDS at most). Calls `started` as each flood begins.
+   */
+  async function attack(room: string, peerId: string, going: () => boolean, started: () => void): Promise<Round[]> {
+    const rounds: Round[] = [];
+    for (let i = 0; i < MAX_ROUNDS && (i === 0 || going()); i++) {
+      const f = await Member.join(server, room, peerId);
+      f.stopHeartbeats();
+      started();
+      const sent = await flood(f);
+      const closed = await withTimeout(f.closed, WAIT_MS, 'the flooder to be closed');
+      const errors = f.texts.flatMap((t) => {
+        const m = parseServerMessage(t);
+        return !(m instanceof ProtocolError) && m.type === 'error' ? [m.code] : [];
+      });
+      rounds.push({ sent, errors, closed });
+    }
+    return rounds;
+  }
+
+  /** Joins `room` and waits for a view that lists the new member; with how long that took from opening the socket. */
+  async function timedJoin(room: string): Promise<{ member: Member; ms: number }> {
+    const t0 = performance.now();
+    const member = await Member.join(server, room);
+    await member.message((m) => (m.type === 'view' && m.view.members.some((x) => x.peerId === member.peerId) ? true : undefined), `a view with ${member.peerId}`, JOIN_MS);
+    return { member, ms: performance.now() - t0 };
+  }
+
+  it(`rate-limits then closes a flooder, closes an oversized sender with a typed error, and honest joins in its room and another take under ${JOIN_MS} ms`, async () => {
+    const [room, other] = [uid('room'), uid('room')];
+    // Each room's honest members, in join order.
+    const inRoom = [await Member.join(server, room)];
+    const inOther = [await Member.join(server, other)];
+    const throttledBefore = server.coordinator.throttled;
+    let started = (): void => {};
+    const flooding = new Promise<void>((resolve) => (started = resolve));
+    let joining = true;
+    const attacker = attack(room, uid('flooder'), () => joining, started);
+    await withTimeout(flooding, WAIT_MS, 'the flood to start');
+    // The misbehaving client also sends one message over the size limit, from a member of the other room.
+    const big = await Member.join(server, other);
+    big.send('x'.repeat(MAX_CONTROL_BYTES + 1));
+    // While the flood goes on, honest peers join both rooms, a few one after another.
+    const joinMs: number[] = [];
+    for (let i = 0; i < JOINS_PER_ROOM; i++) {
+      const [a, b] = await Promise.all([timedJoin(room), timedJoin(other)]);
+      inRoom.push(a.member);
+      inOther.push(b.member);
+      joinMs.push(a.ms, b.ms);
+    }
+    joining = false;
+    const rounds = await withTimeout(attacker, 2 * WAIT_MS, 'the flooder to stop');
+
+    // Each flood connection (whose hello counts too): one rate-limited error, the rest dropped,
+    // closed beyond 5 times the rate.
+    expect(rounds.length).toBeGreaterThan(0);
+    for (const r of rounds) {
+      expect(r.sent).toBeGreaterThanOrEqual(5 * LIMIT);
+      expect(r.errors).toEqual(['rate-limited']);
+      expect(r.closed).toEqual({ code: 4000, reason: 'too many messages' });
+    }
+    expect(server.coordinator.throttled - throttledBefore).toBeGreaterThanOrEqual(rounds.length * (4 * LIMIT + 1));
+    // The parser refuses it with a typed error, then the connection is closed.
+    expect((await withTimeout(big.closed, WAIT_MS, 'the oversized sender to be closed')).code).toBe(4000);
+    expect(big.texts.some((t) => (JSON.parse(t) as { code?: string }).code === 'bad-message')).toBe(true);
+
+    for (const ms of joinMs) expect(ms).toBeLessThan(JOIN_MS);
+    // Both rooms end with their honest members, who are told. The flooder was removed before each
+    // of its sockets closed; the oversized sender is gone once the other room has a view of just
+    // its honest members (until it is gone, every view lists it or lacks a later honest peer).
+    await inOther[0]!.view(inOther.map((m) => m.peerId));
+    for (const [r, members] of [
+      [room, inRoom],
+      [other, inOther],
+    ] as const) {
+      const ids = members.map((m) => m.peerId);
+      const final = server.coordinator.view(r);
+      expect(final?.members.map((m) => m.peerId)).toEqual(ids);
+      for (const m of members) expect(await m.view(ids, final!.epoch - 1)).toEqual(final);
+    }
+    const res = await fetch(`${server.url}/api/config`, { signal: AbortSignal.timeout(WAIT_MS) });
+    expect(res.status).toBe(200);
+  });
+
+  it('answers a start whose config nests 30 000 deep with bad-message, and the room still runs (re-sending it used to crash the server)', async () => {
+    const room = uid('room');
+    const a = await Member.join(server, room);
+    const b = await Member.join(server, room);
+    a.send(`{"type":"start","job":{"kind":"train","config":{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}}}`);
+    expect(await a.errorCode()).toBe('bad-message');
+    a.send({ type: 'start', job: { kind: 'train', config: { model: 'mlp' } } });
+    expect(await b.message((m) => (m.type === 'run' ? m.by : undefined), 'the run')).toBe(a.peerId);
   });
 });
