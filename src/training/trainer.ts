@@ -488,9 +488,16 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       probe.commMs += t.allreduceMs;
       probe.computeMs += t.computeMs + t.readbackMs + t.applyMs;
       if (st.step < probe.until) return;
-      const total = await sum(Float32Array.of(probe.commMs, probe.computeMs));
-      const steps = (probe.until - probe.from) * g.size;
-      const choice = chooseCodec(total[0]! / steps, total[1]! / steps, weightLayout(model));
+      // The links' latency: the quickest of a few 1-float allreduces (every peer makes the same calls).
+      let latency = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const t = performance.now();
+        await sum(new Float32Array(1));
+        latency = Math.min(latency, performance.now() - t);
+      }
+      const total = await sum(Float32Array.of(probe.commMs, probe.computeMs, latency));
+      const steps = probe.until - probe.from;
+      const choice = chooseCodec({ commMs: total[0]! / steps / g.size, computeMs: total[1]! / steps / g.size, latencyMs: total[2]! / g.size }, weightLayout(model));
       compressor = choice.spec && new Compressor(choice.spec, weightLayout(model), cfg.seed);
       compressor?.reset(st.step);
       deps.emit({ type: 'codec', step: st.step, codec: choice.name, reason: choice.reason });

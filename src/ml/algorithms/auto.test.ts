@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { chooseCodec } from './auto.ts';
 import type { Slot } from './compression.ts';
 
-/** An MLP 784-128-10: two weight matrices and two bias vectors. */
+/** An MLP 784-128-10: two weight matrices and two bias vectors (PowerSGD r2 sends 1/45). */
 const MLP: Slot[] = [
   { shape: [784, 128], offset: 0, size: 100_352 },
   { shape: [128], offset: 100_352, size: 128 },
   { shape: [128, 10], offset: 100_480, size: 1280 },
-  { shape: [10], offset: 101_760, size: 10 },
+  { shape: [10], offset: 100_480 + 1280, size: 10 },
 ];
 /** Softmax regression on 8 features: a matrix too small for PowerSGD to pay. */
 const SMALL: Slot[] = [
@@ -17,24 +17,23 @@ const SMALL: Slot[] = [
 
 describe('auto codec choice', () => {
   it('keeps the plain ring when the allreduce is a small part of the step', () => {
-    const c = chooseCodec(10, 90, MLP);
+    const c = chooseCodec({ commMs: 10, computeMs: 90, latencyMs: 2 }, MLP);
     expect(c.spec).toBeNull();
-    expect(c.reason).toBe('the allreduce took 10% of a step (10 of 100 ms): compression would save little');
+    expect(c.reason).toBe('allreduce 10 of a 100 ms step, 2 ms of it latency; predicted step: none 100, fp16 96, int8 94, powersgd-r2 94 ms');
   });
 
-  it('takes fp16 when communication matters but does not dominate', () => {
-    expect(chooseCodec(30, 70, MLP).spec).toEqual({ kind: 'fp16' });
+  it('takes PowerSGD rank 2 when bandwidth dominates and the model has large matrices', () => {
+    expect(chooseCodec({ commMs: 300, computeMs: 50, latencyMs: 5 }, MLP).spec).toEqual({ kind: 'powersgd', rank: 2 });
   });
 
-  it('takes PowerSGD rank 2 when communication dominates and the model has large matrices', () => {
-    const c = chooseCodec(80, 20, MLP);
-    expect(c.spec).toEqual({ kind: 'powersgd', rank: 2 });
-    expect(c.reason).toMatch(/sends 45x less/);
-  });
-
-  it('takes int8 when communication dominates but PowerSGD would not pay', () => {
-    const c = chooseCodec(80, 20, SMALL);
+  it('does not take PowerSGD when latency dominates: its second round costs more than its bytes save', () => {
+    // A far link: 6 hops of 80 ms make most of the allreduce.
+    const c = chooseCodec({ commMs: 900, computeMs: 300, latencyMs: 480 }, MLP);
     expect(c.spec).toEqual({ kind: 'int8' });
-    expect(c.reason).toMatch(/only 1\.\dx less/);
+    expect(c.reason).toMatch(/none 1200, fp16 990, int8 885, powersgd-r2 1269 ms$/);
+  });
+
+  it('takes fp16 over int8 unless int8 gains another 10% of the step', () => {
+    expect(chooseCodec({ commMs: 100, computeMs: 200, latencyMs: 0 }, SMALL).spec).toEqual({ kind: 'fp16' });
   });
 });

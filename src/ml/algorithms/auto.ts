@@ -1,22 +1,25 @@
 /**
- * The `auto` codec: after a few uncompressed steps, every peer knows how long the room's steps
- * spent computing and communicating (a sum of everyone's timings, so all decide alike) and picks:
+ * The `auto` codec. After a few uncompressed steps, the room knows (from a sum of every peer's
+ * measurements, so all decide alike) how long a step computes, how long its allreduce takes, and
+ * how long a 1-float allreduce takes: the links' latency, paid once per ring round whatever the
+ * size. The rest of the allreduce time is taken as proportional to the bytes sent. That predicts
+ * each codec's step:
  *
- * - none when the allreduce is under {@link QUIET_SHARE} of the step: compression could save
- *   little and costs accuracy or time of its own;
- * - fp16 (half the bytes, no accuracy loss measured) when communication is a real but not the
- *   main cost;
- * - when communication dominates ({@link BUSY_SHARE} or more): PowerSGD of rank 2 where the
- *   model's weight matrices make it send at least {@link POWERSGD_MIN_RATIO} times less, else int8.
+ *   compute + rounds × latency + (allreduce − latency) × bytes / bytes uncompressed
+ *
+ * with none, fp16 and int8 in one round (1, 1/2, about 1/4 of the bytes) and PowerSGD rank 2 in
+ * two (its share of bytes depends on the model's matrices). Codecs are tried from the least lossy
+ * to the most; the next is taken only if its predicted step is at least {@link MIN_GAIN} shorter
+ * than the one chosen so far, so accuracy is traded only for a real gain.
  *
  * Tensors are already fused into one ring call per step and chunks are pipelined along the ring
  * (core/collectives), so there is no bucket size left to choose. Pure.
  */
+import { wireBytes } from '../../protocol/wire.ts';
 import { powerSgdFloats, type CompressionSpec, type Slot } from './compression.ts';
 
-export const QUIET_SHARE = 0.2;
-export const BUSY_SHARE = 0.5;
-export const POWERSGD_MIN_RATIO = 8;
+/** Shortest gain (share of the step) for which a lossier codec is taken. */
+export const MIN_GAIN = 0.1;
 /** Steps measured before choosing (after one warm-up step). */
 export const AUTO_PROBE_STEPS = 4;
 
@@ -28,16 +31,32 @@ export interface CodecChoice {
   reason: string;
 }
 
-/** The codec for a room whose steps spend `commMs` in the allreduce and `computeMs` elsewhere. */
-export function chooseCodec(commMs: number, computeMs: number, slots: Slot[]): CodecChoice {
-  const share = commMs / Math.max(commMs + computeMs, 1e-9);
-  const pct = `the allreduce took ${Math.round(share * 100)}% of a step (${commMs.toFixed(0)} of ${(commMs + computeMs).toFixed(0)} ms)`;
-  if (!(share >= QUIET_SHARE)) return { spec: null, name: 'none', reason: `${pct}: compression would save little` };
-  if (share < BUSY_SHARE) return { spec: { kind: 'fp16' }, name: 'fp16', reason: `${pct}: fp16 halves the bytes at no measured accuracy cost` };
+export interface StepCosts {
+  /** Mean ms of a step's allreduce. */
+  commMs: number;
+  /** Mean ms of the rest of a step (compute, readback, apply). */
+  computeMs: number;
+  /** Mean ms of a 1-float allreduce. */
+  latencyMs: number;
+}
+
+/** The codec for a room whose steps cost `c` with this model's tensors (see the module comment). */
+export function chooseCodec(c: StepCosts, slots: Slot[]): CodecChoice {
   const dense = slots.reduce((n, s) => n + s.size, 0);
-  const ratio = dense / powerSgdFloats(slots, 2);
-  if (ratio >= POWERSGD_MIN_RATIO) {
-    return { spec: { kind: 'powersgd', rank: 2 }, name: 'powersgd-r2', reason: `${pct}: PowerSGD rank 2 sends ${ratio.toFixed(0)}x less for this model` };
-  }
-  return { spec: { kind: 'int8' }, name: 'int8', reason: `${pct}; PowerSGD would send only ${ratio.toFixed(1)}x less for this model, so int8 (4x less)` };
+  const latency = Math.min(c.latencyMs, c.commMs);
+  const perByte = c.commMs - latency;
+  const candidates: { name: string; spec: CompressionSpec | null; rounds: number; share: number }[] = [
+    { name: 'none', spec: null, rounds: 1, share: 1 },
+    { name: 'fp16', spec: { kind: 'fp16' }, rounds: 1, share: wireBytes('f16', dense, 2) / wireBytes('f32', dense, 2) },
+    { name: 'int8', spec: { kind: 'int8' }, rounds: 1, share: wireBytes('i8', dense, 2) / wireBytes('f32', dense, 2) },
+    { name: 'powersgd-r2', spec: { kind: 'powersgd', rank: 2 }, rounds: 2, share: powerSgdFloats(slots, 2) / dense },
+  ];
+  const predicted = candidates.map((k) => ({ ...k, ms: c.computeMs + k.rounds * latency + perByte * k.share }));
+  let best = predicted[0]!;
+  for (const k of predicted.slice(1)) if (k.ms <= best.ms * (1 - MIN_GAIN)) best = k;
+  const ms = (x: number): string => x.toFixed(0);
+  const reason =
+    `allreduce ${ms(c.commMs)} of a ${ms(c.commMs + c.computeMs)} ms step, ${ms(latency)} ms of it latency; ` +
+    `predicted step: ${predicted.map((k) => `${k.name} ${ms(k.ms)}`).join(', ')} ms`;
+  return { spec: best.spec, name: best.name, reason };
 }
