@@ -9,6 +9,7 @@
  *   faults     [--faults 10] [--every 10] [--seed 1]
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
  *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean; honest, then with a byzantine tab)
+ *   wan        [--peers 4] [--steps 60] [--profiles lan,home,far] [--models cnn[,mlp]] [--codecs ...]   (root: network namespaces)
  *   server     [--peers 500] [--room-size 10] [--hold-ms 5000]   (simulated peers, no browser)
  *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
  *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
@@ -22,6 +23,8 @@ import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
 import { benchFaults } from './faults.ts';
 import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
 import { benchServer } from './server.ts';
+import { WAN_PROFILES, type WanProfileName } from './netns.ts';
+import { benchWan, WAN_MODELS } from './wan.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
@@ -47,7 +50,7 @@ function positive(s: string, name: string): number {
   return v;
 }
 
-const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'svm-trees', 'server', 'compression', 'robust'];
+const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'svm-trees', 'server', 'compression', 'robust', 'wan'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
       'rff-features': { type: 'string', default: '2000' },
       'room-size': { type: 'string', default: '10' },
       codecs: { type: 'string' },
+      profiles: { type: 'string', default: 'lan,home,far' },
       'hold-ms': { type: 'string', default: '5000' },
       gamma: { type: 'string', default: '0.02' },
     },
@@ -101,6 +105,19 @@ async function main(): Promise<void> {
     console.log(`compression benchmark: ${o.peers} tabs, MLP on fashion-mnist, ${o.steps} steps per codec (${o.codecs.join(', ')}), loopback links`);
     rows = await benchCompression(o, log);
     save(rows);
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'wan') {
+    const o = {
+      peers: list(values.peers ?? '4', 'peers')[0]!,
+      steps: list(values.steps ?? '60', 'steps')[0]!,
+      profiles: names(values.profiles, 'profiles', Object.keys(WAN_PROFILES) as WanProfileName[]),
+      models: names(values.models ?? 'cnn', 'models', WAN_MODELS),
+      codecs: names(values.codecs ?? CODEC_NAMES.join(','), 'codecs', CODEC_NAMES),
+    };
+    console.log(`wan benchmark: ${o.peers} peers (one Chromium per network namespace), ${o.models.join(', ')} on fashion-mnist, ${o.steps} steps per codec; profiles ${o.profiles.join(', ')}`);
+    save(await benchWan(o, log, save));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   }

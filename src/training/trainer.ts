@@ -495,9 +495,15 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
         await sum(new Float32Array(1));
         latency = Math.min(latency, performance.now() - t);
       }
-      const total = await sum(Float32Array.of(probe.commMs, probe.computeMs, latency));
+      // Every peer's compute time at its rank, so all know the slowest.
+      const mine = new Float32Array(3 + g.size);
+      mine.set([probe.commMs, probe.computeMs, latency]);
+      mine[3 + g.rank] = probe.computeMs;
+      const total = await sum(mine);
       const steps = probe.until - probe.from;
-      const choice = chooseCodec({ commMs: total[0]! / steps / g.size, computeMs: total[1]! / steps / g.size, latencyMs: total[2]! / g.size }, weightLayout(model));
+      const computeMs = total[1]! / steps / g.size;
+      const slowest = Math.max(...total.subarray(3)) / steps;
+      const choice = chooseCodec({ commMs: total[0]! / steps / g.size, computeMs, latencyMs: total[2]! / g.size, waitMs: slowest - computeMs }, weightLayout(model));
       compressor = choice.spec && new Compressor(choice.spec, weightLayout(model), cfg.seed);
       compressor?.reset(st.step);
       deps.emit({ type: 'codec', step: st.step, codec: choice.name, reason: choice.reason });

@@ -2,10 +2,11 @@
  * The `auto` codec. After a few uncompressed steps, the room knows (from a sum of every peer's
  * measurements, so all decide alike) how long a step computes, how long its allreduce takes, and
  * how long a 1-float allreduce takes: the links' latency, paid once per ring round whatever the
- * size. The rest of the allreduce time is taken as proportional to the bytes sent. That predicts
- * each codec's step:
+ * size. Part of a step's allreduce is waiting for the slowest peer's compute (the mean peer waits
+ * for the slowest compute minus the mean one), which no codec shortens. The rest is taken as
+ * proportional to the bytes sent. That predicts each codec's step:
  *
- *   compute + rounds × latency + (allreduce − latency) × bytes / bytes uncompressed
+ *   compute + wait + rounds × latency + (allreduce − wait − latency) × bytes / bytes uncompressed
  *
  * with none, fp16 and int8 in one round (1, 1/2, about 1/4 of the bytes) and PowerSGD rank 2 in
  * two (its share of bytes depends on the model's matrices). Codecs are tried from the least lossy
@@ -38,25 +39,28 @@ export interface StepCosts {
   computeMs: number;
   /** Mean ms of a 1-float allreduce. */
   latencyMs: number;
+  /** Mean ms a peer's allreduce waits for the slowest peer's compute (0 if unknown). */
+  waitMs: number;
 }
 
 /** The codec for a room whose steps cost `c` with this model's tensors (see the module comment). */
 export function chooseCodec(c: StepCosts, slots: Slot[]): CodecChoice {
   const dense = slots.reduce((n, s) => n + s.size, 0);
-  const latency = Math.min(c.latencyMs, c.commMs);
-  const perByte = c.commMs - latency;
+  const wait = Math.min(c.waitMs, c.commMs);
+  const latency = Math.min(c.latencyMs, c.commMs - wait);
+  const perByte = c.commMs - wait - latency;
   const candidates: { name: string; spec: CompressionSpec | null; rounds: number; share: number }[] = [
     { name: 'none', spec: null, rounds: 1, share: 1 },
     { name: 'fp16', spec: { kind: 'fp16' }, rounds: 1, share: wireBytes('f16', dense, 2) / wireBytes('f32', dense, 2) },
     { name: 'int8', spec: { kind: 'int8' }, rounds: 1, share: wireBytes('i8', dense, 2) / wireBytes('f32', dense, 2) },
     { name: 'powersgd-r2', spec: { kind: 'powersgd', rank: 2 }, rounds: 2, share: powerSgdFloats(slots, 2) / dense },
   ];
-  const predicted = candidates.map((k) => ({ ...k, ms: c.computeMs + k.rounds * latency + perByte * k.share }));
+  const predicted = candidates.map((k) => ({ ...k, ms: c.computeMs + wait + k.rounds * latency + perByte * k.share }));
   let best = predicted[0]!;
   for (const k of predicted.slice(1)) if (k.ms <= best.ms * (1 - MIN_GAIN)) best = k;
   const ms = (x: number): string => x.toFixed(0);
   const reason =
-    `allreduce ${ms(c.commMs)} of a ${ms(c.commMs + c.computeMs)} ms step, ${ms(latency)} ms of it latency; ` +
+    `allreduce ${ms(c.commMs)} of a ${ms(c.commMs + c.computeMs)} ms step, ${ms(latency)} ms of it latency, ${ms(wait)} waiting for the slowest peer; ` +
     `predicted step: ${predicted.map((k) => `${k.name} ${ms(k.ms)}`).join(', ')} ms`;
   return { spec: best.spec, name: best.name, reason };
 }
