@@ -67,5 +67,6 @@ describe('training setup form', () => {
     bad({ compression: 'zip' }, 'compression', /"zip" is not one of none, auto, fp16/);
     bad({ aggregation: 'toString' }, 'aggregation', /"toString" is not one of sum, median, trimmed-mean/);
     bad({ compression: 'fp16', aggregation: 'median' }, 'aggregation', /needs every gradient in the clear/);
+    bad({ dpNoise: '1', aggregation: 'median' }, 'aggregation', /calibrated for the sum/);
   });
 });

@@ -133,6 +133,7 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
   const compression = algorithm === 'fedavg' ? null : choice(f, 'compression', COMPRESSIONS);
   const robust = algorithm === 'fedavg' ? null : choice(f, 'aggregation', AGGREGATIONS);
   if (compression && robust) throw new SetupError('aggregation', 'aggregation: a median or trimmed mean needs every gradient in the clear; set compression to none');
+  if (robust && num(f, 'dpNoise', { min: 0, max: 100 }) > 0) throw new SetupError('aggregation', 'aggregation: DP noise is calibrated for the sum; pick "sum on the ring" with DP');
   return {
     kind: 'train',
     config: {

@@ -205,10 +205,11 @@ describe('train', () => {
     }
   });
 
-  it('refuses robust aggregation with compression or secure aggregation, and fp16 with secure aggregation, saying why', async () => {
+  it('refuses robust aggregation with compression, secure aggregation or DP, and fp16 with secure aggregation, saying why', async () => {
     await expect(trainRing(1, { ...BASE, robust: { rule: 'median' }, compression: { kind: 'fp16' } })).rejects.toThrow(/in the clear/);
     await expect(trainRing(1, { ...BASE, robust: { rule: 'trimmed-mean', trim: 0.5 } })).rejects.toThrow(/trim must be in \[0, 0.5\)/);
     await expect(trainRing(1, { ...BASE, secureAggregation: {}, compression: { kind: 'int8' } })).rejects.toThrow(/too large for fp16\/int8/);
+    await expect(trainRing(1, { ...BASE, robust: { rule: 'median' }, dp: { clip: 1, noiseMultiplier: 1 } })).rejects.toThrow(/voids its ε/);
   });
 
   it('pauses the whole room at the step a peer asks, resumes when it lets go, and stops together', async () => {

@@ -304,6 +304,9 @@ function checkPrivacyOptions(cfg: TrainConfig): void {
   if (cfg.robust && (cfg.compression || cfg.secureAggregation)) {
     throw new RangeError('robust aggregation needs every contribution in the clear: turn off compression and secure aggregation, or pick the plain sum');
   }
+  if (cfg.robust && cfg.dp) {
+    throw new RangeError('DP-SGD calibrates its noise for a sum of all peers; a median or trimmed mean voids its ε: pick the plain sum with DP');
+  }
   if (cfg.robust?.rule === 'trimmed-mean' && !(cfg.robust.trim >= 0 && cfg.robust.trim < 0.5)) {
     throw new RangeError(`robust aggregation: trim must be in [0, 0.5); got ${cfg.robust.trim}`);
   }
