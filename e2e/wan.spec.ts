@@ -3,6 +3,7 @@
  * joined by a bridge whose links are shaped as the `home` profile (50 Mbit/s by the kernel's tbf,
  * 20 ms one way: netem where the kernel has it, else held back by the app). The MLP trains with
  * fp16 on the wire and with PowerSGD: every peer ends with the same weights, and the model learns.
+ * With compression `auto`, every peer's dashboard says which codec the group picked and why.
  * Needs root (namespaces): CI runs the suite as root.
  */
 import { MLP_CONFIG } from '../bench/compression.ts';
@@ -28,6 +29,20 @@ test('3 namespaced peers on a home link train the MLP with fp16 and with PowerSG
       for (const r of rs) expect(r.checksum).toBe(rs[0]!.checksum);
       expect(rs[0]!.first).toBeLessThan(0.3);
       expect(rs[0]!.last).toBeGreaterThan(0.65);
+    }
+    // auto: the same pick on every peer, shown in each dashboard with its figures.
+    const picks = await Promise.all(
+      cluster.pages.map((p) =>
+        p.evaluate(async (c) => {
+          let picked = '';
+          await window.ringtrain.train(c, (e) => e.type === 'codec' && (picked = e.codec));
+          return picked;
+        }, { ...MLP_CONFIG, steps: 8, compression: { kind: 'auto' as const } }),
+      ),
+    );
+    expect(new Set(picks).size).toBe(1);
+    for (const page of cluster.pages) {
+      await expect(page.locator('#status-panel')).toContainText(new RegExp(`auto picked ${picks[0]!} at step 5: allreduce \\d+ of a \\d+ ms step, \\d+ ms of it latency`));
     }
     // The data channels ran over the bridge between namespaces, not over loopback.
     for (const page of cluster.pages) {
