@@ -74,9 +74,10 @@ export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array, o
         forward.delete(key);
         if (!payload) {
           const values = buf.subarray(r.start, r.end);
-          payload = encodeChunk(wire, values, splitChunk(r.start, r.end, exactFrom).exact);
+          const { exact: exactHere } = splitChunk(r.start, r.end, exactFrom);
+          payload = encodeChunk(wire, values, exactHere);
           // The owner's first all-gather send: keep what the others will decode.
-          if (s === n - 1 && wire !== 'f32') decodeChunk(wire, payload, splitChunk(r.start, r.end, exactFrom).exact, values, false);
+          if (s === n - 1 && wire !== 'f32') decodeChunk(wire, payload, exactHere, values, false);
         }
         await sendFrame(ctx, next, { op: opOf(s), dtype, segment, chunk: c, chunks }, payload);
       }
