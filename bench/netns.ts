@@ -361,31 +361,54 @@ export interface WanCluster extends Cluster {
 }
 
 /**
- * {@link startCluster} over an emulated WAN: the server on the bridge address, each peer's own
- * Chromium in its own namespace (one page each), and `linkDelayMs` in every page's URL when the
- * kernel cannot delay packets. `addPeer` is not available beyond `peers` (no namespace for it).
- * `close` also destroys the WAN.
+ * A self-signed certificate for `ip` (EC P-256, valid one day) in a fresh temporary folder, for a
+ * server that the harness's own browsers are told to trust. `remove` deletes the folder.
+ */
+export async function selfSignedCert(ip: string): Promise<{ cert: string; key: string; remove(): void }> {
+  const { generate } = await import('selfsigned');
+  const pems = await generate([{ name: 'commonName', value: ip }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    notAfterDate: new Date(Date.now() + 86_400_000),
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip }] }],
+  });
+  const dir = mkdtempSync(path.join(tmpdir(), 'ringtrain-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  writeFileSync(cert, pems.cert);
+  writeFileSync(key, pems.private, { mode: 0o600 });
+  return { cert, key, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * {@link startCluster} over an emulated WAN: the server on the bridge address over HTTPS/WSS with
+ * a certificate made for the run (the bridge address is not a secure context over plain http, and
+ * WebGPU and crypto.subtle need one), each peer's own Chromium in its own namespace (one page
+ * each), and `linkDelayMs` in every page's URL when the kernel cannot delay packets. `addPeer` is
+ * not available beyond `peers` (no namespace for it). `close` also destroys the WAN.
  */
 export async function startWanCluster(o: WanClusterOptions): Promise<WanCluster> {
   const wan = createWan(o.profile, o.peers, o.log);
   const browsers: Browser[] = [];
+  let tls: Awaited<ReturnType<typeof selfSignedCert>> | null = null;
+  const teardown = (): void => {
+    tls?.remove();
+    wan.destroy();
+  };
   try {
-    const launch = async (i: number, origin: string): Promise<Browser> => {
+    tls = await selfSignedCert(wan.hostAddress);
+    const launch = async (i: number): Promise<Browser> => {
       const b = await launchBrowser((c) => ({
         ...c,
         executablePath: wan.wrapper(i, c.executablePath),
-        args: [
-          // Loopback candidates lead nowhere from a namespace: only the bridge's addresses.
-          ...c.args.filter((a) => a !== '--allow-loopback-in-peer-connection'),
-          // WebGPU and crypto.subtle need a secure context; the bridge address is not one.
-          `--unsafely-treat-insecure-origin-as-secure=${origin}`,
-        ],
+        // Loopback candidates lead nowhere from a namespace: only the bridge's addresses.
+        args: c.args.filter((a) => a !== '--allow-loopback-in-peer-connection'),
       }));
       browsers.push(b);
       return b;
     };
     const query = { ...(wan.info.delay === 'app' && wan.info.delayMs > 0 ? { linkDelayMs: String(wan.info.delayMs) } : {}), ...o.query };
-    const cluster = await startCluster({ ...o, query, host: wan.hostAddress, launch, initScripts: [...(o.initScripts ?? []), TRACE_PCS] });
+    const cluster = await startCluster({ ...o, query, host: wan.hostAddress, launch, tls, initScripts: [...(o.initScripts ?? []), TRACE_PCS] });
     const addPeer = async (): Promise<Page> => {
       throw new Error(`startWanCluster: addPeer is not supported (the WAN has ${o.peers} namespaces)`);
     };
@@ -399,13 +422,13 @@ export async function startWanCluster(o: WanClusterOptions): Promise<WanCluster>
         try {
           await cluster.close();
         } finally {
-          wan.destroy();
+          teardown();
         }
       },
     };
   } catch (e) {
     // startCluster has closed what it opened.
-    wan.destroy();
+    teardown();
     throw e;
   }
 }

@@ -3,16 +3,7 @@
  * is started from the form, the plots, ring and table fill in, and the exported model, imported
  * again, measures the accuracy the page showed.
  */
-import type { Page } from '@playwright/test';
-import { createRoomFromForm, expect, newContext, test } from './peers.ts';
-
-/** The accuracy (percent) and checksum a finished run's summary shows. */
-async function summary(page: Page): Promise<{ accuracy: number; checksum: string }> {
-  const text = (await page.getByTestId('result-summary').textContent()) ?? '';
-  const m = /test accuracy ([\d.]+)%.*checksum ([0-9a-f]{8})/.exec(text);
-  expect(m, `result summary: ${text}`).not.toBeNull();
-  return { accuracy: Number(m![1]), checksum: m![2]! };
-}
+import { createRoomFromForm, expect, newContext, summary, test } from './peers.ts';
 
 test('two tabs join by the shared link, train from the form, fill plots and ring; the exported model measures what the page showed', async ({ ringBrowser, baseURL }, testInfo) => {
   test.setTimeout(240_000);

@@ -56,6 +56,14 @@ export async function createRoomFromForm(ctx: BrowserContext, title: string, bac
   return { page, link: new URL((await share.getAttribute('href'))!) };
 }
 
+/** The accuracy (percent) and checksum a finished run's summary shows. */
+export async function summary(page: Page): Promise<{ accuracy: number; checksum: string }> {
+  const text = (await page.getByTestId('result-summary').textContent()) ?? '';
+  const m = /test accuracy ([\d.]+)%.*checksum ([0-9a-f]{8})/.exec(text);
+  expect(m, `result summary: ${text}`).not.toBeNull();
+  return { accuracy: Number(m![1]), checksum: m![2]! };
+}
+
 /** Room names unique per test, so scenarios never see each other's peers. */
 export function roomName(title: string): string {
   return `${title.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 40)}-${Math.random().toString(36).slice(2, 8)}`;

@@ -3,11 +3,12 @@
  * joined by a bridge whose links are shaped as the `home` profile (50 Mbit/s by the kernel's tbf,
  * 20 ms one way: netem where the kernel has it, else held back by the app). The MLP trains with
  * fp16 on the wire and with PowerSGD: every peer ends with the same weights, and the model learns.
- * With compression `auto`, every peer's dashboard says which codec the group picked and why.
+ * With compression `auto`, every peer's dashboard says which codec the group picked and why. The
+ * app is served over HTTPS and WSS with a certificate made for the run: the first test of TLS.
  * Needs root (namespaces): CI runs the suite as root.
  */
 import { MLP_CONFIG } from '../bench/compression.ts';
-import { icePairs, startWanCluster } from '../bench/netns.ts';
+import { icePairs, secureApis, startWanCluster } from '../bench/netns.ts';
 import type { CompressionSpec } from '../src/ml/algorithms/compression.ts';
 import { expect, test } from './peers.ts';
 
@@ -16,6 +17,9 @@ test('3 namespaced peers on a home link train the MLP with fp16 and with PowerSG
   test.setTimeout(300_000);
   const cluster = await startWanCluster({ profile: 'home', peers: 3, query: { backend: 'wasm' }, build: false, deadAfterMs: 30_000, log: () => undefined });
   try {
+    // Served over HTTPS/WSS with the run's own certificate: a secure context in any Chromium.
+    expect(cluster.server.url).toMatch(/^https:\/\/10\.77\.0\.1:\d+$/);
+    for (const page of cluster.pages) expect(await secureApis(page)).toEqual({ secure: true, gpu: true, subtle: true });
     for (const compression of [{ kind: 'fp16' }, { kind: 'powersgd', rank: 2 }] satisfies CompressionSpec[]) {
       const rs = await Promise.all(
         cluster.pages.map((p) =>

@@ -2,6 +2,8 @@
  * Composition root: joins a room from the page, wires session events to the UI, and exposes the
  * page-level API `window.ringtrain` that tests, benchmarks and later features use.
  */
+// First: repairs an invalid navigator.language before any library formats with it (uPlot does at import).
+import { clockTime, repairedLocale } from './ui/locale.ts';
 import * as tf from '@tensorflow/tfjs';
 import QRCode from 'qrcode';
 import { DEFAULT_TIMEOUT_MS, type CollectiveOptions } from './core/collectives/communicator.ts';
@@ -30,6 +32,7 @@ import { scoresOf, trainTrees, type TreeEvent, type TreeModel, type TreeResult, 
 import { Charts } from './ui/charts.ts';
 import { renderPeersTable, renderRing } from './ui/cluster.ts';
 import { bindDataForm } from './ui/data-form.ts';
+import { environmentNotes, probeEnvironment, renderEnvironment } from './ui/environment.ts';
 import { renderConfusion, renderSamples, renderTree } from './ui/results.ts';
 import { jobFromFields, SetupError, type SetupFields } from './training/job.ts';
 import { renderStatus, type PanelState } from './ui/status-panel.ts';
@@ -129,6 +132,11 @@ const state: PanelState = { room: roomInput.value, peerId: null, status: 'idle',
 const draw = (): void => renderStatus(panel, state);
 const byId = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 const charts = new Charts(byId('plots'));
+/** What this browser lacks (no WebCrypto outside a secure context, no WebGPU, ...), shown above the dashboard. */
+const env = probeEnvironment(repairedLocale);
+renderEnvironment(byId('environment'), environmentNotes(env));
+/** Why a private room cannot be joined here, when it cannot. */
+const NO_PRIVATE_ROOMS = 'private rooms need WebCrypto, which this page lacks (not a secure context): open the app over https or on localhost';
 
 function need(): RingSession {
   if (!session) throw new Error('ringtrain: call join() first');
@@ -144,12 +152,17 @@ async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: strin
   if (session) return { peerId: session.peerId, view: session.view };
   const room = opts.room ?? state.room;
   const secret = opts.secret ?? (room === params.get('room') ? linkSecret : undefined);
+  if (secret && !env.subtle) {
+    state.error = `Could not join: ${NO_PRIVATE_ROOMS}.`;
+    draw();
+    throw new Error(NO_PRIVATE_ROOMS);
+  }
   state.room = room;
   state.status = 'connecting';
   delete state.error;
   draw();
   try {
-    session = await RingSession.join({ ...(linkDelayMs ? { linkDelayMs } : {}), ...opts, room, ...(secret ? { secret } : {}), pub: (await maskPair).pub });
+    session = await RingSession.join({ ...(linkDelayMs ? { linkDelayMs } : {}), ...opts, room, ...(secret ? { secret } : {}), ...(maskPair ? { pub: (await maskPair).pub } : {}) });
   } catch (e) {
     state.status = 'idle';
     const msg = (e as Error).message;
@@ -332,11 +345,12 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
   };
 }
 
-/** This tab's key pair for secure aggregation (its public half goes to the coordinator on join). */
-const maskPair = maskKeyPair();
+/** This tab's key pair for secure aggregation (its public half goes to the coordinator on join); null without WebCrypto. */
+const maskPair = env.subtle ? maskKeyPair() : null;
 
 /** Keys shared with every other member of `view` (null at this tab's rank), from the members' public keys. */
 async function pairKeysFor(s: RingSession, view: View): Promise<(CryptoKey | null)[]> {
+  if (!maskPair) throw new Error('secure aggregation needs WebCrypto, which this page lacks (not a secure context): open the app over https or on localhost on every peer');
   const pubs = await s.keysOf(view.epoch);
   const { privateKey } = await maskPair;
   return Promise.all(
@@ -467,7 +481,7 @@ function setProgress(done: number, total: number, text: string): void {
 function logEvent(text: string): void {
   const list = byId('event-log');
   const li = document.createElement('li');
-  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  li.textContent = `${clockTime(new Date())} ${text}`;
   list.prepend(li);
   while (list.children.length > 200) list.lastElementChild!.remove();
 }
@@ -812,12 +826,13 @@ byId('new-room').addEventListener('click', () => {
   form.requestSubmit();
 });
 
-// Join from the form: the link's room with its secret, or a new private room (this tab makes its secret).
+// Join from the form: the link's room with its secret, or a new private room (this tab makes its
+// secret); without WebCrypto, an open room (the notice above the dashboard says why).
 form.addEventListener('submit', (e) => {
   e.preventDefault();
   state.room = roomInput.value;
   const fromLink = state.room === params.get('room') && linkSecret;
-  join(fromLink ? {} : { secret: newSecret(), createRoom: true }).catch(() => undefined);
+  join(fromLink || !env.subtle ? {} : { secret: newSecret(), createRoom: true }).catch(() => undefined);
 });
 bindDataForm(document.getElementById('data-form') as HTMLFormElement, document.getElementById('data-summary')!, async (input) => {
   const d = await window.ringtrain.useData(input);

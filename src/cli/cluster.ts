@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { View } from '../core/membership/view.ts';
 import { startServer, type RunningServer } from '../server/app.ts';
-import { launchBrowser, newPeerContext } from './browser.ts';
+import { launchBrowser, newPeerContext, waitForApp } from './browser.ts';
 
 export interface ClusterOptions {
   peers: number;
@@ -30,6 +30,8 @@ export interface ClusterOptions {
   launch?: (i: number, origin: string) => Promise<Browser>;
   /** Scripts every page runs before the app (Playwright's `addInitScript`), e.g. probes for a bench. */
   initScripts?: string[];
+  /** Serve over HTTPS/WSS with these PEM files; the tabs accept the certificate (e.g. a self-signed one made for the run). */
+  tls?: { cert: string; key: string };
 }
 
 export interface Cluster {
@@ -46,7 +48,7 @@ export interface Cluster {
 /** Opens the app in `page` (already bound to the server's origin) and joins `room`; `query` adds URL options such as backend=webgpu. */
 export async function joinPage(page: Page, room: string, query: Record<string, string> = {}): Promise<string> {
   await page.goto(`/?${new URLSearchParams({ room, autojoin: '0', ...query }).toString()}`);
-  await page.waitForFunction(() => typeof window.ringtrain?.join === 'function');
+  await waitForApp(page, () => typeof window.ringtrain?.join === 'function');
   return (await page.evaluate((room) => window.ringtrain.join({ room }), room)).peerId;
 }
 
@@ -87,6 +89,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     root,
     ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
     ...(o.deadAfterMs ? { deadAfterMs: o.deadAfterMs } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
   });
   const browsers: Browser[] = [];
   const close = async (): Promise<void> => {
@@ -100,7 +103,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       const open = async (): Promise<BrowserContext> => {
         const b = await (o.launch ? o.launch(i, server.url) : launchBrowser());
         browsers.push(b);
-        const ctx = await newPeerContext(b, server.url);
+        const ctx = await newPeerContext(b, server.url, { trustCertificate: !!o.tls });
         for (const script of o.initScripts ?? []) await ctx.addInitScript(script);
         return ctx;
       };

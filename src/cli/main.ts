@@ -14,7 +14,7 @@ import { runServer } from '../server/run.ts';
 import { jobFromFields, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
 import type { TrainConfig, TrainEvent, TrainResult } from '../training/trainer.ts';
 import type { TreeEvent, TreeResult, TreeTrainConfig } from '../training/trees.ts';
-import { findChromium, launchBrowser, newPeerContext } from './browser.ts';
+import { findChromium, launchBrowser, newPeerContext, waitForApp } from './browser.ts';
 import { buildApp, startCluster, type Cluster } from './cluster.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, noBrowser: 3, interrupted: 130 } as const;
@@ -47,7 +47,8 @@ const TRAIN_USAGE = `ringtrain train [options]
   --out DIR          where to write the model (default ./ringtrain-model)
   --help
 
-The browser: $RINGTRAIN_CHROMIUM, else /usr/bin/chromium, else the npm package @sparticuz/chromium.`;
+The browser: $RINGTRAIN_CHROMIUM (a path, or "npm" for the bundled one), else /usr/bin/chromium,
+else the npm package @sparticuz/chromium.`;
 
 const PEER_USAGE = `ringtrain peer <room-url> [options]
 
@@ -216,7 +217,7 @@ async function peer(argv: string[]): Promise<number> {
   for (let i = 0; i < count; i++) {
     const p = await ctx.newPage();
     await p.goto(url.toString());
-    await p.waitForFunction(() => window.ringtrain?.peerId() !== null, undefined, { timeout: 30_000 });
+    await waitForApp(p, () => window.ringtrain?.peerId() !== null);
     pages.push(p);
   }
   console.log(`ringtrain: ${count} volunteer peer(s) in room ${room} at ${url.origin}; they train every run started from a dashboard. Ctrl-C to leave.`);

@@ -1,0 +1,75 @@
+/**
+ * What this browser lacks, and what each gap disables. The page starts whatever is missing; the
+ * dashboard lists these notes so a person knows why an option is greyed out and what to do.
+ */
+import { FALLBACK_LOCALE } from './locale.ts';
+
+export interface EnvironmentProbe {
+  /** `window.isSecureContext`. */
+  secureContext: boolean;
+  /** `crypto.subtle` exists (browsers hide it outside a secure context). */
+  subtle: boolean;
+  /** `navigator.gpu` exists. */
+  webgpu: boolean;
+  /** A WebGL2 or WebGL context can be made. */
+  webgl: boolean;
+  /** The language tag the browser reported, when it was invalid and had to be replaced. */
+  repairedLocale: string | null;
+}
+
+export interface EnvironmentNote {
+  /** Which piece: `crypto`, `webgpu`, `webgl` or `locale`. */
+  what: 'crypto' | 'webgpu' | 'webgl' | 'locale';
+  text: string;
+}
+
+const SECURE_HINT = 'open the app over https (ringtrain serve --tls-cert/--tls-key) or on localhost';
+
+/** The notes for `p`, most important first; empty when nothing is missing. */
+export function environmentNotes(p: EnvironmentProbe): EnvironmentNote[] {
+  const notes: EnvironmentNote[] = [];
+  if (!p.subtle) {
+    notes.push({
+      what: 'crypto',
+      text: `No WebCrypto (crypto.subtle)${p.secureContext ? '' : ': this page is not a secure context'}. Private rooms and secure aggregation need it: ${SECURE_HINT}. Open rooms and everything else work.`,
+    });
+  }
+  if (!p.webgpu) {
+    notes.push({
+      what: 'webgpu',
+      text: `No WebGPU${p.secureContext ? ' in this browser' : ' (it needs a secure context)'}: training runs on ${p.webgl ? 'WebGL' : 'WebAssembly or the CPU'} instead, more slowly.`,
+    });
+  }
+  if (!p.webgl) notes.push({ what: 'webgl', text: `No WebGL: ${p.webgpu ? 'WebGPU' : 'WebAssembly or the CPU'} computes instead.` });
+  if (p.repairedLocale !== null) {
+    notes.push({ what: 'locale', text: `The browser reported the language "${p.repairedLocale}", which is not a valid tag; numbers and times use ${FALLBACK_LOCALE} formats instead.` });
+  }
+  return notes;
+}
+
+/** Probes this page (browser only). */
+export function probeEnvironment(repairedLocale: string | null): EnvironmentProbe {
+  const canvas = document.createElement('canvas');
+  let webgl = false;
+  try {
+    const gl = canvas.getContext('webgl2') ?? canvas.getContext('webgl');
+    webgl = !!gl;
+    gl?.getExtension('WEBGL_lose_context')?.loseContext();
+  } catch {
+    webgl = false;
+  }
+  return { secureContext: window.isSecureContext, subtle: !!globalThis.crypto?.subtle, webgpu: 'gpu' in navigator, webgl, repairedLocale };
+}
+
+/** Lists `notes` in `root` (hidden when there are none). DOM only. */
+export function renderEnvironment(root: HTMLElement, notes: EnvironmentNote[]): void {
+  root.replaceChildren(
+    ...notes.map((n) => {
+      const li = document.createElement('li');
+      li.textContent = n.text;
+      li.dataset.what = n.what;
+      return li;
+    }),
+  );
+  root.hidden = notes.length === 0;
+}
