@@ -223,19 +223,34 @@ async function peer(argv: string[]): Promise<number> {
   console.log(`ringtrain: ${count} volunteer peer(s) in room ${room} at ${url.origin}; they train every run started from a dashboard. Ctrl-C to leave.`);
   const phases = new Map<number, string>();
   const done = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  // A volunteer's browser that dies (crashed, or killed by PID) ends the command: say so.
+  const died = new Promise<number>((resolve) =>
+    browser.once('disconnected', () => {
+      console.error('ringtrain: the volunteers\' browser has gone (crashed or killed); the room carries on without it. Run "ringtrain peer" again to rejoin.');
+      resolve(EXIT.failed);
+    }),
+  );
   const poll = setInterval(() => {
     pages.forEach((p, i) =>
       void p
-        .evaluate(() => document.getElementById('phase')?.textContent ?? '')
-        .then((ph) => {
-          if (phases.get(i) !== ph) console.log(`peer ${i}: ${ph}`);
-          phases.set(i, ph);
+        .evaluate(() => ({
+          phase: document.getElementById('phase')?.textContent ?? '',
+          summary: document.getElementById('result-summary')?.textContent ?? '',
+          error: document.getElementById('setup-error')?.textContent ?? '',
+        }))
+        .then(({ phase, summary, error }) => {
+          if (phases.get(i) === phase) return;
+          phases.set(i, phase);
+          // A finished run says what it reached (the checksum is the same on every peer).
+          const detail = phase === 'done' || phase === 'stopped' ? `: ${summary}` : phase === 'failed' ? `: ${error}` : '';
+          console.log(`peer ${i}: ${phase}${detail}`);
         })
         .catch(() => undefined),
     );
   }, 2000);
-  await done;
+  const code = await Promise.race([done.then(() => EXIT.interrupted), died]);
   clearInterval(poll);
+  if (code !== EXIT.interrupted) return code;
   console.log('\nringtrain: leaving the room ...');
   await Promise.all(pages.map((p) => p.evaluate(() => window.ringtrain.leave()).catch(() => undefined)));
   await browser.close();

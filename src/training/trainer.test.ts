@@ -1,16 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AUTO_PROBE_STEPS } from '../ml/algorithms/auto.ts';
-import { Communicator } from '../core/collectives/communicator.ts';
-import { RingError } from '../core/errors.ts';
-import { Mailbox } from '../core/collectives/mailbox.ts';
-import { makeView } from '../core/membership/view.ts';
-import { MemoryNetwork, type MemoryTransport } from '../core/memory-transport.ts';
-import { holdOut, localShard } from '../data/local.ts';
+import { holdOut } from '../data/local.ts';
 import { gaussianBlobs, twoSpirals } from '../data/synthetic.ts';
 import { relativeDifference } from '../ml/compare.ts';
+import { TestRoom } from '../test/room.ts';
 import { stepProblems } from './history.ts';
-import { train, type Group, type TrainConfig, type TrainControl, type TrainEvent, type TrainerDeps, type TrainResult } from './trainer.ts';
+import { runKey, train, TRAJECTORY_FIELDS, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './trainer.ts';
 
 /**
  * The whole training loop over the real ring code (Communicators on the in-memory transport) and
@@ -33,87 +29,13 @@ const BASE: TrainConfig = {
   seed: 5,
 };
 
-/**
- * A room on the in-memory transport with a minimal coordinator: views in join order, a new epoch on
- * every change or resync request, and one Communicator per member and view.
- */
-class TestRoom {
-  readonly net = new MemoryNetwork();
-  epoch = 0;
-  members: string[] = [];
-  private readonly peers = new Map<string, { t: MemoryTransport; mailbox: Mailbox; comm: Communicator | null }>();
-  private readonly changed = new Set<() => void>();
-  /** Checkpoints stored through `saveCheckpoint`, newest last. */
-  readonly checkpoints: Uint8Array[] = [];
-
-  constructor(private readonly data = DATA) {}
-
-  add(id: string): void {
-    const t = this.net.endpoint(id);
-    this.peers.set(id, { t, mailbox: new Mailbox(t), comm: null });
-    this.members.push(id);
-    this.publish();
-  }
-
-  /** Takes `id` out of the view (as the coordinator does when its socket closes). */
-  remove(id: string): void {
-    this.members = this.members.filter((m) => m !== id);
-    this.publish();
-  }
-
-  private publish(): void {
-    this.epoch++;
-    const view = makeView('r', this.epoch, this.members);
-    for (const [id, p] of this.peers) {
-      p.comm?.close();
-      p.comm = this.members.includes(id) ? new Communicator({ transport: p.t, mailbox: p.mailbox, view, chunkBytes: 512, timeoutMs: 5_000 }) : null;
-    }
-    for (const f of [...this.changed]) f();
-  }
-
-  /** The endpoint of `id`, to inject faults. */
-  transport(id: string): MemoryTransport {
-    return this.peers.get(id)!.t;
-  }
-
-  async group(id: string, failedEpoch?: number): Promise<Group> {
-    if (!this.members.includes(id)) throw new RingError('closed', `${id} is not a member of the room`);
-    if (failedEpoch === this.epoch) this.publish();
-    while (!(failedEpoch === undefined || this.epoch > failedEpoch)) {
-      await new Promise<void>((resolve) => {
-        const f = (): void => {
-          this.changed.delete(f);
-          resolve();
-        };
-        this.changed.add(f);
-      });
-    }
-    const comm = this.peers.get(id)!.comm!;
-    return { epoch: comm.view.epoch, rank: comm.rank, size: comm.size, sum: (v, wire) => comm.allreduce(v, wire ? { wire } : {}), allGather: (v) => comm.allGather(v), broadcast: (root, data) => comm.broadcast(root, data) };
-  }
-
-  deps(id: string, cfg: TrainConfig, hooks: { control?: () => TrainControl; onEvent?: (e: TrainEvent) => void } = {}): TrainerDeps {
-    return {
-      group: (failed) => this.group(id, failed),
-      loadShard: async (split, rank, size) => localShard(this.data, split, { rank, size, ...cfg.partition }),
-      selectBackend: async () => ({ name: 'cpu', reason: 'test', failures: {} }),
-      emit: (e) => hooks.onEvent?.(e),
-      saveCheckpoint: async (bytes) => {
-        this.checkpoints.push(bytes);
-      },
-      loadCheckpoint: async () => this.checkpoints.at(-1) ?? null,
-      ...(hooks.control ? { control: hooks.control } : {}),
-    };
-  }
-}
-
 /** Runs `cfg` on `n` peers of one in-memory room; `control(rank)` and `onEvent(rank, e)` hook each peer. */
 function trainRing(
   n: number,
   cfg: TrainConfig,
   hooks: { control?: (rank: number) => TrainControl; onEvent?: (rank: number, e: TrainEvent) => void } = {},
 ): Promise<TrainResult[]> {
-  const room = new TestRoom();
+  const room = new TestRoom(DATA);
   const ids = Array.from({ length: n }, (_, i) => `p${i}`);
   for (const id of ids) room.add(id);
   return Promise.all(
@@ -128,6 +50,39 @@ function trainRing(
     ),
   );
 }
+
+describe('runKey', () => {
+  /** One change of each field that changes the trajectory. */
+  const TRAJECTORY: Record<(typeof TRAJECTORY_FIELDS)[number], Partial<TrainConfig>> = {
+    dataset: { dataset: 'fashion-mnist' },
+    partition: { partition: { scheme: 'dirichlet', seed: 2, alpha: 0.5 } },
+    model: { model: 'mlp' },
+    hidden: { hidden: [16] },
+    algorithm: { algorithm: 'sgd' },
+    optimizer: { optimizer: { kind: 'momentum', lr: 0.3, beta: 0.8 } },
+    batch: { batch: 64 },
+    localSteps: { localSteps: 3 },
+    seed: { seed: 6 },
+    rff: { rff: { features: 10, gamma: 1 } },
+    balance: { balance: true },
+    maxGradNorm: { maxGradNorm: 5 },
+    compression: { compression: { kind: 'fp16' } },
+    robust: { robust: { rule: 'median' } },
+    secureAggregation: { secureAggregation: {} },
+    dp: { dp: { clip: 1, noiseMultiplier: 1 } },
+  };
+  /** The fields that only say how long a run lasts and what it reports. */
+  const SCHEDULE = { steps: 99, evalEvery: 3, checksumEvery: 2, checkpointEvery: 5, minPeers: 3 } satisfies Partial<TrainConfig>;
+  // Every field of TrainConfig is one or the other: a new field fails the typecheck until it is placed.
+  type Unplaced = Exclude<keyof TrainConfig, (typeof TRAJECTORY_FIELDS)[number] | keyof typeof SCHEDULE>;
+  const everyFieldPlaced: [Unplaced] extends [never] ? true : never = true;
+
+  it('changes with every field that changes the trajectory, and with no other', () => {
+    expect(everyFieldPlaced).toBe(true);
+    for (const [field, change] of Object.entries(TRAJECTORY)) expect(runKey({ ...BASE, ...change }), field).not.toBe(runKey(BASE));
+    for (const [field, v] of Object.entries(SCHEDULE)) expect(runKey({ ...BASE, [field]: v }), field).toBe(runKey(BASE));
+  });
+});
 
 describe('train', () => {
   it('full-batch GD on 2 and 3 peers matches 1 peer on the whole training set after 20 steps', async () => {
@@ -262,7 +217,7 @@ describe('train through faults (in-memory room)', () => {
     { frames: 5, what: 'mid-allreduce', synced: 8, faultedAt: [8, 8, 7] },
   ]) {
     it(`a peer that crashes ${at.what} at step 8: the others re-form, lose no step and agree`, async () => {
-      const room = new TestRoom();
+      const room = new TestRoom(DATA);
       const ids = ['p0', 'p1', 'p2', 'p3'];
       for (const id of ids) room.add(id);
       const events = new Map(ids.map((id) => [id, [] as TrainEvent[]]));
@@ -302,7 +257,7 @@ describe('train through faults (in-memory room)', () => {
   }
 
   it('a peer joining mid-run takes over the state and ends with the same weights', async () => {
-    const room = new TestRoom();
+    const room = new TestRoom(DATA);
     for (const id of ['p0', 'p1']) room.add(id);
     const lateEvents: TrainEvent[] = [];
     let late: Promise<TrainResult> | null = null;
@@ -333,7 +288,7 @@ describe('train through faults (in-memory room)', () => {
 
   it('a room that empties resumes from its checkpoint, exactly where an uninterrupted run would be', async () => {
     const cfg: TrainConfig = { ...BASE, steps: 12, checkpointEvery: 4 };
-    const room = new TestRoom();
+    const room = new TestRoom(DATA);
     for (const id of ['p0', 'p1']) room.add(id);
     const stored: number[] = [];
     await Promise.all(['p0', 'p1'].map((id) => train({ ...cfg, steps: 10 }, room.deps(id, cfg, { onEvent: (e) => e.type === 'checkpoint' && stored.push(e.step) }))));
@@ -341,7 +296,7 @@ describe('train through faults (in-memory room)', () => {
     await expect.poll(() => room.checkpoints.length).toBe(3);
     expect(stored).toEqual([4, 8, 10]);
     // A new room (all peers gone and back) with the same checkpoint store and run key.
-    const again = new TestRoom();
+    const again = new TestRoom(DATA);
     again.checkpoints.push(...room.checkpoints);
     for (const id of ['q0', 'q1']) again.add(id);
     const events: TrainEvent[] = [];
@@ -351,7 +306,7 @@ describe('train through faults (in-memory room)', () => {
     const [straight] = await trainRing(2, cfg);
     expect(resumed[0]!.weights).toEqual(straight!.weights);
     // A checkpoint of another run is not restored.
-    const other = new TestRoom();
+    const other = new TestRoom(DATA);
     other.checkpoints.push(...room.checkpoints);
     other.add('x0');
     const otherEvents: TrainEvent[] = [];

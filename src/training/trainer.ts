@@ -202,11 +202,33 @@ export interface TrainerDeps {
   signal?: AbortSignal;
 }
 
+/**
+ * The fields that change a run's trajectory: a checkpoint restores only into a run that agrees on
+ * all of them. The rest (steps, evalEvery, checksumEvery, checkpointEvery, minPeers) only say how
+ * long it runs and what it reports, so a run can be continued for more steps.
+ */
+export const TRAJECTORY_FIELDS = [
+  'dataset',
+  'partition',
+  'model',
+  'hidden',
+  'algorithm',
+  'optimizer',
+  'batch',
+  'localSteps',
+  'seed',
+  'rff',
+  'balance',
+  'maxGradNorm',
+  'compression',
+  'robust',
+  'secureAggregation',
+  'dp',
+] as const satisfies readonly (keyof TrainConfig)[];
+
 /** What identifies a run: a checkpoint of another run key is never restored. */
 export function runKey(cfg: TrainConfig): string {
-  const { dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff, compression } = cfg;
-  // secureAggregation and maxGradNorm change who sees what, not the trajectory: not part of the key.
-  return JSON.stringify({ dataset, partition, model, hidden, algorithm, optimizer, batch, localSteps, seed, rff, compression });
+  return JSON.stringify(Object.fromEntries(TRAJECTORY_FIELDS.map((f) => [f, cfg[f]])));
 }
 
 /** Failures a new view can cure; anything else ends the run. */
@@ -382,9 +404,16 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
      * stored checkpoint of this run (or nothing: the seeded start, identical everywhere).
      */
     const agree = async (): Promise<void> => {
-      const mine = new Float32Array(g.size);
+      // Each rank's committed steps (+1; 0 = nothing to offer), then whether any peer had stopped
+      // and, for DP, every peer's training examples: control flow after this depends only on it.
+      const mine = new Float32Array(g.size + 2);
       mine[g.rank] = st.agreed ? st.step + 1 : 0;
-      const all = await sum(mine);
+      mine[g.size] = stopped ? 1 : 0;
+      mine[g.size + 1] = shard.train.n;
+      const agreed = await sum(mine);
+      const all = agreed.subarray(0, g.size);
+      stopped = agreed[g.size]! > 0;
+      trainTotal = agreed[g.size + 1]!;
       const best = Math.max(...all);
       let source: number | 'checkpoint' | 'seed';
       if (best === 0) {
@@ -437,7 +466,7 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
     };
     /** This peer's part of the global batch per rank (sgd with `balance`); null = the even split. */
     let shares: number[] | null = null;
-    /** DP-SGD: every peer's training examples together, and the ε spent so far. */
+    /** DP-SGD: every peer's training examples together (agreed with the group), and the ε spent so far. */
     let trainTotal = 0;
     let epsilon: number | undefined;
     /** This peer's compute speed, samples per ms (moving average). */
@@ -479,7 +508,6 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       const secs = (performance.now() - t0) / 1000;
       if (cfg.dp) {
         // Sampling rate: the global batch over every peer's training examples (1 for full-batch GD).
-        trainTotal ||= (await sum(Float32Array.of(shard.train.n)))[0]!;
         const q = cfg.algorithm === 'gd' ? 1 : Math.min(1, cfg.batch / trainTotal);
         epsilon = dpEpsilon(q, cfg.dp.noiseMultiplier, st.step, cfg.dp.delta ?? 1e-5);
         deps.emit({ type: 'privacy', step: st.step, epsilon, delta: cfg.dp.delta ?? 1e-5 });
@@ -566,16 +594,13 @@ export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainR
       shares = proportionalSplit(cfg.batch, await sum(v));
     };
 
-    let evaluatedStart = false;
     for (;;) {
       try {
         await loadShards();
         await agree();
-        // With periodic evaluation, also measure the starting point.
-        if (cfg.evalEvery && !evaluatedStart) {
-          await evalAll();
-          evaluatedStart = true;
-        }
+        // With periodic evaluation, also measure the starting point: decided by the agreed step
+        // alone, so a newcomer and the others call the same collectives.
+        if (cfg.evalEvery && st.step === 0) await evalAll();
         while (st.step < cfg.steps && !stopped) {
           if (deps.signal?.aborted) throw deps.signal.reason;
           await step();
