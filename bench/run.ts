@@ -1,6 +1,6 @@
 /**
  * Benchmarks: `npm run bench -- <scenario> [options]`. Each scenario prints a table and writes
- * bench/results/<scenario>.json.
+ * bench/results/<scenario>.json (or `<--out DIR>/<scenario>.json`).
  *
  *   allreduce  [--peers 4[,8]] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
  *   train      [--peers 1,2,4] [--backends cpu,wasm,webgl,webgpu] [--models softmax[,mlp]] [--steps 40]
@@ -81,10 +81,12 @@ async function main(): Promise<void> {
       profiles: { type: 'string', default: 'lan,home,far' },
       'hold-ms': { type: 'string', default: '5000' },
       gamma: { type: 'string', default: '0.02' },
+      out: { type: 'string' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
-  const outDir = path.resolve(import.meta.dirname, 'results');
+  // --out: somewhere else than the committed figures (e.g. a quick run with small options).
+  const outDir = path.resolve(values.out ?? path.join(import.meta.dirname, 'results'));
   mkdirSync(outDir, { recursive: true });
   if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario "${scenario}"; available: ${SCENARIOS.join(', ')}`);
   const log = (s: string): void => console.log(s);

@@ -272,10 +272,15 @@ window.ringtrain = {
   trainTrees: async (config, onEvent) => {
     const s = need();
     const result = await trainTrees(config, {
-      group: () => groupOf(s, undefined),
+      group: (failedEpoch) => groupOf(s, undefined, failedEpoch),
       loadShard: (split, rank, size) => loadShardShown(config, split, rank, size),
       emit: (e) => {
-        if (e.type === 'round') {
+        if (e.type === 'fault') {
+          setPhase('recovering');
+          logEvent(`fault: ${e.reason}`);
+        } else if (e.type === 'sync') {
+          logEvent(`recovered: ${e.size} peer(s) go on from ${e.rounds} round(s) of rank ${e.source}`);
+        } else if (e.type === 'round') {
           state.training = `tree round ${e.round}/${e.rounds} (${(e.floatsSummed * 4e-6).toFixed(1)} MB of histograms summed)`;
           setProgress(e.round, e.rounds, `round ${e.round} of ${e.rounds}`);
           setPhase('training');

@@ -232,7 +232,7 @@ export function runKey(cfg: TrainConfig): string {
 }
 
 /** Failures a new view can cure; anything else ends the run. */
-function recoverable(e: unknown): e is RingError {
+export function recoverable(e: unknown): e is RingError {
   return e instanceof RingError && e.code !== 'aborted';
 }
 

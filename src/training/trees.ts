@@ -3,14 +3,16 @@
  * shard, the group agrees on bins, and the trees grow by histogram allreduce (ml/trees). Every peer
  * ends with the same model (plain JSON) and the distributed test accuracy.
  *
- * Not elastic yet: a failed collective ends the run with its RingError (run it again).
+ * Elastic: a failed collective re-forms the group on the next view, which re-cuts the shards and
+ * agrees on bins again; boosting keeps the rounds already grown (the peer with the most rounds
+ * hands its model to the others) and grows the rest, a single tree is grown again.
  */
 import { fnv1a } from '../protocol/checkpoint.ts';
 import { featureSize } from '../data/dataset.ts';
 import { agreeBins, binRows } from '../ml/trees/bins.ts';
 import { gbdtScores, trainGbdt, type Gbdt } from '../ml/trees/boost.ts';
 import { growTree, predictTree, statsPerRow, type Tree } from '../ml/trees/tree.ts';
-import type { TrainConfig, TrainerDeps } from './trainer.ts';
+import { MAX_RECOVERIES, recoverable, type Group, type TrainConfig, type TrainerDeps } from './trainer.ts';
 
 export interface TreeTrainConfig {
   dataset: string;
@@ -40,7 +42,11 @@ export type TreeEvent =
   /** A round done (a tree is one round); floats the round summed, and without the subtraction trick. */
   | { type: 'round'; round: number; rounds: number; floatsSummed: number; floatsWithoutSubtraction: number; ms: number }
   /** Classification: accuracy; regression (numClasses 0): `accuracy` is 0 and `rmse` is set. */
-  | { type: 'eval'; accuracy: number; rmse?: number; count: number };
+  | { type: 'eval'; accuracy: number; rmse?: number; count: number }
+  /** A collective of view `epoch` failed; the group re-forms on the next view. */
+  | { type: 'fault'; epoch: number; reason: string }
+  /** The group of view `epoch` goes on from `rounds` boosting rounds grown so far (taken from rank `source`). */
+  | { type: 'sync'; epoch: number; size: number; rounds: number; source: number };
 
 export interface TreeResult {
   model: 'tree' | 'gbdt';
@@ -59,6 +65,33 @@ export interface TreeResult {
 }
 
 type Deps = Pick<TrainerDeps, 'group' | 'loadShard'> & { emit(e: TreeEvent): void };
+
+/** Re-runs `attempt` on the next view after each recoverable failure (at most MAX_RECOVERIES times). */
+async function elastic<T>(deps: Deps, attempt: (g: Group) => Promise<T>): Promise<T> {
+  let g = await deps.group();
+  for (let recoveries = 0; ; recoveries++) {
+    try {
+      return await attempt(g);
+    } catch (e) {
+      if (!recoverable(e) || recoveries >= MAX_RECOVERIES) throw e;
+      deps.emit({ type: 'fault', epoch: g.epoch, reason: e.message });
+      g = await deps.group(g.epoch);
+    }
+  }
+}
+
+/** The boosting rounds the group goes on from: the model of the first peer with the most rounds. */
+async function agreeRounds(g: Group, mine: Gbdt | null, deps: Deps): Promise<Gbdt | null> {
+  const rounds = new Float32Array(g.size);
+  rounds[g.rank] = mine?.trees.length ?? 0;
+  const all = await g.sum(rounds);
+  const best = Math.max(...all);
+  if (best === 0) return null;
+  const source = all.indexOf(best);
+  const bytes = await g.broadcast(source, g.rank === source ? new TextEncoder().encode(JSON.stringify(mine)) : null);
+  deps.emit({ type: 'sync', epoch: g.epoch, size: g.size, rounds: best, source });
+  return g.rank === source ? mine : (JSON.parse(new TextDecoder().decode(bytes)) as Gbdt);
+}
 
 export type TreeModel = { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt };
 
@@ -80,7 +113,16 @@ function testSums(model: TreeModel, test: { x: Float32Array; y: Int32Array; targ
 
 /** Trains on this peer's shard with the group; every peer calls it with the same config. */
 export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<TreeResult> {
-  const g = await deps.group();
+  /** Boosting: the rounds grown so far, kept across views. */
+  let grown: Gbdt | null = null;
+  return elastic(deps, async (g) => {
+    grown = cfg.model === 'gbdt' ? await agreeRounds(g, grown, deps) : null;
+    return growOnView(cfg, g, deps, grown, (m) => (grown = m));
+  });
+}
+
+/** The whole training on one view's group (from the rounds `resume` holds, when there are any). */
+async function growOnView(cfg: TreeTrainConfig, g: Group, deps: Deps, resume: Gbdt | null, onRound: (m: Gbdt) => void): Promise<TreeResult> {
   const [train, test] = await Promise.all([deps.loadShard('train', g.rank, g.size), deps.loadShard('test', g.rank, g.size)]);
   deps.emit({ type: 'data', train: train.n, test: test.n, rank: g.rank, size: g.size });
   const regression = train.numClasses === 0;
@@ -133,13 +175,15 @@ export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<Tree
         ...(cfg.subsample !== undefined ? { subsample: cfg.subsample } : {}),
         seed: cfg.seed,
       },
-      (round, t) => {
+      (round, t, m) => {
         traffic.floatsSummed += t.floatsSummed;
         traffic.floatsWithoutSubtraction += t.floatsWithoutSubtraction;
         const now = performance.now();
+        onRound({ ...m, trees: [...m.trees] });
         deps.emit({ type: 'round', round, rounds, ...t, ms: now - last });
         last = now;
       },
+      resume ? { model: resume, x: train.x } : undefined,
     );
     model = { kind: 'gbdt', gbdt };
   }

@@ -67,9 +67,11 @@ function softmaxInPlace(s: Float64Array): void {
 }
 
 /**
- * Trains on this peer's `n` rows (`binned` by the agreed `bins`, raw `x` for scoring, labels `y` or
- * regression `targets`). Every peer of the group calls it with the same options and gets the same
- * model. `onRound` reports progress and the round's traffic.
+ * Trains on this peer's `n` rows (`binned` by the agreed `bins`, labels `y` or regression
+ * `targets`). Every peer of the group calls it with the same options and gets the same model.
+ * `onRound` reports progress, the round's traffic and the model so far. `resume` continues the
+ * rounds of a model grown so far (possibly by another group, on other bins): this peer's scores
+ * come from its raw rows `x`, and round r draws the same features and rows as it would have.
  */
 export async function trainGbdt(
   sum: SumAllPeers,
@@ -79,33 +81,21 @@ export async function trainGbdt(
   n: number,
   d: number,
   o: GbdtOptions,
-  onRound?: (round: number, traffic: GrowStats) => void,
+  onRound?: (round: number, traffic: GrowStats, model: Gbdt) => void,
+  resume?: { model: Gbdt; x: Float32Array },
 ): Promise<Gbdt> {
   const outputs = o.classes > 0 ? o.classes : 1;
-  // Base score from global statistics.
-  let base: number[];
-  if (o.classes > 0) {
-    const counts = new Float32Array(o.classes + 1);
-    for (let i = 0; i < n; i++) counts[labels[i]!]!++;
-    counts[o.classes] = n;
-    const total = await sum(counts);
-    base = Array.from(total.subarray(0, o.classes), (c) => Math.log(Math.max(c, 1) / total[o.classes]!));
-  } else {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += labels[i]!;
-    const total = await sum(Float32Array.from([s, n]));
-    base = [total[1]! > 0 ? total[0]! / total[1]! : 0];
-  }
   const scores = new Float64Array(n * outputs);
-  for (let i = 0; i < n; i++) scores.set(base, i * outputs);
-  const model: Gbdt = { classes: o.classes, learningRate: o.learningRate, base, trees: [] };
-  const rand = mulberry32(o.seed);
+  const model = resume ? { ...resume.model, trees: [...resume.model.trees] } : await startGbdt(sum, labels, n, o);
+  for (let i = 0; i < n; i++) scores.set(resume ? gbdtScores(model, resume.x, i * d) : model.base, i * outputs);
   const stats = new Float32Array(n * 3);
   const probs = new Float64Array(n * outputs);
   const subsample = o.subsample !== undefined && o.subsample < 1 ? o.subsample : undefined;
   const keys = subsample !== undefined ? rowKeys(binned, n, d) : undefined;
   const inRound = new Uint8Array(n).fill(1);
-  for (let round = 0; round < o.rounds; round++) {
+  for (let round = model.trees.length; round < o.rounds; round++) {
+    // Each round's draws come from (seed, round) alone, so a resumed run draws what it would have.
+    const rand = mulberry32(o.seed * 7919 + round);
     const features = o.colSample && o.colSample < 1 ? Array.from({ length: d }, (_, f) => f).filter(() => rand() < o.colSample!) : undefined;
     if (keys) {
       const roundSeed = Math.floor(rand() * 2 ** 32);
@@ -139,7 +129,25 @@ export async function trainGbdt(
     // Scores move only after every output's tree of the round is grown (softmax uses all of them).
     for (let i = 0; i < n; i++) trees.forEach((t, c) => (scores[i * outputs + c]! += o.learningRate * leafOfBinned(t, binned, i * d)[0]!));
     model.trees.push(trees);
-    onRound?.(round + 1, traffic);
+    onRound?.(round + 1, traffic, model);
   }
   return model;
+}
+
+/** A model with no trees yet: the base score from the group's label statistics. */
+async function startGbdt(sum: SumAllPeers, labels: Int32Array | Float32Array, n: number, o: GbdtOptions): Promise<Gbdt> {
+  let base: number[];
+  if (o.classes > 0) {
+    const counts = new Float32Array(o.classes + 1);
+    for (let i = 0; i < n; i++) counts[labels[i]!]!++;
+    counts[o.classes] = n;
+    const total = await sum(counts);
+    base = Array.from(total.subarray(0, o.classes), (c) => Math.log(Math.max(c, 1) / total[o.classes]!));
+  } else {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += labels[i]!;
+    const total = await sum(Float32Array.from([s, n]));
+    base = [total[1]! > 0 ? total[0]! / total[1]! : 0];
+  }
+  return { classes: o.classes, learningRate: o.learningRate, base, trees: [] };
 }
