@@ -24,7 +24,7 @@ import { maskKeyPair, pairKey } from './ml/algorithms/secure.ts';
 import { predict } from './ml/step.ts';
 import { newSecret } from './protocol/auth.ts';
 import { decodeCheckpoint } from './protocol/checkpoint.ts';
-import type { Job, PeerStats } from './protocol/messages.ts';
+import { parseTrainConfig, type Job, type PeerStats } from './protocol/index.ts';
 import { CheckpointClient } from './net/checkpoints.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
 import { train, type Group, type Poison, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
@@ -579,15 +579,15 @@ async function runJob(s: RingSession, id: number, by: string, job: Job): Promise
   showSetupError('');
   setProgress(0, 1, '');
   setPhase('training');
-  logEvent(`run ${id} (${String(job.config['model'])}) started by ${by === s.peerId ? 'this tab' : by.slice(0, 6)}`);
+  logEvent(`run ${id} (${job.config.model}) started by ${by === s.peerId ? 'this tab' : by.slice(0, 6)}`);
   try {
     if (job.kind === 'train') {
-      const config = job.config as unknown as TrainConfig;
+      const config = job.config;
       const result = await window.ringtrain.train(config);
       setPhase(result.stopped ? 'stopped' : 'done');
       byId('result-summary').textContent = `Run ${id}: test accuracy ${(result.accuracy * 100).toFixed(2)}% after ${result.steps} steps (${result.params} parameters, ${result.backend}); weights checksum ${result.checksum}, the same on every peer.`;
     } else {
-      const config = job.config as unknown as TreeTrainConfig;
+      const config = job.config;
       const result = await window.ringtrain.trainTrees(config);
       setPhase('done');
       const score = result.rmse !== undefined ? `test RMSE ${result.rmse.toPrecision(4)}` : `test accuracy ${(result.accuracy * 100).toFixed(2)}%`;
@@ -738,11 +738,20 @@ async function continueFrom(file: File): Promise<string> {
   const bytes = new Uint8Array(await file.arrayBuffer());
   const c = decodeCheckpoint(bytes);
   if (c instanceof Error) throw new Error(`${file.name}: ${c.message}`);
-  const run = JSON.parse(c.runKey) as Omit<TrainConfig, 'steps'>;
-  const more = jobFromFields({ ...setupFields(), dataset: run.dataset, algorithm: run.algorithm, batch: String(run.batch), model: 'softmax', optimizer: 'sgd' }, localData?.train.n).config;
+  let key: unknown;
+  try {
+    key = JSON.parse(c.runKey);
+  } catch {
+    throw new Error(`${file.name}: its run key is not JSON; pick a checkpoint that RingTrain wrote`);
+  }
+  // The form's epochs (and its schedule of evaluations and checkpoints) for the checkpoint's run.
+  const run = parseTrainConfig({ ...(key as object), steps: 1 });
+  const more = jobFromFields({ ...setupFields(), dataset: run.dataset, algorithm: run.algorithm, batch: String(run.batch), model: 'softmax', optimizer: 'sgd' }, localData?.train.n);
+  if (more.kind !== 'train') throw new Error('the form names a tree model; a checkpoint continues a neural or SVM run');
+  const steps = c.step + more.config.steps;
+  const config = parseTrainConfig({ ...run, steps, evalEvery: more.config.evalEvery, checkpointEvery: more.config.checkpointEvery });
   await new CheckpointClient(state.room, need().roomKey).save(bytes);
-  const steps = c.step + Number(more['steps']);
-  need().startRun({ kind: 'train', config: { ...run, steps, evalEvery: more['evalEvery'], checkpointEvery: more['checkpointEvery'] } });
+  need().startRun({ kind: 'train', config });
   return `Continuing ${run.model} on ${run.dataset} from step ${c.step} to step ${steps}.`;
 }
 

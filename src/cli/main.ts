@@ -12,8 +12,8 @@ import type { Page } from 'playwright-core';
 import type { ModelFile } from '../main.ts';
 import { runServer } from '../server/run.ts';
 import { jobFromFields, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
-import type { TrainConfig, TrainEvent, TrainResult } from '../training/trainer.ts';
-import type { TreeEvent, TreeResult, TreeTrainConfig } from '../training/trees.ts';
+import type { TrainEvent, TrainResult } from '../training/trainer.ts';
+import type { TreeEvent, TreeResult } from '../training/trees.ts';
 import { findChromium, launchBrowser, newPeerContext, waitForApp } from './browser.ts';
 import { buildApp, startCluster, type Cluster } from './cluster.ts';
 
@@ -167,13 +167,13 @@ async function train(argv: string[]): Promise<number> {
       if (e.type === 'step') progress(e.step, e.steps, `step ${e.step}/${e.steps} loss ${e.loss.toFixed(4)} ${last}`);
       if (e.type === 'round') progress(e.round, e.rounds, `round ${e.round}/${e.rounds}`);
     });
-    console.log(`ringtrain: training ${String(job.config['model'])} on ${dataset} with ${peers} peer(s) in room ${cluster.room} (${cluster.server.url})`);
+    console.log(`ringtrain: training ${job.config.model} on ${dataset} with ${peers} peer(s) in room ${cluster.room} (${cluster.server.url})`);
     const started = performance.now();
     const results = await Promise.all(
       cluster.pages.map((p, i) =>
         job.kind === 'train'
-          ? p.evaluate(([c, report]) => window.ringtrain.train(c as unknown as TrainConfig, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const)
-          : p.evaluate(([c, report]) => window.ringtrain.trainTrees(c as unknown as TreeTrainConfig, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const),
+          ? p.evaluate(([c, report]) => window.ringtrain.train(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const)
+          : p.evaluate(([c, report]) => window.ringtrain.trainTrees(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const),
       ),
     );
     if (process.stdout.isTTY) process.stdout.write('\n');

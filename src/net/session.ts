@@ -6,7 +6,7 @@ import { abortReason, RingError } from '../core/errors.ts';
 import { ringPosition, type View } from '../core/membership/view.ts';
 import { Listeners } from '../core/transport.ts';
 import { roomKey } from '../protocol/auth.ts';
-import { clientConfigSchema, type ClientConfig, type Job, type PeerStats } from '../protocol/messages.ts';
+import { clientConfigSchema, type ClientConfig, type Job, type PeerStats } from '../protocol/index.ts';
 import { CoordinatorClient, type RoomStats, type RunMessage } from './coordinator-client.ts';
 import { PeerJsTransport } from './peerjs-transport.ts';
 

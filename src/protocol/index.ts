@@ -2,3 +2,4 @@ export * from './version.ts';
 export * from './frame.ts';
 export * from './messages.ts';
 export * from './checkpoint.ts';
+export * from './run-config.ts';

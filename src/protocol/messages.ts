@@ -4,6 +4,7 @@
  * code only ever sees typed values.
  */
 import { z } from 'zod';
+import { jobSchema } from './run-config.ts';
 import { PROTOCOL_VERSION } from './version.ts';
 
 /** Largest control message either side accepts, in bytes (UTF-16 code units of the JSON text). */
@@ -52,28 +53,6 @@ export const clientConfigSchema = z.object({
 });
 export type ClientConfig = z.infer<typeof clientConfigSchema>;
 
-/**
- * Deepest nesting a job's config may have (a config object is level 1). The coordinator re-sends
- * the config with JSON.stringify, which recurses: arrays nested 30 000 deep fit in one control
- * message and overflowed its stack, which crashed the server.
- */
-export const MAX_CONFIG_DEPTH = 32;
-
-/** True if no object or array nests more than `levels` deep in `v`. */
-function nestsWithin(v: unknown, levels: number): boolean {
-  if (typeof v !== 'object' || v === null) return true;
-  return levels > 0 && Object.values(v).every((x) => nestsWithin(x, levels - 1));
-}
-
-/**
- * A training run started from one peer's dashboard for the whole room: which trainer, and its
- * config (validated by the trainer on every peer; here only bounded in size and depth).
- */
-export const jobSchema = z.object({
-  kind: z.enum(['train', 'trees']),
-  config: z.record(z.string(), z.unknown()).refine((c) => nestsWithin(c, MAX_CONFIG_DEPTH), `nested deeper than ${MAX_CONFIG_DEPTH} levels`),
-});
-export type Job = z.infer<typeof jobSchema>;
 
 const amount = z.number().min(0).max(1e15);
 /** What a peer tells the room about itself for the dashboards (about once a second while it trains). */

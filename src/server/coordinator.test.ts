@@ -478,7 +478,11 @@ describe('Coordinator resync requests', () => {
 });
 
 describe('Coordinator runs and room stats', () => {
-  const JOB = { kind: 'train', config: { dataset: 'fashion-mnist', steps: 10 } };
+  const JOB = {
+    kind: 'train',
+    config: { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'softmax', algorithm: 'sgd', optimizer: { kind: 'adam', lr: 0.01 }, batch: 32, steps: 10, seed: 1 },
+  };
+  const TREES = { kind: 'trees', config: { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', maxDepth: 3, bins: 16, seed: 1 } };
   const STATS = { state: 'training', backend: 'wasm', step: 3, samplesPerSec: 900, computeMs: 20, readbackMs: 1, allreduceMs: 30, applyMs: 2, sendBytesPerSec: 1e6, shard: 12000 };
   const runs = (p: Peer): unknown[] => p.conn.sent.filter((m) => m.type === 'run');
 
@@ -498,7 +502,7 @@ describe('Coordinator runs and room stats', () => {
     expect(runs(join(c, 'r', 'D'))).toHaveLength(1);
     a.send({ type: 'finished', run: 1 });
     expect(runs(join(c, 'r', 'E'))).toHaveLength(0);
-    a.send({ type: 'start', job: { ...JOB, kind: 'trees' } });
+    a.send({ type: 'start', job: TREES });
     expect(runs(b).at(-1)).toMatchObject({ run: 2, by: 'A', job: { kind: 'trees' } });
   });
 
@@ -508,7 +512,11 @@ describe('Coordinator runs and room stats', () => {
     a.send({ type: 'start', job: { kind: 'rm -rf', config: {} } });
     a.send({ type: 'stats', stats: { ...STATS, samplesPerSec: -1 } });
     a.send({ type: 'stats', stats: { ...STATS, backend: 'x'.repeat(65) } });
-    expect(a.conn.errors()).toEqual(['bad-message', 'bad-message', 'bad-message']);
+    // A run config the schema refuses never reaches the room: unknown fields, conflicting options.
+    a.send({ type: 'start', job: { kind: 'train', config: { ...JOB.config, evalEvry: 3 } } });
+    a.send({ type: 'start', job: { kind: 'train', config: { ...JOB.config, robust: { rule: 'median' }, compression: { kind: 'fp16' } } } });
+    expect(a.conn.errors()).toEqual(['bad-message', 'bad-message', 'bad-message', 'bad-message', 'bad-message']);
+    expect(JSON.stringify(a.conn.sent.at(-1))).toMatch(/robust and compression/);
     expect(runs(a)).toEqual([]);
   });
 

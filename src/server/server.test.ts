@@ -555,7 +555,7 @@ describe('limits over real sockets: a misbehaving client does not starve honest 
     const b = await Member.join(server, room);
     a.send(`{"type":"start","job":{"kind":"train","config":{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}}}`);
     expect(await a.errorCode()).toBe('bad-message');
-    a.send({ type: 'start', job: { kind: 'train', config: { model: 'mlp' } } });
+    a.send({ type: 'start', job: { kind: 'train', config: { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'mlp', algorithm: 'sgd', optimizer: { kind: 'adam', lr: 0.01 }, batch: 32, steps: 10, seed: 1 } } });
     expect(await b.message((m) => (m.type === 'run' ? m.by : undefined), 'the run')).toBe(a.peerId);
   });
 });

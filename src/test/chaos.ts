@@ -13,13 +13,9 @@
  * last step. A failing schedule says how to run it again, alone.
  */
 import { mulberry32 } from '../core/random.ts';
-import { holdOut } from '../data/local.ts';
-import { gaussianBlobs } from '../data/synthetic.ts';
 import { stepProblems } from '../training/history.ts';
 import { train, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from '../training/trainer.ts';
-import { TestRoom } from './room.ts';
-
-const DATA = holdOut(gaussianBlobs({ n: 240, classes: 3, dims: 4, spread: 0.25, seed: 3 }), 'blobs', 1);
+import { BLOBS, TestRoom } from './room.ts';
 
 /** Collective timeout in the chaos room, ms: a dropped frame costs this much. */
 const TIMEOUT_MS = 1000;
@@ -126,7 +122,7 @@ interface ChaosPeer {
 export async function runChaos(seed: number): Promise<ChaosOutcome> {
   const s = chaosSchedule(seed);
   const t0 = performance.now();
-  const room = new TestRoom(DATA, { timeoutMs: TIMEOUT_MS });
+  const room = new TestRoom(BLOBS, { timeoutMs: TIMEOUT_MS });
   const peers: ChaosPeer[] = [];
   const crashed = new Set<string>();
   let dropping: string | null = null;

@@ -8,9 +8,25 @@ import { Mailbox } from '../core/collectives/mailbox.ts';
 import { RingError } from '../core/errors.ts';
 import { makeView } from '../core/membership/view.ts';
 import { MemoryNetwork, type MemoryTransport } from '../core/memory-transport.ts';
-import { localShard, type LocalData } from '../data/local.ts';
+import { holdOut, localShard, type LocalData } from '../data/local.ts';
+import { gaussianBlobs } from '../data/synthetic.ts';
 import { maskKeyPair, pairKey } from '../ml/algorithms/secure.ts';
 import type { Group, TrainConfig, TrainControl, TrainEvent, TrainerDeps } from '../training/trainer.ts';
+
+/** Seeded Gaussian blobs held in memory: 3 classes in 4 dimensions, 240 samples (a fifth held out for test). */
+export const BLOBS = holdOut(gaussianBlobs({ n: 240, classes: 3, dims: 4, spread: 0.25, seed: 3 }), 'blobs', 1);
+
+/** Full-batch GD of softmax regression on {@link BLOBS} for 20 steps: the unit tests' base run. */
+export const BLOBS_GD: TrainConfig = {
+  dataset: 'local',
+  partition: { scheme: 'iid', seed: 2 },
+  model: 'softmax',
+  algorithm: 'gd',
+  optimizer: { kind: 'momentum', lr: 0.3, beta: 0.9 },
+  batch: 0,
+  steps: 20,
+  seed: 5,
+};
 
 export interface TestRoomOptions {
   /** Collective timeout, ms (default 5000). */

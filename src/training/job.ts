@@ -5,7 +5,7 @@
  */
 import type { CompressionSpec } from '../ml/algorithms/compression.ts';
 import type { RobustRule } from '../ml/algorithms/robust.ts';
-import type { Job } from '../protocol/messages.ts';
+import { ConfigError, parseJob, type Job } from '../protocol/run-config.ts';
 
 /** The form's fields by name (strings, as the DOM gives them). */
 export type SetupFields = Record<string, string>;
@@ -83,11 +83,33 @@ function num(f: SetupFields, name: string, o: { int?: boolean; min: number; max:
   return v;
 }
 
+/** The form field that sets each config field the schema may refuse (the rest share their name). */
+const FORM_FIELD: Record<string, string> = {
+  robust: 'aggregation',
+  secureAggregation: 'aggregation',
+  dp: 'dpNoise',
+  partition: 'partition',
+  optimizer: 'optimizer',
+  maxDepth: 'depth',
+};
+
 /**
  * The job for these fields. `localSamples` is the training-set size of the tab's own data (for
- * dataset "local"), used to turn epochs into steps.
+ * dataset "local"), used to turn epochs into steps. The result has passed the run-config schema;
+ * what it refuses comes back as a SetupError on the form field that set it.
  */
 export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
+  try {
+    return parseJob(rawJob(fields, localSamples));
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const path = e.field.replace(/^config\./, '');
+    throw new SetupError(FORM_FIELD[path.split('.')[0]!] ?? path.split('.').at(-1) ?? path, e.reason);
+  }
+}
+
+/** The job as the fields spell it, before the schema has seen it. */
+function rawJob(fields: SetupFields, localSamples: number | undefined): unknown {
   const f = { ...SETUP_DEFAULTS, ...fields };
   const dataset = f.dataset!;
   const seed = 1;
@@ -119,7 +141,6 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
   if (!['sgd', 'gd', 'fedavg'].includes(algorithm)) throw new SetupError('algorithm', `algorithm: "${algorithm}" is not sgd, gd or fedavg`);
   const kind = model === 'svm' ? 'pegasos' : f.optimizer!;
   if (!['sgd', 'momentum', 'adam', 'pegasos'].includes(kind)) throw new SetupError('optimizer', `optimizer: "${kind}" is not sgd, momentum, adam or pegasos`);
-  if (kind === 'pegasos' && model !== 'svm') throw new SetupError('optimizer', 'optimizer: pegasos is for the linear SVM; pick sgd, momentum or adam');
   const optimizer = kind === 'pegasos' ? { kind, lambda: num(f, 'lambda', { min: 1e-9, max: 10 }) } : { kind, lr: num(f, 'lr', { min: 1e-7, max: 10 }) };
   const batch = num(f, 'batch', { int: true, min: 1, max: 65_536 });
   const samples = dataset === 'local' ? localSamples : TRAIN_SAMPLES[dataset];
@@ -130,10 +151,11 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
   const perStep = algorithm === 'gd' ? samples : algorithm === 'fedavg' ? batch * localSteps : batch;
   const steps = Math.max(1, Math.ceil((epochs * samples) / perStep));
   const every = Math.max(1, Math.round(steps / 20));
-  const compression = algorithm === 'fedavg' ? null : choice(f, 'compression', COMPRESSIONS);
-  const robust = algorithm === 'fedavg' ? null : choice(f, 'aggregation', AGGREGATIONS);
-  if (compression && robust) throw new SetupError('aggregation', 'aggregation: a median or trimmed mean needs every gradient in the clear; set compression to none');
-  if (robust && num(f, 'dpNoise', { min: 0, max: 100 }) > 0) throw new SetupError('aggregation', 'aggregation: DP noise is calibrated for the sum; pick "sum on the ring" with DP');
+  // FedAvg makes no gradient sum: the gradient options of the form do not apply to it.
+  const gradientSum = algorithm !== 'fedavg';
+  const compression = gradientSum ? choice(f, 'compression', COMPRESSIONS) : null;
+  const robust = gradientSum ? choice(f, 'aggregation', AGGREGATIONS) : null;
+  const dpNoise = num(f, 'dpNoise', { min: 0, max: 100 });
   return {
     kind: 'train',
     config: {
@@ -152,9 +174,7 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
       ...(f.balance === 'on' && algorithm === 'sgd' ? { balance: true } : {}),
       ...(compression ? { compression } : {}),
       ...(robust ? { robust } : {}),
-      ...(num(f, 'dpNoise', { min: 0, max: 100 }) > 0 && algorithm !== 'fedavg'
-        ? { dp: { clip: num(f, 'dpClip', { min: 1e-6, max: 1e6 }), noiseMultiplier: num(f, 'dpNoise', { min: 0, max: 100 }) } }
-        : {}),
+      ...(dpNoise > 0 && gradientSum ? { dp: { clip: num(f, 'dpClip', { min: 1e-6, max: 1e6 }), noiseMultiplier: dpNoise } } : {}),
     },
   };
 }

@@ -15,91 +15,27 @@
 import * as tf from '@tensorflow/tfjs';
 import { RingError } from '../core/errors.ts';
 import { featureSize, type Dataset } from '../data/dataset.ts';
-import type { PartitionScheme } from '../data/partition.ts';
 import { federatedRound, synchronousStep, type StepTimings, type SumAllPeers } from '../ml/algorithms/distributed.ts';
 import { AUTO_PROBE_STEPS, chooseCodec } from '../ml/algorithms/auto.ts';
-import { Compressor, type CompressionSpec } from '../ml/algorithms/compression.ts';
+import { Compressor } from '../ml/algorithms/compression.ts';
 import { guardedSum } from '../ml/algorithms/guard.ts';
-import { robustSum, type RobustRule } from '../ml/algorithms/robust.ts';
+import { robustSum } from '../ml/algorithms/robust.ts';
 import { maskedSum } from '../ml/algorithms/secure.ts';
 import type { BackendReport } from '../ml/backend.ts';
 import { checksumHex, getFlatWeights, paramCount, setFlatWeights, weightLayout } from '../ml/flat.ts';
-import { createModel, lossKindFor, type ModelKind, type ModelSpec } from '../ml/models.ts';
-import { createOptimizer, type FlatOptimizer, type OptimizerSpec } from '../ml/optimizer.ts';
+import { createModel, lossKindFor, type ModelSpec } from '../ml/models.ts';
+import { createOptimizer, type FlatOptimizer } from '../ml/optimizer.ts';
 import { rffTransform } from '../ml/rff.ts';
-import { dpEpsilon, privateGradients, type DpOptions } from '../ml/dp.ts';
+import { dpEpsilon, privateGradients } from '../ml/dp.ts';
 import { evaluate } from '../ml/step.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
+import { parseTrainConfig, runKey, type TrainConfig } from '../protocol/run-config.ts';
 import type { WireSpec } from '../protocol/wire.ts';
 import { localBatchSize, proportionalSplit, Sampler } from './sampler.ts';
 
 export type Algorithm = 'sgd' | 'gd' | 'fedavg';
 
-export interface TrainConfig {
-  dataset: string;
-  partition: { scheme: PartitionScheme; seed: number; alpha?: number; shardsPerPart?: number };
-  model: ModelKind;
-  hidden?: number[];
-  algorithm: Algorithm;
-  optimizer: OptimizerSpec;
-  /** sgd: the global batch, split across peers; fedavg: each peer's local batch. */
-  batch: number;
-  /** sgd/gd: steps; fedavg: rounds. */
-  steps: number;
-  /** fedavg: local steps per round (H). */
-  localSteps?: number;
-  /** Evaluate on the test set every this many steps (and at the end); 0 = only at the end. */
-  evalEvery?: number;
-  /** Compare weight checksums every this many steps (and at the end). */
-  checksumEvery?: number;
-  /** Store a checkpoint every this many steps (and at the end); 0 or absent = never. */
-  checkpointEvery?: number;
-  /** Seed of the initial weights and of batch order. */
-  seed: number;
-  /** Quorum: with fewer peers in the room, training waits (after a failure, or before it starts). */
-  minPeers?: number;
-  /**
-   * Train on random Fourier features of the inputs (an approximate RBF kernel; with `model: 'svm'`,
-   * a kernel SVM). The map is drawn from `seed`, the same on every peer.
-   */
-  rff?: { features: number; gamma: number };
-  /**
-   * sgd: split the global batch in proportion to each peer's measured speed (re-measured every
-   * {@link BALANCE_EVERY} steps) so fast and slow peers finish their part together. Off by default:
-   * the split then depends on timing, so runs are no longer bit-for-bit repeatable.
-   */
-  balance?: boolean;
-  /**
-   * sgd and gd: the largest norm a peer's mean gradient may have; a contribution above it, or with
-   * NaN/Inf, is left out of the step's sum (ml/algorithms/guard.ts) and its peer reported. Default
-   * Infinity: only NaN/Inf are left out.
-   */
-  maxGradNorm?: number;
-  /**
-   * sgd and gd: send compressed gradients (float16 or int8 on the wire, random-k, or PowerSGD of
-   * rank r per weight matrix; the last two with error feedback); the peers still sum on the ring
-   * and end with identical weights.
-   */
-  compression?: CompressionSpec;
-  /**
-   * sgd and gd: aggregate by coordinate-wise median or trimmed mean over an all-gather instead of
-   * the ring's sum (ml/algorithms/robust.ts), for rooms of untrusted volunteers. Not with
-   * compression or secure aggregation.
-   */
-  robust?: RobustRule;
-  /**
-   * sgd and gd: mask every contribution with pairwise masks that cancel in the sum (secure
-   * aggregation, ml/algorithms/secure.ts); neighbours see noise. `scale`: mask magnitude (default
-   * 1000). A bad sum cannot be traced to a peer then: it stops the run.
-   */
-  secureAggregation?: { scale?: number };
-  /**
-   * sgd and gd: differentially private SGD (ml/dp.ts): per-example clipping to `clip`, Gaussian
-   * noise of noiseMultiplier x clip in the sum (each peer adds its share); ε for `delta` is reported
-   * after every step.
-   */
-  dp?: DpOptions;
-}
+export type { TrainConfig } from '../protocol/run-config.ts';
 
 export type TrainEvent =
   | { type: 'backend'; report: BackendReport }
@@ -202,35 +138,6 @@ export interface TrainerDeps {
   signal?: AbortSignal;
 }
 
-/**
- * The fields that change a run's trajectory: a checkpoint restores only into a run that agrees on
- * all of them. The rest (steps, evalEvery, checksumEvery, checkpointEvery, minPeers) only say how
- * long it runs and what it reports, so a run can be continued for more steps.
- */
-export const TRAJECTORY_FIELDS = [
-  'dataset',
-  'partition',
-  'model',
-  'hidden',
-  'algorithm',
-  'optimizer',
-  'batch',
-  'localSteps',
-  'seed',
-  'rff',
-  'balance',
-  'maxGradNorm',
-  'compression',
-  'robust',
-  'secureAggregation',
-  'dp',
-] as const satisfies readonly (keyof TrainConfig)[];
-
-/** What identifies a run: a checkpoint of another run key is never restored. */
-export function runKey(cfg: TrainConfig): string {
-  return JSON.stringify(Object.fromEntries(TRAJECTORY_FIELDS.map((f) => [f, cfg[f]])));
-}
-
 /** Failures a new view can cure; anything else ends the run. */
 export function recoverable(e: unknown): e is RingError {
   return e instanceof RingError && e.code !== 'aborted';
@@ -321,25 +228,10 @@ class TrainingState {
   }
 }
 
-/** Refuses option pairs that cannot work together, saying why. */
-function checkPrivacyOptions(cfg: TrainConfig): void {
-  if (cfg.robust && (cfg.compression || cfg.secureAggregation)) {
-    throw new RangeError('robust aggregation needs every contribution in the clear: turn off compression and secure aggregation, or pick the plain sum');
-  }
-  if (cfg.robust && cfg.dp) {
-    throw new RangeError('DP-SGD calibrates its noise for a sum of all peers; a median or trimmed mean voids its ε: pick the plain sum with DP');
-  }
-  if (cfg.robust?.rule === 'trimmed-mean' && !(cfg.robust.trim >= 0 && cfg.robust.trim < 0.5)) {
-    throw new RangeError(`robust aggregation: trim must be in [0, 0.5); got ${cfg.robust.trim}`);
-  }
-  if (cfg.secureAggregation && (cfg.compression?.kind === 'fp16' || cfg.compression?.kind === 'int8')) {
-    throw new RangeError('secure aggregation masks are too large for fp16/int8 on the wire: pick PowerSGD or random-k, or no compression');
-  }
-}
-
 /** Runs the whole training on this peer. Rejects with the first unrecoverable RingError / MlError / DataError. */
-export async function train(cfg: TrainConfig, deps: TrainerDeps): Promise<TrainResult> {
-  checkPrivacyOptions(cfg);
+export async function train(config: TrainConfig, deps: TrainerDeps): Promise<TrainResult> {
+  // The one door: whatever the caller built, the loop runs only a config the schema accepts.
+  const cfg = parseTrainConfig(config);
   let g = await deps.group();
   let shard = { rank: -1, size: -1, train: null as unknown as Dataset, test: null as unknown as Dataset };
   const loadShards = async (): Promise<void> => {

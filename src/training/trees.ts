@@ -12,29 +12,10 @@ import { featureSize } from '../data/dataset.ts';
 import { agreeBins, binRows } from '../ml/trees/bins.ts';
 import { gbdtScores, trainGbdt, type Gbdt } from '../ml/trees/boost.ts';
 import { growTree, predictTree, statsPerRow, type Tree } from '../ml/trees/tree.ts';
-import { MAX_RECOVERIES, recoverable, type Group, type TrainConfig, type TrainerDeps } from './trainer.ts';
+import { parseTreeConfig, type TreeTrainConfig } from '../protocol/run-config.ts';
+import { MAX_RECOVERIES, recoverable, type Group, type TrainerDeps } from './trainer.ts';
 
-export interface TreeTrainConfig {
-  dataset: string;
-  partition: TrainConfig['partition'];
-  /** One classification tree (Gini), or gradient-boosted trees. */
-  model: 'tree' | 'gbdt';
-  maxDepth: number;
-  /** Bins per feature (2..256). */
-  bins: number;
-  /** Default 1. */
-  minSamplesLeaf?: number;
-  /** gbdt: rounds, shrinkage (default 0.3), λ (default 1), γ (default 0), min child weight (default 1e-3), share of features per round (default 1). */
-  rounds?: number;
-  learningRate?: number;
-  lambda?: number;
-  gamma?: number;
-  minChildWeight?: number;
-  colSample?: number;
-  /** gbdt: share of rows per round (default 1), picked by row content and the shared seed. */
-  subsample?: number;
-  seed: number;
-}
+export type { TreeTrainConfig } from '../protocol/run-config.ts';
 
 export type TreeEvent =
   | { type: 'data'; train: number; test: number; rank: number; size: number }
@@ -112,7 +93,8 @@ function testSums(model: TreeModel, test: { x: Float32Array; y: Int32Array; targ
 }
 
 /** Trains on this peer's shard with the group; every peer calls it with the same config. */
-export async function trainTrees(cfg: TreeTrainConfig, deps: Deps): Promise<TreeResult> {
+export async function trainTrees(config: TreeTrainConfig, deps: Deps): Promise<TreeResult> {
+  const cfg = parseTreeConfig(config);
   /** Boosting: the rounds grown so far, kept across views. */
   let grown: Gbdt | null = null;
   return elastic(deps, async (g) => {
