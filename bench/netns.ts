@@ -120,6 +120,17 @@ export function removeLeftovers(): void {
   for (const d of readdirSync(tmpdir())) if (d.startsWith(WRAPPER_DIR_PREFIX)) rmSync(path.join(tmpdir(), d), { recursive: true, force: true });
 }
 
+/**
+ * Turns IPv6 off on one of our interfaces (`dev`), or for every interface of namespace `ns`. A
+ * link-local address finishing duplicate-address detection a second after a link comes up is a
+ * network change to Chromium, which then aborts a page load with ERR_NETWORK_CHANGED. Where the
+ * kernel has no IPv6 there is nothing to do.
+ */
+function noIpv6(dev?: string, ns?: string): void {
+  if (ns) tryRun('ip', ['netns', 'exec', ns, 'sh', '-c', 'for f in all default; do echo 1 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done']);
+  else if (dev && existsSync(`/proc/sys/net/ipv6/conf/${dev}`)) writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+}
+
 /** tbf at `mbit`: a burst of 2 ms at that rate (at least 16 KiB), a queue of at most 50 ms. */
 function tbfArgs(mbit: number): string[] {
   const burst = Math.max(16 * 1024, Math.ceil(((mbit * 1e6) / 8) * 0.002));
@@ -181,13 +192,16 @@ export function createWan(profile: WanProfileName | WanProfile, peers: number, l
   const list: Wan['peers'] = [];
   try {
     ip(['link', 'add', BRIDGE, 'type', 'bridge']);
+    noIpv6(BRIDGE);
     ip(['addr', 'add', `${HOST_ADDRESS}/24`, 'dev', BRIDGE]);
     ip(['link', 'set', BRIDGE, 'up']);
     for (let k = 1; k <= peers; k++) {
       const ns = netnsName(k);
       const address = `${SUBNET}.${10 + k}`;
       ip(['netns', 'add', ns]);
+      noIpv6(undefined, ns);
       ip(['link', 'add', hostVeth(k), 'type', 'veth', 'peer', 'name', peerVeth(k)]);
+      noIpv6(hostVeth(k));
       ip(['link', 'set', peerVeth(k), 'netns', ns]);
       ip(['link', 'set', hostVeth(k), 'master', BRIDGE]);
       ip(['link', 'set', hostVeth(k), 'up']);
