@@ -6,7 +6,8 @@
  * the same weights.
  */
 import { E2E_PORT } from '../playwright.config.ts';
-import { expect, launchBrowser, summary, test } from './peers.ts';
+import { openApp } from '../src/cli/browser.ts';
+import { expect, launchBrowser, newContext, summary, test } from './peers.ts';
 
 /** A host name that maps to this machine without being "localhost": not a secure context. */
 const INSECURE_HOST = 'ringtrain.test';
@@ -55,4 +56,21 @@ test('a bad locale and an insecure origin: the page starts, says what is missing
   } finally {
     await browser.close();
   }
+});
+
+test('a page that dies while starting: the harness reports the page\'s own error, not a bare timeout', async ({ ringBrowser, baseURL }) => {
+  const ctx = await newContext(ringBrowser, baseURL!);
+  // The failure this issue began with: Intl refusing the locale kills the app's first module.
+  await ctx.addInitScript(() => {
+    Intl.NumberFormat = function () {
+      throw new RangeError('Invalid language tag: en-US@posix');
+    } as unknown as typeof Intl.NumberFormat;
+  });
+  const page = await ctx.newPage();
+  const failed = await openApp(page, '/?autojoin=0', () => typeof window.ringtrain?.join === 'function', 3_000).then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  expect(failed?.message).toMatch(/did not start within 3 s .*the page said:\n  uncaught RangeError: Invalid language tag: en-US@posix/s);
+  await ctx.close();
 });

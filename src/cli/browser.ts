@@ -127,10 +127,11 @@ export async function newPeerContext(browser: Browser, origin: string, o: { trus
 export const APP_START_TIMEOUT_MS = 30_000;
 
 /**
- * Waits until `ready` (run in the page) is truthy. A page that does not get there fails with its
- * own uncaught errors and console errors, collected while waiting, instead of a bare timeout.
+ * Loads `url` in `page` and waits until `ready` (run in the page) is truthy. A page that does not
+ * get there fails with its own uncaught errors and console errors, collected from before the load
+ * (an app can die while its first modules run), instead of a bare timeout.
  */
-export async function waitForApp(page: Page, ready: () => unknown, timeoutMs = APP_START_TIMEOUT_MS): Promise<void> {
+export async function openApp(page: Page, url: string, ready: () => unknown, timeoutMs = APP_START_TIMEOUT_MS): Promise<void> {
   const problems: string[] = [];
   const onError = (e: Error): void => void problems.push(`uncaught ${e.name}: ${e.message}`);
   const onConsole = (m: ConsoleMessage): void => {
@@ -139,6 +140,7 @@ export async function waitForApp(page: Page, ready: () => unknown, timeoutMs = A
   page.on('pageerror', onError);
   page.on('console', onConsole);
   try {
+    await page.goto(url);
     await page.waitForFunction(ready, undefined, { timeout: timeoutMs });
   } catch (e) {
     const said = problems.length ? `; the page said:\n  ${[...new Set(problems)].slice(0, 10).join('\n  ')}` : '; the page reported no error';

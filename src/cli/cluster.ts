@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { View } from '../core/membership/view.ts';
 import { startServer, type RunningServer } from '../server/app.ts';
-import { launchBrowser, newPeerContext, waitForApp } from './browser.ts';
+import { launchBrowser, newPeerContext, openApp } from './browser.ts';
 
 export interface ClusterOptions {
   peers: number;
@@ -47,8 +47,7 @@ export interface Cluster {
 
 /** Opens the app in `page` (already bound to the server's origin) and joins `room`; `query` adds URL options such as backend=webgpu. */
 export async function joinPage(page: Page, room: string, query: Record<string, string> = {}): Promise<string> {
-  await page.goto(`/?${new URLSearchParams({ room, autojoin: '0', ...query }).toString()}`);
-  await waitForApp(page, () => typeof window.ringtrain?.join === 'function');
+  await openApp(page, `/?${new URLSearchParams({ room, autojoin: '0', ...query }).toString()}`, () => typeof window.ringtrain?.join === 'function');
   return (await page.evaluate((room) => window.ringtrain.join({ room }), room)).peerId;
 }
 

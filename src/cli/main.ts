@@ -14,7 +14,7 @@ import { runServer } from '../server/run.ts';
 import { jobFromFields, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
 import type { TrainEvent, TrainResult } from '../training/trainer.ts';
 import type { TreeEvent, TreeResult } from '../training/trees.ts';
-import { findChromium, launchBrowser, newPeerContext, waitForApp } from './browser.ts';
+import { findChromium, launchBrowser, newPeerContext, openApp } from './browser.ts';
 import { buildApp, startCluster, type Cluster } from './cluster.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, noBrowser: 3, interrupted: 130 } as const;
@@ -216,8 +216,7 @@ async function peer(argv: string[]): Promise<number> {
   const pages: Page[] = [];
   for (let i = 0; i < count; i++) {
     const p = await ctx.newPage();
-    await p.goto(url.toString());
-    await waitForApp(p, () => window.ringtrain?.peerId() !== null);
+    await openApp(p, url.toString(), () => window.ringtrain?.peerId() !== null);
     pages.push(p);
   }
   console.log(`ringtrain: ${count} volunteer peer(s) in room ${room} at ${url.origin}; they train every run started from a dashboard. Ctrl-C to leave.`);
