@@ -33,7 +33,7 @@ describe('chaos schedules', () => {
   const list = seeds();
   for (let b = 0; b < list.length; b += BATCH) {
     const batch = list.slice(b, b + BATCH);
-    it(`seeds ${batch[0]}-${batch.at(-1)}: the run ends, survivors agree, no step lost or repeated`, { timeout: 600_000 }, async () => {
+    it(`seeds ${batch[0]}-${batch.at(-1)}: the run ends, survivors agree, no step lost or repeated, served weights as fault-free`, { timeout: 600_000 }, async () => {
       const failures: string[] = [];
       for (let i = 0; i < batch.length; i += PARALLEL) {
         const outcomes = await Promise.all(batch.slice(i, i + PARALLEL).map(runChaos));

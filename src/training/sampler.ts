@@ -10,6 +10,72 @@ export function localBatchSize(global: number, size: number, rank: number): numb
   return Math.floor(global / size) + (rank < global % size ? 1 : 0);
 }
 
+/** 0..n-1 in the order of a Fisher-Yates shuffle drawn from `rand`. */
+function permutation(n: number, rand: () => number): Int32Array {
+  const o = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = o.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [o[i], o[j]] = [o[j]!, o[i]!];
+  }
+  return o;
+}
+
+/** The samples [from, from + count) of `ds` as a batch (views, no copy). */
+export function sliceOf(ds: Dataset, from: number, count: number): Batch {
+  const per = featureSize(ds.shape);
+  const y = ds.targets ?? ds.y;
+  return { x: ds.x.subarray(from * per, (from + count) * per), y: y.subarray(from, from + count), count };
+}
+
+/** Where rank `rank` starts and how many it takes when `parts` (one size per rank) cut a range. */
+export function partOf(parts: readonly number[], rank: number): { from: number; count: number } {
+  let from = 0;
+  for (let r = 0; r < rank; r++) from += parts[r]!;
+  return { from, count: parts[rank]! };
+}
+
+/**
+ * The global batches of a run on served data: the whole split, and an endless sequence of seeded
+ * permutations of it, one per epoch; global step t's batch of B is positions [(t-1)B, tB) of that
+ * sequence. Which samples a step uses depends on the seed and the step alone, never on who is in
+ * the view: the view only decides who computes which slice of it.
+ */
+export class GlobalOrder {
+  private readonly perms = new Map<number, Int32Array>();
+  constructor(
+    private readonly ds: Dataset,
+    private readonly seed: number,
+  ) {}
+
+  private perm(epoch: number): Int32Array {
+    let p = this.perms.get(epoch);
+    if (!p) {
+      p = permutation(this.ds.n, mulberry32(this.seed * 7919 + epoch * 104_729 + 1));
+      // A step's batch spans at most two epochs: keep the last two permutations.
+      for (const e of this.perms.keys()) if (e < epoch - 1) this.perms.delete(e);
+      this.perms.set(epoch, p);
+    }
+    return p;
+  }
+
+  /** Positions [from, from + count) of global step `step`'s batch of `global` samples. */
+  slice(step: number, global: number, from: number, count: number): Batch {
+    const per = featureSize(this.ds.shape);
+    const n = this.ds.n;
+    const targets = this.ds.targets;
+    const x = new Float32Array(count * per);
+    const y = targets ? new Float32Array(count) : new Int32Array(count);
+    const start = (step - 1) * global + from;
+    for (let k = 0; k < count; k++) {
+      const pos = start + k;
+      const i = this.perm(Math.floor(pos / n))[pos % n]!;
+      x.set(this.ds.x.subarray(i * per, (i + 1) * per), k * per);
+      y[k] = (targets ?? this.ds.y)[i]!;
+    }
+    return { x, y, count };
+  }
+}
+
 /** Cycles through a shard in a seeded order, reshuffled each pass. */
 export class Sampler {
   private order: Int32Array;
@@ -20,12 +86,7 @@ export class Sampler {
     this.order = this.shuffle();
   }
   private shuffle(): Int32Array {
-    const o = Int32Array.from({ length: this.ds.n }, (_, i) => i);
-    for (let i = o.length - 1; i > 0; i--) {
-      const j = Math.floor(this.rand() * (i + 1));
-      [o[i], o[j]] = [o[j]!, o[i]!];
-    }
-    return o;
+    return permutation(this.ds.n, this.rand);
   }
   next(count: number): Batch {
     const per = featureSize(this.ds.shape);

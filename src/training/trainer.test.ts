@@ -213,6 +213,43 @@ describe('train through faults (in-memory room)', () => {
     });
   }
 
+  it('served data: a crash mid-allreduce and a joiner leave the weights of the fault-free run and of 1 peer (1e-4)', async () => {
+    // A dataset the server serves (not "local"), split IID: every step's global batch is fixed.
+    const cfg: TrainConfig = { ...SGD, dataset: 'blobs', evalEvery: 10 };
+    const [solo] = await trainRing(1, cfg);
+    const clean = await trainRing(3, cfg);
+    expect(relativeDifference(clean[0]!.weights, solo!.weights)).toBeLessThan(1e-4);
+    const room = new TestRoom(DATA);
+    const ids = ['p0', 'p1', 'p2'];
+    for (const id of ids) room.add(id);
+    let late: Promise<TrainResult> | null = null;
+    const runs = ids.map((id) =>
+      train(
+        cfg,
+        room.deps(id, cfg, {
+          onEvent: (e) => {
+            if (id === 'p2' && e.type === 'step' && e.step === 7) room.transport('p2').inject({ kind: 'crash', after: 5, detectMs: 20 });
+            if (e.type === 'fault' && room.members.includes('p2')) room.remove('p2');
+            if (id === 'p0' && e.type === 'step' && e.step === 15 && !late) {
+              room.add('p3');
+              late = train(cfg, room.deps('p3', cfg));
+            }
+          },
+        }),
+      ),
+    );
+    const results = await Promise.allSettled(runs);
+    expect(results[2]!.status).toBe('rejected');
+    const survivors = [...[0, 1].map((i) => (results[i] as PromiseFulfilledResult<TrainResult>).value), await late!];
+    // p0 and p1 recovered from the crash and from the join; p3 took their state over.
+    for (const r of survivors.slice(0, 2)) expect(r.recoveries).toBeGreaterThanOrEqual(2);
+    for (const r of survivors) {
+      expect(r.checksum).toBe(survivors[0]!.checksum);
+      expect(relativeDifference(r.weights, solo!.weights)).toBeLessThan(1e-4);
+      expect(Math.abs(r.accuracy - solo!.accuracy)).toBeLessThanOrEqual(1 / 48);
+    }
+  });
+
   it('a peer joining mid-run takes over the state and ends with the same weights', async () => {
     const room = new TestRoom(DATA);
     for (const id of ['p0', 'p1']) room.add(id);

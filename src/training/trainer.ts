@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { RingError } from '../core/errors.ts';
 import { featureSize, type Dataset } from '../data/dataset.ts';
+import { LOCAL_DATASET } from '../data/local.ts';
 import { federatedRound, synchronousStep, type StepTimings, type SumAllPeers } from '../ml/algorithms/distributed.ts';
 import { AUTO_PROBE_STEPS, chooseCodec } from '../ml/algorithms/auto.ts';
 import { Compressor } from '../ml/algorithms/compression.ts';
@@ -31,7 +32,7 @@ import { evaluate } from '../ml/step.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
 import { parseTrainConfig, runKey, type TrainConfig } from '../protocol/run-config.ts';
 import type { WireSpec } from '../protocol/wire.ts';
-import { localBatchSize, proportionalSplit, Sampler } from './sampler.ts';
+import { GlobalOrder, localBatchSize, partOf, proportionalSplit, Sampler, sliceOf } from './sampler.ts';
 
 export type Algorithm = 'sgd' | 'gd' | 'fedavg';
 
@@ -138,6 +139,18 @@ export interface TrainerDeps {
   signal?: AbortSignal;
 }
 
+/**
+ * Whether a run trains on served data: a dataset the server serves, split IID, by sgd or gd. Then
+ * every peer holds the whole split and the global batch of step t is fixed by the seed and t
+ * ({@link GlobalOrder}); the view only decides who computes which slice, so a run with crashes and
+ * joins ends with the weights of a fault-free run. Otherwise (the tab's own data, a non-IID
+ * partition that simulates federated data, FedAvg) each peer trains on its own shard, and a
+ * peer's data leaves with it.
+ */
+export function servedData(cfg: TrainConfig): boolean {
+  return cfg.dataset !== LOCAL_DATASET && cfg.partition.scheme === 'iid' && cfg.algorithm !== 'fedavg';
+}
+
 /** Failures a new view can cure; anything else ends the run. */
 export function recoverable(e: unknown): e is RingError {
   return e instanceof RingError && e.code !== 'aborted';
@@ -233,17 +246,20 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
   // The one door: whatever the caller built, the loop runs only a config the schema accepts.
   const cfg = parseTrainConfig(config);
   let g = await deps.group();
+  const served = servedData(cfg);
   let shard = { rank: -1, size: -1, train: null as unknown as Dataset, test: null as unknown as Dataset };
+  /** Served data: the whole splits, loaded once whatever the view; held data: this rank's shard. */
   const loadShards = async (): Promise<void> => {
-    if (shard.rank === g.rank && shard.size === g.size) return;
+    const [rank, size] = served ? [0, 1] : [g.rank, g.size];
+    if (shard.rank === rank && shard.size === size) return;
     const load = async (split: 'train' | 'test'): Promise<Dataset> => {
-      const ds = await deps.loadShard(split, g.rank, g.size);
+      const ds = await deps.loadShard(split, rank, size);
       if (!cfg.rff) return ds;
       const { featureNames: _, ...rest } = ds;
       return { ...rest, shape: [cfg.rff.features], x: await rffTransform(ds.x, ds.n, featureSize(ds.shape), { ...cfg.rff, seed: cfg.seed }) };
     };
     const [trainSet, testSet] = await Promise.all([load('train'), load('test')]);
-    shard = { rank: g.rank, size: g.size, train: trainSet, test: testSet };
+    shard = { rank, size, train: trainSet, test: testSet };
     deps.emit({ type: 'data', train: trainSet.n, test: testSet.n, rank: g.rank, size: g.size });
   };
   await loadShards();
@@ -262,6 +278,10 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
     /** `auto`: the steps after `from` whose timings are summed; the choice is made at step `until`. */
     let probe = { from: 0, until: 0, commMs: 0, computeMs: 0 };
     let sampler = new Sampler(shard.train, 0);
+    /** Served data: the global batches, the same on every peer and in every view. */
+    const order = served ? new GlobalOrder(shard.train, cfg.seed) : null;
+    /** `total` split over the view's ranks as evenly as can be. */
+    const evenSplit = (total: number): number[] => Array.from({ length: g.size }, (_, r) => localBatchSize(total, g.size, r));
     let last = { accuracy: 0, loss: 0 };
     let recoveries = 0;
     let stopped = false;
@@ -271,7 +291,10 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       const avg = st.opt.averagedWeights();
       const iterate = avg ? await getFlatWeights(model) : null;
       if (avg) setFlatWeights(model, avg);
-      const r = await evaluate(model, shard.test.x, shard.test.targets ?? shard.test.y, { lossKind }).finally(() => iterate && setFlatWeights(model, iterate));
+      // Each peer scores its slice of the test set (the whole of its shard on held data).
+      const part = served ? partOf(evenSplit(shard.test.n), g.rank) : { from: 0, count: shard.test.n };
+      const test = sliceOf(shard.test, part.from, part.count);
+      const r = await evaluate(model, test.x, test.y, { lossKind }).finally(() => iterate && setFlatWeights(model, iterate));
       const s = await sum(new Float32Array([r.correct, r.count, r.lossSum]));
       last = { accuracy: s[0]! / s[1]!, loss: s[2]! / s[1]! };
       deps.emit({ type: 'eval', step: st.step, accuracy: last.accuracy, loss: last.loss, count: s[1]! });
@@ -381,7 +404,16 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         local = cfg.batch * (cfg.localSteps ?? 5);
       } else {
         const full = cfg.algorithm === 'gd';
-        const batch = full ? { x: shard.train.x, y: shard.train.targets ?? shard.train.y, count: shard.train.n } : sampler.next(shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
+        let batch;
+        if (full) {
+          // Full-batch GD: this rank's part of the whole split (served), or its whole shard (held).
+          const part = served ? partOf(evenSplit(shard.train.n), g.rank) : { from: 0, count: shard.train.n };
+          batch = sliceOf(shard.train, part.from, part.count);
+        } else if (order) {
+          // This rank's slice of the step's global batch.
+          const part = partOf(shares ?? evenSplit(cfg.batch), g.rank);
+          batch = order.slice(st.step + 1, cfg.batch, part.from, part.count);
+        } else batch = sampler.next(shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
         const dp = cfg.dp;
         r = await synchronousStep(
           model,
