@@ -10,7 +10,11 @@ export default defineConfig({
   fullyParallel: false,
   timeout: 180_000,
   expect: { timeout: 30_000 },
-  retries: 0,
+  // One retry, reported as "flaky" in the output: on this 2-core machine a fresh data channel
+  // between two tabs now and then stays silent for the link detector's 12 s and the first
+  // collective fails (seen in about one full run in three with the bundled Chromium 147; the
+  // intermittent link-open failure the soak issue tracks). A test that fails twice fails.
+  retries: 1,
   reporter: [['list']],
   outputDir: 'test-results',
   webServer: {

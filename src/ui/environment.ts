@@ -11,7 +11,7 @@ export interface EnvironmentProbe {
   subtle: boolean;
   /** `navigator.gpu` exists. */
   webgpu: boolean;
-  /** A WebGL2 or WebGL context can be made. */
+  /** The browser has WebGL2 or WebGL. */
   webgl: boolean;
   /** The language tag the browser reported, when it was invalid and had to be replaced. */
   repairedLocale: string | null;
@@ -47,18 +47,19 @@ export function environmentNotes(p: EnvironmentProbe): EnvironmentNote[] {
   return notes;
 }
 
-/** Probes this page (browser only). */
+/**
+ * Probes this page (browser only). Cheap on purpose: no GPU or WebGL context is made here (on a
+ * machine without a GPU, four tabs each making one at load stalled their renderers for seconds);
+ * whether a context really works is the backend probe's job when training starts.
+ */
 export function probeEnvironment(repairedLocale: string | null): EnvironmentProbe {
-  const canvas = document.createElement('canvas');
-  let webgl = false;
-  try {
-    const gl = canvas.getContext('webgl2') ?? canvas.getContext('webgl');
-    webgl = !!gl;
-    gl?.getExtension('WEBGL_lose_context')?.loseContext();
-  } catch {
-    webgl = false;
-  }
-  return { secureContext: window.isSecureContext, subtle: !!globalThis.crypto?.subtle, webgpu: 'gpu' in navigator, webgl, repairedLocale };
+  return {
+    secureContext: window.isSecureContext,
+    subtle: !!globalThis.crypto?.subtle,
+    webgpu: 'gpu' in navigator,
+    webgl: typeof WebGL2RenderingContext !== 'undefined' || typeof WebGLRenderingContext !== 'undefined',
+    repairedLocale,
+  };
 }
 
 /** Lists `notes` in `root` (hidden when there are none). DOM only. */
