@@ -3,12 +3,15 @@
  * few steps, one random tab is closed or crashed at a random point of a step (while it computes, or
  * mid-allreduce); once the survivors commit a step again, a fresh tab joins to keep 4 peers. Per
  * fault: detection time, time from the fault to the next committed step, and steps lost. At the end,
- * the test accuracy against a fault-free run of the same length.
+ * the weights and test accuracy against a fault-free run of the same length: the drill trains on
+ * served data (Fashion-MNIST, IID), where each step's global batch is fixed, so the weights should
+ * agree to float summation order. Resuming downloads no shard (every tab holds the whole split).
  */
 import type { Page } from 'playwright-core';
 import { DRILL_CONFIG, FAULTS, reach, startTraining, stepProblems, waitForStep, type FaultKind, type Kept, type Outcome, type Point } from '../src/cli/drills.ts';
 import { startCluster } from '../src/cli/cluster.ts';
 import { mulberry32 } from '../src/core/random.ts';
+import { relativeDifference } from '../src/ml/compare.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 
 export interface FaultRow {
@@ -33,9 +36,11 @@ export interface FaultSummary {
   accuracy: number;
   accuracy_fault_free: number;
   accuracy_delta_pp: number;
+  /** ‖w − w_fault_free‖ / ‖w_fault_free‖: the faulted run's weights against the fault-free run's. */
+  weights_rel_diff: number;
   /**
-   * The same fault-free run with another seed: how far two runs differ without any fault (the
-   * faulty run also sees its batches in another order, since shards are re-cut at every view).
+   * The same fault-free run with another seed: how far two runs differ without any fault (a
+   * scale for accuracy_delta_pp).
    */
   accuracy_fault_free_other_seed: number;
   /** Every peer's step history was free of gaps and repeats. */
@@ -78,6 +83,7 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
   const rows: FaultRow[] = [];
   let steps: number;
   let accuracy: number;
+  let weights: number[];
   let historiesOk: boolean;
   try {
     let live = [...cluster.pages];
@@ -122,6 +128,7 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
     const finished = settled(await Promise.all(runs)).filter((x) => x.steps > 0);
     steps = finished[0]!.steps;
     accuracy = finished[0]!.accuracy;
+    weights = finished[0]!.weights;
     historiesOk = finished.length === PEERS && finished.every((x) => x.steps === steps && stepProblems(x.events).length === 0 && x.checksum === finished[0]!.checksum);
   } finally {
     await cluster.close();
@@ -129,9 +136,12 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
   log(`stopped after step ${steps}, test accuracy ${accuracy.toFixed(4)}; now the same ${steps} steps without faults ...`);
   const clean = await startCluster({ peers: PEERS, build: false, query: { backend: 'wasm' } });
   let accuracyFaultFree: number;
+  let weightsFaultFree: number[];
   let accuracyOtherSeed: number;
   try {
-    accuracyFaultFree = settled(await Promise.all(startTraining(clean.pages, config(steps))))[0]!.accuracy;
+    const faultFree = settled(await Promise.all(startTraining(clean.pages, config(steps))))[0]!;
+    accuracyFaultFree = faultFree.accuracy;
+    weightsFaultFree = faultFree.weights;
     accuracyOtherSeed = settled(await Promise.all(startTraining(clean.pages, { ...config(steps), seed: DRILL_CONFIG.seed + 1 })))[0]!.accuracy;
   } finally {
     await clean.close();
@@ -146,6 +156,7 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
     accuracy: r4(accuracy),
     accuracy_fault_free: r4(accuracyFaultFree),
     accuracy_delta_pp: Math.round((accuracy - accuracyFaultFree) * 1e4) / 1e2,
+    weights_rel_diff: Number(relativeDifference(weights, weightsFaultFree).toPrecision(3)),
     accuracy_fault_free_other_seed: r4(accuracyOtherSeed),
     histories_ok: historiesOk,
   };

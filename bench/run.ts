@@ -7,6 +7,7 @@
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  *   faults     [--faults 10] [--every 10] [--seed 1]
+ *   chaos      [--seeds 1-2000]   (the chaos harness of npm test over more seeds; Node, no browser)
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
  *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean; honest, then with a byzantine tab)
  *   wan        [--peers 4] [--steps 60] [--profiles lan,home,far] [--models cnn[,mlp]] [--codecs ...]   (root: network namespaces)
@@ -20,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
+import { benchChaos } from './chaos.ts';
 import { benchFaults } from './faults.ts';
 import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
 import { benchServer } from './server.ts';
@@ -50,7 +52,7 @@ function positive(s: string, name: string): number {
   return v;
 }
 
-const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'svm-trees', 'server', 'compression', 'robust', 'wan'];
+const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'chaos', 'svm-trees', 'server', 'compression', 'robust', 'wan'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
       'hold-ms': { type: 'string', default: '5000' },
       gamma: { type: 'string', default: '0.02' },
       out: { type: 'string' },
+      seeds: { type: 'string', default: '1-2000' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
@@ -97,6 +100,17 @@ async function main(): Promise<void> {
     const o = { faults: list(values.faults, 'faults')[0]!, every: list(values.every, 'every')[0]!, seed: Number(values.seed) };
     console.log(`faults benchmark: 4 peers, softmax on fashion-mnist, ${o.faults} faults one every ${o.every} steps (seed ${o.seed})`);
     const r = await benchFaults(o, log);
+    writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+    console.log(JSON.stringify(r.summary, null, 2));
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'chaos') {
+    const m = /^(\d+)-(\d+)$/.exec(values.seeds);
+    if (!m || Number(m[1]) > Number(m[2])) throw new Error(`--seeds: "${values.seeds}" is not a range like 1-2000`);
+    const seeds = Array.from({ length: Number(m[2]) - Number(m[1]) + 1 }, (_, i) => Number(m[1]) + i);
+    console.log(`chaos benchmark: schedules ${values.seeds} against the training loop on the in-memory ring`);
+    const r = await benchChaos(seeds, log);
     writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
     console.log(JSON.stringify(r.summary, null, 2));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);

@@ -36,6 +36,8 @@ export interface Outcome {
   accuracy: number;
   finite: boolean;
   recoveries: number;
+  /** The final weights (for comparing runs). */
+  weights: number[];
   events: Kept[];
 }
 
@@ -48,7 +50,7 @@ export function startTraining(pages: Page[], config: TrainConfig): Promise<Outco
         const r = await window.ringtrain.train(config, (e) => {
           if (e.type === 'step' || e.type === 'sync' || e.type === 'fault' || e.type === 'checkpoint') window.__events.push({ ...e, t: Date.now() });
         });
-        return { steps: r.steps, checksum: r.checksum, accuracy: r.accuracy, finite: r.weights.every(Number.isFinite), recoveries: r.recoveries, events: window.__events };
+        return { steps: r.steps, checksum: r.checksum, accuracy: r.accuracy, finite: r.weights.every(Number.isFinite), recoveries: r.recoveries, weights: Array.from(r.weights), events: window.__events };
       }, config)
       .catch((e: unknown) => e as Error),
   );
