@@ -197,14 +197,15 @@ export async function runChaos(seed: number): Promise<ChaosOutcome> {
     if (e.type === 'fault') onFault();
     // The peer that asked for a pause lets go once the room has paused.
     if (e.type === 'control' && e.state === 'paused' && p.control.pause) queueMicrotask(() => (p.control.pause = false));
-    if (e.type !== 'step') return;
     // Known gap, kept out of the schedules: a frame lost in the run's final collectives after
     // another peer has finished leaves the loser recovering alone (the finished peer no longer
-    // answers). So a dropping link heals once the last step is committed.
-    if (e.step === s.config.steps && dropping) {
+    // answers). So a dropping link heals once the last step is committed, or the room stops.
+    const final = (e.type === 'step' && e.step === s.config.steps) || (e.type === 'control' && e.state === 'stopping');
+    if (final && dropping) {
       room.transport(dropping).inject({ kind: 'delay', ms: 0 });
       dropping = null;
     }
+    if (e.type !== 'step') return;
     while (next < s.events.length && s.events[next]!.at <= e.step) {
       if (!fired.has(next)) {
         fired.add(next);
