@@ -47,6 +47,30 @@ export interface RunningServer {
 }
 
 /**
+ * The checkpoint folder holds private rooms' keys and every checkpoint, and by default sits inside
+ * the served project root (`<root>/.ringtrain/checkpoints`), where Vite's dev server would serve
+ * it to anyone. No spelling of a path into its top folder inside the root (encoded, dotted, in
+ * another case) is answered with anything but 404.
+ */
+function refuseToServe(app: express.Express, root: string, dir: string): void {
+  const rel = path.relative(root, dir);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return;
+  const top = path.join(root, rel.split(path.sep)[0]!).toLowerCase();
+  app.use((req, res, next) => {
+    let p: string;
+    try {
+      p = decodeURIComponent(req.path);
+    } catch {
+      res.status(400).end();
+      return;
+    }
+    const file = path.join(root, path.posix.normalize(`/${p}`)).toLowerCase();
+    if (file === top || file.startsWith(top + path.sep)) res.status(404).end();
+    else next();
+  });
+}
+
+/**
  * Starts the one-port RingTrain server: the app (Vite dev middleware or built assets), PeerJS
  * signaling under {@link PEER_PATH}, and the room coordinator's WebSocket at {@link COORDINATOR_PATH}.
  */
@@ -62,6 +86,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     ? https.createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, app)
     : http.createServer(app);
   const checkpointDir = o.checkpointDir ?? path.join(o.root, '.ringtrain', 'checkpoints');
+  refuseToServe(app, o.root, checkpointDir);
   // Private rooms' keys live beside the checkpoints, so a restarted server still admits their peers.
   const auth = new RoomAuth(path.join(checkpointDir, 'rooms.json'));
   const coordinator = new Coordinator({ ...o, auth });

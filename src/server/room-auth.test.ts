@@ -74,11 +74,17 @@ describe('private rooms', () => {
     expect(c.rejected).toBe(5);
   });
 
-  it('open rooms admit anyone; a proof for a room the server never saw is refused', async () => {
+  it('open rooms admit anyone without a secret, but no creator or link holder: a squatted name is refused, not captured', async () => {
     const c = new Coordinator();
     coordinators.push(c);
     expect(welcomed(await hello(c, 'demo', 'A'))).toBe(true);
-    expect(welcomed(await hello(c, 'demo', 'B', proofOf(await roomKey('demo', newSecret()), 'demo', 'B')))).toBe(true);
+    expect(welcomed(await hello(c, 'demo', 'A2'))).toBe(true);
+    // A squatter opened "lab" first; the real creator's private room and its link holders are refused with a reason.
+    expect(welcomed(await hello(c, 'lab', 'squatter'))).toBe(true);
+    const key = await roomKey('lab', newSecret());
+    expect(refusal(await hello(c, 'lab', 'creator', proofOf(key, 'lab', 'creator', true)))).toMatch(/room lab is an open room on this server, not the private room your link names .*make a new room/);
+    expect(refusal(await hello(c, 'lab', 'holder', proofOf(key, 'lab', 'holder')))).toMatch(/not the private room your link names/);
+    expect(c.view('lab')?.members.map((m) => m.peerId)).toEqual(['squatter']);
     expect(refusal(await hello(c, 'ghost', 'C', proofOf(await roomKey('ghost', newSecret()), 'ghost', 'C')))).toMatch(/room ghost is not known to this server/);
   });
 

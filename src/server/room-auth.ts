@@ -59,6 +59,11 @@ export class RoomAuth {
       this.rooms.set(room, r);
       this.save();
     }
+    if (!('key' in r) && (auth?.key || auth?.proof)) {
+      // Squatting: whoever opened `room` first without a secret must not capture the private room
+      // a creator or a link holder means; they are told instead of joining strangers unawares.
+      return `room ${room} is an open room on this server, not the private room your link names (someone may have taken the name first): make a new room, or pick another name`;
+    }
     if ('key' in r) {
       if (!auth?.proof) return `room ${room} is private: open the link its members share (it ends in #k=...)`;
       if (!equal(auth.proof, sign(r.key, helloText(nonce, room, peerId)))) return `wrong secret for room ${room}: open the link its members share again`;

@@ -194,6 +194,24 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     expect(clientConfigSchema.safeParse(body).success).toBe(true);
   });
 
+  it("never serves the checkpoint folder (private rooms' keys, checkpoints), however the path is spelled", async () => {
+    // The default folder sits inside the served project root: <root>/.ringtrain/checkpoints.
+    const dir = path.join(ROOT, '.ringtrain', 'checkpoints');
+    mkdirSync(dir, { recursive: true });
+    const name = `${uid('probe')}.json`;
+    writeFileSync(path.join(dir, name), '{"secret":"room-key-marker"}');
+    try {
+      for (const p of [`/.ringtrain/checkpoints/${name}`, `/%2eringtrain/checkpoints/${name}`, `/.ringtrain%2Fcheckpoints%2F${name}`, `/./.ringtrain/checkpoints/${name}`, `/.RINGTRAIN/checkpoints/${name}`]) {
+        const res = await fetch(`${server.url}${p}`, { signal: AbortSignal.timeout(WAIT_MS) });
+        const body = await res.text();
+        expect(body, p).not.toContain('room-key-marker');
+        expect(res.status, p).toBe(404);
+      }
+    } finally {
+      rmSync(path.join(dir, name), { force: true });
+    }
+  });
+
   it('GET / serves index.html through Vite', async () => {
     const res = await fetch(`${server.url}/`, { signal: AbortSignal.timeout(WAIT_MS) });
     expect(res.status).toBe(200);
