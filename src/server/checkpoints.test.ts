@@ -48,7 +48,14 @@ describe('checkpoint store over HTTP', () => {
       expect(await res.json()).toEqual({ step, bytes: ckpt(step).byteLength });
     }
     expect(await latestStep('r1')).toBe(50);
-    expect(readdirSync(path.join(dir, 'r1')).sort()).toEqual(['step-0000000030.rtck', 'step-0000000040.rtck', 'step-0000000050.rtck']);
+    expect(readdirSync(path.join(dir, 'r1')).sort()).toEqual(['w000000000003-step-0000000030.rtck', 'w000000000004-step-0000000040.rtck', 'w000000000005-step-0000000050.rtck']);
+  });
+
+  it("keeps and serves the newest writes, not the highest steps: a new run's step 10 replaces an old run's step 500", async () => {
+    for (const step of [480, 490, 500]) await put('r2', ckpt(step));
+    expect(await (await put('r2', ckpt(10))).json()).toEqual({ step: 10, bytes: ckpt(10).byteLength });
+    expect(await latestStep('r2')).toBe(10);
+    expect(readdirSync(path.join(dir, 'r2')).sort()).toEqual(['w000000000002-step-0000000490.rtck', 'w000000000003-step-0000000500.rtck', 'w000000000004-step-0000000010.rtck']);
   });
 
   it('refuses a corrupt upload without touching what is stored', async () => {
@@ -61,10 +68,10 @@ describe('checkpoint store over HTTP', () => {
   });
 
   it('skips a checkpoint corrupted on disk for the one before it, and sets it aside', async () => {
-    truncateSync(path.join(dir, 'r1', 'step-0000000050.rtck'), 20);
+    truncateSync(path.join(dir, 'r1', 'w000000000005-step-0000000050.rtck'), 20);
     expect(await latestStep('r1')).toBe(40);
-    expect(logged.some((m) => m.includes('step-0000000050.rtck rejected'))).toBe(true);
-    expect(readdirSync(path.join(dir, 'r1'))).toContain('step-0000000050.rtck.corrupt');
+    expect(logged.some((m) => m.includes('w000000000005-step-0000000050.rtck rejected'))).toBe(true);
+    expect(readdirSync(path.join(dir, 'r1'))).toContain('w000000000005-step-0000000050.rtck.corrupt');
   });
 
   it('answers a bad room name with 400', async () => {

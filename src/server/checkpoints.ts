@@ -4,8 +4,9 @@
  *
  * - `PUT /api/rooms/:room/checkpoint` (body: the checkpoint bytes, `application/octet-stream`):
  *   verified (format and checksum) before anything is written, then stored atomically (temp file,
- *   fsync, rename) as `<dir>/<room>/step-<step>.rtck`; only the newest `keep` are kept. Answers
- *   `{step, bytes}`, or 400/413 with `{error}`.
+ *   fsync, rename) as `<dir>/<room>/w<write number>-step-<step>.rtck`; only the newest `keep`
+ *   writes are kept, whatever their steps (a new run's step 10 is newer than an old run's step
+ *   500). Answers `{step, bytes}`, or 400/413 with `{error}`.
  * - `GET /api/rooms/:room/checkpoint`: the newest checkpoint that still verifies (a corrupt or
  *   truncated file is logged, renamed `*.corrupt` and skipped for the one before it); 404 when none.
  */
@@ -17,7 +18,11 @@ import { decodeCheckpoint, MAX_CHECKPOINT_BYTES } from '../protocol/index.ts';
 import type { RoomAuth } from './room-auth.ts';
 
 const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
-const FILE = /^step-(\d{10})\.rtck$/;
+/**
+ * `w<12-digit write number>-step-<10-digit step>.rtck`, newest write first when sorted backwards;
+ * files of an older version (`step-<step>.rtck`) sort after every numbered write.
+ */
+const FILE = /^(?:w(\d{12})-)?step-(\d{10})\.rtck$/;
 
 export interface CheckpointStoreOptions {
   /** Folder holding one subfolder per room. */
@@ -31,7 +36,7 @@ export interface CheckpointStoreOptions {
 export class CheckpointStore {
   private readonly keep: number;
   private readonly log: (msg: string) => void;
-  /** Writes per room run one after another (rename order = step order). */
+  /** Writes per room run one after another (their numbers are in write order). */
   private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(private readonly o: CheckpointStoreOptions) {
@@ -58,7 +63,9 @@ export class CheckpointStore {
     const run = async (): Promise<number> => {
       const dir = this.roomDir(room);
       await mkdir(dir, { recursive: true });
-      const name = `step-${String(c.step).padStart(10, '0')}.rtck`;
+      const newest = (await this.files(room))[0];
+      const written = Number(newest ? (FILE.exec(newest)![1] ?? 0) : 0) + 1;
+      const name = `w${String(written).padStart(12, '0')}-step-${String(c.step).padStart(10, '0')}.rtck`;
       const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
       const fh = await open(tmp, 'w');
       try {
@@ -77,7 +84,7 @@ export class CheckpointStore {
     return next;
   }
 
-  /** The newest checkpoint of `room` that verifies, or null. Corrupt files are set aside. */
+  /** The most recently written checkpoint of `room` that verifies, or null. Corrupt files are set aside. */
   async latest(room: string): Promise<Uint8Array | null> {
     for (const f of await this.files(room)) {
       const p = path.join(this.roomDir(room), f);
