@@ -118,6 +118,11 @@ test('a dashboard run with the defaults and volunteers through `ringtrain peer`:
       expect(v.out).not.toMatch(/peer 0: failed/);
     }
     await expect(dash.getByTestId('event-log')).toContainText('recovered');
+    // Ctrl-C: the volunteer leaves with 130 and does not report its own browser's close as a death.
+    await kept.stop();
+    expect(await kept.exited).toBe(130);
+    expect(kept.out).toContain('leaving the room');
+    expect(kept.out).not.toContain('has gone');
   } finally {
     await Promise.all(volunteers.map((v) => v.stop()));
     await ctx.close();

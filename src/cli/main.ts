@@ -223,12 +223,14 @@ async function peer(argv: string[]): Promise<number> {
   const phases = new Map<number, string>();
   const done = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   // A volunteer's browser that dies (crashed, or killed by PID) ends the command: say so.
-  const died = new Promise<number>((resolve) =>
-    browser.once('disconnected', () => {
+  let onDisconnect = (): void => undefined;
+  const died = new Promise<number>((resolve) => {
+    onDisconnect = () => {
       console.error('ringtrain: the volunteers\' browser has gone (crashed or killed); the room carries on without it. Run "ringtrain peer" again to rejoin.');
       resolve(EXIT.failed);
-    }),
-  );
+    };
+    browser.once('disconnected', onDisconnect);
+  });
   const poll = setInterval(() => {
     pages.forEach((p, i) =>
       void p
@@ -250,6 +252,8 @@ async function peer(argv: string[]): Promise<number> {
   const code = await Promise.race([done.then(() => EXIT.interrupted), died]);
   clearInterval(poll);
   if (code !== EXIT.interrupted) return code;
+  // Leaving on Ctrl-C closes the browser: that is not a death to report.
+  browser.off('disconnected', onDisconnect);
   console.log('\nringtrain: leaving the room ...');
   await Promise.all(pages.map((p) => p.evaluate(() => window.ringtrain.leave()).catch(() => undefined)));
   await browser.close();

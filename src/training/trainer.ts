@@ -34,7 +34,7 @@ import { parseTrainConfig, runKey, type TrainConfig } from '../protocol/run-conf
 import type { WireSpec } from '../protocol/wire.ts';
 import { GlobalOrder, localBatchSize, partOf, proportionalSplit, Sampler, sliceOf } from './sampler.ts';
 
-export type Algorithm = 'sgd' | 'gd' | 'fedavg';
+export type Algorithm = TrainConfig['algorithm'];
 
 export type { TrainConfig } from '../protocol/run-config.ts';
 
@@ -277,7 +277,8 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
     let compressor = cfg.compression && !auto && cfg.algorithm !== 'fedavg' ? new Compressor(cfg.compression, weightLayout(model), cfg.seed) : null;
     /** `auto`: the steps after `from` whose timings are summed; the choice is made at step `until`. */
     let probe = { from: 0, until: 0, commMs: 0, computeMs: 0 };
-    let sampler = new Sampler(shard.train, 0);
+    /** Held data: this peer's own order of its shard, drawn afresh at every sync. */
+    let sampler: Sampler | null = null;
     /** Served data: the global batches, the same on every peer and in every view. */
     const order = served ? new GlobalOrder(shard.train, cfg.seed) : null;
     /** `total` split over the view's ranks as evenly as can be. */
@@ -354,7 +355,7 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         probe = { from: st.step + 1, until: st.step + 1 + AUTO_PROBE_STEPS, commMs: 0, computeMs: 0 };
       }
       // A fresh order of this peer's (possibly new) shard, the same on every run of this schedule.
-      sampler = new Sampler(shard.train, cfg.seed * 7919 + g.rank + 1 + 104_729 * st.step);
+      if (!order) sampler = new Sampler(shard.train, cfg.seed * 7919 + g.rank + 1 + 104_729 * st.step);
       // A new group starts from the even split until its speeds are measured.
       shares = null;
       deps.emit({ type: 'sync', step: st.step, epoch: g.epoch, size: g.size, source });
@@ -395,7 +396,7 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         // Local steps change the weights before the allreduce: keep the committed state to roll back to.
         const before = { w: await getFlatWeights(model), o: st.opt.getState() };
         try {
-          r = await federatedRound(model, st.opt, lossKind, sum, Array.from({ length: cfg.localSteps ?? 5 }, () => sampler.next(cfg.batch)));
+          r = await federatedRound(model, st.opt, lossKind, sum, Array.from({ length: cfg.localSteps ?? 5 }, () => sampler!.next(cfg.batch)));
         } catch (e) {
           setFlatWeights(model, before.w);
           st.opt.setState(before.o);
@@ -413,7 +414,7 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
           // This rank's slice of the step's global batch.
           const part = partOf(shares ?? evenSplit(cfg.batch), g.rank);
           batch = order.slice(st.step + 1, cfg.batch, part.from, part.count);
-        } else batch = sampler.next(shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
+        } else batch = sampler!.next(shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
         const dp = cfg.dp;
         r = await synchronousStep(
           model,
