@@ -7,6 +7,7 @@
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  *   faults     [--faults 10] [--every 10] [--seed 1]
+ *   soak       [--minutes 60] [--peers 4] [--model mlp] [--cut-every S]   (one long run, sampled every minute; also soak.svg)
  *   chaos      [--seeds 1-2000]   (the chaos harness of npm test over more seeds; Node, no browser)
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
  *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean; honest, then with a byzantine tab)
@@ -25,6 +26,7 @@ import { benchChaos } from './chaos.ts';
 import { benchFaults } from './faults.ts';
 import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
 import { benchServer } from './server.ts';
+import { benchSoak } from './soak.ts';
 import { WAN_PROFILES, type WanProfileName } from './netns.ts';
 import { benchWan, WAN_MODELS } from './wan.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
@@ -52,7 +54,7 @@ function positive(s: string, name: string): number {
   return v;
 }
 
-const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'chaos', 'svm-trees', 'server', 'compression', 'robust', 'wan'];
+const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'soak', 'chaos', 'svm-trees', 'server', 'compression', 'robust', 'wan'];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -85,6 +87,9 @@ async function main(): Promise<void> {
       gamma: { type: 'string', default: '0.02' },
       out: { type: 'string' },
       seeds: { type: 'string', default: '1-2000' },
+      minutes: { type: 'string', default: '60' },
+      model: { type: 'string', default: 'mlp' },
+      'cut-every': { type: 'string' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
@@ -103,6 +108,22 @@ async function main(): Promise<void> {
     writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
     console.log(JSON.stringify(r.summary, null, 2));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'soak') {
+    const o = {
+      minutes: positive(values.minutes, 'minutes'),
+      peers: list(values.peers ?? '4', 'peers')[0]!,
+      model: names(values.model, 'model', MODELS)[0]!,
+      ...(values['cut-every'] ? { cutEveryMs: 1000 * positive(values['cut-every'], 'cut-every') } : {}),
+      log,
+    };
+    console.log(`soak benchmark: ${o.peers} tabs train ${o.model} on fashion-mnist for ${o.minutes} min, sampled every minute${o.cutEveryMs ? `, a ring link cut every ${o.cutEveryMs / 1000} s` : ''}`);
+    const svg = path.join(outDir, 'soak.svg');
+    const summary = await benchSoak(o, file, svg);
+    console.log(JSON.stringify(summary, null, 2));
+    console.log(`wrote ${path.relative(process.cwd(), file)} and ${path.relative(process.cwd(), svg)}`);
+    if (summary.failed_runs > 0) process.exitCode = 1;
     return;
   }
   if (scenario === 'chaos') {

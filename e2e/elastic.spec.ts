@@ -7,9 +7,9 @@
  * stepped and the run failed with "frame chunks is 1, expected 2".)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from '@playwright/test';
+import { descendants } from '../src/test/procs.ts';
 import { createRoomFromForm, expect, newContext, summary, test } from './peers.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../src/cli/bin.mjs');
@@ -54,18 +54,9 @@ class Volunteer {
   /** The browser process this volunteer launched (a direct child of the CLI). */
   browserPid(): number {
     const pid = this.child.pid!;
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('chromium')) return Number(d);
-      } catch {
-        // The process ended while we looked.
-      }
-    }
-    throw new Error(`no browser process under the volunteer (pid ${pid})`);
+    const browser = descendants(pid).find((p) => p.ppid === pid && p.cmdline.includes('chromium'));
+    if (!browser) throw new Error(`no browser process under the volunteer (pid ${pid})`);
+    return browser.pid;
   }
 
   async stop(): Promise<void> {

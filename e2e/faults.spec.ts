@@ -4,7 +4,8 @@ import path from 'node:path';
 import { DRILL_CONFIG, FAULTS, reach, startTraining as startRuns, stepProblems, waitForStep, type Outcome } from '../src/cli/drills.ts';
 import { startServer } from '../src/server/app.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
-import { expect, newContext, openPeers, roomName, test, type RingPeer } from './peers.ts';
+import { joinPage } from '../src/cli/cluster.ts';
+import { expect, newContext, openPeers, RingPeer, roomName, test } from './peers.ts';
 
 /**
  * Faults in real tabs: 4 peers train softmax regression on Fashion-MNIST shards while a tab is
@@ -118,6 +119,30 @@ test('a data channel cut between two live tabs: the coordinator re-forms the rin
   // Someone recovered, and the last view has all 4 tabs again.
   expect(all.some((o) => o.recoveries > 0)).toBe(true);
   for (const o of all) expect(o.events.filter((e) => e.type === 'sync').at(-1)).toMatchObject({ size: 4 });
+});
+
+test('a data channel that never opens: a joiner whose link to one ring neighbour fails; the run goes on and the ring keeps the pair apart', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(180_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const { peers, name } = await room(ctx, 3, 'unreachable');
+  // Long enough for the joiner to get in after a failed link (15 s) and a new view.
+  const config = { ...CONFIG, steps: 300 };
+  const runs = startTraining(peers, config);
+  await waitForStep(peers[0]!.page, 5);
+  // The joiner lands between the last member and rank 0 (join order), and no channel between it
+  // and rank 0 can open: it neither dials rank 0 nor answers rank 0's dial.
+  const a = (await peers[0]!.view())!.members[0]!.peerId;
+  const joiner = new RingPeer(await ctx.newPage());
+  const b = await joinPage(joiner.page, name, { backend: 'wasm' }, { unreachable: [a] });
+  const all = ok(await Promise.all([...runs, ...startTraining([joiner], config)]));
+  const last = (await peers[0]!.view())!;
+  await ctx.close();
+  expectAgreed(all, config.steps);
+  // The link was reported (a fault on some peer), and the ring went on with all 4, A and B apart.
+  expect(all.some((o) => o.recoveries > 0)).toBe(true);
+  expect(last.members).toHaveLength(4);
+  const [ra, rb] = [a, b].map((id) => last.members.findIndex((m) => m.peerId === id));
+  expect(Math.abs(ra! - rb!)).toBe(2);
 });
 
 const ROOT = path.resolve(import.meta.dirname, '..');

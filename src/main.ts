@@ -77,7 +77,8 @@ export interface RingTrainApi {
   start(job: Job): void;
   /**
    * The last trained model as files (base64): tfjs layers format (`<name>.json` + `<name>.weights.bin`)
-   * for neural models and the SVM, `<name>.json` for trees. What the Export button downloads.
+   * for neural models and the SVM, `<name>.json` for trees. What the Export button downloads. After
+   * a run that failed, the model of its last committed step (its metadata names the step).
    */
   exportFiles(): Promise<ModelFile[]>;
   /** Fault drills and dashboard probes. */
@@ -86,6 +87,8 @@ export interface RingTrainApi {
     cutLink(peerId: string): boolean;
     /** Points each plot holds. */
     chartPoints(): Record<string, number>;
+    /** What this tab holds that could grow over a long run: tensors, plot points, log entries, buffers, connections. */
+    memory(): MemoryProbe;
     /** Dials `peerId` outside the ring (a stranger's attempt): true if the link stayed open for `holdMs`. */
     dial(peerId: string, holdMs: number): Promise<boolean>;
     /** Data connections this tab refused from peers outside its view. */
@@ -93,6 +96,18 @@ export interface RingTrainApi {
     /** From now on this tab sends NaN, 1e6-times or -100-times gradients and skips its own check (a poisoned peer); null: honest again. */
     poison(kind: Poison | null): void;
   };
+}
+
+/** One sample of what a tab holds (`ringtrain.debug.memory()`): each figure must stay bounded however long a run lasts. */
+export interface MemoryProbe {
+  tensors: number;
+  tensorBytes: number;
+  /** JS heap in use (Chromium's performance.memory), or null where the browser does not say. */
+  heapBytes: number | null;
+  chartPoints: number;
+  eventLog: number;
+  /** Null when not in a room. */
+  session: ReturnType<RingSession['holdings']> | null;
 }
 
 /** One file of an exported model. */
@@ -262,6 +277,8 @@ window.ringtrain = {
           showTraining(e);
           onEvent?.(e);
         },
+        // A run that fails still leaves the model of its last committed step to export.
+        keepFailed: (committed) => (lastModel = { kind: 'train', result: committed, config }),
       });
       lastModel = { kind: 'train', result, config };
       return result;
@@ -310,6 +327,18 @@ window.ringtrain = {
   debug: {
     cutLink: (peerId) => need().transport.cut(peerId),
     chartPoints: () => charts.counts(),
+    memory: () => {
+      const m = tf.memory();
+      const heap = (performance as Performance & { memory?: { usedJSHeapSize: number } }).memory;
+      return {
+        tensors: m.numTensors,
+        tensorBytes: m.numBytes,
+        heapBytes: heap?.usedJSHeapSize ?? null,
+        chartPoints: Object.values(charts.counts()).reduce((a, b) => a + b, 0),
+        eventLog: byId('event-log').children.length,
+        session: session?.holdings() ?? null,
+      };
+    },
     dial: (peerId, holdMs) => need().transport.dial(peerId, holdMs),
     poison: (kind) => {
       poisonDrill = kind ?? undefined;
@@ -690,7 +719,7 @@ async function modelFiles(): Promise<ModelFile[]> {
           generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
           convertedBy: null,
           // Random Fourier features: the model takes the mapped features; the map comes from this seed.
-          userDefinedMetadata: { ringtrain: { config: model.config, checksum: model.result.checksum, accuracy: model.result.accuracy } },
+          userDefinedMetadata: { ringtrain: { config: model.config, checksum: model.result.checksum, accuracy: model.result.accuracy, steps: model.result.steps } },
           weightsManifest: [{ paths: [`${name}.weights.bin`], weights: a.weightSpecs }],
         };
         files = [

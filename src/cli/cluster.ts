@@ -6,6 +6,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { View } from '../core/membership/view.ts';
+import type { SessionOptions } from '../net/session.ts';
 import { startServer, type RunningServer } from '../server/app.ts';
 import { launchBrowser, newPeerContext, openApp } from './browser.ts';
 
@@ -32,6 +33,8 @@ export interface ClusterOptions {
   initScripts?: string[];
   /** Serve over HTTPS/WSS with these PEM files; the tabs accept the certificate (e.g. a self-signed one made for the run). */
   tls?: { cert: string; key: string };
+  /** The server's log lines (joins, evictions, views), e.g. for a bench to count them. */
+  log?: (line: string) => void;
 }
 
 export interface Cluster {
@@ -45,10 +48,13 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-/** Opens the app in `page` (already bound to the server's origin) and joins `room`; `query` adds URL options such as backend=webgpu. */
-export async function joinPage(page: Page, room: string, query: Record<string, string> = {}): Promise<string> {
+/**
+ * Opens the app in `page` (already bound to the server's origin) and joins `room`; `query` adds URL
+ * options such as backend=webgpu, `session` options of the join (e.g. a fault drill's).
+ */
+export async function joinPage(page: Page, room: string, query: Record<string, string> = {}, session: Partial<SessionOptions> = {}): Promise<string> {
   await openApp(page, `/?${new URLSearchParams({ room, autojoin: '0', ...query }).toString()}`, () => typeof window.ringtrain?.join === 'function');
-  return (await page.evaluate((room) => window.ringtrain.join({ room }), room)).peerId;
+  return (await page.evaluate((o) => window.ringtrain.join(o), { ...session, room })).peerId;
 }
 
 /** Waits until the page's view has `n` members. */
@@ -89,6 +95,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
     ...(o.deadAfterMs ? { deadAfterMs: o.deadAfterMs } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.log ? { log: o.log } : {}),
   });
   const browsers: Browser[] = [];
   const close = async (): Promise<void> => {

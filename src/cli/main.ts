@@ -16,6 +16,7 @@ import type { TrainEvent, TrainResult } from '../training/trainer.ts';
 import type { TreeEvent, TreeResult } from '../training/trees.ts';
 import { findChromium, launchBrowser, newPeerContext, openApp } from './browser.ts';
 import { buildApp, startCluster, type Cluster } from './cluster.ts';
+import { Progress } from './progress.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, noBrowser: 3, interrupted: 130 } as const;
 
@@ -77,15 +78,6 @@ function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>,
   }
 }
 
-/** A one-line progress bar for a terminal (or plain lines when stdout is not one). */
-function progress(done: number, total: number, text: string): void {
-  const width = 30;
-  const filled = Math.round((width * done) / Math.max(1, total));
-  const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.floor((100 * done) / Math.max(1, total))}% ${text}`;
-  if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(process.stdout.columns ? process.stdout.columns - 1 : 100)}`);
-  else if (done === total || done % Math.max(1, Math.round(total / 10)) === 0) console.log(line);
-}
-
 function writeModel(files: ModelFile[], dir: string): string[] {
   mkdirSync(dir, { recursive: true });
   return files.map((f) => {
@@ -93,6 +85,26 @@ function writeModel(files: ModelFile[], dir: string): string[] {
     writeFileSync(p, Buffer.from(f.base64, 'base64'));
     return p;
   });
+}
+
+/** A path relative to the working directory when it lies under it. */
+const shown = (f: string): string => (path.relative(process.cwd(), f).startsWith('..') ? f : path.relative(process.cwd(), f));
+
+/**
+ * After a failed run: writes the model of the last committed step (from the first peer that kept
+ * one) and says where the run's last checkpoint is.
+ */
+async function keepWhatFailed(cluster: Cluster, out: string): Promise<void> {
+  for (const page of cluster.pages) {
+    const files = await page.evaluate(() => window.ringtrain.exportFiles()).catch(() => null);
+    const meta = files?.find((f) => f.name.endsWith('.json'));
+    if (!files || !meta) continue;
+    const steps = (JSON.parse(Buffer.from(meta.base64, 'base64').toString()) as { userDefinedMetadata?: { ringtrain?: { steps?: number } } }).userDefinedMetadata?.ringtrain?.steps;
+    for (const f of writeModel(files, out)) console.error(`ringtrain: wrote ${shown(f)}${steps !== undefined ? ` (the model at step ${steps}, the last one committed)` : ''}`);
+    break;
+  }
+  const ck = await cluster.server.checkpoints.latestFile(cluster.room);
+  console.error(ck ? `ringtrain: the run's last checkpoint (step ${ck.step}) is ${shown(ck.path)}` : 'ringtrain: the run stored no checkpoint');
 }
 
 declare global {
@@ -161,30 +173,49 @@ async function train(argv: string[]): Promise<number> {
   try {
     if (synthetic) await Promise.all(cluster.pages.map((p) => p.evaluate((input) => window.ringtrain.useData(input as never), synthetic)));
     const first = cluster.pages[0]!;
-    let last = '';
+    const out = path.resolve(String(values.out));
+    const progress = new Progress(process.stdout);
+    const ticker = setInterval(() => progress.tick(), 1000);
+    let faultAt = -1;
     await first.exposeFunction('__ringtrainProgress', (e: TrainEvent | TreeEvent) => {
-      if (e.type === 'eval') last = 'rmse' in e && e.rmse !== undefined ? `rmse ${e.rmse.toPrecision(4)}` : `acc ${e.accuracy.toFixed(4)}`;
-      if (e.type === 'step') progress(e.step, e.steps, `step ${e.step}/${e.steps} loss ${e.loss.toFixed(4)} ${last}`);
-      if (e.type === 'round') progress(e.round, e.rounds, `round ${e.round}/${e.rounds}`);
+      if (e.type === 'eval') progress.score('rmse' in e && e.rmse !== undefined ? `rmse ${e.rmse.toPrecision(4)}` : `accuracy ${e.accuracy.toFixed(4)}`);
+      else if (e.type === 'step') progress.update(e.step, e.steps, 'step', `loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`);
+      else if (e.type === 'round') progress.update(e.round, e.rounds, 'round');
+      else if (e.type === 'fault') {
+        faultAt = 'step' in e ? e.step : 0;
+        progress.note(`ringtrain: fault${'step' in e ? ` after step ${e.step}` : ''} (view ${e.epoch}): ${e.reason}; the peers re-form the ring`);
+      } else if (e.type === 'sync' && faultAt >= 0) {
+        faultAt = -1;
+        progress.note(`ringtrain: recovered: ${e.size} peer(s) go on from ${'step' in e ? `step ${e.step}` : `round ${e.rounds}`} (view ${e.epoch})`);
+      }
     });
     console.log(`ringtrain: training ${job.config.model} on ${dataset} with ${peers} peer(s) in room ${cluster.room} (${cluster.server.url})`);
     const started = performance.now();
-    const results = await Promise.all(
-      cluster.pages.map((p, i) =>
-        job.kind === 'train'
-          ? p.evaluate(([c, report]) => window.ringtrain.train(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const)
-          : p.evaluate(([c, report]) => window.ringtrain.trainTrees(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const),
-      ),
-    );
-    if (process.stdout.isTTY) process.stdout.write('\n');
-    const r = results[0] as TrainResult | TreeResult;
+    let results: (TrainResult | TreeResult)[];
+    try {
+      results = await Promise.all(
+        cluster.pages.map((p, i) =>
+          job.kind === 'train'
+            ? p.evaluate(([c, report]) => window.ringtrain.train(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const)
+            : p.evaluate(([c, report]) => window.ringtrain.trainTrees(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const),
+        ),
+      );
+    } catch (e) {
+      progress.finish();
+      console.error(`ringtrain: the run failed: ${(e as Error).message}`);
+      await keepWhatFailed(cluster, out);
+      return EXIT.failed;
+    } finally {
+      clearInterval(ticker);
+    }
+    progress.finish();
+    const r = results[0]!;
     const checksums = new Set(results.map((x) => x.checksum));
     if (checksums.size !== 1) throw new Error(`the peers ended with different models (checksums ${[...checksums].join(', ')})`);
     const secs = ((performance.now() - started) / 1000).toFixed(1);
     const stopped = 'stopped' in r && r.stopped;
     console.log(`ringtrain: ${stopped ? 'stopped' : 'done'} in ${secs} s; test accuracy ${(r.accuracy * 100).toFixed(2)}%${'rmse' in r && r.rmse !== undefined ? `, RMSE ${r.rmse.toPrecision(4)}` : ''}; model checksum ${r.checksum} on all ${peers} peers`);
-    const files = await first.evaluate(() => window.ringtrain.exportFiles());
-    for (const f of writeModel(files, path.resolve(String(values.out)))) console.log(`ringtrain: wrote ${path.relative(process.cwd(), f).startsWith('..') ? f : path.relative(process.cwd(), f)}`);
+    for (const f of writeModel(await first.evaluate(() => window.ringtrain.exportFiles()), out)) console.log(`ringtrain: wrote ${shown(f)}`);
     return interrupted ? EXIT.interrupted : EXIT.ok;
   } finally {
     process.off('SIGINT', onSigint);

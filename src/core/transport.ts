@@ -29,6 +29,10 @@ export class Listeners<A extends unknown[]> {
     this.fns.add(fn);
     return () => this.fns.delete(fn);
   }
+  /** Listeners subscribed now. */
+  get size(): number {
+    return this.fns.size;
+  }
   emit(...args: A): void {
     for (const fn of [...this.fns]) {
       try {

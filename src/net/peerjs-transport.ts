@@ -17,6 +17,8 @@ export interface PeerJsTransportOptions {
    * the kernel cannot delay packets (no netem); see bench/netns.ts.
    */
   linkDelayMs?: number;
+  /** Fault drill: peers no data channel can be formed with (dials to them are neither made nor answered). */
+  unreachable?: PeerId[];
 }
 
 interface Link {
@@ -63,6 +65,8 @@ export class PeerJsTransport implements Transport {
   private readonly inbound: DelayFifo<() => void> | null;
   /** Connections closed because the dialer did not become a member of the view in time. */
   refused = 0;
+  /** Fault drill: peers no link can be formed with (as between two networks no packet crosses). */
+  private readonly unreachable: Set<PeerId>;
 
   constructor(
     private peer: Peer,
@@ -71,6 +75,7 @@ export class PeerJsTransport implements Transport {
     this.self = peer.id;
     this.highWater = opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
     this.inbound = opts.linkDelayMs ? new DelayFifo(opts.linkDelayMs, (deliver) => deliver()) : null;
+    this.unreachable = new Set(opts.unreachable);
     this.accept(peer);
     this.timer = setInterval(() => this.beat(), opts.heartbeatMs);
   }
@@ -78,6 +83,10 @@ export class PeerJsTransport implements Transport {
   private accept(peer: Peer): void {
     peer.on('connection', (conn) => {
       if (peer !== this.peer) return;
+      if (this.unreachable.has(conn.peer)) {
+        conn.close();
+        return;
+      }
       this.adopt(conn);
       // A dialer may see a new view before we do: give it until the dead-peer deadline to
       // appear in ours, then refuse it.
@@ -133,6 +142,15 @@ export class PeerJsTransport implements Transport {
     }
   }
 
+  /**
+   * Connection objects held: open links, links being formed, and every DataConnection PeerJS still
+   * keeps for this peer (closed ones included, until PeerJS forgets them). For memory probes.
+   */
+  connectionCounts(): { links: number; pending: number; peerjs: number } {
+    const all = Object.values(this.peer.connections as Record<string, unknown[]>);
+    return { links: this.links.size, pending: this.pending.size, peerjs: all.reduce((n, c) => n + c.length, 0) };
+  }
+
   /** True when a data channel to `id` is open. */
   isOpen(id: PeerId): boolean {
     return this.links.has(id);
@@ -145,7 +163,7 @@ export class PeerJsTransport implements Transport {
   async connect(ids: PeerId[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const want = ids.filter((id) => id !== this.self);
     for (const id of want) {
-      if (!this.links.has(id) && !this.pending.has(id) && this.self < id) {
+      if (!this.links.has(id) && !this.pending.has(id) && this.self < id && !this.unreachable.has(id)) {
         this.adopt(this.peer.connect(id, { reliable: true, serialization: 'raw' }));
       }
     }
@@ -160,12 +178,24 @@ export class PeerJsTransport implements Transport {
         else resolve();
       };
       const onAbort = (): void => finish(abortReason(signal!));
-      const t = setTimeout(() => finish(new RingError('timeout', `no data channel to ${missing().join(', ')} within ${timeoutMs} ms`, missing()[0])), timeoutMs);
+      const t = setTimeout(() => {
+        const m = missing();
+        finish(new RingError('timeout', `no data channel to ${m.map((id) => `${id} (${this.linkState(id)})`).join(', ')} within ${timeoutMs} ms`, m[0]));
+      }, timeoutMs);
       const off = this.opened.on(() => {
         if (missing().length === 0) finish();
       });
       signal?.addEventListener('abort', onAbort);
     });
+  }
+
+  /** How far a link that is not open got: who dials, and the connection's ICE, signaling and channel states. */
+  private linkState(id: PeerId): string {
+    const conn = this.pending.get(id);
+    if (!conn) return this.self < id ? 'not dialled' : 'no dial from it arrived';
+    const pc = conn.peerConnection as RTCPeerConnection | undefined;
+    if (!pc) return `${this.self < id ? 'dialled' : 'dial arrived'}, no answer yet`;
+    return `ICE ${pc.iceConnectionState}, signaling ${pc.signalingState}, channel ${conn.dataChannel?.readyState ?? 'none'}`;
   }
 
   private adopt(conn: DataConnection): void {

@@ -51,6 +51,8 @@ export interface SessionOptions {
   connectTimeoutMs?: number;
   /** Get back into the room by itself after an eviction or a lost server (default true). */
   rejoin?: boolean;
+  /** Fault drill: peers this one can form no data channel with (as between two networks no packet crosses). */
+  unreachable?: string[];
 }
 
 function randomId(): string {
@@ -173,6 +175,7 @@ export class RingSession {
       deadAfterMs: 2 * welcome.deadAfterMs,
       ...(opts.highWaterBytes ? { highWaterBytes: opts.highWaterBytes } : {}),
       ...(opts.linkDelayMs ? { linkDelayMs: opts.linkDelayMs } : {}),
+      ...(opts.unreachable ? { unreachable: opts.unreachable } : {}),
     });
     const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts, key ?? null);
     offEarly();
@@ -228,6 +231,11 @@ export class RingSession {
         });
       });
     }
+  }
+
+  /** What this session holds that could grow over a long run (for memory probes). */
+  holdings(): { mailbox: { slots: number; bytes: number }; connections: { links: number; pending: number; peerjs: number }; listeners: number } {
+    return { mailbox: this.mailbox.totals(), connections: this.transport.connectionCounts(), listeners: this.events.size + this.viewChanged.size + this.keysArrived.size };
   }
 
   /** Starts `job` on every peer of the room; a refusal arrives as a 'refused' event. */
@@ -335,7 +343,10 @@ export class RingSession {
         return comm;
       },
       (e: unknown) => {
-        if (e instanceof RingError && e.peer && this.comm === comm) this.coordinator.reportLinkDown(view.epoch, e.peer);
+        if (e instanceof RingError && e.peer && this.comm === comm) {
+          this.events.emit({ type: 'link-down', peer: e.peer, reason: e.message });
+          this.coordinator.reportLinkDown(view.epoch, e.peer);
+        }
         throw e;
       },
     );
@@ -384,18 +395,33 @@ export class RingSession {
   /**
    * The communicator of a view newer than `failedEpoch` (whose collective failed) with at least
    * `minPeers` members, once its ring is up. When the failed view is still current, asks the
-   * coordinator to re-issue it (a timeout can leave the peers' sequence numbers apart).
+   * coordinator to re-issue it (a timeout can leave the peers' sequence numbers apart). A view
+   * whose ring does not form (a data channel that will not open) is one more failed view: the
+   * session has reported the link, the coordinator issues a view without it, and this waits for
+   * that one, until `timeoutMs` is spent.
    */
   async nextCommunicator(failedEpoch: number | undefined, o: { minPeers?: number; timeoutMs: number; signal?: AbortSignal }): Promise<Communicator> {
-    if (failedEpoch !== undefined && this.view && this.view.epoch <= failedEpoch && ringPosition(this.view, this.peerId)) {
-      this.coordinator.requestResync(this.view.epoch);
-    }
+    const deadline = Date.now() + o.timeoutMs;
     const min = o.minPeers ?? 1;
-    await this.waitForView(
-      (v) => (failedEpoch === undefined || v.epoch > failedEpoch) && v.members.length >= min && !!ringPosition(v, this.peerId),
-      o.timeoutMs,
-    );
-    return this.communicator(o.timeoutMs, o.signal);
+    let failed = failedEpoch;
+    for (;;) {
+      if (failed !== undefined && this.view && this.view.epoch <= failed && ringPosition(this.view, this.peerId)) {
+        this.coordinator.requestResync(this.view.epoch);
+      }
+      const after = failed;
+      const view = await this.waitForView(
+        (v) => (after === undefined || v.epoch > after) && v.members.length >= min && !!ringPosition(v, this.peerId),
+        Math.max(0, deadline - Date.now()),
+      );
+      try {
+        return await this.communicator(Math.max(0, deadline - Date.now()), o.signal);
+      } catch (e) {
+        if (!(e instanceof RingError) || e.code === 'aborted' || this.status === 'left' || Date.now() >= deadline) throw e;
+        // The ring that failed is this view's, unless a newer view came meanwhile: then try that one.
+        const now = this.view?.epoch ?? view.epoch;
+        failed = now > view.epoch ? now - 1 : view.epoch;
+      }
+    }
   }
 
   /** Resolves with the first view (current or future) satisfying `pred`. */

@@ -43,6 +43,7 @@ export interface RunningServer {
   url: string;
   port: number;
   coordinator: Coordinator;
+  checkpoints: CheckpointStore;
   close(): Promise<void>;
 }
 
@@ -104,7 +105,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Built-in datasets: each peer downloads only its own shard.
   registerDatasets(app, o.root);
   // Checkpoints: a room that empties, or this server restarting, resumes from the newest valid one.
-  registerCheckpoints(app, new CheckpointStore({ dir: checkpointDir, log }), auth);
+  const checkpoints = new CheckpointStore({ dir: checkpointDir, log });
+  registerCheckpoints(app, checkpoints, auth);
 
   // PeerServer: its own WebSocketServer without a server, so that it does not answer (with 400)
   // the upgrades meant for the coordinator or Vite's HMR on the same HTTP server.
@@ -230,6 +232,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     url,
     port,
     coordinator,
+    checkpoints,
     close: stop,
   };
 }

@@ -86,11 +86,21 @@ export class CheckpointStore {
 
   /** The most recently written checkpoint of `room` that verifies, or null. Corrupt files are set aside. */
   async latest(room: string): Promise<Uint8Array | null> {
+    return (await this.newest(room))?.bytes ?? null;
+  }
+
+  /** Where the most recently written checkpoint of `room` that verifies lies, and its step; or null. */
+  async latestFile(room: string): Promise<{ path: string; step: number } | null> {
+    const c = await this.newest(room);
+    return c && { path: c.path, step: c.step };
+  }
+
+  private async newest(room: string): Promise<{ path: string; bytes: Uint8Array; step: number } | null> {
     for (const f of await this.files(room)) {
       const p = path.join(this.roomDir(room), f);
       const bytes = new Uint8Array(await readFile(p).catch(() => Buffer.alloc(0)));
       const c = decodeCheckpoint(bytes);
-      if (!(c instanceof Error)) return bytes;
+      if (!(c instanceof Error)) return { path: p, bytes, step: c.step };
       this.log(`checkpoint ${p} rejected (${c.message}); using the one before it`);
       await rename(p, `${p}.corrupt`).catch(() => undefined);
     }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PROTOCOL_VERSION, type ServerErrorCode, type ServerMessage, type View } from '../protocol/index.ts';
-import { Coordinator, type Connection, type Session } from './coordinator.ts';
+import { BAD_LINK_MS, Coordinator, type Connection, type Session } from './coordinator.ts';
 
 type ErrorMsg = Extract<ServerMessage, { type: 'error' }>;
 
@@ -379,6 +379,24 @@ describe('Coordinator link-down reports', () => {
     expect(a.conn.lastView()).toEqual(v);
     expect(d.conn.lastView()).toEqual(v);
     expect(b.conn.lastView()?.epoch).toBe(3);
+  });
+
+  it('keeps the two ends of a reported link apart when the evicted peer rejoins, for BAD_LINK_MS', () => {
+    vi.useFakeTimers();
+    // Members stay however long the clock jumps (no heartbeat deadline within the test).
+    const c = coordinator({ deadAfterMs: 10 * BAD_LINK_MS });
+    const { a } = ring(c);
+    join(c, 'r', 'D');
+    expect(ids(c.view('r'))).toEqual(['A', 'B', 'C', 'D']);
+    a.send({ type: 'link-down', epoch: 4, peer: 'B' });
+    expect(ids(c.view('r'))).toEqual(['A', 'C', 'D']);
+    // B rejoins: in join order it would sit next to A (the ring closes D-B-A); it goes between C and D.
+    join(c, 'r', 'B');
+    expect(ids(c.view('r'))).toEqual(['A', 'C', 'B', 'D']);
+    // Once the mark has expired the join order is back (with the next membership change).
+    vi.advanceTimersByTime(BAD_LINK_MS);
+    join(c, 'r', 'E');
+    expect(ids(c.view('r'))).toEqual(['A', 'C', 'D', 'B', 'E']);
   });
 
   it('ignores a report about a stale epoch', () => {

@@ -1,4 +1,4 @@
-import { makeView } from '../core/membership/view.ts';
+import { makeView, ringAvoiding } from '../core/membership/view.ts';
 import { RoomAuth } from './room-auth.ts';
 import {
   parseClientMessage,
@@ -62,8 +62,10 @@ interface Member {
 interface Room {
   id: string;
   epoch: number;
-  /** Ring order = join order. */
+  /** In join order; the ring follows it, except around links reported down ({@link ringAvoiding}). */
   members: Member[];
+  /** Pairs of peers whose link was reported down ("a b", ids sorted), and until when to keep them apart. */
+  badLinks: Map<string, number>;
   /** Set while a room recreated by rejoining peers gathers them before its first view. */
   gathering?: ReturnType<typeof setTimeout>;
   /** The run in progress, if any; `runs` numbers them. */
@@ -77,6 +79,15 @@ interface Room {
   strikes: Map<string, number>;
   banned: Set<string>;
 }
+
+/**
+ * How long a pair whose data channel was reported down is kept from being ring neighbours, ms. A
+ * link that will not open (two NATs without a relay, a blocked port) would fail again, and every
+ * failure costs the whole ring the link deadline.
+ */
+export const BAD_LINK_MS = 10 * 60_000;
+const MAX_BAD_LINKS = 1024;
+const linkKey = (a: string, b: string): string => (a < b ? `${a} ${b}` : `${b} ${a}`);
 
 /** Shortest interval between two room-stats messages of a room, ms. */
 export const STATS_EVERY_MS = 1000;
@@ -233,7 +244,7 @@ export class Coordinator {
         return null;
       }
       if (!room) {
-        room = { id: m.room, epoch: 0, members: [], runs: 0, stats: new Map(), reports: new Map(), strikes: new Map(), banned: new Set() };
+        room = { id: m.room, epoch: 0, members: [], badLinks: new Map(), runs: 0, stats: new Map(), reports: new Map(), strikes: new Map(), banned: new Set() };
         this.rooms.set(m.room, room);
         if (m.epoch !== undefined) {
           const r = room;
@@ -272,7 +283,9 @@ export class Coordinator {
         // Only reports about the current epoch count. The reported peer is evicted at once, which
         // bumps the epoch: its own report about its accuser (same epoch, or from a connection that
         // is no longer a member) is then ignored, so a suspect cannot evict its accuser back.
+        // The next views keep the two apart where the ring allows.
         if (m.epoch === room.epoch && m.peer !== joined && this.byPeer.get(m.peer) === room) {
+          if (room.badLinks.size < MAX_BAD_LINKS) room.badLinks.set(linkKey(joined, m.peer), Date.now() + BAD_LINK_MS);
           this.remove(m.peer, `link from ${joined} reported down`, true);
         }
         return joined;
@@ -362,7 +375,10 @@ export class Coordinator {
   }
 
   private viewOf(room: Room): View {
-    return makeView(room.id, room.epoch, room.members.map((m) => m.peerId));
+    const now = Date.now();
+    for (const [k, until] of room.badLinks) if (until <= now) room.badLinks.delete(k);
+    const ids = room.members.map((m) => m.peerId);
+    return makeView(room.id, room.epoch, room.badLinks.size ? ringAvoiding(ids, (a, b) => room.badLinks.has(linkKey(a, b))) : ids);
   }
 
   private sweep(): void {

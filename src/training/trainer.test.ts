@@ -280,6 +280,34 @@ describe('train through faults (in-memory room)', () => {
     expect(stepsOf(lateEvents).at(-1)).toBe(30);
   });
 
+  it('a run that fails for good leaves the model of its last committed step (what the CLI writes)', async () => {
+    const room = new TestRoom(DATA);
+    for (const id of ['p0', 'p1']) room.add(id);
+    let kept: TrainResult | null = null;
+    let lastStep = 0;
+    const runs = ['p0', 'p1'].map((id) =>
+      train(BASE, {
+        ...room.deps(id, BASE, {
+          onEvent: (e) => {
+            if (id !== 'p1' || e.type !== 'step') return;
+            lastStep = e.step;
+            // Out of the room for good after step 7: p1's run cannot go on.
+            if (e.step === 7) room.remove('p1');
+          },
+        }),
+        ...(id === 'p1' ? { keepFailed: (r: TrainResult) => (kept = r) } : {}),
+      }),
+    );
+    await expect(runs[1]).rejects.toThrow(/not a member/);
+    expect((await runs[0]!).steps).toBe(20);
+    const k = kept as TrainResult | null;
+    expect(k?.steps).toBe(lastStep);
+    // Full-batch GD: 2 peers equal 1; the kept model is a 1-peer run of the same length.
+    const [solo] = await trainRing(1, { ...BASE, steps: k!.steps });
+    expect(relativeDifference(k!.weights, solo!.weights)).toBeLessThan(1e-4);
+    expect(k!.checksum).toMatch(/^[0-9a-f]+$/);
+  });
+
   it('a room that empties resumes from its checkpoint, exactly where an uninterrupted run would be', async () => {
     const cfg: TrainConfig = { ...BASE, steps: 12, checkpointEvery: 4 };
     const room = new TestRoom(DATA);

@@ -136,6 +136,11 @@ export interface TrainerDeps {
   saveCheckpoint?(bytes: Uint8Array<ArrayBuffer>): Promise<void>;
   /** The newest stored checkpoint of this room, or null. */
   loadCheckpoint?(): Promise<Uint8Array | null>;
+  /**
+   * Called once when the run fails for good, before train() rejects, with the model of the last
+   * committed step (not called when no step was agreed), so that a failed run still leaves a model.
+   */
+  keepFailed?(committed: TrainResult): void;
   signal?: AbortSignal;
 }
 
@@ -519,6 +524,17 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       shares = proportionalSplit(cfg.batch, await sum(v));
     };
 
+    /** The result at the current committed step (what a finished run returns, what a failed run keeps). */
+    const resultNow = async (checksum?: string): Promise<TrainResult> => {
+      const weights = await getFlatWeights(model);
+      return { steps: st.step, stopped, ...last, checksum: checksum ?? checksumHex(weights), backend: tf.getBackend(), params, recoveries, weights, spec, ...(epsilon !== undefined ? { epsilon } : {}) };
+    };
+    /** Ends the run with `e`, leaving the model of the last committed step to the caller. */
+    const fail = async (e: unknown): Promise<never> => {
+      if (deps.keepFailed && st.agreed) deps.keepFailed(await resultNow());
+      throw e;
+    };
+
     for (;;) {
       try {
         await loadShards();
@@ -546,12 +562,11 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         // The trained model is the averaged one where the optimizer averages.
         const final = st.opt.averagedWeights();
         if (final) setFlatWeights(model, final);
-        const checksum = await verify();
-        return { steps: st.step, stopped, ...last, checksum, backend: tf.getBackend(), params, recoveries, weights: await getFlatWeights(model), spec, ...(epsilon !== undefined ? { epsilon } : {}) };
+        return await resultNow(await verify());
       } catch (e) {
-        if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) throw e;
+        if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) return fail(e);
         deps.emit({ type: 'fault', step: st.step, epoch: g.epoch, reason: e.message });
-        g = await deps.group(g.epoch);
+        g = await deps.group(g.epoch).catch(fail);
       }
     }
   } finally {

@@ -4,6 +4,7 @@
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { BoundedSeries } from './series.ts';
 
 interface Series {
   label: string;
@@ -12,7 +13,8 @@ interface Series {
 
 interface Chart {
   plot: uPlot;
-  data: number[][];
+  /** At most 2048 points whatever the run's length (older points thinned evenly). */
+  series: BoundedSeries;
 }
 
 const PLOTS: { id: string; title: string; y: string; series: Series[] }[] = [
@@ -47,7 +49,7 @@ export class Charts {
       cap.textContent = p.title;
       box.append(cap);
       root.append(box);
-      const data = [[], ...p.series.map(() => [])] as number[][];
+      const series = new BoundedSeries(p.series.length);
       const width = Math.max(240, Math.min(520, box.clientWidth || 320));
       const plot = new uPlot(
         {
@@ -58,10 +60,10 @@ export class Charts {
           series: [{ label: 'step' }, ...p.series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2 }))],
           legend: { show: p.series.length > 1 },
         },
-        data as uPlot.AlignedData,
+        series.data as uPlot.AlignedData,
         box,
       );
-      this.charts.set(p.id, { plot, data });
+      this.charts.set(p.id, { plot, series });
     }
     new ResizeObserver(() => {
       for (const c of this.charts.values()) {
@@ -73,27 +75,25 @@ export class Charts {
 
   /** Adds one point to plot `id` (values in its series' order). */
   point(id: 'loss' | 'accuracy' | 'throughput' | 'time', step: number, ...values: number[]): void {
-    const c = this.charts.get(id)!;
-    c.data[0]!.push(step);
-    values.forEach((v, i) => c.data[i + 1]!.push(v));
+    if (!this.charts.get(id)!.series.push(step, ...values)) return;
     this.dirty.add(id);
     // Redrawn at most once per frame however many steps arrive.
     this.frame ||= requestAnimationFrame(() => {
       this.frame = 0;
-      for (const d of this.dirty) this.charts.get(d)!.plot.setData(this.charts.get(d)!.data as uPlot.AlignedData);
+      for (const d of this.dirty) this.charts.get(d)!.plot.setData(this.charts.get(d)!.series.data as uPlot.AlignedData);
       this.dirty.clear();
     });
   }
 
   /** Points plotted so far, per plot (tests read it through the page API). */
   counts(): Record<string, number> {
-    return Object.fromEntries([...this.charts].map(([id, c]) => [id, c.data[0]!.length]));
+    return Object.fromEntries([...this.charts].map(([id, c]) => [id, c.series.length]));
   }
 
   reset(): void {
     for (const c of this.charts.values()) {
-      for (const a of c.data) a.length = 0;
-      c.plot.setData(c.data as uPlot.AlignedData);
+      c.series.clear();
+      c.plot.setData(c.series.data as uPlot.AlignedData);
     }
   }
 }

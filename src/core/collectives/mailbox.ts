@@ -129,6 +129,17 @@ export class Mailbox {
     return this.queues.get(peer)?.bytes ?? 0;
   }
 
+  /** Everything buffered: queue slots held (consumed ones until the next compaction) and payload bytes. */
+  totals(): { slots: number; bytes: number } {
+    let slots = 0;
+    let bytes = 0;
+    for (const q of this.queues.values()) {
+      slots += q.frames.length;
+      bytes += q.bytes;
+    }
+    return { slots, bytes };
+  }
+
   /** Drops everything buffered from peers not in `keep` (call on a view change). */
   retain(keep: ReadonlySet<PeerId>): void {
     for (const id of this.queues.keys()) if (!keep.has(id)) this.queues.delete(id);
