@@ -40,6 +40,8 @@ export interface SoakSummary {
   max_listeners: number;
   faults: number;
   recoveries: number;
+  /** Dials made again (no answer, or failed), all peers. */
+  redials: number;
   cuts: number;
   link_reports: number;
 }
@@ -91,6 +93,7 @@ export function summarize(r: SoakReport): SoakSummary {
     max_listeners: most((p) => p.listeners),
     faults: sum((p) => p.faults),
     recoveries: sum((p) => p.recoveries),
+    redials: all.at(-1)?.peers.reduce((a, p) => a + p.redials, 0) ?? 0,
     cuts: r.cuts,
     link_reports: r.linkReports,
   };

@@ -31,6 +31,9 @@ interface Link {
   sent: number;
 }
 
+/** A dial with no answer after this long is made again (then after twice as long, ...), ms. */
+export const REDIAL_AFTER_MS = 2000;
+
 /** Default backpressure high-water mark for a warmed-up channel. */
 export const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
 /**
@@ -65,6 +68,8 @@ export class PeerJsTransport implements Transport {
   private readonly inbound: DelayFifo<() => void> | null;
   /** Connections closed because the dialer did not become a member of the view in time. */
   refused = 0;
+  /** Dials made again because the first got no answer or failed (see {@link connect}). */
+  redials = 0;
   /** Fault drill: peers no link can be formed with (as between two networks no packet crosses). */
   private readonly unreachable: Set<PeerId>;
 
@@ -146,9 +151,9 @@ export class PeerJsTransport implements Transport {
    * Connection objects held: open links, links being formed, and every DataConnection PeerJS still
    * keeps for this peer (closed ones included, until PeerJS forgets them). For memory probes.
    */
-  connectionCounts(): { links: number; pending: number; peerjs: number } {
+  connectionCounts(): { links: number; pending: number; peerjs: number; redials: number } {
     const all = Object.values(this.peer.connections as Record<string, unknown[]>);
-    return { links: this.links.size, pending: this.pending.size, peerjs: all.reduce((n, c) => n + c.length, 0) };
+    return { links: this.links.size, pending: this.pending.size, peerjs: all.reduce((n, c) => n + c.length, 0), redials: this.redials };
   }
 
   /** True when a data channel to `id` is open. */
@@ -162,21 +167,36 @@ export class PeerJsTransport implements Transport {
    */
   async connect(ids: PeerId[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const want = ids.filter((id) => id !== this.self);
-    for (const id of want) {
-      if (!this.links.has(id) && !this.pending.has(id) && this.self < id && !this.unreachable.has(id)) {
-        this.adopt(this.peer.connect(id, { reliable: true, serialization: 'raw' }));
-      }
-    }
+    const mine = want.filter((id) => this.self < id && !this.unreachable.has(id));
+    for (const id of mine) if (!this.links.has(id) && !this.pending.has(id)) this.dialLink(id);
     const missing = (): PeerId[] => want.filter((id) => !this.links.has(id));
     if (missing().length === 0) return;
     await new Promise<void>((resolve, reject) => {
+      let wait = REDIAL_AFTER_MS;
+      let r: ReturnType<typeof setTimeout>;
       const finish = (err?: RingError): void => {
         clearTimeout(t);
+        clearTimeout(r);
         off();
         signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve();
       };
+      // A dial of ours that failed, or got no answer (an offer lost or refused on the way), is
+      // made again, after 2, 4, 8 ... s. One whose answer came is left to finish its handshakes.
+      const redial = (): void => {
+        for (const id of mine) {
+          if (this.links.has(id)) continue;
+          const pc = this.pending.get(id)?.peerConnection as RTCPeerConnection | undefined;
+          if (!pc || pc.signalingState === 'have-local-offer' || pc.connectionState === 'failed') {
+            this.redials++;
+            this.dialLink(id);
+          }
+        }
+        wait *= 2;
+        r = setTimeout(redial, wait);
+      };
+      r = setTimeout(redial, wait);
       const onAbort = (): void => finish(abortReason(signal!));
       const t = setTimeout(() => {
         const m = missing();
@@ -187,6 +207,10 @@ export class PeerJsTransport implements Transport {
       });
       signal?.addEventListener('abort', onAbort);
     });
+  }
+
+  private dialLink(id: PeerId): void {
+    this.adopt(this.peer.connect(id, { reliable: true, serialization: 'raw' }));
   }
 
   /** How far a link that is not open got: who dials, and the connection's ICE, signaling and channel states. */

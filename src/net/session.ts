@@ -234,7 +234,7 @@ export class RingSession {
   }
 
   /** What this session holds that could grow over a long run (for memory probes). */
-  holdings(): { mailbox: { slots: number; bytes: number }; connections: { links: number; pending: number; peerjs: number }; listeners: number } {
+  holdings(): { mailbox: { slots: number; bytes: number }; connections: ReturnType<PeerJsTransport['connectionCounts']>; listeners: number } {
     return { mailbox: this.mailbox.totals(), connections: this.transport.connectionCounts(), listeners: this.events.size + this.viewChanged.size + this.keysArrived.size };
   }
 

@@ -39,6 +39,8 @@ export interface PeerSample {
   pendingLinks: number;
   /** DataConnection objects PeerJS holds (open or not). */
   peerjsConnections: number;
+  /** Dials made again so far (no answer, or failed). */
+  redials: number;
   listeners: number;
   /** Steps this tab committed since the previous sample, and their mean wall time, ms. */
   steps: number;
@@ -158,6 +160,7 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
             links: m.session?.connections.links ?? 0,
             pendingLinks: m.session?.connections.pending ?? 0,
             peerjsConnections: m.session?.connections.peerjs ?? 0,
+            redials: m.session?.connections.redials ?? 0,
             listeners: m.session?.listeners ?? 0,
             steps: c.steps,
             stepMs: c.steps > 0 ? c.stepMsSum / c.steps : null,
