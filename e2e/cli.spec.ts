@@ -36,6 +36,9 @@ test('train --peers 2 on synthetic blobs prints the accuracy and writes a tfjs m
     const m = /done in [\d.]+ s; test accuracy ([\d.]+)%; model checksum ([0-9a-f]{8}) on all 2 peers/.exec(r.out);
     expect(m, r.out).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(85);
+    // Not a terminal: plain progress lines (never a bar's carriage returns), the last at 100%.
+    expect(r.out).not.toContain('\r');
+    expect(r.out).toMatch(/^100% step (\d+)\/\1, loss [\d.]+, \d+ samples\/s/m);
     const model = JSON.parse(readFileSync(path.join(out, 'ringtrain-softmax.json'), 'utf8')) as { weightsManifest: { paths: string[]; weights: { shape: number[] }[] }[] };
     expect(model.weightsManifest[0]!.paths).toEqual(['ringtrain-softmax.weights.bin']);
     // 8 features x 4 classes + 4 biases, float32.

@@ -291,6 +291,7 @@ window.ringtrain = {
     const result = await trainTrees(config, {
       group: (failedEpoch) => groupOf(s, undefined, failedEpoch),
       loadShard: (split, rank, size) => loadShardShown(config, split, rank, size),
+      keepFailed: (grown) => (lastModel = { kind: 'trees', result: grown, config }),
       emit: (e) => {
         if (e.type === 'fault') {
           setPhase('recovering');
@@ -466,7 +467,7 @@ function showTraining(e: TrainEvent): void {
     state.checkpoint = e.error ? `step ${e.step}: ${e.error}` : `step ${e.step} saved on the server (${(e.bytes / 1024).toFixed(0)} KiB)`;
     logEvent(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
   } else if (e.type === 'privacy') {
-    state.privacy = `ε = ${e.epsilon.toFixed(3)} for δ = ${e.delta} after ${e.step} steps (DP-SGD)`;
+    state.privacy = `ε = ${e.epsilon.toFixed(3)} for δ = ${e.delta} after ${e.step} steps (DP-SGD): the guarantee for whoever sees the final model; a ring neighbour sees more unless secure aggregation is on`;
   } else if (e.type === 'codec') {
     state.codec = `auto picked ${e.codec} at step ${e.step}: ${e.reason}`;
     logEvent(`compression: ${state.codec}`);

@@ -22,7 +22,7 @@ export const CHECKPOINT_MAGIC = 0x4b435452;
 export const CHECKPOINT_VERSION = 1;
 export const CHECKPOINT_HEADER_BYTES = 32;
 /** Largest checkpoint accepted anywhere (bytes). */
-export const MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024;
+export const MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024;
 const MAX_KEY_BYTES = 16 * 1024;
 
 export interface Checkpoint {

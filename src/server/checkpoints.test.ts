@@ -74,6 +74,14 @@ describe('checkpoint store over HTTP', () => {
     expect(readdirSync(path.join(dir, 'r1'))).toContain('w000000000005-step-0000000050.rtck.corrupt');
   });
 
+  it('refuses a body over the 64 MiB the README states with 413, before storing anything', async () => {
+    const before = await latestStep('big');
+    const res = await put('big', new Uint8Array(64 * 1024 * 1024 + 1));
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: string }).error).toBe('checkpoint larger than 67108864 bytes');
+    expect(await latestStep('big')).toBe(before);
+  });
+
   it('answers a bad room name with 400', async () => {
     const res = await put('no%20spaces', ckpt(1));
     expect(res.status).toBe(400);

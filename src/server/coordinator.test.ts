@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PROTOCOL_VERSION, type ServerErrorCode, type ServerMessage, type View } from '../protocol/index.ts';
-import { BAD_LINK_MS, Coordinator, type Connection, type Session } from './coordinator.ts';
+import { BAD_LINK_MS, Coordinator, RESYNC_EVERY_MS, type Connection, type Session } from './coordinator.ts';
 
 type ErrorMsg = Extract<ServerMessage, { type: 'error' }>;
 
@@ -399,6 +399,18 @@ describe('Coordinator link-down reports', () => {
     expect(ids(c.view('r'))).toEqual(['A', 'C', 'D', 'B', 'E']);
   });
 
+  it('counts a report only from a ring neighbour of the reported peer', () => {
+    const c = coordinator();
+    const { a } = ring(c);
+    const d = join(c, 'r', 'D');
+    // Ring A-B-C-D: A and C are not neighbours; A's report about C changes nothing.
+    a.send({ type: 'link-down', epoch: 4, peer: 'C' });
+    expect(ids(c.view('r'))).toEqual(['A', 'B', 'C', 'D']);
+    // D is C's neighbour: its report evicts C.
+    d.send({ type: 'link-down', epoch: 4, peer: 'C' });
+    expect(ids(c.view('r'))).toEqual(['A', 'B', 'D']);
+  });
+
   it('ignores a report about a stale epoch', () => {
     const c = coordinator();
     const { a, d } = ring(c);
@@ -492,6 +504,27 @@ describe('Coordinator resync requests', () => {
     // A request naming a stale or future epoch changes nothing.
     a.send({ type: 'resync', epoch: 7 });
     expect(c.view('r')?.epoch).toBe(3);
+  });
+
+  it('a member flooding resync requests gets at most one view per RESYNC_EVERY_MS, and a request in the window is served when it ends', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ heartbeatMs: 60_000, deadAfterMs: 600_000 });
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    // 10 s of requests, 30 a second (under the message rate limit), each for the current epoch.
+    for (let t = 0; t < 10_000; t += 33) {
+      b.send({ type: 'resync', epoch: c.view('r')!.epoch });
+      vi.advanceTimersByTime(33);
+    }
+    const epochs = a.conn.views().map((v) => v.epoch);
+    // Epochs 1-2 from the joins, then one re-issue at 0 s and one every 2 s after: 6, not ~300.
+    expect(epochs.length - 2).toBeLessThanOrEqual(6);
+    expect(epochs.length - 2).toBeGreaterThanOrEqual(5);
+    // An honest request right after a re-issue is not lost: it is served when the window ends.
+    const now = c.view('r')!.epoch;
+    a.send({ type: 'resync', epoch: now });
+    vi.advanceTimersByTime(RESYNC_EVERY_MS);
+    expect(c.view('r')!.epoch).toBe(now + 1);
   });
 });
 

@@ -66,6 +66,11 @@ interface Room {
   members: Member[];
   /** Pairs of peers whose link was reported down ("a b", ids sorted), and until when to keep them apart. */
   badLinks: Map<string, number>;
+  /** The ring order of the view last published. */
+  ring: string[];
+  /** When the last view re-issued on a resync request went out, and a deferred one (see 'resync'). */
+  resyncAt: number;
+  resyncTimer?: ReturnType<typeof setTimeout>;
   /** Set while a room recreated by rejoining peers gathers them before its first view. */
   gathering?: ReturnType<typeof setTimeout>;
   /** The run in progress, if any; `runs` numbers them. */
@@ -88,6 +93,16 @@ interface Room {
 export const BAD_LINK_MS = 10 * 60_000;
 const MAX_BAD_LINKS = 1024;
 const linkKey = (a: string, b: string): string => (a < b ? `${a} ${b}` : `${b} ${a}`);
+
+/** Shortest interval between two views a room re-issues on resync requests, ms. */
+export const RESYNC_EVERY_MS = 2000;
+
+/** Whether `a` and `b` sit next to each other in `ring`. */
+function neighbours(ring: readonly string[], a: string, b: string): boolean {
+  const i = ring.indexOf(a);
+  const n = ring.length;
+  return i >= 0 && (ring[(i + 1) % n] === b || ring[(i - 1 + n) % n] === b);
+}
 
 /** Shortest interval between two room-stats messages of a room, ms. */
 export const STATS_EVERY_MS = 1000;
@@ -244,7 +259,7 @@ export class Coordinator {
         return null;
       }
       if (!room) {
-        room = { id: m.room, epoch: 0, members: [], badLinks: new Map(), runs: 0, stats: new Map(), reports: new Map(), strikes: new Map(), banned: new Set() };
+        room = { id: m.room, epoch: 0, members: [], badLinks: new Map(), ring: [], resyncAt: -Infinity, runs: 0, stats: new Map(), reports: new Map(), strikes: new Map(), banned: new Set() };
         this.rooms.set(m.room, room);
         if (m.epoch !== undefined) {
           const r = room;
@@ -283,19 +298,31 @@ export class Coordinator {
         // Only reports about the current epoch count. The reported peer is evicted at once, which
         // bumps the epoch: its own report about its accuser (same epoch, or from a connection that
         // is no longer a member) is then ignored, so a suspect cannot evict its accuser back.
-        // The next views keep the two apart where the ring allows.
-        if (m.epoch === room.epoch && m.peer !== joined && this.byPeer.get(m.peer) === room) {
+        // The next views keep the two apart where the ring allows. Only a ring neighbour's
+        // report counts: no member can evict one it has no ring link with.
+        if (m.epoch === room.epoch && m.peer !== joined && this.byPeer.get(m.peer) === room && neighbours(room.ring, joined, m.peer)) {
           if (room.badLinks.size < MAX_BAD_LINKS) room.badLinks.set(linkKey(joined, m.peer), Date.now() + BAD_LINK_MS);
           this.remove(m.peer, `link from ${joined} reported down`, true);
         }
         return joined;
-      case 'resync':
-        // The first request for the current epoch re-issues the view; later ones name an old epoch.
-        if (m.epoch === room.epoch && !room.gathering) {
+      case 'resync': {
+        // The first request for the current epoch re-issues the view; later ones name an old
+        // epoch. At most one re-issue per RESYNC_EVERY_MS per room: a request within that time
+        // is served when it is up (if the epoch is still the same), so a member that floods
+        // requests cannot make a view per message.
+        if (m.epoch !== room.epoch || room.gathering || room.resyncTimer) return joined;
+        const reissue = (): void => {
+          delete room.resyncTimer;
+          if (room.epoch !== m.epoch || this.rooms.get(room.id) !== room) return;
+          room.resyncAt = Date.now();
           this.log(`${joined} asked ${room.id} to resync at epoch ${m.epoch}`);
           this.publish(room);
-        }
+        };
+        const wait = room.resyncAt + RESYNC_EVERY_MS - Date.now();
+        if (wait <= 0) reissue();
+        else room.resyncTimer = setTimeout(reissue, wait);
         return joined;
+      }
       case 'start': {
         if (room.run) {
           conn.send({ type: 'error', code: 'busy', message: `run ${room.run.run} (started by ${room.run.by}) is still in progress; stop it before starting another` });
@@ -357,6 +384,7 @@ export class Coordinator {
     if (room.members.length === 0) {
       clearTimeout(room.gathering);
       clearTimeout(room.statsTimer);
+      clearTimeout(room.resyncTimer);
       this.rooms.delete(room.id);
       return;
     }
@@ -366,7 +394,9 @@ export class Coordinator {
   private publish(room: Room): void {
     room.epoch++;
     room.reports.clear();
-    const msg: ServerMessage = { type: 'view', view: this.viewOf(room) };
+    const view = this.viewOf(room);
+    room.ring = view.members.map((m) => m.peerId);
+    const msg: ServerMessage = { type: 'view', view };
     const keys = room.members.flatMap((m) => (m.pub ? [{ peerId: m.peerId, pub: m.pub }] : []));
     for (const m of room.members) {
       m.conn.send(msg);
@@ -395,6 +425,7 @@ export class Coordinator {
     for (const r of this.rooms.values()) {
       clearTimeout(r.gathering);
       clearTimeout(r.statsTimer);
+      clearTimeout(r.resyncTimer);
     }
   }
 }

@@ -280,6 +280,29 @@ describe('train through faults (in-memory room)', () => {
     expect(stepsOf(lateEvents).at(-1)).toBe(30);
   });
 
+  it('a member forcing a new view after every step slows the run but cannot end it: 130 views, all recovered, same weights as 1 peer', async () => {
+    const room = new TestRoom(DATA);
+    for (const id of ['p0', 'p1']) room.add(id);
+    const cfg = { ...BASE, steps: 130 };
+    const results = await Promise.all(
+      ['p0', 'p1'].map((id) =>
+        train(
+          cfg,
+          room.deps(id, cfg, {
+            // A resync request after every step (what a flooding member can ask for).
+            onEvent: (e) => id === 'p0' && e.type === 'step' && e.step < cfg.steps && room.resync(),
+          }),
+        ),
+      ),
+    );
+    const [solo] = await trainRing(1, cfg);
+    for (const r of results) {
+      expect(r.steps).toBe(130);
+      expect(r.recoveries).toBeGreaterThan(100);
+      expect(relativeDifference(r.weights, solo!.weights)).toBeLessThan(1e-4);
+    }
+  });
+
   it('a run that fails for good leaves the model of its last committed step (what the CLI writes)', async () => {
     const room = new TestRoom(DATA);
     for (const id of ['p0', 'p1']) room.add(id);

@@ -94,7 +94,11 @@ export interface TrainControl {
 export const PAUSE_POLL_MS = 200;
 /** sgd with `balance`: steps between speed measurements. */
 export const BALANCE_EVERY = 5;
-/** Failed views a run recovers from before giving up. */
+/**
+ * Failed views a run recovers from before giving up: in a row without a committed step for
+ * gradient runs (a long run survives any number of faults as long as it progresses, and a member
+ * that keeps forcing new views slows the run but cannot end it), in all for trees.
+ */
 export const MAX_RECOVERIES = 100;
 
 /** The peers of one view, with the collectives the loop needs. */
@@ -290,6 +294,9 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
     const evenSplit = (total: number): number[] => Array.from({ length: g.size }, (_, r) => localBatchSize(total, g.size, r));
     let last = { accuracy: 0, loss: 0 };
     let recoveries = 0;
+    /** Failed views since the last step was committed, and the step at the last failure. */
+    let failedInARow = 0;
+    let stepAtFault = -1;
     let stopped = false;
 
     /** Evaluates the optimizer's averaged weights where it keeps them (the iterate stays for training). */
@@ -564,7 +571,10 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         if (final) setFlatWeights(model, final);
         return await resultNow(await verify());
       } catch (e) {
-        if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) return fail(e);
+        if (st.step > stepAtFault) failedInARow = 0;
+        stepAtFault = st.step;
+        if (!recoverable(e) || ++failedInARow > MAX_RECOVERIES) return fail(e);
+        recoveries++;
         deps.emit({ type: 'fault', step: st.step, epoch: g.epoch, reason: e.message });
         g = await deps.group(g.epoch).catch(fail);
       }

@@ -13,13 +13,20 @@ const DATA = holdOut(gaussianBlobs({ n: 900, classes: 3, dims: 4, spread: 0.3, s
 const GBDT: TreeTrainConfig = { dataset: 'local', partition: { scheme: 'iid', seed: 2 }, model: 'gbdt', maxDepth: 3, bins: 16, rounds: 6, seed: 3 };
 
 /** Trains `cfg` on the peers of `room` (ids `ids`); `onEvent` sees every peer's events. */
-function run(room: TestRoom, ids: string[], cfg: TreeTrainConfig, onEvent: (id: string, e: TreeEvent) => void = () => undefined): Promise<PromiseSettledResult<TreeResult>[]> {
+function run(
+  room: TestRoom,
+  ids: string[],
+  cfg: TreeTrainConfig,
+  onEvent: (id: string, e: TreeEvent) => void = () => undefined,
+  kept = new Map<string, TreeResult>(),
+): Promise<PromiseSettledResult<TreeResult>[]> {
   return Promise.allSettled(
     ids.map((id) =>
       trainTrees(cfg, {
         group: (failed) => room.group(id, failed),
         loadShard: async (split, rank, size) => localShard(DATA, split, { rank, size, ...cfg.partition }),
         emit: (e) => onEvent(id, e),
+        keepFailed: (r) => kept.set(id, r),
       }),
     ),
   );
@@ -45,6 +52,7 @@ describe('trees through faults (in-memory room)', () => {
       for (const id of ids) room.add(id);
       const events = new Map<string, TreeEvent[]>(ids.map((id) => [id, []]));
       let crashed = false;
+      const kept = new Map<string, TreeResult>();
       const results = await run(room, ids, cfg, (id, e) => {
         events.get(id)!.push(e);
         // p2 dies in the middle of growing (a tree: once the bins are agreed; boosting: after round 2).
@@ -54,8 +62,16 @@ describe('trees through faults (in-memory room)', () => {
           room.transport('p2').inject({ kind: 'crash', after: 3, detectMs: 20 });
         }
         if (e.type === 'fault' && room.members.includes('p2')) room.remove('p2');
-      });
+      }, kept);
       expect(results[2]!.status).toBe('rejected');
+      // The failed peer still leaves what it grew: boosting, its 2 rounds (the survivors' first 2
+      // trees); a single tree has no partial model.
+      const left = kept.get('p2');
+      if (model === 'gbdt') {
+        const trees = (shape(left!) as { gbdt: { trees: unknown[] } }).gbdt.trees;
+        expect(trees).toHaveLength(2);
+        expect(trees).toEqual((shape(straight!) as { gbdt: { trees: unknown[] } }).gbdt.trees.slice(0, 2));
+      } else expect(left).toBeUndefined();
       const survivors = fulfilled(results.slice(0, 2));
       expect(survivors).toHaveLength(2);
       expect(survivors[0]!.checksum).toBe(survivors[1]!.checksum);

@@ -45,7 +45,11 @@ export interface TreeResult {
   floatsWithoutSubtraction: number;
 }
 
-type Deps = Pick<TrainerDeps, 'group' | 'loadShard'> & { emit(e: TreeEvent): void };
+type Deps = Pick<TrainerDeps, 'group' | 'loadShard'> & {
+  emit(e: TreeEvent): void;
+  /** Boosting: called once when the run fails for good, with the rounds grown so far (none: not called). */
+  keepFailed?(grown: TreeResult): void;
+};
 
 /** Re-runs `attempt` on the next view after each recoverable failure (at most MAX_RECOVERIES times). */
 async function elastic<T>(deps: Deps, attempt: (g: Group) => Promise<T>): Promise<T> {
@@ -97,11 +101,22 @@ export async function trainTrees(config: TreeTrainConfig, deps: Deps): Promise<T
   const cfg = parseTreeConfig(config);
   /** Boosting: the rounds grown so far, kept across views. */
   let grown: Gbdt | null = null;
-  return elastic(deps, async (g) => {
-    grown = cfg.model === 'gbdt' ? await agreeRounds(g, grown, deps) : null;
-    return growOnView(cfg, g, deps, grown, (m) => (grown = m));
-  });
+  try {
+    return await elastic(deps, async (g) => {
+      grown = cfg.model === 'gbdt' ? await agreeRounds(g, grown, deps) : null;
+      return growOnView(cfg, g, deps, grown, (m) => (grown = m));
+    });
+  } catch (e) {
+    const kept = grown as Gbdt | null;
+    if (kept && kept.trees.length > 0 && deps.keepFailed) {
+      const json = JSON.stringify({ kind: 'gbdt', gbdt: kept });
+      deps.keepFailed({ model: 'gbdt', json, checksum: checksumOf(json), accuracy: 0, trainMs: 0, floatsSummed: 0, floatsWithoutSubtraction: 0 });
+    }
+    throw e;
+  }
 }
+
+const checksumOf = (json: string): string => fnv1a(new TextEncoder().encode(json)).toString(16).padStart(8, '0');
 
 /** The whole training on one view's group (from the rounds `resume` holds, when there are any). */
 async function growOnView(cfg: TreeTrainConfig, g: Group, deps: Deps, resume: Gbdt | null, onRound: (m: Gbdt) => void): Promise<TreeResult> {
@@ -176,5 +191,5 @@ async function growOnView(cfg: TreeTrainConfig, g: Group, deps: Deps, resume: Gb
   const rmse = regression ? { rmse: Math.sqrt(s[1]! / Math.max(count, 1)) } : {};
   deps.emit({ type: 'eval', accuracy, ...rmse, count });
   const json = JSON.stringify(model);
-  return { model: cfg.model, json, checksum: fnv1a(new TextEncoder().encode(json)).toString(16).padStart(8, '0'), accuracy, ...rmse, trainMs, ...traffic };
+  return { model: cfg.model, json, checksum: checksumOf(json), accuracy, ...rmse, trainMs, ...traffic };
 }

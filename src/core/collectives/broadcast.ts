@@ -1,14 +1,20 @@
+import { MAX_CHECKPOINT_BYTES } from '../../protocol/checkpoint.ts';
 import { DType, Op } from '../../protocol/frame.ts';
 import { RingError } from '../errors.ts';
 import { receiveFrame, sendFrame, type CollectiveContext } from './context.ts';
 import { chunkCount } from './partition.ts';
 
+/** The most a receiver accepts unless the caller says otherwise: the largest state a run broadcasts is a checkpoint. */
+export const DEFAULT_MAX_BROADCAST_BYTES = MAX_CHECKPOINT_BYTES;
+
 /**
  * Broadcast of a byte buffer from rank `root` along the ring (a pipelined chain): the root sends
  * chunks to its successor and every other peer forwards each chunk as it arrives, except the
  * predecessor of the root. Returns the root's bytes on every peer (the root gets its own buffer back).
+ * A receiver takes at most `maxBytes`: a predecessor that announces or sends more fails the
+ * collective with 'protocol' before more is buffered.
  */
-export async function ringBroadcast(ctx: CollectiveContext, root: number, data: Uint8Array | null): Promise<Uint8Array> {
+export async function ringBroadcast(ctx: CollectiveContext, root: number, data: Uint8Array | null, maxBytes = DEFAULT_MAX_BROADCAST_BYTES): Promise<Uint8Array> {
   const { rank, size: n, next, prev } = ctx.pos;
   if (root < 0 || root >= n || !Number.isInteger(root)) {
     throw new RangeError(`broadcast: root ${root} is not a rank of this ${n}-peer view`);
@@ -31,6 +37,9 @@ export async function ringBroadcast(ctx: CollectiveContext, root: number, data: 
     const f = await receiveFrame(ctx, prev, { op: Op.Broadcast, dtype: DType.Bytes, segment: root, chunk: c });
     if (c === 0) chunks = f.chunks;
     else if (f.chunks !== chunks) throw new RingError('protocol', `chunk count changed from ${chunks} to ${f.chunks}`, prev);
+    if (chunks > chunkCount(maxBytes, ctx.chunkBytes) || total + f.payload.byteLength > maxBytes) {
+      throw new RingError('protocol', `broadcast of more than ${maxBytes} B (announced ${chunks} chunks)`, prev);
+    }
     if (forward) {
       await sendFrame(ctx, next, { op: Op.Broadcast, dtype: DType.Bytes, segment: root, chunk: c, chunks }, f.payload);
     }

@@ -297,6 +297,34 @@ describe('Communicator.broadcast', () => {
   });
 });
 
+describe('Communicator.broadcast against a predecessor that sends too much', () => {
+  /** p0 plays a lying root: `frames` broadcast chunks of 256 B, each announcing `chunks` in all. */
+  async function flood(frames: number, chunks: number, maxBytes?: number): Promise<Outcome<Uint8Array>> {
+    const ring = makeRing(2, { chunkBytes: 256, timeoutMs: 2_000 });
+    for (let c = 0; c < frames; c++) {
+      const h: FrameHeader = { op: Op.Broadcast, dtype: DType.Bytes, epoch: 0, seq: 0, segment: 0, chunk: c, chunks };
+      await ring.peers[0]!.ep.send('p1', encodeFrame(h, new Uint8Array(256)));
+    }
+    const [o] = await outcomes([ring.peers[1]!.comm.broadcast(0, null, maxBytes === undefined ? {} : { maxBytes })]);
+    return o!;
+  }
+
+  it('refuses more than the caller-given bound, however the chunks are announced', async () => {
+    const o = await flood(8, 8, 1024);
+    expect(codeOf(o)).toBe('protocol');
+    expect(String(!o.ok && o.error)).toMatch(/more than 1024 B/);
+    // Within the bound it is an ordinary broadcast.
+    const fits = await flood(4, 4, 1024);
+    expect(fits.ok && fits.value.byteLength).toBe(1024);
+  });
+
+  it('refuses a root that announces more than 64 MiB by default, at its first frame', async () => {
+    const o = await flood(1, 2 ** 20);
+    expect(codeOf(o)).toBe('protocol');
+    expect(String(!o.ok && o.error)).toMatch(/more than 67108864 B \(announced 1048576 chunks\)/);
+  });
+});
+
 describe('Communicator.barrier, shift and allToAllSum', () => {
   it.each([1, 2, 3, 5])('barrier resolves on all %i peers', async (n) => {
     const ring = makeRing(n);

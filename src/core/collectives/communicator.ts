@@ -41,6 +41,8 @@ export interface CollectiveOptions {
   onFrame?: () => void;
   /** allreduce: the values' type on the wire (protocol/wire.ts); default float32. */
   wire?: WireSpec;
+  /** broadcast: the most bytes a receiver accepts (default: a checkpoint's cap, 64 MiB). */
+  maxBytes?: number;
 }
 
 /**
@@ -130,7 +132,7 @@ export class Communicator {
 
   /** Sends the root's bytes to every peer along the ring; non-roots pass null. */
   broadcast(root: number, data: Uint8Array | null, o: CollectiveOptions = {}): Promise<Uint8Array> {
-    return this.run('broadcast', this.neighbours(), o, (ctx) => ringBroadcast(ctx, root, data));
+    return this.run('broadcast', this.neighbours(), o, (ctx) => ringBroadcast(ctx, root, data, o.maxBytes));
   }
 
   /** Resolves once every peer of the view has entered the barrier. */

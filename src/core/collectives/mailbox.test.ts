@@ -45,9 +45,9 @@ async function expectCode(p: Promise<unknown>, code: RingErrorCode): Promise<Rin
   return e;
 }
 
-function setup(maxBufferedBytes?: number): { t: FakeTransport; mb: Mailbox } {
+function setup(maxBufferedBytes?: number, maxBufferedFrames?: number): { t: FakeTransport; mb: Mailbox } {
   const t = new FakeTransport();
-  return { t, mb: new Mailbox(t, maxBufferedBytes) };
+  return { t, mb: new Mailbox(t, maxBufferedBytes, maxBufferedFrames) };
 }
 
 describe('Mailbox ordering', () => {
@@ -168,6 +168,17 @@ describe('Mailbox buffer cap', () => {
     expect((await mb.take('b', 1, 0, never)).chunk).toBe(3);
     t.deliver('a', frame(2, 0, 5, new Uint8Array(16)));
     expect((await mb.take('a', 2, 0, never)).chunk).toBe(5);
+  });
+
+  it('counts frames as well as bytes: a flood of empty frames fails the peer at the frame cap (default 16384)', async () => {
+    const { t, mb } = setup();
+    const empty = new Uint8Array(0);
+    for (let c = 0; c < 16_384; c++) t.deliver('a', frame(1, 0, c, empty));
+    expect(mb.totals().slots).toBe(16_384);
+    t.deliver('a', frame(1, 0, 16_384, empty));
+    expect(mb.totals().slots).toBe(0);
+    const e = await expectCode(mb.take('a', 1, 0, never), 'protocol');
+    expect(e.message).toMatch(/16384 frames ahead of use/);
   });
 
   it('rejects a take that is already waiting when the overrun happens', async () => {

@@ -4,6 +4,12 @@ import { Listeners, type PeerId, type Transport, type Unsubscribe } from '../tra
 
 /** Default cap on frames buffered from one peer before they are consumed, in payload bytes. */
 export const DEFAULT_MAX_BUFFERED_BYTES = 128 * 1024 * 1024;
+/**
+ * Default cap on the number of frames buffered from one peer: each costs memory whatever its
+ * payload, so a flood of empty frames must not get round the byte cap. A collective's frames
+ * ahead of use are a few hundred at most.
+ */
+export const DEFAULT_MAX_BUFFERED_FRAMES = 16_384;
 
 /**
  * A queue entry: a decoded frame, or the place where an undecodable one arrived (taking it fails
@@ -38,6 +44,7 @@ export class Mailbox {
   constructor(
     transport: Transport,
     private readonly maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
+    private readonly maxBufferedFrames = DEFAULT_MAX_BUFFERED_FRAMES,
   ) {
     this.unsubscribe = transport.onMessage((from, msg) => this.deliver(from, msg));
   }
@@ -69,13 +76,13 @@ export class Mailbox {
     if (q.failed && q.failed.epoch >= f.epoch) return;
     q.frames.push(f);
     q.bytes += f.payload.byteLength;
-    if (q.bytes > this.maxBufferedBytes) {
+    if (q.bytes > this.maxBufferedBytes || q.frames.length - q.head > this.maxBufferedFrames) {
       q.frames = [];
       q.head = 0;
       q.bytes = 0;
       q.failed = {
         epoch: f.epoch,
-        error: new RingError('protocol', `peer sent more than ${this.maxBufferedBytes} B ahead of use`, from),
+        error: new RingError('protocol', `peer sent more than ${this.maxBufferedBytes} B or ${this.maxBufferedFrames} frames ahead of use`, from),
       };
     }
     for (const w of q.waiters) w();
