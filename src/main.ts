@@ -256,7 +256,7 @@ window.ringtrain = {
     const prefer = parseBackendPreference(params.get('backend'));
     const ctl: TrainControl = { pause: false, stop: false, ...(poisonDrill ? { poison: poisonDrill } : {}) };
     control = ctl;
-    const checkpoints = new CheckpointClient(state.room, s.roomKey);
+    const checkpoints = new CheckpointClient(state.room, s.roomKey, () => s.membership());
     try {
       const result = await train(config, {
         group: (failedEpoch) => groupOf(s, config.minPeers, failedEpoch),
@@ -753,7 +753,7 @@ async function exportModel(): Promise<void> {
 
 /** Downloads the room's newest checkpoint (the server's, or this browser's copy when newer). */
 async function downloadCheckpoint(): Promise<void> {
-  const bytes = await new CheckpointClient(state.room, need().roomKey).load();
+  const bytes = await new CheckpointClient(state.room, need().roomKey, () => need().membership()).load();
   const c = bytes && decodeCheckpoint(bytes);
   if (!c || c instanceof Error) throw new Error('this room has no checkpoint yet: a run saves one every few steps');
   download(`ringtrain-${state.room}-step${c.step}.rtck`, Uint8Array.from(bytes));
@@ -780,7 +780,7 @@ async function continueFrom(file: File): Promise<string> {
   if (more.kind !== 'train') throw new Error('the form names a tree model; a checkpoint continues a neural or SVM run');
   const steps = c.step + more.config.steps;
   const config = parseTrainConfig({ ...run, steps, evalEvery: more.config.evalEvery, checkpointEvery: more.config.checkpointEvery });
-  await new CheckpointClient(state.room, need().roomKey).save(bytes);
+  await new CheckpointClient(state.room, need().roomKey, () => need().membership()).save(bytes);
   need().startRun({ kind: 'train', config });
   return `Continuing ${run.model} on ${run.dataset} from step ${c.step} to step ${steps}.`;
 }

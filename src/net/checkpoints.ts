@@ -3,7 +3,7 @@
  * on disk) and mirrored in the tab's IndexedDB, so that a server that lost its disk, or cannot be
  * reached, still leaves the newest state in the browser. Loading takes the newer of the two.
  */
-import { AUTH_HEADER, httpAuth } from '../protocol/auth.ts';
+import { AUTH_HEADER, httpAuth, MEMBER_HEADER } from '../protocol/auth.ts';
 import { decodeCheckpoint } from '../protocol/checkpoint.ts';
 
 const DB = 'ringtrain';
@@ -44,25 +44,30 @@ export class CheckpointClient {
   constructor(
     private readonly room: string,
     /** A private room's key: requests carry its proof. */
-    private readonly key: Uint8Array<ArrayBuffer> | null = null,
+    private readonly key: Uint8Array<ArrayBuffer> | null,
+    /** This peer's membership (`<peerId>.<token>`, from the coordinator's welcome), which writes carry; null when not a member. */
+    private readonly member: () => string | null,
     private readonly origin = location.origin,
   ) {}
 
-  private async headers(method: string): Promise<Record<string, string>> {
-    return this.key ? { [AUTH_HEADER]: await httpAuth(this.key, method, this.room) } : {};
+  private async headers(method: string, body: Uint8Array<ArrayBuffer>): Promise<Record<string, string>> {
+    return this.key ? { [AUTH_HEADER]: await httpAuth(this.key, method, this.room, body) } : {};
   }
 
   /** Mirrors `bytes` in IndexedDB and uploads it; rejects with the server's reason when it refuses. */
   async save(bytes: Uint8Array<ArrayBuffer>): Promise<void> {
     await idb('readwrite', (s) => s.put(bytes, this.room)).catch(() => undefined);
-    const res = await fetch(url(this.origin, this.room), { method: 'PUT', body: bytes, headers: { 'Content-Type': 'application/octet-stream', ...(await this.headers('PUT')) } });
+    const member = this.member();
+    if (!member) throw new Error('not a member of the room now: the checkpoint stays in this browser only');
+    const headers = { 'Content-Type': 'application/octet-stream', [MEMBER_HEADER]: member, ...(await this.headers('PUT', bytes)) };
+    const res = await fetch(url(this.origin, this.room), { method: 'PUT', body: bytes, headers });
     if (!res.ok) throw new Error(`the server refused the checkpoint (${res.status}): ${((await res.json().catch(() => ({}))) as { error?: string }).error ?? ''}`);
   }
 
   /** The newer valid checkpoint of the server's and this browser's, or null. */
   async load(): Promise<Uint8Array | null> {
     const [remote, local] = await Promise.all([
-      fetch(url(this.origin, this.room), { cache: 'no-store', headers: await this.headers('GET') })
+      fetch(url(this.origin, this.room), { cache: 'no-store', headers: await this.headers('GET', new Uint8Array(0)) })
         .then(async (r) => (r.ok ? new Uint8Array(await r.arrayBuffer()) : null))
         .catch(() => null),
       idb<unknown>('readonly', (s) => s.get(this.room))

@@ -130,6 +130,8 @@ export class RingSession {
   private readonly keysArrived = new Listeners<[]>();
   private rejoining = false;
   private left = false;
+  /** The membership token of the current welcome (null while not joined). */
+  private token: string | null = null;
 
   private constructor(
     readonly peerId: string,
@@ -178,6 +180,7 @@ export class RingSession {
       ...(opts.unreachable ? { unreachable: opts.unreachable } : {}),
     });
     const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts, key ?? null);
+    s.token = welcome.token;
     offEarly();
     offRuns();
     offKeys();
@@ -238,6 +241,11 @@ export class RingSession {
     return { mailbox: this.mailbox.totals(), connections: this.transport.connectionCounts(), listeners: this.events.size + this.viewChanged.size + this.keysArrived.size };
   }
 
+  /** `<peerId>.<token>`: proves to the server that this peer is a member now (for room writes); null when evicted or gone. */
+  membership(): string | null {
+    return this.token && this.status !== 'evicted' && this.status !== 'left' ? `${this.peerId}.${this.token}` : null;
+  }
+
   /** Starts `job` on every peer of the room; a refusal arrives as a 'refused' event. */
   startRun(job: Job): void {
     this.coordinator.startRun(job);
@@ -290,7 +298,7 @@ export class RingSession {
           );
           this.listen(c);
           this.coordinator = c;
-          await c.open(timeout);
+          this.token = (await c.open(timeout)).token;
           this.setStatus('connecting', `back in the room after ${attempt} attempt(s)`);
           return;
         } catch (e) {

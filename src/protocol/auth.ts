@@ -27,7 +27,9 @@ export function newSecret(): string {
 
 /** The texts that are signed: a hello on the connection with `nonce`, and an HTTP request at `time`. */
 export const helloText = (nonce: string, room: string, peerId: string): string => `hello|${nonce}|${room}|${peerId}`;
-export const httpText = (method: string, room: string, time: number): string => `http|${method.toUpperCase()}|${room}|${time}`;
+/** What an HTTP proof signs: the method, room, time, a one-time nonce and the SHA-256 of the body (base64url). */
+export const httpText = (method: string, room: string, time: number, nonce: string, bodyHash: string): string =>
+  `http|${method.toUpperCase()}|${room}|${time}|${nonce}|${bodyHash}`;
 /** What the room key hashes: the secret bound to the room's name. */
 export const keyText = (room: string, secret: string): string => `ringtrain-room-v1|${room}|${secret}`;
 
@@ -44,7 +46,19 @@ export async function hmac(key: Uint8Array<ArrayBuffer>, text: string): Promise<
   return toBase64Url(new Uint8Array(await crypto.subtle.sign('HMAC', k, utf8(text))));
 }
 
-/** The header value proving `key` for an HTTP `method` on `room`'s resources now. */
-export async function httpAuth(key: Uint8Array<ArrayBuffer>, method: string, room: string, now = Date.now()): Promise<string> {
-  return `${now}.${await hmac(key, httpText(method, room, now))}`;
+/** SHA-256 of `body`, base64url (what an HTTP proof binds). */
+export async function bodyHash(body: Uint8Array<ArrayBuffer>): Promise<string> {
+  return toBase64Url(new Uint8Array(await crypto.subtle.digest('SHA-256', body)));
 }
+
+/**
+ * The header value proving `key` for one HTTP `method` on `room`'s resources with `body`, now:
+ * `<time>.<nonce>.<hmac>`. The server accepts each proof once, within {@link HTTP_PROOF_SKEW_MS}.
+ */
+export async function httpAuth(key: Uint8Array<ArrayBuffer>, method: string, room: string, body: Uint8Array<ArrayBuffer>, now = Date.now()): Promise<string> {
+  const nonce = toBase64Url(crypto.getRandomValues(new Uint8Array(12)));
+  return `${now}.${nonce}.${await hmac(key, httpText(method, room, now, nonce, await bodyHash(body)))}`;
+}
+
+/** Header of a room write: the writer's peer id and its membership token (`<peerId>.<token>`). */
+export const MEMBER_HEADER = 'x-ringtrain-member';

@@ -20,7 +20,7 @@ function expectCode(r: unknown, code: ProtocolErrorCode): void {
 }
 
 const hello = { type: 'hello', version: PROTOCOL_VERSION, room: 'room-1', peerId: 'peer_A' };
-const welcome = { type: 'welcome', version: PROTOCOL_VERSION, peerId: 'peer_A', heartbeatMs: 1000, deadAfterMs: 5000 };
+const welcome = { type: 'welcome', version: PROTOCOL_VERSION, peerId: 'peer_A', heartbeatMs: 1000, deadAfterMs: 5000, token: 'Tok_-0123456789abcdefg' };
 const view = {
   type: 'view',
   view: {
@@ -269,7 +269,7 @@ describe('the parsers never throw', () => {
       stats: { stats },
       invalid: { epoch: u32, step: u32, peer: id },
       challenge: { nonce: mostly(() => q('n'.repeat(16 + below(49))), () => pick([q('n'.repeat(15)), q('n'.repeat(65)), '"not a nonce!!!!!!"'])) },
-      welcome: { version, peerId: id, heartbeatMs: positive, deadAfterMs: positive },
+      welcome: { version, peerId: id, heartbeatMs: positive, deadAfterMs: positive, token: b64(22) },
       view: { view: obj({ room: id, epoch: u32, members }) },
       run: { run: u32, by: id, job },
       keys: { epoch: u32, keys: list(obj({ peerId: id, pub: b64(87) }), 4) },

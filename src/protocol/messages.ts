@@ -140,6 +140,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
     heartbeatMs: z.number().int().positive(),
     /** Silence after which a member is removed, ms. */
     deadAfterMs: z.number().int().positive(),
+    /** This membership's secret: HTTP writes for the room (checkpoints) carry it; it dies with the membership. */
+    token: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
   }),
   z.object({ type: z.literal('view'), view: viewSchema }),
   /** Run `run`, started by `by`: every member trains it; a peer joining later gets it too. */

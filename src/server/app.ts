@@ -106,7 +106,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   registerDatasets(app, o.root);
   // Checkpoints: a room that empties, or this server restarting, resumes from the newest valid one.
   const checkpoints = new CheckpointStore({ dir: checkpointDir, log });
-  registerCheckpoints(app, checkpoints, auth);
+  registerCheckpoints(app, checkpoints, auth, (room, peerId, token) => coordinator.holdsMembership(room, peerId, token));
 
   // PeerServer: its own WebSocketServer without a server, so that it does not answer (with 400)
   // the upgrades meant for the coordinator or Vite's HMR on the same HTTP server.

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/index.ts';
-import { AUTH_HEADER, helloText, hmac, httpAuth, roomKey, toBase64Url } from '../protocol/auth.ts';
+import { AUTH_HEADER, helloText, hmac, httpAuth, MEMBER_HEADER, roomKey, toBase64Url } from '../protocol/auth.ts';
 import { CheckpointStore, registerCheckpoints } from './checkpoints.ts';
 import { RoomAuth } from './room-auth.ts';
 
@@ -15,10 +15,14 @@ const logged: string[] = [];
 let server: Server;
 let base = '';
 const auth = new RoomAuth();
+/** Live members by "<room>/<peerId>" and their membership tokens (the coordinator's part). */
+const members = new Map<string, string>();
+const TOKEN = 'member-token-012345678';
+const STRANGER = 'other-token-0123456789';
 
 beforeAll(async () => {
   const app = express();
-  registerCheckpoints(app, new CheckpointStore({ dir, keep: 3, log: (m) => logged.push(m) }), auth);
+  registerCheckpoints(app, new CheckpointStore({ dir, keep: 3, log: (m) => logged.push(m) }), auth, (room, peerId, token) => members.get(`${room}/${peerId}`) === token);
   server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/rooms`;
@@ -31,7 +35,11 @@ afterAll(async () => {
 const ckpt = (step: number): Uint8Array<ArrayBuffer> =>
   encodeCheckpoint({ step, runKey: 'run', weights: Float32Array.from({ length: 8 }, (_, i) => step + i), optimizer: Float32Array.from([1, step]) });
 
-const put = (room: string, body: Uint8Array<ArrayBuffer>): Promise<Response> => fetch(`${base}/${room}/checkpoint`, { method: 'PUT', body, headers: { 'Content-Type': 'application/octet-stream' } });
+/** A PUT by peer `p1`, a live member of `room` (made one here). */
+const put = (room: string, body: Uint8Array<ArrayBuffer>, headers: Record<string, string> = {}): Promise<Response> => {
+  members.set(`${room}/p1`, TOKEN);
+  return fetch(`${base}/${room}/checkpoint`, { method: 'PUT', body, headers: { 'Content-Type': 'application/octet-stream', [MEMBER_HEADER]: `p1.${TOKEN}`, ...headers } });
+};
 
 async function latestStep(room: string): Promise<number | string> {
   const res = await fetch(`${base}/${room}/checkpoint`);
@@ -82,6 +90,23 @@ describe('checkpoint store over HTTP', () => {
     expect(await latestStep('big')).toBe(before);
   });
 
+  it('refuses a write from anyone but a live member of the room: a planted checkpoint is not stored', async () => {
+    expect((await put('plant', ckpt(3))).status).toBe(200);
+    const stranger = (headers: Record<string, string>): Promise<Response> =>
+      fetch(`${base}/plant/checkpoint`, { method: 'PUT', body: ckpt(0xffff_ffff), headers: { 'Content-Type': 'application/octet-stream', ...headers } });
+    // No membership, a made-up token, another room's member, a member that has left.
+    members.set('elsewhere/p9', STRANGER);
+    const tries: Record<string, string>[] = [{}, { [MEMBER_HEADER]: `p1.${STRANGER}` }, { [MEMBER_HEADER]: `p9.${STRANGER}` }, { [MEMBER_HEADER]: 'p1' }];
+    for (const h of tries) {
+      const res = await stranger(h);
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { error: string }).error).toBe('only a member of room "plant" while it is live may store its checkpoint');
+    }
+    members.delete('plant/p1');
+    expect((await stranger({ [MEMBER_HEADER]: `p1.${TOKEN}` })).status).toBe(403);
+    expect(await latestStep('plant')).toBe(3);
+  });
+
   it('answers a bad room name with 400', async () => {
     const res = await put('no%20spaces', ckpt(1));
     expect(res.status).toBe(400);
@@ -90,19 +115,26 @@ describe('checkpoint store over HTTP', () => {
 });
 
 describe('checkpoints of a private room', () => {
-  it('need a fresh proof of the room key: none, a stale one, or another room\'s is refused with 403', async () => {
+  it('need a fresh proof of the room key for this request and body: none, a stale one, another room\'s, another body\'s or a replayed one is refused with 403', async () => {
     const key = await roomKey('vault', 'AAAAAAAAAAAAAAAAAAAAAA');
     expect(auth.admit('vault', 'p1', 'nonce-0123456789abcdef', { key: toBase64Url(key), proof: await hmac(key, helloText('nonce-0123456789abcdef', 'vault', 'p1')) })).toBeNull();
-    const put = async (headers: Record<string, string>): Promise<Response> => fetch(`${base}/vault/checkpoint`, { method: 'PUT', body: ckpt(5), headers });
-    expect((await put({})).status).toBe(403);
-    expect(((await (await put({})).json()) as { error: string }).error).toMatch(/room vault is private/);
-    expect((await put({ [AUTH_HEADER]: await httpAuth(key, 'PUT', 'vault', Date.now() - 10 * 60_000) })).status).toBe(403);
-    expect((await put({ [AUTH_HEADER]: await httpAuth(key, 'PUT', 'other', Date.now()) })).status).toBe(403);
-    expect((await put({ [AUTH_HEADER]: await httpAuth(key, 'PUT', 'vault') })).status).toBe(200);
+    const body = ckpt(5);
+    const proof = (method: string, room = 'vault', b: Uint8Array<ArrayBuffer> = body, at = Date.now()): Promise<string> => httpAuth(key, method, room, b, at);
+    const putWith = async (header?: string): Promise<Response> => put('vault', body, header ? { [AUTH_HEADER]: header } : {});
+    const refusal = async (r: Response): Promise<string> => `${r.status} ${((await r.json()) as { error: string }).error}`;
+    expect(await refusal(await putWith())).toMatch(/^403 room vault is private/);
+    expect(await refusal(await putWith(await proof('PUT', 'vault', body, Date.now() - 10 * 60_000)))).toMatch(/^403 the proof is too old/);
+    expect(await refusal(await putWith(await proof('PUT', 'other')))).toMatch(/^403 wrong proof/);
+    // A proof made for another body (a man in the middle swapping the checkpoint) does not hold.
+    expect(await refusal(await putWith(await proof('PUT', 'vault', ckpt(6))))).toMatch(/^403 wrong proof for this room \(or for this body\)/);
+    const good = await proof('PUT');
+    expect((await putWith(good)).status).toBe(200);
+    // The same request again, proof and all (a replay): refused.
+    expect(await refusal(await putWith(good))).toBe('403 this proof was used already (a replayed request)');
     expect((await fetch(`${base}/vault/checkpoint`)).status).toBe(403);
     // A PUT proof does not open a GET.
-    expect((await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await httpAuth(key, 'PUT', 'vault') } })).status).toBe(403);
-    const got = await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await httpAuth(key, 'GET', 'vault') } });
+    expect((await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await proof('PUT', 'vault', new Uint8Array(0)) } })).status).toBe(403);
+    const got = await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await proof('GET', 'vault', new Uint8Array(0)) } });
     expect(got.status).toBe(200);
     expect((decodeCheckpoint(new Uint8Array(await got.arrayBuffer())) as { step: number }).step).toBe(5);
   });

@@ -13,7 +13,7 @@
 import express from 'express';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { AUTH_HEADER } from '../protocol/auth.ts';
+import { AUTH_HEADER, MEMBER_HEADER } from '../protocol/auth.ts';
 import { decodeCheckpoint, MAX_CHECKPOINT_BYTES } from '../protocol/index.ts';
 import type { RoomAuth } from './room-auth.ts';
 
@@ -108,16 +108,24 @@ export class CheckpointStore {
   }
 }
 
-/** Adds the checkpoint routes to `app`. */
-export function registerCheckpoints(app: express.Express, store: CheckpointStore, auth: RoomAuth): void {
+/** Whether `peerId` is a member of `room` now, proven by its membership token (the coordinator's). */
+export type MembershipCheck = (room: string, peerId: string, token: string) => boolean;
+
+/**
+ * Adds the checkpoint routes to `app`. A write must come from a member of the live room (the
+ * {@link MEMBER_HEADER} holds its peer id and membership token), so no stranger can plant a
+ * checkpoint for a room, open or private; a private room's requests also carry a one-time proof
+ * of the room key bound to the body.
+ */
+export function registerCheckpoints(app: express.Express, store: CheckpointStore, auth: RoomAuth, isMember: MembershipCheck): void {
   /** The room of the request, once its name is valid and (for a private room) the proof header holds. */
-  const roomOf = (req: express.Request, res: express.Response): string | null => {
+  const roomOf = (req: express.Request, res: express.Response, body: Uint8Array): string | null => {
     const room = String(req.params.room);
     if (!ROOM.test(room)) {
       res.status(400).json({ error: `bad room name "${room.slice(0, 80)}"; use 1-64 letters, digits, "-" or "_"` });
       return null;
     }
-    const refused = auth.checkHttp(room, req.method, req.get(AUTH_HEADER));
+    const refused = auth.checkHttp(room, req.method, req.get(AUTH_HEADER), body);
     if (refused) {
       res.status(403).json({ error: refused });
       return null;
@@ -128,9 +136,14 @@ export function registerCheckpoints(app: express.Express, store: CheckpointStore
     '/api/rooms/:room/checkpoint',
     express.raw({ type: () => true, limit: MAX_CHECKPOINT_BYTES }),
     (req, res) => {
-      const room = roomOf(req, res);
-      if (!room) return;
       const body = Buffer.isBuffer(req.body) ? new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength) : new Uint8Array(0);
+      const room = roomOf(req, res, body);
+      if (!room) return;
+      const m = /^([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{22})$/.exec(req.get(MEMBER_HEADER) ?? '');
+      if (!m || !isMember(room, m[1]!, m[2]!)) {
+        res.status(403).json({ error: `only a member of room "${room}" while it is live may store its checkpoint` });
+        return;
+      }
       store.save(room, body).then(
         (step) => res.json({ step, bytes: body.byteLength }),
         (e: Error) => res.status(400).json({ error: `checkpoint rejected: ${e.message}` }),
@@ -138,7 +151,7 @@ export function registerCheckpoints(app: express.Express, store: CheckpointStore
     },
   );
   app.get('/api/rooms/:room/checkpoint', (req, res) => {
-    const room = roomOf(req, res);
+    const room = roomOf(req, res, new Uint8Array(0));
     if (!room) return;
     void store.latest(room).then((bytes) => {
       if (!bytes) {

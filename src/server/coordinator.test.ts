@@ -105,7 +105,12 @@ describe('Coordinator membership', () => {
   it('welcomes each joiner and pushes views with increasing epochs, ranks in join order, to all members', () => {
     const c = coordinator({ heartbeatMs: 100, deadAfterMs: 1000 });
     const a = join(c, 'r', 'A');
-    expect(a.conn.sent[0]).toEqual({ type: 'welcome', version: PROTOCOL_VERSION, peerId: 'A', heartbeatMs: 100, deadAfterMs: 1000 });
+    expect(a.conn.sent[0]).toEqual({ type: 'welcome', version: PROTOCOL_VERSION, peerId: 'A', heartbeatMs: 100, deadAfterMs: 1000, token: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
+    // The token proves membership of this room only, and only while it lasts.
+    const token = (a.conn.sent[0] as { token: string }).token;
+    expect(c.holdsMembership('r', 'A', token)).toBe(true);
+    expect(c.holdsMembership('other', 'A', token)).toBe(false);
+    expect(c.holdsMembership('r', 'A', 'x'.repeat(22))).toBe(false);
     const b = join(c, 'r', 'B');
     const d = join(c, 'r', 'C');
 

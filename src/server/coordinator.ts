@@ -1,3 +1,4 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { makeView, ringAvoiding } from '../core/membership/view.ts';
 import { RoomAuth } from './room-auth.ts';
 import {
@@ -57,6 +58,8 @@ interface Member {
   lastSeen: number;
   /** Public key for secure aggregation, if the peer sent one. */
   pub?: string;
+  /** The membership's secret, handed over in the welcome (see {@link Coordinator.isMember}). */
+  token: string;
 }
 
 interface Room {
@@ -161,6 +164,13 @@ export class Coordinator {
   /** True while `peerId` is a member of some room. */
   isMember(peerId: string): boolean {
     return this.byPeer.has(peerId);
+  }
+
+  /** Whether `peerId` is a member of `room` now, proven by the token its welcome carried. */
+  holdsMembership(room: string, peerId: string, token: string): boolean {
+    const r = this.byPeer.get(peerId);
+    const m = r?.id === room ? r.members.find((x) => x.peerId === peerId) : undefined;
+    return !!m && m.token.length === token.length && timingSafeEqual(Buffer.from(m.token), Buffer.from(token));
   }
 
   /** The current view of `room`, if it has members. */
@@ -271,9 +281,10 @@ export class Coordinator {
       }
       // Epochs only grow, even across a server restart: a rejoining peer says where it was.
       room.epoch = Math.max(room.epoch, m.epoch ?? 0);
-      room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now(), ...(m.pub ? { pub: m.pub } : {}) });
+      const token = randomBytes(16).toString('base64url');
+      room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now(), token, ...(m.pub ? { pub: m.pub } : {}) });
       this.byPeer.set(m.peerId, room);
-      conn.send({ type: 'welcome', version: PROTOCOL_VERSION, peerId: m.peerId, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs });
+      conn.send({ type: 'welcome', version: PROTOCOL_VERSION, peerId: m.peerId, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs, token });
       this.log(`${m.peerId} ${m.epoch !== undefined ? 'rejoined' : 'joined'} ${m.room}`);
       if (!room.gathering) this.publish(room);
       // A peer joining during a run takes part in it (the trainer brings it up to date).

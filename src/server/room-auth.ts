@@ -3,7 +3,7 @@
  * them. A private room admits a hello only with an HMAC of the connection's nonce under the room
  * key (protocol/auth.ts); an open room (created by a peer without a secret) admits anyone.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { helloText, HTTP_PROOF_SKEW_MS, httpText } from '../protocol/auth.ts';
@@ -13,6 +13,8 @@ type Record_ = { open: true; used: number } | { key: Buffer; used: number };
 
 /** Most rooms remembered; the least recently used are forgotten first. */
 const MAX_RECORDS = 100_000;
+/** Most HTTP proofs remembered as spent (beyond it, proofs are refused until old ones expire). */
+const MAX_SPENT = 100_000;
 
 const sign = (key: Buffer, text: string): Buffer => createHmac('sha256', key).update(text).digest();
 
@@ -23,6 +25,8 @@ function equal(proof: string, expected: Buffer): boolean {
 
 export class RoomAuth {
   private readonly rooms = new Map<string, Record_>();
+  /** HTTP proofs accepted within the time window, and until when to remember each. */
+  private readonly spent = new Map<string, number>();
 
   /** `file`: where the records persist (none: memory only). */
   constructor(private readonly file?: string) {
@@ -72,15 +76,25 @@ export class RoomAuth {
     return null;
   }
 
-  /** Checks an HTTP request's proof (header `<time>.<hmac>`) for a private room; open and unknown rooms need none. */
-  checkHttp(room: string, method: string, header: string | undefined, now = Date.now()): string | null {
+  /**
+   * Checks an HTTP request's proof (header `<time>.<nonce>.<hmac>` over the method, room, time,
+   * nonce and the body's SHA-256) for a private room; open and unknown rooms need none. A proof is
+   * good once: a replay within the time window is refused.
+   */
+  checkHttp(room: string, method: string, header: string | undefined, body: Uint8Array, now = Date.now()): string | null {
     const r = this.rooms.get(room);
     if (!r || !('key' in r)) return null;
-    const m = /^(\d{1,15})\.([A-Za-z0-9_-]{43})$/.exec(header ?? '');
+    const m = /^(\d{1,15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/.exec(header ?? '');
     if (!m) return `room ${room} is private: this request needs its proof header`;
     const time = Number(m[1]);
     if (Math.abs(now - time) > HTTP_PROOF_SKEW_MS) return 'the proof is too old (or this machine\'s clock is off)';
-    return equal(m[2]!, sign(r.key, httpText(method, room, time))) ? null : 'wrong proof for this room';
+    const hash = createHash('sha256').update(body).digest('base64url');
+    if (!equal(m[3]!, sign(r.key, httpText(method, room, time, m[2]!, hash)))) return 'wrong proof for this room (or for this body)';
+    for (const [p, until] of this.spent) if (until <= now) this.spent.delete(p);
+    if (this.spent.has(m[3]!)) return 'this proof was used already (a replayed request)';
+    if (this.spent.size >= MAX_SPENT) return 'too many requests for private rooms right now; try again in two minutes';
+    this.spent.set(m[3]!, time + HTTP_PROOF_SKEW_MS);
+    return null;
   }
 
   /** Writes the records atomically (a temporary file renamed over the old one). */
