@@ -96,7 +96,7 @@ function connect(url: string, p: Omit<SimPeer, 'ws' | 'helloAt' | 'welcomeAt' | 
 /** Starts the production server in a child process; resolves with its URL and pid. */
 async function startServerProcess(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   await buildApp(PROJECT_ROOT, true);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'src/server/main.ts'), '--prod', '--port', '0', '--max-rooms', '10000'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'src/server/main.ts'), '--prod', '--port', '0', '--max-rooms', '10000', '--max-conns-per-address', '100000', '--max-msgs-per-address', '1000000'], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -137,13 +137,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Frames up to 4x the limit reach the parser, which answers with a typed error and closes;
   // larger ones are refused by ws itself (close code 1009) before they are buffered whole.
   const coordWss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_CONTROL_BYTES });
-  coordWss.on('connection', (ws: WebSocket) => {
+  coordWss.on('connection', (ws: WebSocket, req: http.IncomingMessage) => {
     const session = coordinator.connect({
       send: (msg) => {
         if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
       },
       close: (reason) => ws.close(4000, reason.slice(0, 120)),
-    });
+    }, req.socket.remoteAddress ?? '');
     ws.on('message', (data, isBinary) => {
       // A bug in a handler must cost one connection, never the server and every room on it.
       try {

@@ -28,11 +28,14 @@ describe('parseServerArgs', () => {
       maxPeersPerRoom: 64,
       maxRooms: 1000,
       maxMessagesPerSec: 40,
+      maxConnectionsPerAddress: 256,
+      maxMessagesPerSecPerAddress: 1000,
       mode: 'dev',
       root: ROOT,
     });
     expect(DEFAULT_PORT).toBe(8080);
     expect(parse(['--max-peers', '8', '--max-rooms', '3'], { RINGTRAIN_MAX_MSGS: '10' })).toMatchObject({ maxPeersPerRoom: 8, maxRooms: 3, maxMessagesPerSec: 10 });
+    expect(parse(['--max-conns-per-address', '16'], { RINGTRAIN_MAX_MSGS_PER_ADDRESS: '200' })).toMatchObject({ maxConnectionsPerAddress: 16, maxMessagesPerSecPerAddress: 200 });
     expect(() => parse(['--max-msgs', '2'])).toThrow(/--max-msgs: expected an integer >= 5, got "2"/);
   });
 

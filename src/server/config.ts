@@ -19,6 +19,8 @@ export const SERVER_USAGE = `Options (flag, or environment variable):
   --max-peers N      RINGTRAIN_MAX_PEERS      peers per room (default 64)
   --max-rooms N      RINGTRAIN_MAX_ROOMS      rooms at once (default 1000)
   --max-msgs N       RINGTRAIN_MAX_MSGS       control messages per second per peer (default 40)
+  --max-conns-per-address N  RINGTRAIN_MAX_CONNS_PER_ADDRESS  control connections from one address (default 256)
+  --max-msgs-per-address N   RINGTRAIN_MAX_MSGS_PER_ADDRESS   control messages per second from one address (default 1000)
   --prod                              serve the built dist/ instead of the Vite dev server
   --help`;
 
@@ -90,6 +92,8 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
         'max-peers': { type: 'string' },
         'max-rooms': { type: 'string' },
         'max-msgs': { type: 'string' },
+        'max-conns-per-address': { type: 'string' },
+        'max-msgs-per-address': { type: 'string' },
         prod: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -123,6 +127,8 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
     maxPeersPerRoom: int('--max-peers', values['max-peers'] ?? env.RINGTRAIN_MAX_PEERS, LIMIT_DEFAULTS.maxPeersPerRoom, 1),
     maxRooms: int('--max-rooms', values['max-rooms'] ?? env.RINGTRAIN_MAX_ROOMS, LIMIT_DEFAULTS.maxRooms, 1),
     maxMessagesPerSec: int('--max-msgs', values['max-msgs'] ?? env.RINGTRAIN_MAX_MSGS, LIMIT_DEFAULTS.maxMessagesPerSec, 5),
+    maxConnectionsPerAddress: int('--max-conns-per-address', values['max-conns-per-address'] ?? env.RINGTRAIN_MAX_CONNS_PER_ADDRESS, LIMIT_DEFAULTS.maxConnectionsPerAddress, 1),
+    maxMessagesPerSecPerAddress: int('--max-msgs-per-address', values['max-msgs-per-address'] ?? env.RINGTRAIN_MAX_MSGS_PER_ADDRESS, LIMIT_DEFAULTS.maxMessagesPerSecPerAddress, 5),
     mode: values.prod ? 'prod' : 'dev',
     root,
     ...(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR ? { checkpointDir: path.resolve(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR!) } : {}),

@@ -89,13 +89,18 @@ afterEach(() => {
 
 /** A new connection to `c`, not yet joined. */
 function connect(c: Coordinator): Peer {
+  return connectFrom(c, '127.0.0.1');
+}
+
+/** A new connection to `c` from network address `address`, not yet joined. */
+function connectFrom(c: Coordinator, address: string): Peer {
   const conn = new FakeConn();
-  const session = c.connect(conn);
+  const session = c.connect(conn, address);
   return { conn, session, send: (msg) => session.message(JSON.stringify(msg)) };
 }
 
-function join(c: Coordinator, room: string, peerId: string): Peer {
-  const p = connect(c);
+function join(c: Coordinator, room: string, peerId: string, address = '127.0.0.1'): Peer {
+  const p = connectFrom(c, address);
   p.send({ type: 'hello', version: PROTOCOL_VERSION, room, peerId });
   expect(p.conn.sent[0]).toMatchObject({ type: 'welcome', peerId });
   return p;
@@ -632,6 +637,29 @@ describe('Coordinator limits', () => {
     expect(ids(honest.conn.lastView())).toEqual(['A']);
     honest.send({ type: 'heartbeat' });
     expect(honest.conn.errors()).toEqual([]);
+  });
+});
+
+describe('Coordinator limits per address', () => {
+  it('a flooder reconnecting from one address shares one message budget, and its connections are capped; another address is unaffected', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ maxMessagesPerSec: 10, maxMessagesPerSecPerAddress: 50, maxConnectionsPerAddress: 8, heartbeatMs: 10_000, deadAfterMs: 60_000 });
+    const honest = join(c, 'r', 'H', '10.0.0.2');
+    // 8 connections from 10.0.0.1, each within its own per-connection rate (10/s): 80 messages.
+    const flood = Array.from({ length: 8 }, () => connectFrom(c, '10.0.0.1'));
+    const before = c.throttled;
+    for (const f of flood) for (let i = 0; i < 10; i++) f.send({ type: 'heartbeat' });
+    // Only the address's 50 got through; 30 were dropped although no connection passed 10.
+    expect(c.throttled - before).toBe(30);
+    // A 9th connection from that address is refused; the honest peer elsewhere goes on.
+    const ninth = connectFrom(c, '10.0.0.1');
+    expect(ninth.conn.errors()).toEqual(['rate-limited']);
+    expect(ninth.conn.closedWith).toBe('too many connections from one address');
+    honest.send({ type: 'heartbeat' });
+    expect(honest.conn.errors()).toEqual([]);
+    // Closed connections free their places.
+    flood[0]!.session.closed();
+    expect(connectFrom(c, '10.0.0.1').conn.closedWith).toBeNull();
   });
 });
 

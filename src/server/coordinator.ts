@@ -36,6 +36,13 @@ export interface CoordinatorOptions {
    */
   maxMessagesPerSec?: number;
   /**
+   * Control connections one network address may hold at once (default 256), and messages all of
+   * them together may send per second (default 1000: a classroom behind one NAT sends about 3 per
+   * tab). A flooder that reconnects for a fresh per-connection budget still shares these.
+   */
+  maxConnectionsPerAddress?: number;
+  maxMessagesPerSecPerAddress?: number;
+  /**
    * A peer reported for an invalid contribution by a majority of the other members counts a
    * strike; at this many it is removed and may not come back under its id (default 3).
    */
@@ -44,7 +51,14 @@ export interface CoordinatorOptions {
   auth?: RoomAuth;
 }
 
-export const LIMIT_DEFAULTS = { maxPeersPerRoom: 64, maxRooms: 1000, maxMessagesPerSec: 40 } as const;
+export const LIMIT_DEFAULTS = { maxPeersPerRoom: 64, maxRooms: 1000, maxMessagesPerSec: 40, maxConnectionsPerAddress: 256, maxMessagesPerSecPerAddress: 1000 } as const;
+
+/** What one network address uses now: open connections, and this second's message count. */
+interface AddressUse {
+  conns: number;
+  start: number;
+  count: number;
+}
 
 /** One peer's control connection, as the coordinator sees it. */
 export interface Connection {
@@ -140,7 +154,8 @@ export class Coordinator {
   throttled = 0;
   private readonly auth: RoomAuth;
   private readonly maxStrikes: number;
-  private readonly limits: Required<Pick<CoordinatorOptions, 'maxPeersPerRoom' | 'maxRooms' | 'maxMessagesPerSec'>>;
+  private readonly limits: { -readonly [K in keyof typeof LIMIT_DEFAULTS]: number };
+  private readonly addresses = new Map<string, AddressUse>();
 
   constructor(opts: CoordinatorOptions = {}) {
     this.heartbeatMs = opts.heartbeatMs ?? 500;
@@ -155,6 +170,8 @@ export class Coordinator {
       maxPeersPerRoom: opts.maxPeersPerRoom ?? LIMIT_DEFAULTS.maxPeersPerRoom,
       maxRooms: opts.maxRooms ?? LIMIT_DEFAULTS.maxRooms,
       maxMessagesPerSec: opts.maxMessagesPerSec ?? LIMIT_DEFAULTS.maxMessagesPerSec,
+      maxConnectionsPerAddress: opts.maxConnectionsPerAddress ?? LIMIT_DEFAULTS.maxConnectionsPerAddress,
+      maxMessagesPerSecPerAddress: opts.maxMessagesPerSecPerAddress ?? LIMIT_DEFAULTS.maxMessagesPerSecPerAddress,
     };
     this.log = opts.log ?? (() => {});
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, this.heartbeatMs / 2));
@@ -184,16 +201,39 @@ export class Coordinator {
    * connection that was evicted, or replaced by a rejoin under the same id, can no longer act for
    * that id, and its late `closed()` does not remove the new member.
    */
-  connect(conn: Connection): Session {
+  connect(conn: Connection, address = ''): Session {
     let joined: string | null = null;
+    const use = this.addresses.get(address) ?? { conns: 0, start: Date.now(), count: 0 };
+    this.addresses.set(address, use);
+    let counted = true;
+    use.conns++;
+    const release = (): void => {
+      if (!counted) return;
+      counted = false;
+      if (--use.conns === 0) this.addresses.delete(address);
+    };
+    if (use.conns > this.limits.maxConnectionsPerAddress) {
+      release();
+      this.throttled++;
+      this.ended.add(conn);
+      conn.send({ type: 'error', code: 'rate-limited', message: `more than ${this.limits.maxConnectionsPerAddress} connections from one address; close some tabs` });
+      conn.close('too many connections from one address');
+      return { message: () => undefined, alive: () => undefined, closed: () => undefined };
+    }
     const nonce = RoomAuth.nonce();
     conn.send({ type: 'challenge', nonce });
-    // A one-second window of message counts: over the limit is dropped, far over it closes.
+    // One-second windows of message counts, per connection and per address: over either limit is
+    // dropped, far over the connection's closes it.
     let burst = { start: Date.now(), count: 0 };
     return {
       message: (raw) => {
         if (this.ended.has(conn)) return;
         const now = Date.now();
+        if (now - use.start >= 1000) Object.assign(use, { start: now, count: 0 });
+        if (++use.count > this.limits.maxMessagesPerSecPerAddress) {
+          this.throttled++;
+          return;
+        }
         if (now - burst.start >= 1000) burst = { start: now, count: 0 };
         if (++burst.count > this.limits.maxMessagesPerSec) {
           this.throttled++;
@@ -225,6 +265,7 @@ export class Coordinator {
         if (self) self.lastSeen = Date.now();
       },
       closed: () => {
+        release();
         if (joined) this.remove(joined, 'socket closed', false, conn);
         joined = null;
       },
