@@ -33,7 +33,14 @@ test('a private room admits holders of its link only; a stranger cannot open a d
   await stranger.goto(`/?room=${roomName('elsewhere')}&backend=cpu`);
   await expect(stranger.getByTestId('phase')).toHaveText('ready');
   const target = (await a.evaluate(() => window.ringtrain.peerId()))!;
-  expect(await stranger.evaluate((id) => window.ringtrain.debug.dial(id, 40_000), target)).toBe(false);
+  // It sends 200 frames of 1 KiB while it waits: held aside, never queued with the members' frames.
+  expect(await stranger.evaluate((id) => window.ringtrain.debug.dial(id, 40_000, { frames: 200, bytes: 1024 }), target)).toBe(false);
   expect(await a.evaluate(() => window.ringtrain.debug.refused())).toBe(1);
+  expect((await a.evaluate(() => window.ringtrain.debug.memory())).session?.mailbox.slots).toBe(0);
+  // One that sends more than a dialer may before it is in the view (1 MiB) is refused for that.
+  expect(await stranger.evaluate((id) => window.ringtrain.debug.dial(id, 40_000, { frames: 100, bytes: 16 * 1024 }), target)).toBe(false);
+  expect(await a.evaluate(() => window.ringtrain.debug.refused())).toBe(2);
+  await expect(a.locator('#event-log')).toContainText('sent too much before it was a member of the view');
+  expect((await a.evaluate(() => window.ringtrain.debug.memory())).session?.mailbox.slots).toBe(0);
   await ctx.close();
 });

@@ -90,7 +90,7 @@ export interface RingTrainApi {
     /** What this tab holds that could grow over a long run: tensors, plot points, log entries, buffers, connections. */
     memory(): MemoryProbe;
     /** Dials `peerId` outside the ring (a stranger's attempt): true if the link stayed open for `holdMs`. */
-    dial(peerId: string, holdMs: number): Promise<boolean>;
+    dial(peerId: string, holdMs: number, flood?: { frames: number; bytes: number }): Promise<boolean>;
     /** Data connections this tab refused from peers outside its view. */
     refused(): number;
     /** From now on this tab sends NaN, 1e6-times or -100-times gradients and skips its own check (a poisoned peer); null: honest again. */
@@ -340,7 +340,7 @@ window.ringtrain = {
         session: session?.holdings() ?? null,
       };
     },
-    dial: (peerId, holdMs) => need().transport.dial(peerId, holdMs),
+    dial: (peerId, holdMs, flood) => need().transport.dial(peerId, holdMs, flood),
     poison: (kind) => {
       poisonDrill = kind ?? undefined;
       if (!control) return;

@@ -31,6 +31,10 @@ interface Link {
   sent: number;
 }
 
+/** What a dialer not yet in the view may send before it is refused: frames, and bytes. */
+export const HOLD_MAX_FRAMES = 256;
+export const HOLD_MAX_BYTES = 1024 * 1024;
+
 /** A dial with no answer after this long is made again (then after twice as long, ...), ms. */
 export const REDIAL_AFTER_MS = 2000;
 
@@ -70,6 +74,8 @@ export class PeerJsTransport implements Transport {
   refused = 0;
   /** Dials made again because the first got no answer or failed (see {@link connect}). */
   redials = 0;
+  /** Frames from dialers not (yet) in the view, per dialer (see {@link hold}). */
+  private readonly held = new Map<PeerId, { frames: Uint8Array[]; bytes: number }>();
   /** Fault drill: peers no link can be formed with (as between two networks no packet crosses). */
   private readonly unreachable: Set<PeerId>;
 
@@ -97,10 +103,7 @@ export class PeerJsTransport implements Transport {
       // appear in ours, then refuse it.
       if (!this.allowed.has(conn.peer)) {
         setTimeout(() => {
-          if (!this.allowed.has(conn.peer)) {
-            this.refused++;
-            this.dropIf(conn, 'not a member of the view');
-          }
+          if (!this.allowed.has(conn.peer) && this.dropIf(conn, 'not a member of the view')) this.refused++;
         }, this.opts.deadAfterMs);
       }
     });
@@ -118,11 +121,17 @@ export class PeerJsTransport implements Transport {
   }
 
   /**
-   * Fault drill: dials `id` whether or not it is a member, outside the links. Resolves false once
-   * the other side closes the channel, true if it is still open after `holdMs`.
+   * Fault drill: dials `id` whether or not it is a member, outside the links, and once the channel
+   * opens sends `flood` frames of `bytes` each (as a stranger filling a member's buffers would).
+   * Resolves false once the other side closes the channel, true if it is still open after `holdMs`.
    */
-  dial(id: PeerId, holdMs: number): Promise<boolean> {
+  dial(id: PeerId, holdMs: number, flood = { frames: 0, bytes: 0 }): Promise<boolean> {
     const conn = this.peer.connect(id, { reliable: true, serialization: 'raw' });
+    conn.on('open', () => {
+      for (let c = 0; c < flood.frames; c++) {
+        conn.dataChannel.send(encodeFrame({ op: Op.ReduceScatter, dtype: DType.Bytes, epoch: 2 ** 31, seq: 0, segment: 0, chunk: c, chunks: flood.frames }, new Uint8Array(flood.bytes)));
+      }
+    });
     return new Promise((resolve) => {
       const done = (open: boolean): void => {
         clearTimeout(t);
@@ -138,10 +147,29 @@ export class PeerJsTransport implements Transport {
     });
   }
 
+  /**
+   * Keeps a frame from a dialer that is not (yet) in this peer's view, to deliver once it is: at
+   * most {@link HOLD_MAX_FRAMES} frames and {@link HOLD_MAX_BYTES} per dialer; one that sends
+   * more is refused at once. Nothing of a stranger's reaches the mailbox.
+   */
+  private hold(conn: DataConnection, frame: Uint8Array): void {
+    const h = this.held.get(conn.peer) ?? { frames: [], bytes: 0 };
+    this.held.set(conn.peer, h);
+    h.frames.push(frame);
+    h.bytes += frame.byteLength;
+    if ((h.frames.length > HOLD_MAX_FRAMES || h.bytes > HOLD_MAX_BYTES) && this.dropIf(conn, 'sent too much before it was a member of the view')) this.refused++;
+  }
+
   /** Only members of the current view keep links; links to anyone else are closed. */
   setAllowed(ids: Iterable<PeerId>): void {
     this.allowed = new Set(ids);
     this.allowed.delete(this.self);
+    // Frames held from dialers that are members now go on to the mailbox, in arrival order.
+    for (const [id, h] of [...this.held]) {
+      if (!this.allowed.has(id)) continue;
+      this.held.delete(id);
+      for (const f of h.frames) this.messages.emit(id, f);
+    }
     for (const id of [...this.links.keys(), ...this.pending.keys()]) {
       if (!this.allowed.has(id)) this.drop(id, 'left the view', false);
     }
@@ -246,7 +274,9 @@ export class PeerJsTransport implements Transport {
       if (!link || link.conn !== conn) return;
       link.lastHeard = Date.now();
       link.ticksSilent = 0;
-      if (data instanceof ArrayBuffer) this.messages.emit(id, new Uint8Array(data));
+      if (!(data instanceof ArrayBuffer)) return;
+      if (this.allowed.has(id)) this.messages.emit(id, new Uint8Array(data));
+      else this.hold(conn, new Uint8Array(data));
     };
     conn.on('data', (data) => {
       if (this.inbound) this.inbound.push(() => receive(data));
@@ -266,9 +296,12 @@ export class PeerJsTransport implements Transport {
     return !!link;
   }
 
-  private dropIf(conn: DataConnection, reason: string): void {
+  /** Drops `conn` if it is still this transport's link or dial to its peer; says whether it was. */
+  private dropIf(conn: DataConnection, reason: string): boolean {
     const id = conn.peer;
-    if (this.links.get(id)?.conn === conn || this.pending.get(id) === conn) this.drop(id, reason, true);
+    if (this.links.get(id)?.conn !== conn && this.pending.get(id) !== conn) return false;
+    this.drop(id, reason, true);
+    return true;
   }
 
   private drop(id: PeerId, reason: string, report: boolean): void {
@@ -276,6 +309,7 @@ export class PeerJsTransport implements Transport {
     const pend = this.pending.get(id);
     this.links.delete(id);
     this.pending.delete(id);
+    this.held.delete(id);
     link?.conn.close();
     pend?.close();
     if (link && report) this.downs.emit(id, reason);
