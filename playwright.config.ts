@@ -11,9 +11,11 @@ export default defineConfig({
   timeout: 180_000,
   expect: { timeout: 30_000 },
   // One retry, reported as "flaky" in the output: on this 2-core machine a fresh data channel
-  // between two tabs now and then stays silent for the link detector's 12 s and the first
-  // collective fails (seen in about one full run in three with the bundled Chromium 147; the
-  // intermittent link-open failure the soak issue tracks). A test that fails twice fails.
+  // between two tabs now and then stays silent for the link detector's 12 s, and a test that calls
+  // one collective through the page API (which, unlike training, does not recover) fails. Seen in
+  // about one full run in three, nearly always the suite's first test, while 4 tabs start at once
+  // on 2 cores. Training survives it (a failed link is one more view); the soak issue's note has
+  // the measurements. A test that fails twice fails.
   retries: 1,
   reporter: [['list']],
   outputDir: 'test-results',
