@@ -95,7 +95,7 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
       paused.add(i);
       onPaused();
     };
-    const counters = cluster.pages.map(() => ({ steps: 0, stepMsSum: 0, lastStepAt: 0, faults: 0, recoveries: 0, faulted: false, accuracy: 0 }));
+    const counters = cluster.pages.map(() => ({ steps: 0, stepMsSum: 0, lastStepAt: 0, faults: 0, recoveries: 0, faulted: false }));
     await Promise.all(
       cluster.pages.map((page, i) =>
         page.exposeFunction('__soakEvent', (e: TrainEvent) => {
@@ -114,8 +114,7 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
           } else if (e.type === 'sync' && c.faulted) {
             c.recoveries++;
             c.faulted = false;
-          } else if (e.type === 'eval') c.accuracy = e.accuracy;
-          else if (e.type === 'control' && e.state === 'paused') pausedNow(i);
+          } else if (e.type === 'control' && e.state === 'paused') pausedNow(i);
         }),
       ),
     );
