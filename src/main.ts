@@ -35,7 +35,7 @@ import { bindDataForm } from './ui/data-form.ts';
 import { environmentNotes, probeEnvironment, renderEnvironment } from './ui/environment.ts';
 import { renderConfusion, renderSamples, renderTree } from './ui/results.ts';
 import { jobFromFields, SetupError, type SetupFields } from './training/job.ts';
-import { renderStatus, type PanelState } from './ui/status-panel.ts';
+import { describePrivacy, renderStatus, type PanelState } from './ui/status-panel.ts';
 
 export interface RingTrainApi {
   /** Joins a room (default: the `room` URL parameter, else "demo"). */
@@ -467,7 +467,7 @@ function showTraining(e: TrainEvent): void {
     state.checkpoint = e.error ? `step ${e.step}: ${e.error}` : `step ${e.step} saved on the server (${(e.bytes / 1024).toFixed(0)} KiB)`;
     logEvent(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
   } else if (e.type === 'privacy') {
-    state.privacy = `ε = ${e.epsilon.toFixed(3)} for δ = ${e.delta} after ${e.step} steps (DP-SGD): the guarantee for whoever sees the final model; a ring neighbour sees more unless secure aggregation is on`;
+    state.privacy = describePrivacy(e);
   } else if (e.type === 'codec') {
     state.codec = `auto picked ${e.codec} at step ${e.step}: ${e.reason}`;
     logEvent(`compression: ${state.codec}`);

@@ -17,6 +17,7 @@ import type { TreeEvent, TreeResult } from '../training/trees.ts';
 import { findChromium, launchBrowser, newPeerContext, openApp } from './browser.ts';
 import { buildApp, startCluster, type Cluster } from './cluster.ts';
 import { Progress } from './progress.ts';
+import { describePrivacy } from '../ui/status-panel.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, noBrowser: 3, interrupted: 130 } as const;
 
@@ -177,10 +178,12 @@ async function train(argv: string[]): Promise<number> {
     const progress = new Progress(process.stdout);
     const ticker = setInterval(() => progress.tick(), 1000);
     let faultAt = -1;
+    let privacy = '';
     await first.exposeFunction('__ringtrainProgress', (e: TrainEvent | TreeEvent) => {
       if (e.type === 'eval') progress.score('rmse' in e && e.rmse !== undefined ? `rmse ${e.rmse.toPrecision(4)}` : `accuracy ${e.accuracy.toFixed(4)}`);
       else if (e.type === 'step') progress.update(e.step, e.steps, 'step', `loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`);
       else if (e.type === 'round') progress.update(e.round, e.rounds, 'round');
+      else if (e.type === 'privacy') privacy = describePrivacy(e);
       else if (e.type === 'fault') {
         faultAt = 'step' in e ? e.step : 0;
         progress.note(`ringtrain: fault${'step' in e ? ` after step ${e.step}` : ''} (view ${e.epoch}): ${e.reason}; the peers re-form the ring`);
@@ -215,6 +218,7 @@ async function train(argv: string[]): Promise<number> {
     const secs = ((performance.now() - started) / 1000).toFixed(1);
     const stopped = 'stopped' in r && r.stopped;
     console.log(`ringtrain: ${stopped ? 'stopped' : 'done'} in ${secs} s; test accuracy ${(r.accuracy * 100).toFixed(2)}%${'rmse' in r && r.rmse !== undefined ? `, RMSE ${r.rmse.toPrecision(4)}` : ''}; model checksum ${r.checksum} on all ${peers} peers`);
+    if (privacy) console.log(`ringtrain: privacy: ${privacy}`);
     for (const f of writeModel(await first.evaluate(() => window.ringtrain.exportFiles()), out)) console.log(`ringtrain: wrote ${shown(f)}`);
     return interrupted ? EXIT.interrupted : EXIT.ok;
   } finally {

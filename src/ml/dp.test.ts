@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gaussianBlobs } from '../data/synthetic.ts';
-import { dpEpsilon, privateGradients } from './dp.ts';
+import { dpEpsilon, privateGradients, RdpAccountant } from './dp.ts';
 import { createModel } from './models.ts';
 import { computeGradients } from './step.ts';
 
@@ -19,6 +19,20 @@ describe('DP-SGD accountant', () => {
     expect(e(0.02, 1, 100)).toBeGreaterThan(e(0.01, 1, 100));
     expect(e(0.01, 2, 100)).toBeLessThan(e(0.01, 1, 100));
     expect(() => dpEpsilon(0.01, 0, 10, 1e-5)).toThrow(/sigma > 0/);
+  });
+
+  it('composes steps of different noise: a neighbour at N = 4 sees the mechanism of σ/2, and mixing room sizes lands between', () => {
+    const q = 64 / 60_000;
+    const four = new RdpAccountant();
+    for (let t = 0; t < 300; t++) four.add(q, 1.2 / Math.sqrt(4));
+    expect(four.epsilon(1e-5)).toBeCloseTo(dpEpsilon(q, 0.6, 300, 1e-5), 9);
+    expect(four.epsilon(1e-5)).toBeGreaterThan(2 * dpEpsilon(q, 1.2, 300, 1e-5));
+    const mixed = new RdpAccountant();
+    mixed.add(q, 1.2 / Math.sqrt(2), 150);
+    mixed.add(q, 1.2 / Math.sqrt(4), 150);
+    expect(mixed.epsilon(1e-5)).toBeGreaterThan(dpEpsilon(q, 1.2 / Math.sqrt(2), 300, 1e-5));
+    expect(mixed.epsilon(1e-5)).toBeLessThan(four.epsilon(1e-5));
+    expect(new RdpAccountant().epsilon(1e-5)).toBe(0);
   });
 });
 

@@ -10,6 +10,12 @@
  * ε = RDP(α) + log(1/δ)/(α − 1), minimised over α, as TensorFlow Privacy's
  * compute_dp_sgd_privacy does. It assumes Poisson sampling with rate q = batch / examples; the
  * sampler draws fixed-size batches from a shuffle, the usual approximation.
+ *
+ * Two figures, because two observers see different things. Whoever sees the model (or any step's
+ * sum) sees noise of σC: that is the usual ε. Without secure aggregation, the next peer in the ring
+ * receives 1/N of this peer's contribution as it is, carrying only this peer's share of the noise,
+ * σC/√N, for the same sensitivity C: a Gaussian mechanism of multiplier σ/√N, composed over
+ * every noisy gradient this peer sent (a retried step counts twice) at that step's room size N.
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { LossKind } from './models.ts';
@@ -52,11 +58,35 @@ function rdpOneStep(q: number, sigma: number, alpha: number): number {
 
 /** ε after `steps` steps of sampling rate `q` and noise multiplier `sigma`, for `delta`. */
 export function dpEpsilon(q: number, sigma: number, steps: number, delta: number): number {
-  if (!(q >= 0 && q <= 1) || !(sigma > 0) || !(delta > 0 && delta < 1) || !(steps >= 0)) {
-    throw new RangeError(`dpEpsilon: need 0 <= q <= 1, sigma > 0, 0 < delta < 1, steps >= 0; got q=${q}, sigma=${sigma}, delta=${delta}, steps=${steps}`);
+  const a = new RdpAccountant();
+  a.add(q, sigma, steps);
+  return a.epsilon(delta);
+}
+
+/**
+ * Rényi-DP composed over steps whose noise may differ (a ring neighbour's view of a peer changes
+ * with the room's size): the RDP of each order adds up over the steps.
+ */
+export class RdpAccountant {
+  private readonly rdp = new Float64Array(ORDERS.length);
+  private steps = 0;
+
+  /** Composes `steps` more steps of sampling rate `q` and noise multiplier `sigma`. */
+  add(q: number, sigma: number, steps = 1): void {
+    if (!(q >= 0 && q <= 1) || !(sigma > 0) || !(steps >= 0)) {
+      throw new RangeError(`dpEpsilon: need 0 <= q <= 1, sigma > 0, steps >= 0; got q=${q}, sigma=${sigma}, steps=${steps}`);
+    }
+    if (steps === 0) return;
+    ORDERS.forEach((a, i) => (this.rdp[i]! += steps * rdpOneStep(q, sigma, a)));
+    this.steps += steps;
   }
-  if (steps === 0) return 0;
-  return Math.min(...ORDERS.map((a) => steps * rdpOneStep(q, sigma, a) + Math.log(1 / delta) / (a - 1)));
+
+  /** ε for `delta` after the steps added so far (0 before any). */
+  epsilon(delta: number): number {
+    if (!(delta > 0 && delta < 1)) throw new RangeError(`dpEpsilon: need 0 < delta < 1; got delta=${delta}`);
+    if (this.steps === 0) return 0;
+    return Math.min(...ORDERS.map((a, i) => this.rdp[i]! + Math.log(1 / delta) / (a - 1)));
+  }
 }
 
 /** A standard normal draw from the cryptographic generator (Box-Muller). */

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AUTO_PROBE_STEPS } from '../ml/algorithms/auto.ts';
+import { dpEpsilon } from '../ml/dp.ts';
 import { holdOut } from '../data/local.ts';
 import { twoSpirals } from '../data/synthetic.ts';
 import { relativeDifference } from '../ml/compare.ts';
@@ -76,6 +77,23 @@ describe('train', () => {
     for (let i = 1; i < eps.length; i++) expect(eps[i]!).toBeGreaterThan(eps[i - 1]!);
     expect(rs[0]!.epsilon).toBe(eps.at(-1));
     expect(rs[0]!.accuracy).toBeGreaterThan(0.8);
+  });
+
+  it('DP-SGD reports the ε against a ring neighbour too: σ/√N of noise per step without secure aggregation, none shown with it', async () => {
+    const dp = { clip: 1, noiseMultiplier: 1.5 };
+    const cfg = { ...BASE, algorithm: 'sgd' as const, batch: 32, steps: 12, optimizer: { kind: 'sgd' as const, lr: 0.5 }, dp };
+    const plain = await trainRing(4, cfg);
+    const q = 32 / DATA.train.n;
+    for (const r of plain) {
+      expect(r.epsilon).toBeCloseTo(dpEpsilon(q, 1.5, 12, 1e-5), 9);
+      expect(r.neighbourEpsilon).toBeCloseTo(dpEpsilon(q, 1.5 / 2, 12, 1e-5), 9);
+      expect(r.neighbourEpsilon!).toBeGreaterThan(r.epsilon!);
+    }
+    const masked = await trainRing(4, { ...cfg, secureAggregation: {} });
+    for (const r of masked) {
+      expect(r.epsilon).toBeCloseTo(dpEpsilon(q, 1.5, 12, 1e-5), 9);
+      expect(r.neighbourEpsilon).toBeUndefined();
+    }
   });
 
   it('leaves a NaN contribution out of every step and the others finish with equal, finite weights', async () => {

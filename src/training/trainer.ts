@@ -27,7 +27,7 @@ import { checksumHex, getFlatWeights, paramCount, setFlatWeights, weightLayout }
 import { createModel, lossKindFor, type ModelSpec } from '../ml/models.ts';
 import { createOptimizer, type FlatOptimizer } from '../ml/optimizer.ts';
 import { rffTransform } from '../ml/rff.ts';
-import { dpEpsilon, privateGradients } from '../ml/dp.ts';
+import { dpEpsilon, RdpAccountant, privateGradients } from '../ml/dp.ts';
 import { evaluate } from '../ml/step.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
 import { parseTrainConfig, runKey, type TrainConfig } from '../protocol/run-config.ts';
@@ -53,7 +53,8 @@ export type TrainEvent =
   | { type: 'sync'; step: number; epoch: number; size: number; source: number | 'checkpoint' | 'seed' }
   | { type: 'checkpoint'; step: number; bytes: number; error?: string }
   /** DP-SGD: the privacy spent so far, (ε, δ). */
-  | { type: 'privacy'; step: number; epsilon: number; delta: number }
+  /** `neighbourEpsilon`: against this peer's ring neighbour; absent with secure aggregation (see ml/dp.ts). */
+  | { type: 'privacy'; step: number; epsilon: number; neighbourEpsilon?: number; delta: number }
   /** The contributions of `ranks` were left out of step `step`'s sum; `self`: this peer's own. */
   | { type: 'rejected'; step: number; ranks: number[]; self: boolean }
   /** compression `auto`: the codec the group picked at `step`, and why. */
@@ -72,6 +73,8 @@ export interface TrainResult {
   recoveries: number;
   /** DP-SGD: ε spent for the configured δ. */
   epsilon?: number;
+  /** DP-SGD without secure aggregation: ε against this peer's ring neighbour. */
+  neighbourEpsilon?: number;
   /** The final weights, identical on every peer, and the model they fill (for export and prediction). */
   weights: Float32Array;
   spec: ModelSpec;
@@ -397,6 +400,11 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
     /** DP-SGD: every peer's training examples together (agreed with the group), and the ε spent so far. */
     let trainTotal = 0;
     let epsilon: number | undefined;
+    // What this peer's ring neighbours have seen of its data: the steps it contributed to, each at
+    // that step's room size (see ml/dp.ts).
+    const neighbour = cfg.dp && !cfg.secureAggregation ? new RdpAccountant() : null;
+    /** DP's sampling rate: the global batch over every peer's training examples (1 for full-batch GD). */
+    const samplingRate = (): number => (cfg.algorithm === 'gd' ? 1 : Math.min(1, cfg.batch / trainTotal));
     /** This peer's compute speed, samples per ms (moving average). */
     let speed = 0;
     /** One global step on the current group; commits (st.step + 1) only when its allreduce completed. */
@@ -435,7 +443,13 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
           gradientSum(),
           batch,
           full ? 256 : undefined,
-          dp ? (b) => privateGradients(model, b.x, b.y, b.count, lossKind, dp, g.size) : undefined,
+          dp
+            ? (b) => {
+                // Counted when made, not when committed: a step that fails after sending was seen.
+                if (b.count > 0) neighbour?.add(samplingRate(), dp.noiseMultiplier / Math.sqrt(g.size));
+                return privateGradients(model, b.x, b.y, b.count, lossKind, dp, g.size);
+              }
+            : undefined,
         );
         local = batch.count;
       }
@@ -444,10 +458,9 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       if (local > 0) speed = speed === 0 ? rate : 0.7 * speed + 0.3 * rate;
       const secs = (performance.now() - t0) / 1000;
       if (cfg.dp) {
-        // Sampling rate: the global batch over every peer's training examples (1 for full-batch GD).
-        const q = cfg.algorithm === 'gd' ? 1 : Math.min(1, cfg.batch / trainTotal);
-        epsilon = dpEpsilon(q, cfg.dp.noiseMultiplier, st.step, cfg.dp.delta ?? 1e-5);
-        deps.emit({ type: 'privacy', step: st.step, epsilon, delta: cfg.dp.delta ?? 1e-5 });
+        const delta = cfg.dp.delta ?? 1e-5;
+        epsilon = dpEpsilon(samplingRate(), cfg.dp.noiseMultiplier, st.step, delta);
+        deps.emit({ type: 'privacy', step: st.step, epsilon, ...(neighbour ? { neighbourEpsilon: neighbour.epsilon(delta) } : {}), delta });
       }
       deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, localSamples: local, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });      if (auto && !compressor && st.step > probe.from) await chooseAuto(r.timings);
     };
@@ -534,7 +547,7 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
     /** The result at the current committed step (what a finished run returns, what a failed run keeps). */
     const resultNow = async (checksum?: string): Promise<TrainResult> => {
       const weights = await getFlatWeights(model);
-      return { steps: st.step, stopped, ...last, checksum: checksum ?? checksumHex(weights), backend: tf.getBackend(), params, recoveries, weights, spec, ...(epsilon !== undefined ? { epsilon } : {}) };
+      return { steps: st.step, stopped, ...last, checksum: checksum ?? checksumHex(weights), backend: tf.getBackend(), params, recoveries, weights, spec, ...(epsilon !== undefined ? { epsilon } : {}), ...(neighbour && cfg.dp ? { neighbourEpsilon: neighbour.epsilon(cfg.dp.delta ?? 1e-5) } : {}) };
     };
     /** Ends the run with `e`, leaving the model of the last committed step to the caller. */
     const fail = async (e: unknown): Promise<never> => {

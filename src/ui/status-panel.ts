@@ -24,6 +24,17 @@ export interface PanelState {
   loading?: { label: string; loaded: number; total?: number };
 }
 
+/**
+ * What a privacy report means, in words, for the page and the CLI. `neighbour` is the ε against a
+ * ring neighbour of this peer (ml/dp.ts; absent when secure aggregation hides each contribution).
+ */
+export function describePrivacy(e: { step: number; epsilon: number; neighbourEpsilon?: number; delta: number }): string {
+  const model = `ε = ${e.epsilon.toFixed(3)} for δ = ${e.delta} after ${e.step} steps (DP-SGD) against whoever sees the model or the step sums`;
+  return e.neighbourEpsilon === undefined
+    ? `${model}; ring neighbours see only masked contributions (secure aggregation)`
+    : `${model}; ε = ${e.neighbourEpsilon.toFixed(3)} against this peer's ring neighbour, which sees its contribution with only its share of the noise (turn on secure aggregation to close the gap)`;
+}
+
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, attrs: Record<string, string> = {}): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   if (text !== undefined) e.textContent = text;
