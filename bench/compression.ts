@@ -5,7 +5,8 @@
  *   rank 1, 2, 4, auto) on loopback links;
  * - `npm run bench -- robust`: the ring's sum against the median and the trimmed mean over an
  *   all-gather, with honest peers (what robustness costs) and with one byzantine tab sending its
- *   gradient times -100 (what it buys);
+ *   gradient times -100 (what it buys); and against secure aggregation's masked fixed-point sum
+ *   modulo 2^32 (what privacy costs: the masks, and the accuracy its rounding loses);
  * - bench/wan.ts runs the codecs over emulated WAN links.
  *
  * For each: payload bytes rank 0 sends per step, ms per step split into compute (incl. readback
@@ -128,17 +129,26 @@ export async function benchCompression(o: { peers: number; steps: number; codecs
   }
 }
 
-/** `robust`: the ring's sum, the median and the trimmed mean, without and with a byzantine tab. */
+/** Secure aggregation at its default scale: honest tabs only (its sum keeps a byzantine tab's gradient as the plain sum does). */
+const SECURE_VARIANT: Variant = { name: 'secure (mod 2^32)', config: { secureAggregation: {} } };
+
+/** `robust`: the ring's sum, the median and the trimmed mean, without and with a byzantine tab; secure aggregation against the sum. */
 export async function benchRobust(o: { peers: number; steps: number }, log: (s: string) => void): Promise<VariantRow[]> {
   const cluster = await startCluster({ peers: o.peers, query: { backend: 'wasm' }, deadAfterMs: 30_000 });
   const aggregation = Object.entries(AGGREGATIONS).map(([name, rule]) => ({ name, config: rule ? { robust: rule } : {} }));
   try {
-    return await runVariants(
+    const rows = await runVariants(
       cluster.pages,
       { ...MLP_CONFIG, steps: o.steps },
-      [...aggregation, ...aggregation.map((v) => ({ ...v, name: `${v.name} + byzantine tab`, attacker: true }))],
+      [...aggregation, SECURE_VARIANT, ...aggregation.map((v) => ({ ...v, name: `${v.name} + byzantine tab`, attacker: true }))],
       log,
     );
+    const [sum, secure] = [rows[0]!, rows.find((r) => r.variant === SECURE_VARIANT.name)!];
+    log(
+      `secure aggregation against the plain ring: ${secure.bytes_per_step - sum.bytes_per_step} B/step more, ${round(secure.ms_per_step - sum.ms_per_step, 1)} ms/step more, ` +
+        `accuracy ${round(secure.test_accuracy - sum.test_accuracy, 4)} (same data, seed and steps)`,
+    );
+    return rows;
   } finally {
     await cluster.close();
   }

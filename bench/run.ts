@@ -10,7 +10,7 @@
  *   soak       [--minutes 60] [--peers 4] [--model mlp] [--cut-every S]   (one long run, sampled every minute; also soak.svg)
  *   chaos      [--seeds 1-2000]   (the chaos harness of npm test over more seeds; Node, no browser)
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
- *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean; honest, then with a byzantine tab)
+ *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean, secure aggregation; honest, then with a byzantine tab)
  *   wan        [--peers 4] [--steps 60] [--profiles lan,home,far] [--models cnn[,mlp]] [--codecs ...]   (root: network namespaces)
  *   server     [--peers 500] [--room-size 10] [--hold-ms 5000]   (simulated peers, no browser)
  *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]

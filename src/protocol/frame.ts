@@ -48,10 +48,12 @@ export const DType = {
   Float16: 2,
   /** A float32 scale, int8 values, then the chunk's exact float32 tail (protocol/wire.ts). */
   Int8Scaled: 3,
+  /** uint32 words that add modulo 2^32, then the chunk's exact float32 tail (protocol/wire.ts). */
+  Uint32Mod: 4,
 } as const;
 export type DType = (typeof DType)[keyof typeof DType];
 
-const DTYPE_SIZE: Record<DType, number> = { [DType.Bytes]: 1, [DType.Float32]: 4, [DType.Float16]: 2, [DType.Int8Scaled]: 1 };
+const DTYPE_SIZE: Record<DType, number> = { [DType.Bytes]: 1, [DType.Float32]: 4, [DType.Float16]: 2, [DType.Int8Scaled]: 1, [DType.Uint32Mod]: 4 };
 const OPS = new Set<number>(Object.values(Op));
 
 /** A decoded frame. `payload` views the original buffer where alignment allows, else a copy. */

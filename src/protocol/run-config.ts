@@ -81,7 +81,7 @@ export const trainConfigSchema = z
     compression: compressionSchema.optional(),
     /** sgd and gd: coordinate-wise median or trimmed mean over an all-gather, for untrusted peers. */
     robust: robustSchema.optional(),
-    /** sgd and gd: pairwise masks that cancel in the sum; `scale`: mask magnitude (default 1000). */
+    /** sgd and gd: pairwise masks that cancel exactly (fixed point modulo 2^32); `scale`: the fixed point's S, values round to 1/S and a sum must stay within ±2^31/S (default 4096; ml/algorithms/secure.ts). */
     secureAggregation: z.strictObject({ scale: positive.optional() }).optional(),
     /** sgd and gd: DP-SGD, per-example clipping to `clip` and Gaussian noise of noiseMultiplier x clip; ε for `delta` (default 1e-5). */
     dp: z.strictObject({ clip: positive, noiseMultiplier: z.number().min(0).max(100), delta: z.number().positive().lt(1).optional() }).optional(),

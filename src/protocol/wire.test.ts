@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../core/random.ts';
-import { decodeChunk, encodeChunk, splitChunk, toHalf, wireBytes, WIRES } from './wire.ts';
+import { decodeChunk, encodeChunk, splitChunk, toHalf, wireBytes, type Wire } from './wire.ts';
 
-const roundTrip = (wire: (typeof WIRES)[number], v: Float32Array, exact: number): Float32Array => {
+const roundTrip = (wire: Wire, v: Float32Array, exact: number): Float32Array => {
   const bytes = encodeChunk(wire, v, exact);
   expect(bytes.byteLength).toBe(wireBytes(wire, v.length - exact, exact));
   const out = new Float32Array(v.length);
@@ -62,6 +62,23 @@ describe('wire codecs', () => {
     const out = Float32Array.of(1, 1, 1);
     decodeChunk('f16', encodeChunk('f16', Float32Array.of(0.5, 2, 7), 1), 1, out, true);
     expect(Array.from(out)).toEqual([1.5, 3, 8]);
+  });
+
+  it('u32 carries words bit for bit (NaN patterns too) and adds them modulo 2^32; the exact tail adds as floats', () => {
+    const words = Uint32Array.of(0xffff_ffff, 0x7fa0_0001, 0x8000_0000, 5, 0);
+    const v = new Float32Array(words.buffer);
+    v[4] = 2.5;
+    const bytes = encodeChunk('u32', v, 1);
+    expect(bytes.byteLength).toBe(wireBytes('u32', 4, 1));
+    const back = new Float32Array(5);
+    decodeChunk('u32', bytes, 1, back, false);
+    expect(Array.from(new Uint32Array(back.buffer))).toEqual(Array.from(new Uint32Array(v.buffer)));
+    const acc = new Float32Array(new Uint32Array([2, 0x0060_0000, 0x8000_0000, 0xffff_fffe, 0]).buffer);
+    acc[4] = 0.25;
+    decodeChunk('u32', bytes, 1, acc, true);
+    // 0xFFFFFFFF + 2 = 1; a NaN pattern plus a word is a word; 2^31 + 2^31 = 0; 5 + (-2) = 3.
+    expect(Array.from(new Uint32Array(acc.buffer, 0, 4))).toEqual([1, 0x8000_0001, 0, 3]);
+    expect(acc[4]).toBe(2.75);
   });
 
   it('splits a chunk at the start of the exact tail', () => {

@@ -4,6 +4,11 @@
  * `exact` values of a vector (sample counts, control flags) always travel as float32, so they stay
  * whole numbers; a chunk's payload is its quantised part, padded to 4 bytes, then its exact part.
  *
+ * `u32` is not a codec but modular arithmetic for secure aggregation (ml/algorithms/secure.ts): the
+ * vector's float32 slots hold the bit patterns of uint32 words, sent as they are and added modulo
+ * 2^32, so that masks cancel exactly. The words are only ever read through Uint32Array views: as
+ * floats 1 in 256 of them are NaNs, whose bits an arithmetic copy need not keep.
+ *
  * Pure functions; every peer decodes the same bytes to the same bits.
  *
  * Error bounds: float16 keeps 11 significant bits (relative error ≤ 2⁻¹¹ in its normal range,
@@ -13,8 +18,7 @@
  */
 import { DType } from './frame.ts';
 
-export type Wire = 'f32' | 'f16' | 'i8';
-export const WIRES: readonly Wire[] = ['f32', 'f16', 'i8'];
+export type Wire = 'f32' | 'f16' | 'i8' | 'u32';
 
 /** How a vector is sent: its element type on the wire and how many trailing values stay float32. */
 export interface WireSpec {
@@ -22,7 +26,7 @@ export interface WireSpec {
   exact: number;
 }
 
-export const WIRE_DTYPE: Record<Wire, DType> = { f32: DType.Float32, f16: DType.Float16, i8: DType.Int8Scaled };
+export const WIRE_DTYPE: Record<Wire, DType> = { f32: DType.Float32, f16: DType.Float16, i8: DType.Int8Scaled, u32: DType.Uint32Mod };
 
 const pad4 = (n: number): number => (n + 3) & ~3;
 
@@ -34,7 +38,7 @@ export function splitChunk(start: number, end: number, exactFrom: number): { qua
 
 /** Payload bytes of a chunk with `quantised` + `exact` values. */
 export function wireBytes(wire: Wire, quantised: number, exact: number): number {
-  if (wire === 'f32') return 4 * (quantised + exact);
+  if (wire === 'f32' || wire === 'u32') return 4 * (quantised + exact);
   const head = wire === 'f16' ? 2 * quantised : quantised > 0 ? 4 + quantised : 0;
   return pad4(head) + 4 * exact;
 }
@@ -87,7 +91,7 @@ function halfTable(): Float32Array {
 
 /** Encodes `src` (a chunk's values, the last `exact` of them kept float32) for the wire. */
 export function encodeChunk(wire: Wire, src: Float32Array, exact: number): Uint8Array {
-  if (wire === 'f32') return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  if (wire === 'f32' || wire === 'u32') return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
   const q = src.length - exact;
   const out = new Uint8Array(wireBytes(wire, q, exact));
   const dv = new DataView(out.buffer);
@@ -119,11 +123,19 @@ export function decodeChunk(wire: Wire, payload: Uint8Array, exact: number, out:
   const put = (i: number, x: number): void => {
     out[i] = add ? out[i]! + x : x;
   };
-  if (wire === 'f32') {
+  if (wire === 'f32' || wire === 'u32') {
     // Frames keep payloads 4-byte aligned (protocol/frame.ts), so a view needs no copy.
     const v = new Float32Array(payload.buffer, payload.byteOffset, out.length);
-    if (add) for (let i = 0; i < v.length; i++) out[i]! += v[i]!;
-    else out.set(v);
+    // Setting from an array of the same type copies the bytes, NaN payloads included.
+    if (!add) out.set(v);
+    else if (wire === 'f32') for (let i = 0; i < v.length; i++) out[i]! += v[i]!;
+    else {
+      const a = new Uint32Array(out.buffer, out.byteOffset, q);
+      const b = new Uint32Array(payload.buffer, payload.byteOffset, q);
+      // A Uint32Array stores the sum modulo 2^32.
+      for (let i = 0; i < q; i++) a[i] = a[i]! + b[i]!;
+      for (let i = q; i < out.length; i++) out[i]! += v[i]!;
+    }
     return;
   }
   if (wire === 'f16') {

@@ -505,7 +505,7 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
             // PowerSGD's second sum (the Q factors) has none.
             const n = call++;
             const counted = n === 0 || compressor?.spec.kind !== 'powersgd';
-            return maskedSum(sum, g.rank, await g.maskKeys(), stepNo * 16 + n, secure.scale ?? 1000, counted ? 1 : 0)(v);
+            return maskedSum(sum, g.rank, await g.maskKeys(), stepNo * 16 + n, secure.scale, counted ? 1 : 0)(v);
           }
         : sum;
       const robust = cfg.robust;
