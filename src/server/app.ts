@@ -32,6 +32,10 @@ export interface ServerOptions extends CoordinatorOptions {
   root: string;
   /** Where room checkpoints are stored (default `<root>/.ringtrain/checkpoints`). */
   checkpointDir?: string;
+  /** Most bytes of checkpoints one room keeps (default 3 × 64 MiB). */
+  checkpointRoomQuota?: number;
+  /** Most bytes of checkpoints all rooms keep together (default 2 GiB). */
+  checkpointQuota?: number;
   /**
    * How long a signaling (PeerServer) connection may stay without its id being admitted to a room
    * by the coordinator, ms (default 15000): signaling is for members, not an open relay.
@@ -89,7 +93,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const checkpointDir = o.checkpointDir ?? path.join(o.root, '.ringtrain', 'checkpoints');
   refuseToServe(app, o.root, checkpointDir);
   // Private rooms' keys live beside the checkpoints, so a restarted server still admits their peers.
-  const auth = new RoomAuth(path.join(checkpointDir, 'rooms.json'));
+  const auth = new RoomAuth({ file: path.join(checkpointDir, 'rooms.json'), log });
   const coordinator = new Coordinator({ ...o, auth });
 
   const clientConfig: ClientConfig = {
@@ -105,8 +109,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Built-in datasets: each peer downloads only its own shard.
   registerDatasets(app, o.root);
   // Checkpoints: a room that empties, or this server restarting, resumes from the newest valid one.
-  const checkpoints = new CheckpointStore({ dir: checkpointDir, log });
-  registerCheckpoints(app, checkpoints, auth, (room, peerId, token) => coordinator.holdsMembership(room, peerId, token));
+  const checkpoints = new CheckpointStore({ dir: checkpointDir, roomQuota: o.checkpointRoomQuota, quota: o.checkpointQuota, log });
+  registerCheckpoints(app, checkpoints, auth, (room, peerId, token) => coordinator.holdsMembership(room, peerId, token), log);
 
   // PeerServer: its own WebSocketServer without a server, so that it does not answer (with 400)
   // the upgrades meant for the coordinator or Vite's HMR on the same HTTP server.

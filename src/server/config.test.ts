@@ -30,6 +30,8 @@ describe('parseServerArgs', () => {
       maxMessagesPerSec: 40,
       maxConnectionsPerAddress: 256,
       maxMessagesPerSecPerAddress: 1000,
+      checkpointRoomQuota: 3 * 64 * 1024 ** 2,
+      checkpointQuota: 2 * 1024 ** 3,
       mode: 'dev',
       root: ROOT,
     });
@@ -141,6 +143,22 @@ describe('parseServerArgs', () => {
 
   it('names the unknown flag', () => {
     expect(configError(() => parse(['--bogus'])).message).toMatch(/--bogus/);
+  });
+
+  it('takes the checkpoint quotas in bytes, K, M or G, from flags or the environment', () => {
+    expect(parse(['--checkpoint-room-quota', '512k', '--checkpoint-quota=3G'])).toMatchObject({ checkpointRoomQuota: 512 * 1024, checkpointQuota: 3 * 1024 ** 3 });
+    expect(parse([], { RINGTRAIN_CHECKPOINT_ROOM_QUOTA: '1000', RINGTRAIN_CHECKPOINT_QUOTA: '100M' })).toMatchObject({ checkpointRoomQuota: 1000, checkpointQuota: 100 * 1024 ** 2 });
+    expect(SERVER_USAGE).toMatch(/--checkpoint-room-quota S +RINGTRAIN_CHECKPOINT_ROOM_QUOTA /);
+    expect(SERVER_USAGE).toMatch(/--checkpoint-quota S +RINGTRAIN_CHECKPOINT_QUOTA /);
+  });
+
+  it.each<[string[], RegExp]>([
+    [['--checkpoint-quota', '2T'], /^--checkpoint-quota: expected a size in bytes such as 500000000, 512M or 2G, got "2T"$/],
+    [['--checkpoint-room-quota', '0'], /^--checkpoint-room-quota: expected a size in bytes/],
+    [['--checkpoint-room-quota', '1.5G'], /^--checkpoint-room-quota: expected a size in bytes/],
+    [['--checkpoint-quota', '100M'], /^--checkpoint-room-quota \(201326592\) is above --checkpoint-quota \(104857600\), so one room could fill the space of all: lower the first or raise the second$/],
+  ])('checks the checkpoint quotas: %j', (argv, message) => {
+    expect(configError(() => parse(argv)).message).toMatch(message);
   });
 
   it.each<[string[], RegExp]>([

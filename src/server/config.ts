@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientConfigSchema, type IceServer } from '../protocol/index.ts';
 import type { ServerOptions } from './app.ts';
+import { CHECKPOINT_DEFAULTS } from './checkpoints.ts';
 import { LIMIT_DEFAULTS } from './coordinator.ts';
 
 export const DEFAULT_PORT = 8080;
@@ -16,6 +17,11 @@ export const SERVER_USAGE = `Options (flag, or environment variable):
   --heartbeat-ms N   RINGTRAIN_HEARTBEAT_MS   peer heartbeat period (default 500)
   --dead-after-ms N  RINGTRAIN_DEAD_AFTER_MS  silence before a peer is removed (default 2500)
   --checkpoint-dir D RINGTRAIN_CHECKPOINT_DIR  where room checkpoints are kept (default .ringtrain/checkpoints)
+  --checkpoint-room-quota S  RINGTRAIN_CHECKPOINT_ROOM_QUOTA  checkpoint bytes one room keeps (default 192M:
+                                      3 of the 64 MiB maximum); its oldest are pruned to make room
+  --checkpoint-quota S       RINGTRAIN_CHECKPOINT_QUOTA  checkpoint bytes all rooms keep together (default 2G);
+                                      a write that does not fit even so is refused (507)
+                                      S: bytes, or a number followed by K, M or G (KiB, MiB, GiB)
   --max-peers N      RINGTRAIN_MAX_PEERS      peers per room (default 64)
   --max-rooms N      RINGTRAIN_MAX_ROOMS      rooms at once (default 1000)
   --max-msgs N       RINGTRAIN_MAX_MSGS       control messages per second per peer (default 40)
@@ -66,6 +72,17 @@ function parseIce(raw: string): IceServer[] {
   return r.data;
 }
 
+const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** A size in bytes: an integer >= 1, optionally followed by K, M or G (KiB, MiB, GiB). */
+function size(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const m = /^(\d+)([KMG]?)$/i.exec(raw);
+  const v = m ? Number(m[1]) * UNITS[m[2]!.toUpperCase()]! : NaN;
+  if (!Number.isSafeInteger(v) || v < 1) throw new ConfigError(`${name}: expected a size in bytes such as 500000000, 512M or 2G, got "${raw}"`);
+  return v;
+}
+
 function int(name: string, raw: string | undefined, fallback: number, min: number): number {
   if (raw === undefined || raw === '') return fallback;
   // Digits only: Number() would also take " ", "0x50" or "1e3".
@@ -89,6 +106,8 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
         'heartbeat-ms': { type: 'string' },
         'dead-after-ms': { type: 'string' },
         'checkpoint-dir': { type: 'string' },
+        'checkpoint-room-quota': { type: 'string' },
+        'checkpoint-quota': { type: 'string' },
         'max-peers': { type: 'string' },
         'max-rooms': { type: 'string' },
         'max-msgs': { type: 'string' },
@@ -115,6 +134,13 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
       `--dead-after-ms (${deadAfterMs}) must be at least twice --heartbeat-ms (${heartbeatMs}); raise --dead-after-ms or lower --heartbeat-ms`,
     );
   }
+  const checkpointRoomQuota = size('--checkpoint-room-quota', values['checkpoint-room-quota'] ?? env.RINGTRAIN_CHECKPOINT_ROOM_QUOTA, CHECKPOINT_DEFAULTS.roomQuota);
+  const checkpointQuota = size('--checkpoint-quota', values['checkpoint-quota'] ?? env.RINGTRAIN_CHECKPOINT_QUOTA, CHECKPOINT_DEFAULTS.quota);
+  if (checkpointRoomQuota > checkpointQuota) {
+    throw new ConfigError(
+      `--checkpoint-room-quota (${checkpointRoomQuota}) is above --checkpoint-quota (${checkpointQuota}), so one room could fill the space of all: lower the first or raise the second`,
+    );
+  }
   return {
     help: values.help ?? false,
     // An empty value counts as unset, as for the other variables: '' would listen on every interface.
@@ -132,5 +158,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
     mode: values.prod ? 'prod' : 'dev',
     root,
     ...(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR ? { checkpointDir: path.resolve(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR!) } : {}),
+    checkpointRoomQuota,
+    checkpointQuota,
   };
 }

@@ -1,12 +1,14 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { MEMBER_HEADER } from '../protocol/auth.ts';
 import {
   clientConfigSchema,
+  encodeCheckpoint,
   MAX_CONTROL_BYTES,
   parseServerMessage,
   PROTOCOL_VERSION,
@@ -382,6 +384,28 @@ describe('startServer (prod mode: built assets)', () => {
       const stray = new Client(`${server.url.replace(/^http/, 'ws')}/elsewhere`);
       await expect(stray.opened).rejects.toThrow();
       await withTimeout(stray.closed, WAIT_MS, 'the refused upgrade to close');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('stores checkpoints within the quotas it is given, and records its rooms one line each in rooms.json', async () => {
+    const checkpointDir = path.join(root, uid('checkpoints'));
+    const server = await startServer({ host: '127.0.0.1', port: 0, mode: 'prod', root, checkpointDir, checkpointRoomQuota: 200, checkpointQuota: 400 });
+    try {
+      const room = uid('room');
+      const m = await Member.join(server, room);
+      const token = await m.message((x) => (x.type === 'welcome' ? x.token : undefined), 'the welcome');
+      const put = async (floats: number): Promise<number> => {
+        const body = encodeCheckpoint({ step: 1, runKey: 'run', weights: new Float32Array(floats), optimizer: new Float32Array(0) });
+        const res = await fetch(`${server.url}/api/rooms/${room}/checkpoint`, { method: 'PUT', body, headers: { [MEMBER_HEADER]: `${m.peerId}.${token}` }, signal: AbortSignal.timeout(WAIT_MS) });
+        return res.status;
+      };
+      // 36 + 4 × 10 bytes fit the room's 200; 36 + 4 × 50 do not.
+      expect(await put(10)).toBe(200);
+      expect(await put(50)).toBe(507);
+      expect(readFileSync(path.join(checkpointDir, 'rooms.json'), 'utf8')).toBe(`${JSON.stringify({ room, open: true })}\n`);
+      m.stopHeartbeats();
     } finally {
       await server.close();
     }
