@@ -1,6 +1,6 @@
 /**
  * Secure aggregation between real tabs: with pairwise masks (keys agreed by ECDH through the
- * coordinator), 4 tabs train to the weights the plain ring gives, up to float rounding, and
+ * coordinator, masks modulo 2³² over fixed point), 4 tabs train to the weights the plain ring gives, up to the fixed-point step, and
  * identical on every tab. With DP-SGD on top (each tab adds its share of the noise under the
  * masks), the tabs still agree, report ε, and learn.
  */
@@ -28,7 +28,7 @@ test('4 tabs with secure aggregation end with the weights of the plain ring (1e-
   };
   const config: TrainConfig = { ...DRILL_CONFIG, steps: 20, optimizer: { kind: 'sgd', lr: 0.1 } };
   const plain = await train(config);
-  const secure = await train({ ...config, secureAggregation: { scale: 1000 } });
+  const secure = await train({ ...config, secureAggregation: {} });
   for (const r of secure) expect(r.checksum).toBe(secure[0]!.checksum);
   const diff = relativeDifference(secure[0]!.weights, plain[0]!.weights);
   expect(diff).toBeGreaterThan(0);
@@ -36,7 +36,7 @@ test('4 tabs with secure aggregation end with the weights of the plain ring (1e-
   expect(Math.abs(secure[0]!.accuracy - plain[0]!.accuracy)).toBeLessThan(0.01);
   // DP-SGD under the masks: the noise is in the sum, so the weights leave the plain ones, but the
   // tabs agree, ε is reported, and the model still learns (10 classes: chance is 0.1).
-  const dp = await train({ ...config, optimizer: { kind: 'sgd', lr: 0.5 }, secureAggregation: { scale: 1000 }, dp: { clip: 1, noiseMultiplier: 0.8 } });
+  const dp = await train({ ...config, optimizer: { kind: 'sgd', lr: 0.5 }, secureAggregation: {}, dp: { clip: 1, noiseMultiplier: 0.8 } });
   for (const r of dp) expect(r.checksum).toBe(dp[0]!.checksum);
   expect(relativeDifference(dp[0]!.weights, plain[0]!.weights)).toBeGreaterThan(1e-3);
   expect(dp[0]!.epsilon).toBeGreaterThan(0);

@@ -7,7 +7,9 @@ import { twoSpirals } from '../data/synthetic.ts';
 import { relativeDifference } from '../ml/compare.ts';
 import { BLOBS, BLOBS_GD, TestRoom } from '../test/room.ts';
 import { stepProblems } from './history.ts';
-import { train, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './trainer.ts';
+import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
+import { DIGEST_WORDS, digestWords } from './consensus.ts';
+import { train, type Group, type TrainConfig, type TrainControl, type TrainerDeps, type TrainEvent, type TrainResult } from './trainer.ts';
 
 /**
  * The whole training loop over the real ring code (Communicators on the in-memory transport) and
@@ -268,6 +270,76 @@ describe('train through faults (in-memory room)', () => {
     }
   });
 
+  /**
+   * A room of p0, p1 and p2 on served data, and p3 joining after step 12 (so the group agrees on a
+   * state and sends it to p3), where `p0` behaves as `lie` says. Every honest peer must end with
+   * the weights of 1 peer.
+   */
+  async function withLiar(lie: (g: Group) => Group): Promise<{ results: TrainResult[]; solo: TrainResult; reported: number[][] }> {
+    const cfg: TrainConfig = { ...SGD, dataset: 'blobs', checksumEvery: 5 };
+    const [solo] = await trainRing(1, cfg);
+    const room = new TestRoom(DATA);
+    for (const id of ['p0', 'p1', 'p2']) room.add(id);
+    const reported: number[][] = [];
+    const deps = (id: string): TrainerDeps => {
+      const d = room.deps(id, cfg, {
+        onEvent: (e) => {
+          if (id === 'p1' && e.type === 'step' && e.step === 12 && !late) {
+            room.add('p3');
+            late = train(cfg, deps('p3'));
+          }
+        },
+      });
+      const group = async (failed?: number): Promise<Group> => {
+        const g = await d.group(failed);
+        const honest = { ...g, reportInvalid: (_step: number, ranks: number[]) => reported.push(ranks.map((r) => Number(room.members[r]!.slice(1)))) };
+        return id === 'p0' ? lie(honest) : honest;
+      };
+      return { ...d, group };
+    };
+    let late: Promise<TrainResult> | null = null;
+    const first = await Promise.all(['p0', 'p1', 'p2'].map((id) => train(cfg, deps(id))));
+    return { results: [...first, await late!], solo: solo!, reported };
+  }
+
+  /** Weights (raw, or inside a checkpoint) replaced by a constant: what a model takeover sends. */
+  function evil(bytes: Uint8Array): Uint8Array {
+    const c = decodeCheckpoint(bytes);
+    if (c instanceof Error) return new Uint8Array(new Float32Array(bytes.length / 4).fill(7).buffer);
+    return encodeCheckpoint({ ...c, step: 1_000_000, weights: c.weights.map(() => 7) });
+  }
+
+  it('a member that sends other bytes than the state it claims cannot take over: checked against the majority digest, reported, the next view asks another holder', async () => {
+    const { results, solo, reported } = await withLiar((g) => ({ ...g, broadcast: (root, data) => g.broadcast(root, data && evil(data)) }));
+    for (const r of results) {
+      expect(r.checksum).toBe(results[1]!.checksum);
+      expect(relativeDifference(r.weights, solo.weights)).toBeLessThan(1e-4);
+    }
+    // Whoever caught p0's bytes named p0, and no one else was named.
+    expect(reported.flat().every((p) => p === 0)).toBe(true);
+  });
+
+  it('a member claiming far more steps, with weights of its own, is outvoted by the state the others hold', async () => {
+    const { results, solo } = await withLiar((g) => ({
+      ...g,
+      // The claims of agree() (2 × (held step, digest), stopped, examples, 2 control flags): a step
+      // far ahead, for a state of its own; were it asked to send that state, it would send its own.
+      allGather: (v) => {
+        if (v.length !== 2 * (1 + DIGEST_WORDS) + 4 || v[0] === 0) return g.allGather(v);
+        const lie = v.slice();
+        lie[0] = 1_000_001;
+        lie.set(digestWords(Uint8Array.of(7)), 1);
+        return g.allGather(lie);
+      },
+      broadcast: (root, data) => g.broadcast(root, data && evil(data)),
+    }));
+    for (const r of results) {
+      expect(r.steps).toBe(30);
+      expect(r.checksum).toBe(results[1]!.checksum);
+      expect(relativeDifference(r.weights, solo.weights)).toBeLessThan(1e-4);
+    }
+  });
+
   it('a peer joining mid-run takes over the state and ends with the same weights', async () => {
     const room = new TestRoom(DATA);
     for (const id of ['p0', 'p1']) room.add(id);
@@ -292,8 +364,11 @@ describe('train through faults (in-memory room)', () => {
       expect(r.checksum).toBe(results[0]!.checksum);
     }
     const sync = lateEvents.find((e) => e.type === 'sync');
-    expect(sync).toMatchObject({ size: 3, source: 0 });
-    expect(stepsOf(lateEvents)[0]).toBeGreaterThan(10);
+    // Sent by one of the two holders (which one rotates with the view).
+    expect(sync).toMatchObject({ size: 3 });
+    expect([0, 1]).toContain(sync?.type === 'sync' && sync.source);
+    // From p0's state at step 10, or 9 when p0 alone completed step 10 (it goes back and all run it again).
+    expect(stepsOf(lateEvents)[0]).toBeGreaterThanOrEqual(10);
     expect(stepProblems(lateEvents)).toEqual([]);
     expect(stepsOf(lateEvents).at(-1)).toBe(30);
   });

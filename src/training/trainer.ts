@@ -7,10 +7,11 @@
  * Elastic and transactional: a step is numbered globally, and weights and optimizer state change
  * only once the step's allreduce has completed. When a collective fails (a peer died, the view
  * changed, a timeout), the step is abandoned, the loop waits for the next view, re-cuts its shard
- * for its new rank, and the group agrees on the state of the peer with the most committed steps
- * (a newcomer, or a peer whose last allreduce did not complete, takes it over by broadcast). Then
- * the next step number runs: no step is lost beyond the aborted one, none is applied twice. When
- * no peer has any state yet, the newest stored checkpoint of the same run is restored.
+ * for its new rank, and the group agrees on the corroborated state with most steps (consensus.ts: a
+ * newcomer, a peer whose last allreduce did not complete, or a lone peer that completed a step the
+ * others did not, takes it over by broadcast, checked against its digest). Then the next step
+ * number runs: no step is lost beyond the aborted one, none is applied twice. When no peer has any
+ * state yet, the newest stored checkpoint of the same run is restored.
  */
 import * as tf from '@tensorflow/tfjs';
 import { RingError } from '../core/errors.ts';
@@ -28,6 +29,7 @@ import { createModel, lossKindFor, type ModelSpec } from '../ml/models.ts';
 import { createOptimizer, type FlatOptimizer } from '../ml/optimizer.ts';
 import { rffTransform } from '../ml/rff.ts';
 import { dpEpsilon, RdpAccountant, privateGradients } from '../ml/dp.ts';
+import { adoptChosen, gatherClaims, senderOf, type HeldState } from './consensus.ts';
 import { evaluate } from '../ml/step.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
 import { parseTrainConfig, runKey, type TrainConfig } from '../protocol/run-config.ts';
@@ -111,8 +113,8 @@ export interface Group {
   size: number;
   /** Elementwise sum over the view (ring allreduce); `wire`: the values' type on the wire. */
   sum(v: Float32Array, wire?: WireSpec): Promise<Float32Array>;
-  /** Every rank's vector (ring all-gather); needed by robust aggregation. */
-  allGather?(v: Float32Array): Promise<Float32Array[]>;
+  /** Every rank's vector (ring all-gather): state agreement and robust aggregation. */
+  allGather(v: Float32Array): Promise<Float32Array[]>;
   /** Bytes of rank `root` to every peer. */
   broadcast(root: number, data: Uint8Array | null): Promise<Uint8Array>;
   /** Reports peers (by rank) whose contributions this peer left out of a sum. */
@@ -200,9 +202,7 @@ function controlled(group: () => Group, control: TrainerDeps['control'], room: R
     },
     /** Every rank's vector (the flags summed over the ranks). */
     allGather: async (v: Float32Array): Promise<Float32Array[]> => {
-      const g = group();
-      if (!g.allGather) throw new RingError('protocol', 'robust aggregation needs an all-gather, which this group does not have');
-      const parts = await g.allGather(withFlags(v));
+      const parts = await group().allGather(withFlags(v));
       note(parts.reduce((a, p) => a + p[v.length]!, 0), parts.reduce((a, p) => a + p[v.length + 1]!, 0));
       return parts.map((p) => p.subarray(0, v.length));
     },
@@ -225,20 +225,62 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** A state kept in memory: its step, weights and optimizer state. */
+interface Snapshot {
+  step: number;
+  weights: Float32Array;
+  optimizer: Float32Array;
+}
+
 /** The model, its optimizer and the committed step: what a checkpoint or a newcomer receives. */
 class TrainingState {
   /** Last committed global step. */
   step = 0;
   /** False until this peer has agreed on a state with a group (a newcomer has nothing to offer). */
   agreed = false;
+  /** FedAvg: the optimizer's initial state. Each peer's optimizer state is its own there, so agreement covers the weights alone. */
+  private readonly fresh: Float32Array | null;
+
   constructor(
     readonly model: tf.LayersModel,
     readonly opt: FlatOptimizer,
     readonly key: string,
-  ) {}
+    localOptimizer: boolean,
+  ) {
+    this.fresh = localOptimizer ? opt.getState() : null;
+  }
 
   async encode(): Promise<Uint8Array<ArrayBuffer>> {
     return encodeCheckpoint({ step: this.step, runKey: this.key, weights: await getFlatWeights(this.model), optimizer: this.opt.getState() });
+  }
+
+  /** The state before the last committed step (see consensus.ts). */
+  private previous: Snapshot | null = null;
+
+  /** The current state, to go back to if the next step does not commit. */
+  async snapshot(): Promise<Snapshot> {
+    return { step: this.step, weights: await getFlatWeights(this.model), optimizer: this.opt.getState() };
+  }
+
+  /** Commits a step taken from `before`. */
+  commit(before: Snapshot): void {
+    this.step++;
+    this.previous = before;
+  }
+
+  /** Goes back to `before` (a step that did not commit). */
+  rollBack(before: Snapshot): void {
+    setFlatWeights(this.model, before.weights);
+    this.opt.setState(before.optimizer);
+  }
+
+  /** What this peer claims in an agreement: its state, then the one before its last step. */
+  async held(): Promise<HeldState[]> {
+    if (!this.agreed) return [];
+    const shared = (c: Snapshot): HeldState => ({ held: c.step + 1, bytes: encodeCheckpoint({ ...c, runKey: this.key, optimizer: this.fresh ?? c.optimizer }) });
+    const out = [shared(await this.snapshot())];
+    if (this.previous?.step === this.step - 1) out.push(shared(this.previous));
+    return out;
   }
 
   /** Restores encoded state; a CheckpointError or another run's key is an Error saying which. */
@@ -249,6 +291,7 @@ class TrainingState {
     setFlatWeights(this.model, c.weights);
     this.opt.setState(c.optimizer);
     this.step = c.step;
+    this.previous = null;
     return null;
   }
 }
@@ -284,7 +327,7 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
   try {
     const lossKind = lossKindFor(spec);
     const params = paramCount(model);
-    const st = new TrainingState(model, createOptimizer(cfg.optimizer, params), runKey(cfg));
+    const st = new TrainingState(model, createOptimizer(cfg.optimizer, params), runKey(cfg), cfg.algorithm === 'fedavg');
     const auto = cfg.compression?.kind === 'auto' && cfg.algorithm !== 'fedavg';
     let compressor = cfg.compression && !auto && cfg.algorithm !== 'fedavg' ? new Compressor(cfg.compression, weightLayout(model), cfg.seed) : null;
     /** `auto`: the steps after `from` whose timings are summed; the choice is made at step `until`. */
@@ -315,51 +358,52 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       last = { accuracy: s[0]! / s[1]!, loss: s[2]! / s[1]! };
       deps.emit({ type: 'eval', step: st.step, accuracy: last.accuracy, loss: last.loss, count: s[1]! });
     };
+    /**
+     * Checks that every peer holds the same weights. Where some do not, the weights most peers hold
+     * (among those at least two hold) are sent by one of their holders and checked against their
+     * digest on arrival, so neither one peer nor the sender can impose others (consensus.ts).
+     * Returns the checksum.
+     */
     const verify = async (): Promise<string> => {
-      const mine = checksumHex(await getFlatWeights(model));
-      const ref = new TextDecoder().decode(await g.broadcast(0, g.rank === 0 ? new TextEncoder().encode(mine) : null));
-      const mismatches = (await sum(new Float32Array([mine === ref ? 0 : 1])))[0]!;
-      let resynced = false;
-      if (mismatches > 0) {
-        const w = await getFlatWeights(model);
-        const bytes = await g.broadcast(0, g.rank === 0 ? new Uint8Array(w.buffer, w.byteOffset, w.byteLength) : null);
-        setFlatWeights(model, new Float32Array(bytes.slice().buffer));
-        resynced = true;
+      const w = await getFlatWeights(model);
+      const mine = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+      const { chosen, mine: held } = await gatherClaims(allGather, [{ held: 1, bytes: mine }]);
+      const resynced = chosen!.holders.length < g.size;
+      if (resynced) {
+        const bytes = await adoptChosen(g, chosen!, held === 0 ? mine : null, st.step);
+        if (held !== 0) setFlatWeights(model, new Float32Array(bytes.slice().buffer));
       }
+      const ref = checksumHex(await getFlatWeights(model));
       deps.emit({ type: 'checksum', step: st.step, checksum: ref, resynced });
       return ref;
     };
     /**
-     * Agrees on one state with the group: every peer reports its committed step, and the first
-     * peer with the most steps broadcasts its state. When no peer has any, rank 0 offers the newest
-     * stored checkpoint of this run (or nothing: the seeded start, identical everywhere).
+     * Agrees on one state with the group (consensus.ts): every peer states what it holds, and the
+     * corroborated state with the most steps is sent by one of its holders, checked on arrival.
+     * When no peer has any, rank 0 offers the newest stored checkpoint of this run (or
+     * nothing: the seeded start, identical everywhere).
      */
     const agree = async (): Promise<void> => {
-      // Each rank's committed steps (+1; 0 = nothing to offer), then whether any peer had stopped
-      // and, for DP, every peer's training examples: control flow after this depends only on it.
-      const mine = new Float32Array(g.size + 2);
-      mine[g.rank] = st.agreed ? st.step + 1 : 0;
-      mine[g.size] = stopped ? 1 : 0;
-      mine[g.size + 1] = shard.train.n;
-      const agreed = await sum(mine);
-      const all = agreed.subarray(0, g.size);
-      stopped = agreed[g.size]! > 0;
-      trainTotal = agreed[g.size + 1]!;
-      const best = Math.max(...all);
+      // Alongside: whether each peer had stopped and, for DP, its training examples (control flow
+      // after this depends only on what every peer gathered).
+      const states = await st.held();
+      const { chosen: m, extras, mine } = await gatherClaims(allGather, states, [stopped ? 1 : 0, shard.train.n]);
+      stopped = extras.some((x) => x[0]! > 0);
+      // Served data: every peer loaded the whole split.
+      trainTotal = served ? shard.train.n : extras.reduce((a, x) => a + x[1]!, 0);
       let source: number | 'checkpoint' | 'seed';
-      if (best === 0) {
+      if (!m) {
         const stored = g.rank === 0 ? ((await deps.loadCheckpoint?.().catch(() => null)) ?? new Uint8Array(0)) : null;
         const bytes = await g.broadcast(0, stored);
         const err = bytes.length > 0 ? st.restore(bytes) : null;
         if (err) deps.emit({ type: 'checkpoint', step: 0, bytes: bytes.length, error: `not restored: ${err.message}; starting from the seed` });
         source = bytes.length > 0 && !err ? 'checkpoint' : 'seed';
       } else {
-        source = all.indexOf(best);
-        const bytes = await g.broadcast(source, g.rank === source ? await st.encode() : null);
-        if (g.rank !== source) {
-          const err = st.restore(bytes);
-          if (err) throw err;
-        }
+        source = senderOf(m, g.epoch);
+        const bytes = await adoptChosen(g, m, states[mine]?.bytes ?? null, st.step);
+        // Unless it is this peer's committed state: its previous one, or another peer's.
+        const err = mine !== 0 && st.restore(bytes);
+        if (err) throw err;
       }
       st.agreed = true;
       // Residuals are this peer's own; factors restart from the seed: the same on every peer of the group.
@@ -409,17 +453,16 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
     let speed = 0;
     /** One global step on the current group; commits (st.step + 1) only when its allreduce completed. */
     const step = async (): Promise<void> => {
+      const before = await st.snapshot();
       const t0 = performance.now();
       let r;
       let local: number;
       if (cfg.algorithm === 'fedavg') {
-        // Local steps change the weights before the allreduce: keep the committed state to roll back to.
-        const before = { w: await getFlatWeights(model), o: st.opt.getState() };
+        // Local steps change the weights before the allreduce: roll back to the committed state.
         try {
           r = await federatedRound(model, st.opt, lossKind, sum, Array.from({ length: cfg.localSteps ?? 5 }, () => sampler!.next(cfg.batch)));
         } catch (e) {
-          setFlatWeights(model, before.w);
-          st.opt.setState(before.o);
+          st.rollBack(before);
           throw e;
         }
         local = cfg.batch * (cfg.localSteps ?? 5);
@@ -453,7 +496,7 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         );
         local = batch.count;
       }
-      st.step++;
+      st.commit(before);
       const rate = local / Math.max(r.timings.computeMs, 0.01);
       if (local > 0) speed = speed === 0 ? rate : 0.7 * speed + 0.3 * rate;
       const secs = (performance.now() - t0) / 1000;

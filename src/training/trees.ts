@@ -4,8 +4,8 @@
  * ends with the same model (plain JSON) and the distributed test accuracy.
  *
  * Elastic: a failed collective re-forms the group on the next view, which re-cuts the shards and
- * agrees on bins again; boosting keeps the rounds already grown (the peer with the most rounds
- * hands its model to the others) and grows the rest, a single tree is grown again.
+ * agrees on bins again; boosting keeps the rounds already grown (a holder of the agreed model
+ * hands it to the others, training/consensus.ts) and grows the rest; a single tree is grown again.
  */
 import { fnv1a } from '../protocol/checkpoint.ts';
 import { featureSize } from '../data/dataset.ts';
@@ -13,6 +13,7 @@ import { agreeBins, binRows } from '../ml/trees/bins.ts';
 import { gbdtScores, trainGbdt, type Gbdt } from '../ml/trees/boost.ts';
 import { growTree, predictTree, statsPerRow, type Tree } from '../ml/trees/tree.ts';
 import { parseTreeConfig, type TreeTrainConfig } from '../protocol/run-config.ts';
+import { adoptChosen, gatherClaims, senderOf } from './consensus.ts';
 import { MAX_RECOVERIES, recoverable, type Group, type TrainerDeps } from './trainer.ts';
 
 export type { TreeTrainConfig } from '../protocol/run-config.ts';
@@ -65,17 +66,14 @@ async function elastic<T>(deps: Deps, attempt: (g: Group) => Promise<T>): Promis
   }
 }
 
-/** The boosting rounds the group goes on from: the model of the first peer with the most rounds. */
+/** The boosting rounds the group goes on from (training/consensus.ts). */
 async function agreeRounds(g: Group, mine: Gbdt | null, deps: Deps): Promise<Gbdt | null> {
-  const rounds = new Float32Array(g.size);
-  rounds[g.rank] = mine?.trees.length ?? 0;
-  const all = await g.sum(rounds);
-  const best = Math.max(...all);
-  if (best === 0) return null;
-  const source = all.indexOf(best);
-  const bytes = await g.broadcast(source, g.rank === source ? new TextEncoder().encode(JSON.stringify(mine)) : null);
-  deps.emit({ type: 'sync', epoch: g.epoch, size: g.size, rounds: best, source });
-  return g.rank === source ? mine : (JSON.parse(new TextDecoder().decode(bytes)) as Gbdt);
+  const states = mine && mine.trees.length > 0 ? [{ held: mine.trees.length, bytes: new TextEncoder().encode(JSON.stringify(mine)) }] : [];
+  const { chosen, mine: held } = await gatherClaims((v) => g.allGather(v), states);
+  if (!chosen) return null;
+  const bytes = await adoptChosen(g, chosen, states[held]?.bytes ?? null, chosen.held);
+  deps.emit({ type: 'sync', epoch: g.epoch, size: g.size, rounds: chosen.held, source: senderOf(chosen, g.epoch) });
+  return held === 0 ? mine : (JSON.parse(new TextDecoder().decode(bytes)) as Gbdt);
 }
 
 export type TreeModel = { kind: 'tree'; tree: Tree } | { kind: 'gbdt'; gbdt: Gbdt };
