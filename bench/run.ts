@@ -12,7 +12,8 @@
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
  *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean, secure aggregation; honest, then with a byzantine tab)
  *   wan        [--peers 4] [--steps 60] [--profiles lan,home,far] [--models cnn[,mlp]] [--codecs ...]   (root: network namespaces)
- *   server     [--peers 500] [--room-size 10] [--hold-ms 5000]   (simulated peers, no browser)
+ *   server     [--peers 500] [--room-size 10] [--hold-ms 5000] [--flood-peers 200]   (simulated peers, no browser; then
+ *              --flood-peers honest joins with and without a reconnecting flooder, default limits; 0 skips that row)
  *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
  *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
  */
@@ -25,7 +26,7 @@ import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
 import { benchChaos } from './chaos.ts';
 import { benchFaults } from './faults.ts';
 import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
-import { benchServer } from './server.ts';
+import { benchServer, benchServerFlood } from './server.ts';
 import { benchSoak } from './soak.ts';
 import { WAN_PROFILES, type WanProfileName } from './netns.ts';
 import { benchWan, WAN_MODELS } from './wan.ts';
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
       codecs: { type: 'string' },
       profiles: { type: 'string', default: 'lan,home,far' },
       'hold-ms': { type: 'string', default: '5000' },
+      'flood-peers': { type: 'string', default: '200' },
       gamma: { type: 'string', default: '0.02' },
       out: { type: 'string' },
       seeds: { type: 'string', default: '1-2000' },
@@ -170,10 +172,25 @@ async function main(): Promise<void> {
     const o = { peers: list(values.peers ?? '500', 'peers')[0]!, roomSize: list(values['room-size'], 'room-size')[0]!, holdMs: list(values['hold-ms'], 'hold-ms')[0]! };
     console.log(`server benchmark: ${o.peers} simulated peers in rooms of ${o.roomSize}, joining in waves, holding ${o.holdMs} ms, leaving in waves`);
     const r = await benchServer(o, log);
-    writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
-    console.log(JSON.stringify(r, null, 2));
+    const floodPeers = Number(values['flood-peers']);
+    if (!Number.isInteger(floodPeers) || floodPeers < 0) throw new Error(`--flood-peers: "${values['flood-peers']}" is not a non-negative integer`);
+    let flood;
+    if (floodPeers > 0) {
+      console.log(`flood row: ${floodPeers} honest peers (one address each) join without, then with, a reconnecting flooder from one address; default per-address limits`);
+      flood = await benchServerFlood({ peers: floodPeers, roomSize: o.roomSize }, log);
+    }
+    writeFileSync(file, `${JSON.stringify({ ...r, ...(flood ? { flood } : {}) }, null, 2)}\n`);
+    console.log(JSON.stringify({ ...r, ...(flood ? { flood } : {}) }, null, 2));
+    if (flood) {
+      const [w, c, f] = [flood.with_flooder, flood.without_flooder, flood.flooder];
+      console.log(
+        `flood: join p50/p99 ${w.p50_ms}/${w.p99_ms} ms with the flooder, ${c.p50_ms}/${c.p99_ms} ms without (p99 x${flood.p99_ratio}); ` +
+          `${w.failed} failed, ${flood.honest_disturbed} disturbed; flooder ${f.msgs_per_s} msgs/s, ${f.conns_per_s} connections/s, ` +
+          `${f.refused} refused, ${f.cut_off} cut off: ${flood.pass ? 'PASS' : 'FAIL'} (p99 < ${flood.target_p99_ms} ms)`,
+      );
+    }
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
-    if (!r.consistent) process.exitCode = 1;
+    if (!r.consistent || (flood && !flood.pass)) process.exitCode = 1;
     return;
   }
   if (scenario === 'svm-trees') {
