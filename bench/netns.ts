@@ -13,6 +13,10 @@
  * emulated in the app instead (`?linkDelayMs=`, PeerJsTransport holds every received frame that
  * long) and loss is not emulated at all. `info` says which.
  *
+ * With `isolate`, a peer's namespace holds its address as a /32 and one route, to the host's
+ * address: no route leads from one peer to another, and every packet between them must go through
+ * something in the root namespace (a TURN relay).
+ *
  * Run the proof (2 peers; lan, home and a 10 Mbit link; 4 MiB allreduce): `npx tsx bench/netns.ts`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -72,6 +76,8 @@ export interface Wan {
 const BRIDGE = 'rtbr0';
 const SUBNET = '10.77.0';
 const HOST_ADDRESS = `${SUBNET}.1`;
+/** The root namespace's address on the bridge, where the server (and a test's TURN server) listen. */
+export const WAN_HOST_ADDRESS = HOST_ADDRESS;
 const MAX_PEERS = 200;
 const netnsName = (k: number): string => `rt-peer${k}`;
 const hostVeth = (k: number): string => `rtv${k}h`;
@@ -149,8 +155,9 @@ function warnOnce(log: (s: string) => void, msg: string): void {
  * Creates the bridge, one namespace per peer and the shaping of `profile` (a name from
  * {@link WAN_PROFILES} or its own numbers). Removes leftovers of a crashed run first; refuses while
  * another live process holds the WAN. `destroy` runs on exit and on SIGINT/SIGTERM as well.
+ * `isolate`: no route between peers, only to the host's address (see the top of this file).
  */
-export function createWan(profile: WanProfileName | WanProfile, peers: number, log: (s: string) => void = console.log): Wan {
+export function createWan(profile: WanProfileName | WanProfile, peers: number, log: (s: string) => void = console.log, o: { isolate?: boolean } = {}): Wan {
   const p: WanProfile = typeof profile === 'string' ? WAN_PROFILES[profile] : profile;
   if (!p) throw new Error(`createWan: unknown profile "${String(profile)}"; one of ${Object.keys(WAN_PROFILES).join(', ')}`);
   if (!Number.isInteger(peers) || peers < 1 || peers > MAX_PEERS) throw new RangeError(`createWan: ${peers} peers (1..${MAX_PEERS})`);
@@ -206,8 +213,9 @@ export function createWan(profile: WanProfileName | WanProfile, peers: number, l
       ip(['link', 'set', hostVeth(k), 'master', BRIDGE]);
       ip(['link', 'set', hostVeth(k), 'up']);
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-      ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', peerVeth(k)]);
+      ip(['-n', ns, 'addr', 'add', `${address}/${o.isolate ? 32 : 24}`, 'dev', peerVeth(k)]);
       ip(['-n', ns, 'link', 'set', peerVeth(k), 'up']);
+      if (o.isolate) ip(['-n', ns, 'route', 'add', `${HOST_ADDRESS}/32`, 'dev', peerVeth(k)]);
       // The peer's upload: netem (delay, loss) with tbf under it where the kernel has netem.
       if (k === 1 || netem) {
         const netemArgs = ['netem', 'delay', `${p.delayMs}ms`, ...(loss > 0 ? ['loss', `${loss}%`] : [])];
@@ -332,6 +340,8 @@ export interface IcePair {
   remote: string;
   protocol: string;
   localType: string;
+  /** The remote candidate's type: host, srflx, prflx or relay. */
+  remoteType: string;
   bytesSent: number;
   bytesReceived: number;
 }
@@ -354,6 +364,7 @@ export function icePairs(page: Page): Promise<IcePair[]> {
         remote: `${String(r.address)}:${String(r.port)}`,
         protocol: String(l.protocol),
         localType: String(l.candidateType),
+        remoteType: String(r.candidateType),
         bytesSent: Number(pair.bytesSent),
         bytesReceived: Number(pair.bytesReceived),
       });
@@ -365,6 +376,10 @@ export function icePairs(page: Page): Promise<IcePair[]> {
 export interface WanClusterOptions extends Omit<ClusterOptions, 'host' | 'launch'> {
   profile: WanProfileName | WanProfile;
   log?: (s: string) => void;
+  /** No route between the peers' namespaces, only to the host's address ({@link createWan}). */
+  isolate?: boolean;
+  /** Runs once the namespaces exist, before the server starts (e.g. to start a TURN server on the host's address); what it starts is the caller's to stop. */
+  onWan?: (wan: Wan) => Promise<void> | void;
 }
 
 export interface WanCluster extends Cluster {
@@ -402,7 +417,7 @@ export async function selfSignedCert(ip: string): Promise<{ cert: string; key: s
  * not available beyond `peers` (no namespace for it). `close` also destroys the WAN.
  */
 export async function startWanCluster(o: WanClusterOptions): Promise<WanCluster> {
-  const wan = createWan(o.profile, o.peers, o.log);
+  const wan = createWan(o.profile, o.peers, o.log, { isolate: o.isolate ?? false });
   const browsers: Browser[] = [];
   let tls: Awaited<ReturnType<typeof selfSignedCert>> | null = null;
   const teardown = (): void => {
@@ -410,6 +425,7 @@ export async function startWanCluster(o: WanClusterOptions): Promise<WanCluster>
     wan.destroy();
   };
   try {
+    await o.onWan?.(wan);
     tls = await selfSignedCert(wan.hostAddress);
     const launch = async (i: number): Promise<Browser> => {
       const b = await launchBrowser((c) => ({

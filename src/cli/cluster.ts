@@ -8,6 +8,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { View } from '../core/membership/view.ts';
 import type { SessionOptions } from '../net/session.ts';
 import { startServer, type RunningServer } from '../server/app.ts';
+import type { TurnOptions } from '../server/turn.ts';
 import { launchBrowser, newPeerContext, openApp } from './browser.ts';
 
 export interface ClusterOptions {
@@ -35,6 +36,8 @@ export interface ClusterOptions {
   tls?: { cert: string; key: string };
   /** The server's log lines (joins, evictions, views), e.g. for a bench to count them. */
   log?: (line: string) => void;
+  /** A TURN server sharing a secret with the server, which mints each admitted tab a credential for it. */
+  turn?: TurnOptions;
 }
 
 export interface Cluster {
@@ -96,6 +99,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     ...(o.deadAfterMs ? { deadAfterMs: o.deadAfterMs } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
     ...(o.log ? { log: o.log } : {}),
+    ...(o.turn ? { turn: o.turn } : {}),
   });
   const browsers: Browser[] = [];
   const close = async (): Promise<void> => {

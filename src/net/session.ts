@@ -5,7 +5,8 @@ import { Mailbox } from '../core/collectives/mailbox.ts';
 import { abortReason, RingError } from '../core/errors.ts';
 import { ringPosition, type View } from '../core/membership/view.ts';
 import { Listeners } from '../core/transport.ts';
-import { roomKey } from '../protocol/auth.ts';
+import { MEMBER_HEADER, roomKey } from '../protocol/auth.ts';
+import { memberIceSchema, type MemberIce } from '../protocol/ice.ts';
 import { clientConfigSchema, type ClientConfig, type Job, type PeerStats } from '../protocol/index.ts';
 import { CoordinatorClient, type RoomStats, type RunMessage } from './coordinator-client.ts';
 import { PeerJsTransport } from './peerjs-transport.ts';
@@ -66,6 +67,25 @@ async function fetchConfig(origin: string): Promise<ClientConfig> {
   const cfg = clientConfigSchema.safeParse(await res.json());
   if (!cfg.success) throw new RingError('protocol', `the server's /api/config is not understood; reload the page`);
   return cfg.data;
+}
+
+/**
+ * The ICE servers of a member of `room` (`membership`: `<peerId>.<token>` of its welcome): with
+ * credentials, which `/api/config` does not hand to strangers (a TURN credential minted for this peer).
+ */
+async function fetchMemberIce(origin: string, room: string, membership: string): Promise<MemberIce> {
+  const url = `${origin}/api/rooms/${encodeURIComponent(room)}/ice`;
+  const res = await fetch(url, { cache: 'no-store', headers: { [MEMBER_HEADER]: membership } });
+  const body: unknown = await res.json().catch(() => null);
+  if (!res.ok) throw new RingError('closed', `GET ${url} answered ${res.status}: ${(body as { error?: string } | null)?.error ?? 'no reason given'}`);
+  const r = memberIceSchema.safeParse(body);
+  if (!r.success) throw new RingError('protocol', `the server's ICE servers are not understood; reload the page`);
+  return r.data;
+}
+
+/** Peer connections made from now on use `ice` (PeerJS reads its options at each new connection). */
+function useIce(peer: Peer, ice: RTCIceServer[]): void {
+  peer.options.config = { ...peer.options.config, iceServers: ice };
 }
 
 function openPeer(id: string, origin: URL, cfg: ClientConfig, timeoutMs: number): Promise<Peer> {
@@ -132,6 +152,10 @@ export class RingSession {
   private left = false;
   /** The membership token of the current welcome (null while not joined). */
   private token: string | null = null;
+  /** The member's ICE servers (TURN credentials included), and when to ask for fresh credentials. */
+  private ice: RTCIceServer[] = [];
+  private iceRefreshAt = Infinity;
+  private iceRefreshing = false;
 
   private constructor(
     readonly peerId: string,
@@ -163,9 +187,13 @@ export class RingSession {
     const offRuns = coordinator.runs.on((r) => earlyRuns.push(r));
     const offKeys = coordinator.keys.on((e, k) => earlyKeys.push([e, k]));
     let welcome;
+    let ice: MemberIce;
     try {
       welcome = await coordinator.open(timeout);
+      // Servers with credentials (TURN) are handed to admitted peers only, before any link is dialled.
+      ice = await fetchMemberIce(origin.origin, opts.room, `${id}.${welcome.token}`);
     } catch (e) {
+      coordinator.close();
       peer.destroy();
       throw e;
     }
@@ -181,6 +209,7 @@ export class RingSession {
     });
     const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts, key ?? null);
     s.token = welcome.token;
+    s.setIce(ice);
     offEarly();
     offRuns();
     offKeys();
@@ -209,6 +238,27 @@ export class RingSession {
     c.roomStats.on((peers) => {
       if (this.coordinator === c) this.events.emit({ type: 'room-stats', peers });
     });
+  }
+
+  private setIce(ice: MemberIce): void {
+    this.ice = ice.iceServers;
+    // Fresh credentials at half their lifetime: links dialled meanwhile get ones with time to spare.
+    this.iceRefreshAt = ice.ttlMs ? Date.now() + ice.ttlMs / 2 : Infinity;
+    useIce(this.peer, this.ice);
+  }
+
+  /** Asks for fresh TURN credentials; on failure keeps the ones held (still valid) and asks again at the next view. */
+  private async refreshIce(): Promise<void> {
+    const membership = this.membership();
+    if (this.iceRefreshing || !membership) return;
+    this.iceRefreshing = true;
+    try {
+      this.setIce(await fetchMemberIce(new URL(this.opts.origin ?? location.origin).origin, this.opts.room, membership));
+    } catch {
+      // Kept: the credentials held were minted for twice as long as they have been held.
+    } finally {
+      this.iceRefreshing = false;
+    }
   }
 
   private onKeys(epoch: number, keys: Map<string, string>): void {
@@ -284,6 +334,7 @@ export class RingSession {
             // register the same id afresh; the ring is dialled again on the next view.
             const origin = new URL(this.opts.origin ?? location.origin);
             this.peer = await openPeer(this.peerId, origin, await fetchConfig(origin.origin), timeout);
+            useIce(this.peer, this.ice);
             this.transport.rebind(this.peer);
           } else if (this.peer.disconnected) {
             await reconnectPeer(this.peer, timeout);
@@ -321,6 +372,7 @@ export class RingSession {
     if (this.view && view.epoch <= this.view.epoch) return;
     this.comm?.close();
     this.view = view;
+    if (Date.now() >= this.iceRefreshAt) void this.refreshIce();
     const pos = ringPosition(view, this.peerId);
     if (!pos) {
       this.comm = null;

@@ -13,6 +13,7 @@ import { RoomAuth } from './room-auth.ts';
 import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
 import { registerDatasets } from './datasets.ts';
 import { trackTimers } from './timers.ts';
+import { hasCredential, registerIce, type TurnOptions } from './turn.ts';
 
 export const PEER_PATH = '/peerjs';
 export const PEER_KEY = 'ringtrain';
@@ -24,8 +25,13 @@ export interface ServerOptions extends CoordinatorOptions {
   port: number;
   /** PEM file paths; when given the server speaks HTTPS/WSS (WebGPU needs a secure context off localhost). */
   tls?: { cert: string; key: string };
-  /** STUN/TURN servers handed to clients. Empty by default: no public server is contacted. */
+  /**
+   * STUN/TURN servers handed to clients. Empty by default: no public server is contacted. Those
+   * with a username or credential go to admitted members only (`GET /api/rooms/<room>/ice`).
+   */
   iceServers?: IceServer[];
+  /** A TURN server sharing a secret with this one (coturn's `use-auth-secret`): each admitted peer gets its own time-limited credential. */
+  turn?: TurnOptions;
   /** 'dev' serves the app through Vite; 'prod' serves the built `dist/`. */
   mode: 'dev' | 'prod';
   /** Project root (where index.html and dist/ live). */
@@ -101,16 +107,19 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     peerPath: PEER_PATH,
     peerKey: PEER_KEY,
     coordinatorPath: COORDINATOR_PATH,
-    iceServers: o.iceServers ?? [],
+    // Anyone may read this: servers with credentials are handed to members only (registerIce).
+    iceServers: (o.iceServers ?? []).filter((s) => !hasCredential(s)),
   };
   app.get('/api/config', (_req, res) => {
     res.json(clientConfig);
   });
+  const isMember = (room: string, peerId: string, token: string): boolean => coordinator.holdsMembership(room, peerId, token);
+  registerIce(app, { iceServers: o.iceServers ?? [], ...(o.turn ? { turn: o.turn } : {}) }, isMember);
   // Built-in datasets: each peer downloads only its own shard.
   registerDatasets(app, o.root);
   // Checkpoints: a room that empties, or this server restarting, resumes from the newest valid one.
   const checkpoints = new CheckpointStore({ dir: checkpointDir, roomQuota: o.checkpointRoomQuota, quota: o.checkpointQuota, log });
-  registerCheckpoints(app, checkpoints, auth, (room, peerId, token) => coordinator.holdsMembership(room, peerId, token), log);
+  registerCheckpoints(app, checkpoints, auth, isMember, log);
 
   // PeerServer: its own WebSocketServer without a server, so that it does not answer (with 400)
   // the upgrades meant for the coordinator or Vite's HMR on the same HTTP server.

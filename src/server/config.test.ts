@@ -161,6 +161,31 @@ describe('parseServerArgs', () => {
     expect(configError(() => parse(argv)).message).toMatch(message);
   });
 
+  it('takes a TURN server and its shared secret (coturn use-auth-secret) from flags or the environment; none by default', () => {
+    const secret = 'x'.repeat(32);
+    expect(parse([]).turn).toBeUndefined();
+    expect(parse(['--turn-url', 'turn:t.example:3478, turns:t.example:5349', '--turn-secret', secret])).toMatchObject({
+      turn: { urls: ['turn:t.example:3478', 'turns:t.example:5349'], secret, ttlSeconds: 3600 },
+    });
+    expect(parse(['--turn-ttl=600'], { RINGTRAIN_TURN_URL: 'turn:t.example', RINGTRAIN_TURN_SECRET: secret }).turn).toEqual({ urls: ['turn:t.example'], secret, ttlSeconds: 600 });
+    expect(parse([], { RINGTRAIN_TURN_URL: 'turn:t.example', RINGTRAIN_TURN_SECRET: secret, RINGTRAIN_TURN_TTL: '120' }).turn?.ttlSeconds).toBe(120);
+    expect(SERVER_USAGE).toMatch(/--turn-url URLS +RINGTRAIN_TURN_URL /);
+    expect(SERVER_USAGE).toMatch(/--turn-secret S +RINGTRAIN_TURN_SECRET /);
+    expect(SERVER_USAGE).toMatch(/--turn-ttl N +RINGTRAIN_TURN_TTL /);
+  });
+
+  it.each<[string[], NodeJS.ProcessEnv, RegExp]>([
+    [['--turn-url', 'turn:t.example'], {}, /^--turn-url without --turn-secret: set RINGTRAIN_TURN_SECRET/],
+    [[], { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) }, /^--turn-secret without --turn-url/],
+    [['--turn-ttl', '60'], {}, /^--turn-ttl without --turn-url and --turn-secret/],
+    [['--turn-url', 'stun:t.example'], { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) }, /^--turn-url: "stun:t.example" is not a turn: or turns: URL/],
+    [['--turn-url', 'turn:t.example'], { RINGTRAIN_TURN_SECRET: 'short' }, /^--turn-secret: shorter than 16 characters/],
+    [['--turn-url', 'turn:t.example', '--turn-ttl', '10'], { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) }, /^--turn-ttl: expected an integer >= 60, got "10"/],
+    [['--turn-url', 'turn:t.example', '--turn-ttl', '999999'], { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) }, /^--turn-ttl: 999999 s is more than a week/],
+  ])('checks the TURN settings: %j %j', (argv, env, message) => {
+    expect(configError(() => parse(argv, env)).message).toMatch(message);
+  });
+
   it.each<[string[], RegExp]>([
     [['--heartbeat-ms', '5'], /^--heartbeat-ms: expected an integer >= 10, got "5"/],
     [['--dead-after-ms', 'soon'], /^--dead-after-ms: expected an integer >= 20/],

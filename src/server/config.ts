@@ -4,6 +4,7 @@ import { clientConfigSchema, type IceServer } from '../protocol/index.ts';
 import type { ServerOptions } from './app.ts';
 import { CHECKPOINT_DEFAULTS } from './checkpoints.ts';
 import { LIMIT_DEFAULTS } from './coordinator.ts';
+import { DEFAULT_TURN_TTL_S, type TurnOptions } from './turn.ts';
 
 export const DEFAULT_PORT = 8080;
 
@@ -14,6 +15,13 @@ export const SERVER_USAGE = `Options (flag, or environment variable):
   --tls-key FILE     RINGTRAIN_TLS_KEY   PEM private key
   --ice URLS         RINGTRAIN_ICE    STUN/TURN servers for peers: comma-separated URLs, or a JSON array of
                                       {urls, username, credential}. Default none (same-machine and LAN only).
+                                      Servers with a username or credential go to admitted members only.
+  --turn-url URLS    RINGTRAIN_TURN_URL     a TURN server sharing --turn-secret (coturn use-auth-secret):
+                                      comma-separated turn:/turns: URLs, e.g. turn:turn.example.org:3478
+  --turn-secret S    RINGTRAIN_TURN_SECRET  coturn's static-auth-secret: each admitted peer gets its own
+                                      credential (TURN REST: "<expiry>:<peer id>", HMAC-SHA1); the secret
+                                      is never sent. Prefer the variable: a flag shows in the process list
+  --turn-ttl N       RINGTRAIN_TURN_TTL     seconds a minted TURN credential is valid (default ${DEFAULT_TURN_TTL_S})
   --heartbeat-ms N   RINGTRAIN_HEARTBEAT_MS   peer heartbeat period (default 500)
   --dead-after-ms N  RINGTRAIN_DEAD_AFTER_MS  silence before a peer is removed (default 2500)
   --checkpoint-dir D RINGTRAIN_CHECKPOINT_DIR  where room checkpoints are kept (default .ringtrain/checkpoints)
@@ -74,6 +82,26 @@ function parseIce(raw: string): IceServer[] {
 
 const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
+const TURN_URL = /^turns?:[^\s,]+$/;
+
+/** The TURN REST options, or none when neither the URL nor the secret is given. */
+function parseTurn(rawUrls: string | undefined, secret: string | undefined, rawTtl: string | undefined): TurnOptions | undefined {
+  const urls = (rawUrls ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0 && !secret) {
+    if (rawTtl) throw new ConfigError('--turn-ttl without --turn-url and --turn-secret: give all of them, or none');
+    return undefined;
+  }
+  if (urls.length === 0) throw new ConfigError('--turn-secret without --turn-url: give the TURN server\'s URL, e.g. --turn-url turn:turn.example.org:3478');
+  if (!secret) throw new ConfigError('--turn-url without --turn-secret: set RINGTRAIN_TURN_SECRET to the static-auth-secret of the TURN server (coturn use-auth-secret)');
+  // A member holds a username and its HMAC: a short secret could be found offline, and then mint credentials for anyone.
+  if (secret.length < 16) throw new ConfigError('--turn-secret: shorter than 16 characters; use a long random one, e.g. "openssl rand -hex 32", in both coturn and RingTrain');
+  for (const u of urls) if (!TURN_URL.test(u) || u.length > 512) throw new ConfigError(`--turn-url: "${u.slice(0, 80)}" is not a turn: or turns: URL`);
+  if (urls.length > 16) throw new ConfigError(`--turn-url: ${urls.length} URLs; give at most 16`);
+  const ttlSeconds = int('--turn-ttl', rawTtl, DEFAULT_TURN_TTL_S, 60);
+  if (ttlSeconds > 7 * 86_400) throw new ConfigError(`--turn-ttl: ${ttlSeconds} s is more than a week; a leaked credential would relay for that long`);
+  return { urls, secret, ttlSeconds };
+}
+
 /** A size in bytes: an integer >= 1, optionally followed by K, M or G (KiB, MiB, GiB). */
 function size(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
@@ -103,6 +131,9 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         ice: { type: 'string' },
+        'turn-url': { type: 'string' },
+        'turn-secret': { type: 'string' },
+        'turn-ttl': { type: 'string' },
         'heartbeat-ms': { type: 'string' },
         'dead-after-ms': { type: 'string' },
         'checkpoint-dir': { type: 'string' },
@@ -141,6 +172,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
       `--checkpoint-room-quota (${checkpointRoomQuota}) is above --checkpoint-quota (${checkpointQuota}), so one room could fill the space of all: lower the first or raise the second`,
     );
   }
+  const turn = parseTurn(values['turn-url'] ?? env.RINGTRAIN_TURN_URL, values['turn-secret'] || env.RINGTRAIN_TURN_SECRET || undefined, values['turn-ttl'] ?? env.RINGTRAIN_TURN_TTL);
   return {
     help: values.help ?? false,
     // An empty value counts as unset, as for the other variables: '' would listen on every interface.
@@ -148,6 +180,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
     port,
     ...(cert && key ? { tls: { cert, key } } : {}),
     iceServers: parseIce(values.ice ?? env.RINGTRAIN_ICE ?? ''),
+    ...(turn ? { turn } : {}),
     heartbeatMs,
     deadAfterMs,
     maxPeersPerRoom: int('--max-peers', values['max-peers'] ?? env.RINGTRAIN_MAX_PEERS, LIMIT_DEFAULTS.maxPeersPerRoom, 1),

@@ -188,11 +188,11 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
   });
 
-  it('GET /api/config returns how to reach signaling and the ICE servers it was given', async () => {
+  it('GET /api/config returns how to reach signaling and the ICE servers it was given that carry no credentials (those go to members only)', async () => {
     const res = await fetch(`${server.url}/api/config`, { signal: AbortSignal.timeout(WAIT_MS) });
     expect(res.status).toBe(200);
     const body: unknown = await res.json();
-    expect(body).toEqual({ version: PROTOCOL_VERSION, peerPath: PEER_PATH, peerKey: PEER_KEY, coordinatorPath: COORDINATOR_PATH, iceServers: ICE });
+    expect(body).toEqual({ version: PROTOCOL_VERSION, peerPath: PEER_PATH, peerKey: PEER_KEY, coordinatorPath: COORDINATOR_PATH, iceServers: [ICE[0]] });
     expect(clientConfigSchema.safeParse(body).success).toBe(true);
   });
 
