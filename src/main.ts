@@ -21,6 +21,7 @@ import { createModel } from './ml/models.ts';
 import { makeStepProbe } from './ml/probe.ts';
 import { rffTransform } from './ml/rff.ts';
 import { maskKeyPair, pairKey } from './ml/algorithms/secure.ts';
+import { signedAllGather, signingKeyPair, verifyingKey } from './ml/algorithms/signed.ts';
 import { predict } from './ml/step.ts';
 import { newSecret } from './protocol/auth.ts';
 import { decodeCheckpoint } from './protocol/checkpoint.ts';
@@ -177,7 +178,7 @@ async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: strin
   delete state.error;
   draw();
   try {
-    session = await RingSession.join({ ...(linkDelayMs ? { linkDelayMs } : {}), ...opts, room, ...(secret ? { secret } : {}), ...(maskPair ? { pub: (await maskPair).pub } : {}) });
+    session = await RingSession.join({ ...(linkDelayMs ? { linkDelayMs } : {}), ...opts, room, ...(secret ? { secret } : {}), ...(maskPair && signPair ? { keys: { pub: (await maskPair).pub, sig: (await signPair).pub } } : {}) });
   } catch (e) {
     state.status = 'idle';
     const msg = (e as Error).message;
@@ -364,6 +365,8 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
   }
   const comm = await s.nextCommunicator(failedEpoch, { minPeers: min, timeoutMs: minPeers ? QUORUM_TIMEOUT_MS : GROUP_TIMEOUT_MS });
   let maskKeysOf: Promise<(CryptoKey | null)[]> | undefined;
+  let gatherOf: Promise<(v: Float32Array) => Promise<Float32Array[]>> | undefined;
+  const gather = (v: Float32Array): Promise<Float32Array[]> => comm.allGather(v, { timeoutMs: SUM_TIMEOUT_MS + (v.byteLength * comm.size) / 250 });
   return {
     epoch: comm.view.epoch,
     rank: comm.rank,
@@ -371,7 +374,7 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
     // Large vectors (tree histograms run to tens of MB) get time in proportion: 4 s per MB on top
     // (4 tabs on 2 cores move a 34 MB histogram round in over a minute).
     sum: (v, wire) => comm.allreduce(v, { timeoutMs: SUM_TIMEOUT_MS + v.byteLength / 250, ...(wire ? { wire } : {}) }),
-    allGather: (v) => comm.allGather(v, { timeoutMs: SUM_TIMEOUT_MS + (v.byteLength * comm.size) / 250 }),
+    allGather: async (v) => (await (gatherOf ??= signedGatherFor(s, comm.view, comm.rank, gather)))(v),
     broadcast: (root, data) => comm.broadcast(root, data, { timeoutMs: SUM_TIMEOUT_MS + (data?.byteLength ?? 0) / 250 }),
     reportInvalid: (step, ranks) => {
       for (const r of ranks) s.reportInvalid(comm.view.epoch, step, comm.view.members[r]!.peerId);
@@ -380,8 +383,16 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
   };
 }
 
-/** This tab's key pair for secure aggregation (its public half goes to the coordinator on join); null without WebCrypto. */
+/** This tab's key pairs for secure aggregation and for signing (the public halves go to the coordinator on join); null without WebCrypto. */
 const maskPair = env.subtle ? maskKeyPair() : null;
+const signPair = env.subtle ? signingKeyPair() : null;
+
+/** `gather` with every contribution signed and checked (ml/algorithms/signed.ts), with the keys of `view`. */
+async function signedGatherFor(s: RingSession, view: View, rank: number, gather: (v: Float32Array) => Promise<Float32Array[]>): Promise<(v: Float32Array) => Promise<Float32Array[]>> {
+  const keys = await s.keysOf(view.epoch);
+  const publicKeys = await Promise.all(view.members.map((m) => keys.get(m.peerId)?.sig).map((sig) => (sig ? verifyingKey(sig) : null)));
+  return signedAllGather(gather, { rank, context: `${view.room}|${view.epoch}`, privateKey: (await signPair)?.privateKey ?? null, publicKeys });
+}
 
 /** Keys shared with every other member of `view` (null at this tab's rank), from the members' public keys. */
 async function pairKeysFor(s: RingSession, view: View): Promise<(CryptoKey | null)[]> {
@@ -391,7 +402,7 @@ async function pairKeysFor(s: RingSession, view: View): Promise<(CryptoKey | nul
   return Promise.all(
     view.members.map((m) => {
       if (m.peerId === s.peerId) return null;
-      const pub = pubs.get(m.peerId);
+      const pub = pubs.get(m.peerId)?.pub;
       if (!pub) throw new RingError('protocol', `peer ${m.peerId} sent no public key; it cannot take part in secure aggregation`);
       return pairKey(privateKey, pub, view.room, view.epoch);
     }),

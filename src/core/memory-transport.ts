@@ -8,13 +8,16 @@ import { Listeners, type PeerId, type Transport, type Unsubscribe } from './tran
  * - `delay`: later messages arrive `ms` late (order is kept);
  * - `close`: the endpoint's links close; both sides get `onPeerDown` at once;
  * - `crash`: the endpoint goes silent; the others get `onPeerDown` after `detectMs`
- *   (what a heartbeat detector would report).
+ *   (what a heartbeat detector would report);
+ * - `alter`: later messages arrive rewritten by `edit` (a malicious forwarder).
  */
 export type Fault =
   | { kind: 'drop'; after?: number }
   | { kind: 'delay'; ms: number; after?: number }
   | { kind: 'close'; after?: number }
-  | { kind: 'crash'; after?: number; detectMs?: number };
+  | { kind: 'crash'; after?: number; detectMs?: number }
+  /** A malicious endpoint: `edit` rewrites each outgoing message (a copy) in place. */
+  | { kind: 'alter'; edit: (message: Uint8Array) => void; after?: number };
 
 export interface MemoryNetworkOptions {
   /** Largest message, bytes (default 256 KiB, Chromium's SCTP limit). */
@@ -101,6 +104,7 @@ export class MemoryTransport implements Transport {
     const f = this.active ? this.fault : null;
     if (this.dead || f?.kind === 'drop') return Promise.resolve();
     const copy = message.slice();
+    if (f?.kind === 'alter') f.edit(copy);
     setTimeout(() => dest.receive(this.self, copy), f?.kind === 'delay' ? f.ms : 0);
     return Promise.resolve();
   }

@@ -7,6 +7,7 @@ import {
   ProtocolError,
   type ClientMessage,
   type Job,
+  type MemberKeys,
   type PeerStats,
   type ServerErrorCode,
   type ServerMessage,
@@ -31,8 +32,8 @@ export class CoordinatorClient {
   readonly errors = new Listeners<[CoordinatorErrorCode, string]>();
   readonly runs = new Listeners<[RunMessage]>();
   readonly roomStats = new Listeners<[RoomStats]>();
-  /** Members' public keys for secure aggregation, per view epoch. */
-  readonly keys = new Listeners<[number, Map<string, string>]>();
+  /** Members' public keys, per view epoch. */
+  readonly keys = new Listeners<[number, Map<string, MemberKeys>]>();
   private ws: WebSocket | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private closedByUs = false;
@@ -45,15 +46,15 @@ export class CoordinatorClient {
     private readonly lastEpoch?: number,
     /** A private room's key; `create`: this tab made the room, so the hello also registers the key. */
     private readonly access?: { key: Uint8Array<ArrayBuffer>; create: boolean },
-    /** This peer's public key for secure aggregation. */
-    private readonly pub?: string,
+    /** This peer's public keys. */
+    private readonly ownKeys?: MemberKeys,
   ) {}
 
   /** The hello for the connection whose nonce is `nonce`, with the room proof when the room is private. */
   private async hello(nonce: string): Promise<ClientMessage> {
     const a = this.access;
     const auth = a ? { proof: await hmac(a.key, helloText(nonce, this.room, this.peerId)), ...(a.create ? { key: toBase64Url(a.key) } : {}) } : undefined;
-    return { type: 'hello', version: PROTOCOL_VERSION, room: this.room, peerId: this.peerId, ...(this.lastEpoch !== undefined ? { epoch: this.lastEpoch } : {}), ...(auth ? { auth } : {}), ...(this.pub ? { pub: this.pub } : {}) };
+    return { type: 'hello', version: PROTOCOL_VERSION, room: this.room, peerId: this.peerId, ...(this.lastEpoch !== undefined ? { epoch: this.lastEpoch } : {}), ...(auth ? { auth } : {}), ...(this.ownKeys ? { keys: this.ownKeys } : {}) };
   }
 
   /** Connects and joins; resolves with the welcome (heartbeat settings). */
@@ -89,7 +90,7 @@ export class CoordinatorClient {
         } else if (m.type === 'run') {
           this.runs.emit({ run: m.run, by: m.by, job: m.job });
         } else if (m.type === 'keys') {
-          this.keys.emit(m.epoch, new Map(m.keys.map((k) => [k.peerId, k.pub])));
+          this.keys.emit(m.epoch, new Map(m.keys.map(({ peerId, ...k }) => [peerId, k])));
         } else if (m.type === 'room-stats') {
           this.roomStats.emit(m.peers);
         } else {

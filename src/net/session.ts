@@ -7,7 +7,7 @@ import { ringPosition, type View } from '../core/membership/view.ts';
 import { Listeners } from '../core/transport.ts';
 import { MEMBER_HEADER, roomKey } from '../protocol/auth.ts';
 import { memberIceSchema, type MemberIce } from '../protocol/ice.ts';
-import { clientConfigSchema, type ClientConfig, type Job, type PeerStats } from '../protocol/index.ts';
+import { clientConfigSchema, type ClientConfig, type Job, type MemberKeys, type PeerStats } from '../protocol/index.ts';
 import { CoordinatorClient, type RoomStats, type RunMessage } from './coordinator-client.ts';
 import { PeerJsTransport } from './peerjs-transport.ts';
 
@@ -34,8 +34,8 @@ export interface SessionOptions {
   secret?: string;
   /** This tab made the room (and its secret): the first hello registers the room key. */
   createRoom?: boolean;
-  /** This peer's public key for secure aggregation, handed to the other members with each view. */
-  pub?: string;
+  /** This peer's public keys, handed to the other members with each view. */
+  keys?: MemberKeys;
   /** Server origin, e.g. "http://127.0.0.1:8080" (default: the page's origin). */
   origin?: string;
   /** Time allowed to open data channels to ring neighbours after a view change, ms (default 15000). */
@@ -146,7 +146,7 @@ export class RingSession {
   private comm: Communicator | null = null;
   private ready: Promise<Communicator> | null = null;
   private readonly viewChanged = new Listeners<[]>();
-  private readonly keysByEpoch = new Map<number, Map<string, string>>();
+  private readonly keysByEpoch = new Map<number, Map<string, MemberKeys>>();
   private readonly keysArrived = new Listeners<[]>();
   private rejoining = false;
   private left = false;
@@ -178,11 +178,11 @@ export class RingSession {
     const peer = await openPeer(id, origin, cfg, timeout);
     const wsUrl = `${origin.protocol === 'https:' ? 'wss' : 'ws'}://${origin.host}${cfg.coordinatorPath}`;
     const key = opts.secret ? await roomKey(opts.room, opts.secret) : undefined;
-    const coordinator = new CoordinatorClient(wsUrl, opts.room, id, undefined, key ? { key, create: opts.createRoom ?? false } : undefined, opts.pub);
+    const coordinator = new CoordinatorClient(wsUrl, opts.room, id, undefined, key ? { key, create: opts.createRoom ?? false } : undefined, opts.keys);
     // Views, their keys and a run in progress can arrive right after the welcome; queue them until the session exists.
     const early: View[] = [];
     const earlyRuns: RunMessage[] = [];
-    const earlyKeys: [number, Map<string, string>][] = [];
+    const earlyKeys: [number, Map<string, MemberKeys>][] = [];
     const offEarly = coordinator.views.on((v) => early.push(v));
     const offRuns = coordinator.runs.on((r) => earlyRuns.push(r));
     const offKeys = coordinator.keys.on((e, k) => earlyKeys.push([e, k]));
@@ -261,20 +261,20 @@ export class RingSession {
     }
   }
 
-  private onKeys(epoch: number, keys: Map<string, string>): void {
+  private onKeys(epoch: number, keys: Map<string, MemberKeys>): void {
     this.keysByEpoch.set(epoch, keys);
     for (const e of [...this.keysByEpoch.keys()]) if (e < epoch - 4) this.keysByEpoch.delete(e);
     this.keysArrived.emit();
   }
 
   /** The members' public keys of view `epoch` (waiting up to `timeoutMs` for them to arrive). */
-  async keysOf(epoch: number, timeoutMs = 10_000): Promise<Map<string, string>> {
+  async keysOf(epoch: number, timeoutMs = 10_000): Promise<Map<string, MemberKeys>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const k = this.keysByEpoch.get(epoch);
       if (k) return k;
       const left = deadline - Date.now();
-      if (left <= 0) throw new RingError('timeout', `no public keys arrived for view ${epoch}; does the server support secure aggregation?`);
+      if (left <= 0) throw new RingError('timeout', `no public keys arrived for view ${epoch}; does the server support them?`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         const off = this.keysArrived.on(() => {
@@ -345,7 +345,7 @@ export class RingSession {
             this.peerId,
             this.view?.epoch ?? 0,
             this.roomKey ? { key: this.roomKey, create: this.opts.createRoom ?? false } : undefined,
-            this.opts.pub,
+            this.opts.keys,
           );
           this.listen(c);
           this.coordinator = c;

@@ -259,7 +259,7 @@ describe('the parsers never throw', () => {
     const members: Gen = () =>
       `[${Array.from({ length: below(6) }, (_, i) => (rnd() < 0.95 ? `{"peerId":"m${i}","rank":${i}}` : `{"peerId":${pick(['"m0"', id()])},"rank":${u32()}}`)).join(',')}]`;
     const byType = Object.entries<Record<string, Gen>>({
-      hello: { version, room: id, peerId: id, epoch: u32, auth: obj({ proof: b64(43), key: b64(43) }), pub: b64(87) },
+      hello: { version, room: id, peerId: id, epoch: u32, auth: obj({ proof: b64(43), key: b64(43) }), keys: obj({ pub: b64(87), sig: b64(87) }) },
       heartbeat: {},
       leave: {},
       'link-down': { epoch: u32, peer: id },
@@ -272,7 +272,7 @@ describe('the parsers never throw', () => {
       welcome: { version, peerId: id, heartbeatMs: positive, deadAfterMs: positive, token: b64(22) },
       view: { view: obj({ room: id, epoch: u32, members }) },
       run: { run: u32, by: id, job },
-      keys: { epoch: u32, keys: list(obj({ peerId: id, pub: b64(87) }), 4) },
+      keys: { epoch: u32, keys: list(obj({ peerId: id, pub: b64(87), sig: b64(87) }), 4) },
       'room-stats': { peers: list(obj({ peerId: id, stats }), 4) },
       error: { code: oneOf(serverErrorCodes), message: text(1024) },
     });

@@ -81,7 +81,10 @@ const b64url32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 bytes, bas
 export const helloAuthSchema = z.object({ proof: b64url32.optional(), key: b64url32.optional() });
 export type HelloAuth = z.infer<typeof helloAuthSchema>;
 
-const maskPubSchema = z.string().regex(/^[A-Za-z0-9_-]{87}$/, 'expected a P-256 public key (65 bytes), base64url');
+const p256PubSchema = z.string().regex(/^[A-Za-z0-9_-]{87}$/, 'expected a P-256 public key (65 bytes), base64url');
+/** A member's public keys (P-256, raw, base64url): `pub` (ECDH) for secure aggregation, `sig` (ECDSA) for signed all-gathers. */
+const memberKeysSchema = z.object({ pub: p256PubSchema.optional(), sig: p256PubSchema.optional() });
+export type MemberKeys = z.infer<typeof memberKeysSchema>;
 
 export const clientMessageSchema = z.discriminatedUnion('type', [
   /** `epoch`: the last view this peer saw (when it rejoins), so a restarted server never issues an older one. */
@@ -92,8 +95,8 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
     peerId: id,
     epoch: u32.optional(),
     auth: helloAuthSchema.optional(),
-    /** This peer's ECDH public key (P-256, raw, base64url) for secure aggregation. */
-    pub: maskPubSchema.optional(),
+    /** This peer's public keys. */
+    keys: memberKeysSchema.optional(),
   }),
   z.object({ type: z.literal('heartbeat') }),
   /** The sender lost its data link to `peer` while in view `epoch`. */
@@ -146,8 +149,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('view'), view: viewSchema }),
   /** Run `run`, started by `by`: every member trains it; a peer joining later gets it too. */
   z.object({ type: z.literal('run'), run: u32, by: id, job: jobSchema }),
-  /** After each view: the members' public keys for secure aggregation, bound to that epoch. */
-  z.object({ type: z.literal('keys'), epoch: u32, keys: z.array(z.object({ peerId: id, pub: maskPubSchema })).max(1024) }),
+  /** After each view: the members' public keys, bound to that epoch. */
+  z.object({ type: z.literal('keys'), epoch: u32, keys: z.array(memberKeysSchema.extend({ peerId: id })).max(1024) }),
   /** The latest stats of every member that sent some (at most about once a second). */
   z.object({ type: z.literal('room-stats'), peers: z.array(z.object({ peerId: id, stats: peerStatsSchema })).max(1024) }),
   z.object({ type: z.literal('error'), code: z.enum(serverErrorCodes), message: z.string().max(1024) }),

@@ -129,7 +129,7 @@ describe('Coordinator membership', () => {
     expect(d.conn.views()).toEqual([expected(3, ['A', 'B', 'C'])]);
     expect(c.view('r')).toEqual(expected(3, ['A', 'B', 'C']));
     // The welcome comes before the first view.
-    expect(d.conn.sent.map((m) => m.type)).toEqual(['welcome', 'view']);
+    expect(d.conn.sent.map((m) => m.type)).toEqual(['welcome', 'view', 'keys']);
   });
 
   it('keeps rooms apart: each room has its own epochs and members', () => {
@@ -660,6 +660,18 @@ describe('Coordinator limits per address', () => {
     // Closed connections free their places.
     flood[0]!.session.closed();
     expect(connectFrom(c, '10.0.0.1').conn.closedWith).toBeNull();
+  });
+
+  it('a connection flooding while its address is over budget is still closed at 5 times its own rate', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ maxMessagesPerSec: 10, maxMessagesPerSecPerAddress: 50, maxConnectionsPerAddress: 8, heartbeatMs: 10_000, deadAfterMs: 60_000 });
+    const [first, second] = [connectFrom(c, '10.0.0.1'), connectFrom(c, '10.0.0.1')];
+    // The first uses the address's whole budget for this second, within what closes it (5 x 10).
+    for (let i = 0; i < 50; i++) first.send({ type: 'heartbeat' });
+    expect(first.conn.closedWith).toBeNull();
+    // The second floods: every message is over the address's budget, yet it counts as its own.
+    for (let i = 0; i < 51; i++) second.send({ type: 'heartbeat' });
+    expect(second.conn.closedWith).toBe('too many messages');
   });
 });
 

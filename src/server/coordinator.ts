@@ -7,6 +7,7 @@ import {
   ProtocolError,
   type ClientMessage,
   type Job,
+  type MemberKeys,
   type PeerStats,
   type ServerErrorCode,
   type ServerMessage,
@@ -70,8 +71,8 @@ interface Member {
   peerId: string;
   conn: Connection;
   lastSeen: number;
-  /** Public key for secure aggregation, if the peer sent one. */
-  pub?: string;
+  /** Public keys (secure aggregation, signed all-gathers), if the peer sent them. */
+  keys?: MemberKeys;
   /** The membership's secret, handed over in the welcome (see {@link Coordinator.isMember}). */
   token: string;
 }
@@ -229,12 +230,11 @@ export class Coordinator {
       message: (raw) => {
         if (this.ended.has(conn)) return;
         const now = Date.now();
-        if (now - use.start >= 1000) Object.assign(use, { start: now, count: 0 });
-        if (++use.count > this.limits.maxMessagesPerSecPerAddress) {
-          this.throttled++;
-          return;
-        }
+        // The connection's count first: were the address's budget checked first, a flooder's
+        // connections would never reach the count that closes them once the address is over.
         if (now - burst.start >= 1000) burst = { start: now, count: 0 };
+        if (now - use.start >= 1000) Object.assign(use, { start: now, count: 0 });
+        const overAddress = ++use.count > this.limits.maxMessagesPerSecPerAddress;
         if (++burst.count > this.limits.maxMessagesPerSec) {
           this.throttled++;
           if (burst.count > 5 * this.limits.maxMessagesPerSec) {
@@ -244,6 +244,10 @@ export class Coordinator {
           } else if (burst.count === this.limits.maxMessagesPerSec + 1) {
             conn.send({ type: 'error', code: 'rate-limited', message: `more than ${this.limits.maxMessagesPerSec} messages in a second; the rest of this second is dropped` });
           }
+          return;
+        }
+        if (overAddress) {
+          this.throttled++;
           return;
         }
         const m = parseClientMessage(raw);
@@ -323,7 +327,7 @@ export class Coordinator {
       // Epochs only grow, even across a server restart: a rejoining peer says where it was.
       room.epoch = Math.max(room.epoch, m.epoch ?? 0);
       const token = randomBytes(16).toString('base64url');
-      room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now(), token, ...(m.pub ? { pub: m.pub } : {}) });
+      room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now(), token, ...(m.keys ? { keys: m.keys } : {}) });
       this.byPeer.set(m.peerId, room);
       conn.send({ type: 'welcome', version: PROTOCOL_VERSION, peerId: m.peerId, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs, token });
       this.log(`${m.peerId} ${m.epoch !== undefined ? 'rejoined' : 'joined'} ${m.room}`);
@@ -449,10 +453,11 @@ export class Coordinator {
     const view = this.viewOf(room);
     room.ring = view.members.map((m) => m.peerId);
     const msg: ServerMessage = { type: 'view', view };
-    const keys = room.members.flatMap((m) => (m.pub ? [{ peerId: m.peerId, pub: m.pub }] : []));
+    const keys = room.members.flatMap((m) => (m.keys?.pub || m.keys?.sig ? [{ peerId: m.peerId, ...m.keys }] : []));
     for (const m of room.members) {
       m.conn.send(msg);
-      if (keys.length > 0) m.conn.send({ type: 'keys', epoch: room.epoch, keys });
+      // Sent with no keys too: the members wait for this message before their first all-gather.
+      m.conn.send({ type: 'keys', epoch: room.epoch, keys });
     }
   }
 

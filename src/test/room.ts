@@ -6,11 +6,12 @@
 import { Communicator } from '../core/collectives/communicator.ts';
 import { Mailbox } from '../core/collectives/mailbox.ts';
 import { RingError } from '../core/errors.ts';
-import { makeView } from '../core/membership/view.ts';
+import { makeView, type View } from '../core/membership/view.ts';
 import { MemoryNetwork, type MemoryTransport } from '../core/memory-transport.ts';
 import { holdOut, localShard, type LocalData } from '../data/local.ts';
 import { gaussianBlobs } from '../data/synthetic.ts';
 import { maskKeyPair, pairKey } from '../ml/algorithms/secure.ts';
+import { signedAllGather, signingKeyPair, verifyingKey } from '../ml/algorithms/signed.ts';
 import type { Group, TrainConfig, TrainControl, TrainEvent, TrainerDeps } from '../training/trainer.ts';
 
 /** Seeded Gaussian blobs held in memory: 3 classes in 4 dimensions, 240 samples (a fifth held out for test). */
@@ -39,7 +40,7 @@ export class TestRoom {
   readonly net = new MemoryNetwork();
   epoch = 0;
   members: string[] = [];
-  private readonly peers = new Map<string, { t: MemoryTransport; mailbox: Mailbox; comm: Communicator | null; keys: ReturnType<typeof maskKeyPair> | null }>();
+  private readonly peers = new Map<string, { t: MemoryTransport; mailbox: Mailbox; comm: Communicator | null; keys: ReturnType<typeof maskKeyPair> | null; signs: ReturnType<typeof signingKeyPair> | null }>();
   private readonly changed = new Set<() => void>();
   /** Checkpoints stored through `saveCheckpoint`, newest last. */
   readonly checkpoints: Uint8Array[] = [];
@@ -51,7 +52,7 @@ export class TestRoom {
 
   add(id: string): void {
     const t = this.net.endpoint(id);
-    this.peers.set(id, { t, mailbox: new Mailbox(t), comm: null, keys: null });
+    this.peers.set(id, { t, mailbox: new Mailbox(t), comm: null, keys: null, signs: null });
     this.members.push(id);
     this.publish();
   }
@@ -100,12 +101,14 @@ export class TestRoom {
     const peer = this.peers.get(id)!;
     const comm = peer.comm!;
     const view = comm.view;
+    let gather: Promise<(v: Float32Array) => Promise<Float32Array[]>> | undefined;
     return {
       epoch: view.epoch,
       rank: comm.rank,
       size: comm.size,
       sum: (v, wire) => comm.allreduce(v, wire ? { wire } : {}),
-      allGather: (v) => comm.allGather(v),
+      // Signed as in the app: every member has a signing key pair (made once).
+      allGather: async (v) => (await (gather ??= this.signedGather(peer.signs ??= signingKeyPair(), view, comm)))(v),
       broadcast: (root, data) => comm.broadcast(root, data),
       // Secure aggregation: every member's key pair (made once), pair keys bound to this view.
       maskKeys: async () => {
@@ -119,6 +122,11 @@ export class TestRoom {
         );
       },
     };
+  }
+
+  private async signedGather(mine: ReturnType<typeof signingKeyPair>, view: View, comm: Communicator): Promise<(v: Float32Array) => Promise<Float32Array[]>> {
+    const publicKeys = await Promise.all(view.members.map(async (m) => verifyingKey((await (this.peers.get(m.peerId)!.signs ??= signingKeyPair())).pub)));
+    return signedAllGather((v) => comm.allGather(v), { rank: comm.rank, context: `${view.room}|${view.epoch}`, privateKey: (await mine).privateKey, publicKeys });
   }
 
   deps(id: string, cfg: TrainConfig, hooks: { control?: () => TrainControl; onEvent?: (e: TrainEvent) => void; signal?: AbortSignal } = {}): TrainerDeps {

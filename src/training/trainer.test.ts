@@ -8,6 +8,7 @@ import { relativeDifference } from '../ml/compare.ts';
 import { BLOBS, BLOBS_GD, TestRoom } from '../test/room.ts';
 import { stepProblems } from './history.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
+import { FRAME_HEADER_BYTES, Op } from '../protocol/frame.ts';
 import { DIGEST_WORDS, digestWords } from './consensus.ts';
 import { train, type Group, type TrainConfig, type TrainControl, type TrainerDeps, type TrainEvent, type TrainResult } from './trainer.ts';
 
@@ -135,6 +136,39 @@ describe('train', () => {
         expect(r.accuracy).toBeGreaterThan(0.9);
       }
     }
+  });
+
+  it('robust aggregation: a forwarder that alters the all-gather cannot steer the model; every altered view fails instead', async () => {
+    const room = new TestRoom(DATA);
+    const ids = ['p0', 'p1', 'p2', 'p3'];
+    for (const id of ids) room.add(id);
+    const cfg: TrainConfig = { ...BASE, steps: 12, robust: { rule: 'median' } };
+    // From step 5 on, p1 scales every float it sends in an all-gather frame (its own and what it forwards).
+    const steer = (m: Uint8Array): void => {
+      if (m[3] !== Op.AllGather) return;
+      const f = new Float32Array(m.buffer, m.byteOffset + FRAME_HEADER_BYTES, (m.byteLength - FRAME_HEADER_BYTES) >> 2);
+      for (let i = 0; i < f.length; i++) f[i]! *= -100;
+    };
+    const steps = new Map(ids.map((id) => [id, 0]));
+    const runs = ids.map((id) =>
+      train(
+        cfg,
+        room.deps(id, cfg, {
+          onEvent: (e) => {
+            if (e.type !== 'step') return;
+            steps.set(id, e.step);
+            if (id === 'p1' && e.step === 5) room.transport('p1').inject({ kind: 'alter', edit: steer });
+          },
+        }),
+      ),
+    );
+    const results = await Promise.allSettled(runs);
+    // No peer got past the step where the alteration began, and the honest ones say why.
+    for (const [i, r] of results.entries()) {
+      expect(r.status).toBe('rejected');
+      expect(steps.get(ids[i]!)).toBeLessThanOrEqual(6);
+    }
+    expect(String((results[2] as PromiseRejectedResult).reason)).toMatch(/arrived altered/);
   });
 
   it('refuses robust aggregation with compression, secure aggregation or DP, and fp16 with secure aggregation, saying why', async () => {

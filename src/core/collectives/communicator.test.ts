@@ -485,7 +485,7 @@ async function runWithFaults(
   const want = exactSum(inputs);
   for (const [rank, f] of faults) ring.peers[rank]!.ep.inject(f);
   const res = await outcomes(ring.peers.map((p, r) => p.comm.allreduce(inputs[r]!)));
-  const kindAt = (r: number): FaultKind | undefined => faults.get(r)?.kind;
+  const kindAt = (r: number): FaultKind | undefined => faults.get(r)?.kind as FaultKind | undefined;
   res.forEach((o, r) => {
     const label = `rank ${r} of ${n}, faults ${JSON.stringify([...faults])}: ${o.ok ? 'ok' : String(o.error)} after ${o.ms.toFixed(0)} ms`;
     ex(o.ms, label).toBeLessThan(TIMEOUT + MARGIN);

@@ -25,25 +25,23 @@
  * A peer that drops after masking leaves the step unfinished; the trainer runs it again on the next
  * view, with that view's keys. WebCrypto only, in browsers and in Node.
  */
-import { toBase64Url } from '../../protocol/auth.ts';
+import { fromBase64Url, toBase64Url } from '../../protocol/auth.ts';
 import type { SumAllPeers } from './distributed.ts';
 
 const CURVE = { name: 'ECDH', namedCurve: 'P-256' } as const;
 
-function fromB64url(s: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
-}
-
-/** This peer's key pair for a session; `pub` (raw point, base64url) goes to the coordinator. */
-export async function maskKeyPair(): Promise<{ privateKey: CryptoKey; pub: string }> {
-  const kp = (await crypto.subtle.generateKey(CURVE, false, ['deriveBits'])) as CryptoKeyPair;
+/** A P-256 key pair for `name`; `pub` (raw point, base64url) goes to the coordinator. */
+export async function p256KeyPair(name: 'ECDH' | 'ECDSA', usages: KeyUsage[]): Promise<{ privateKey: CryptoKey; pub: string }> {
+  const kp = (await crypto.subtle.generateKey({ name, namedCurve: 'P-256' }, false, usages)) as CryptoKeyPair;
   return { privateKey: kp.privateKey, pub: toBase64Url(new Uint8Array(await crypto.subtle.exportKey('raw', kp.publicKey))) };
 }
 
+/** This peer's key pair for secure aggregation in a session. */
+export const maskKeyPair = (): Promise<{ privateKey: CryptoKey; pub: string }> => p256KeyPair('ECDH', ['deriveBits']);
+
 /** The AES-CTR key this peer shares with the owner of `theirPub`, for `room` at view `epoch`. */
 export async function pairKey(privateKey: CryptoKey, theirPub: string, room: string, epoch: number): Promise<CryptoKey> {
-  const pub = await crypto.subtle.importKey('raw', fromB64url(theirPub), CURVE, false, []);
+  const pub = await crypto.subtle.importKey('raw', fromBase64Url(theirPub), CURVE, false, []);
   const shared = await crypto.subtle.deriveBits({ name: 'ECDH', public: pub }, privateKey, 256);
   const hkdf = await crypto.subtle.importKey('raw', shared, 'HKDF', false, ['deriveKey']);
   const info = new TextEncoder().encode(`ringtrain-mask|${room}|${epoch}`);
