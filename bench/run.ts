@@ -10,7 +10,7 @@
  *   soak       [--minutes 60] [--peers 4] [--model mlp] [--cut-every S]   (one long run, sampled every minute; also soak.svg)
  *   chaos      [--seeds 1-2000]   (the chaos harness of npm test over more seeds; Node, no browser)
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
- *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean, secure aggregation; honest, then with a byzantine tab)
+ *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean, secure aggregation; honest, then with a byzantine tab; state agreement's cost)
  *   wan        [--peers 4] [--steps 60] [--profiles lan,home,far] [--models cnn[,mlp]] [--codecs ...]   (root: network namespaces)
  *   server     [--peers 500] [--room-size 10] [--hold-ms 5000] [--flood-peers 200]   (simulated peers, no browser; then
  *              --flood-peers honest joins with and without a reconnecting flooder, default limits; 0 skips that row)
@@ -25,6 +25,7 @@ import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
 import { benchChaos } from './chaos.ts';
 import { benchFaults } from './faults.ts';
+import { benchAgreement } from './agreement.ts';
 import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
 import { benchServer, benchServerFlood } from './server.ts';
 import { benchSoak } from './soak.ts';
@@ -163,7 +164,7 @@ async function main(): Promise<void> {
   if (scenario === 'robust') {
     const o = { peers: list(values.peers ?? '4', 'peers')[0]!, steps: list(values.steps ?? '150', 'steps')[0]! };
     console.log(`robust aggregation benchmark: ${o.peers} tabs, MLP on fashion-mnist, ${o.steps} steps per variant, loopback links; the byzantine tab sends its gradient x -100`);
-    rows = await benchRobust(o, log);
+    rows = [...(await benchRobust(o, log)), await benchAgreement({ peers: o.peers }, log)];
     save(rows);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
