@@ -187,16 +187,15 @@ export class RingSession {
     const offRuns = coordinator.runs.on((r) => earlyRuns.push(r));
     const offKeys = coordinator.keys.on((e, k) => earlyKeys.push([e, k]));
     let welcome;
-    let ice: MemberIce;
     try {
       welcome = await coordinator.open(timeout);
-      // Servers with credentials (TURN) are handed to admitted peers only, before any link is dialled.
-      ice = await fetchMemberIce(origin.origin, opts.room, `${id}.${welcome.token}`);
     } catch (e) {
       coordinator.close();
       peer.destroy();
       throw e;
     }
+    // Made before the ICE fetch below: the others dial this peer as soon as the view that holds it
+    // is out, and a connection PeerJS announces before the transport listens is lost.
     const transport = new PeerJsTransport(peer, {
       heartbeatMs: welcome.heartbeatMs,
       // Twice the coordinator's deadline: crashes and closed tabs reach the coordinator first
@@ -207,6 +206,16 @@ export class RingSession {
       ...(opts.linkDelayMs ? { linkDelayMs: opts.linkDelayMs } : {}),
       ...(opts.unreachable ? { unreachable: opts.unreachable } : {}),
     });
+    let ice: MemberIce;
+    try {
+      // Servers with credentials (TURN) are handed to admitted peers only.
+      ice = await fetchMemberIce(origin.origin, opts.room, `${id}.${welcome.token}`);
+    } catch (e) {
+      transport.close();
+      coordinator.close();
+      peer.destroy();
+      throw e;
+    }
     const s = new RingSession(id, peer, transport, new Mailbox(transport), coordinator, wsUrl, opts, key ?? null);
     s.token = welcome.token;
     s.setIce(ice);
@@ -217,8 +226,10 @@ export class RingSession {
     s.listen(coordinator);
     transport.onPeerDown((p, reason) => s.onPeerDown(p, reason));
     for (const v of early) s.onView(v);
-    // Delivered once the caller could subscribe.
-    queueMicrotask(() => earlyRuns.forEach((run) => s.events.emit({ type: 'run', run })));
+    // Delivered once the caller could subscribe: a macrotask, since a microtask queued here runs
+    // before the caller's `await join()` resumes (a run in progress reached a joiner during the
+    // join's ICE fetch and was lost: the volunteer sat 'ready' while the room waited on it).
+    setTimeout(() => earlyRuns.forEach((run) => s.events.emit({ type: 'run', run })), 0);
     return s;
   }
 
