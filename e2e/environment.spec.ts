@@ -62,15 +62,15 @@ test('a page that dies while starting: the harness reports the page\'s own error
   const ctx = await newContext(ringBrowser, baseURL!);
   // The failure this issue began with: Intl refusing the locale kills the app's first module.
   await ctx.addInitScript(() => {
-    Intl.NumberFormat = function () {
+    Intl.NumberFormat = (() => {
       throw new RangeError('Invalid language tag: en-US@posix');
-    } as unknown as typeof Intl.NumberFormat;
+    }) as unknown as typeof Intl.NumberFormat;
   });
   const page = await ctx.newPage();
   const failed = await openApp(page, '/?autojoin=0', () => typeof window.ringtrain?.join === 'function', 3_000).then(
     () => null,
     (e: unknown) => e as Error,
   );
-  expect(failed?.message).toMatch(/did not start within 3 s .*the page said:\n  uncaught RangeError: Invalid language tag: en-US@posix/s);
+  expect(failed?.message).toMatch(/did not start within 3 s .*the page said:\n {2}uncaught RangeError: Invalid language tag: en-US@posix/s);
   await ctx.close();
 });

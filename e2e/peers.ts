@@ -71,7 +71,7 @@ export function roomName(title: string): string {
 
 export const test = base.extend<object, { ringBrowser: Browser }>({
   ringBrowser: [
-    // eslint-disable-next-line no-empty-pattern
+    // biome-ignore lint/correctness/noEmptyPattern: Playwright's fixture signature: a worker fixture that uses no other
     async ({}, use) => {
       const b = await launchBrowser();
       await use(b);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { csvToDataset, parseCsv, parseNumber } from './csv.ts';
-import { DataError } from './dataset.ts';
+import type { DataError } from './dataset.ts';
 import { dataError } from '../test/helpers.ts';
 
 
@@ -93,7 +93,7 @@ describe('csvToDataset', () => {
   it.each<[string, string, Parameters<typeof csvToDataset>[1], DataError['code'], string]>([
     [
       'a typo in a numeric column',
-      'id,age,label\n' + Array.from({ length: 20 }, (_, i) => `${i},${i === 15 ? 'abc' : 20 + i},a`).join('\n'),
+      `id,age,label\n${Array.from({ length: 20 }, (_, i) => `${i},${i === 15 ? 'abc' : 20 + i},a`).join('\n')}`,
       { label: 'label', task: 'classification' },
       'bad-value',
       'row 17, column "age": "abc" is not a number; fix the value, or list "age" in categorical to one-hot encode the column',
@@ -128,7 +128,7 @@ describe('csvToDataset', () => {
     ['a ragged row', 'a,b\n1,2\n3\n', { label: 'b', task: 'classification' }, 'ragged', 'row 3: 1 field, but the header has 2 columns; every row needs one value per column (quote values that contain ",")'],
     [
       'too many categories',
-      'name,label\n' + Array.from({ length: 5 }, (_, i) => `n${i},a`).join('\n'),
+      `name,label\n${Array.from({ length: 5 }, (_, i) => `n${i},a`).join('\n')}`,
       { label: 'label', task: 'classification', maxCategories: 4 },
       'bad-dims',
       'csvToDataset: column "name" has 5 distinct values, more than maxCategories (4); exclude it (an id or free text?) or raise maxCategories',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkDataset, DataError, labelHistogram, subset, type Dataset } from './dataset.ts';
+import { checkDataset, type DataError, labelHistogram, subset, type Dataset } from './dataset.ts';
 import { dirichlet, logGamma, rng } from './sampling.ts';
 
 const DS: Dataset = {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { FASHION_MNIST } from './builtin.ts';
-import { DataError, labelHistogram } from './dataset.ts';
+import { type DataError, labelHistogram } from './dataset.ts';
 import { encodeIdx, gunzip, idxToDataset, isGzip, MAX_IDX_RANK, parseIdx, type IdxArray } from './idx.ts';
 import { dataError } from '../test/helpers.ts';
 

@@ -53,7 +53,7 @@ export function sampleShape(model: tf.LayersModel): number[] {
 export function modelOutputSize(model: tf.LayersModel): number {
   const shape = model.outputs[0]?.shape;
   const d = shape?.[1];
-  if (!shape || shape.length !== 2 || d == null) {
+  if (shape?.length !== 2 || d == null) {
     throw new MlError('invalid-argument', `modelOutputSize: model '${model.name}' must output [batch, k]; got ${JSON.stringify(shape)}`);
   }
   return d;

@@ -336,7 +336,7 @@ export class PeerJsTransport implements Transport {
     for (;;) {
       if (signal?.aborted) throw abortReason(signal);
       const link = this.links.get(to);
-      if (!link || link.dc.readyState !== 'open') throw new RingError('peer-down', `no open channel to ${to}`, to);
+      if (link?.dc.readyState !== 'open') throw new RingError('peer-down', `no open channel to ${to}`, to);
       const warm = link.sent >= SLOW_START_BYTES;
       if (link.dc.bufferedAmount <= (warm ? this.highWater : SLOW_START_HIGH_WATER_BYTES)) {
         link.dc.send(message as Uint8Array<ArrayBuffer>);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BLOBS_GD } from '../test/room.ts';
-import { ConfigError, parseJob, parseTrainConfig, runKey, SCHEDULE_FIELDS, TRAJECTORY_FIELDS, type TrainConfig } from './run-config.ts';
+import { ConfigError, parseJob, parseTrainConfig, runKey, type SCHEDULE_FIELDS, type TRAJECTORY_FIELDS, type TrainConfig } from './run-config.ts';
 
 const BASE: TrainConfig = BLOBS_GD;
 

@@ -23,7 +23,7 @@
  *
  * One server per folder: a starting server deletes the half-done uploads `.incoming` holds.
  */
-import express from 'express';
+import type express from 'express';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';

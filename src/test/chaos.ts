@@ -100,8 +100,8 @@ export function describeSchedule(s: ChaosSchedule): string {
     c.balance && 'balance',
     c.dp && 'dp',
     c.secureAggregation && 'secure',
-    c.robust && c.robust.rule,
-    c.compression && c.compression.kind,
+    c.robust?.rule,
+    c.compression?.kind,
   ].filter(Boolean);
   return `seed ${s.seed}: ${s.peers} peers, ${c.steps} steps, ${opts.join(', ')}; ${s.events.map((e) => `${e.kind}@${e.at}`).join(' ')}`;
 }

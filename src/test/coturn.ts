@@ -31,6 +31,7 @@ function run(cmd: string, args: string[], cwd?: string): { ok: boolean; out: str
   return { ok: r.status === 0, out: r.stdout ?? '', err: (r.stderr || r.error?.message || '').trim() };
 }
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format string, not a template
 const installed = (pkg: string): boolean => run('dpkg-query', ['-W', '-f=${db:Status-Status}', pkg]).out === 'installed';
 
 /** The library packages `pkg` depends on directly (`lib*`, real packages, not virtual ones). */

@@ -1,7 +1,7 @@
 /**
  * Helpers shared by the unit tests (vitest only; nothing in the app imports this folder).
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { afterEach, expect } from 'vitest';
 import { Communicator } from '../core/collectives/communicator.ts';
 import { Mailbox } from '../core/collectives/mailbox.ts';
