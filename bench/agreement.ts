@@ -58,10 +58,14 @@ export async function benchAgreement(o: { peers: number; reps?: number }, log: (
   const samples = { digests: [] as number[], claims: [] as number[], broadcast: [] as number[], before: [] as number[] };
   for (let rep = 0; rep < (o.reps ?? 5); rep++) {
     samples.digests.push((await timed(async () => states.map((s) => digestWords(s.bytes))))[1]);
-    const [claims, claimsMs] = await timed(() => Promise.all(groups.map((g, r) => gatherClaims((v) => g.allGather(v), r < o.peers - 1 ? states : []))));
+    const [claims, claimsMs] = await timed(() =>
+      Promise.all(groups.map((g, r) => gatherClaims((v) => g.allGather(v), r < o.peers - 1 ? states : []))),
+    );
     samples.claims.push(claimsMs);
     const chosen = claims[0]!.chosen!;
-    samples.broadcast.push((await timed(() => Promise.all(groups.map((g, r) => adoptChosen(g, chosen, r < o.peers - 1 ? states[0]!.bytes : null, 100)))))[1]);
+    samples.broadcast.push(
+      (await timed(() => Promise.all(groups.map((g, r) => adoptChosen(g, chosen, r < o.peers - 1 ? states[0]!.bytes : null, 100)))))[1],
+    );
     samples.before.push(
       (
         await timed(async () => {
@@ -71,7 +75,12 @@ export async function benchAgreement(o: { peers: number; reps?: number }, log: (
       )[1],
     );
   }
-  const [digests, claimsMs, broadcast, before] = [median(samples.digests), median(samples.claims), median(samples.broadcast), median(samples.before)];
+  const [digests, claimsMs, broadcast, before] = [
+    median(samples.digests),
+    median(samples.claims),
+    median(samples.broadcast),
+    median(samples.before),
+  ];
   const row: AgreementRow = {
     measure: 'state agreement',
     peers: o.peers,

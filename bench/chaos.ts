@@ -18,13 +18,24 @@ export interface ChaosRow {
 /** Schedules run side by side (they wait on timers far more than they compute). */
 const PARALLEL = 10;
 
-export async function benchChaos(seeds: number[], log: (s: string) => void): Promise<{ rows: ChaosRow[]; summary: { schedules: number; passed: number; p90_ms: number; max_recoveries: number } }> {
+export async function benchChaos(
+  seeds: number[],
+  log: (s: string) => void,
+): Promise<{ rows: ChaosRow[]; summary: { schedules: number; passed: number; p90_ms: number; max_recoveries: number } }> {
   await tf.setBackend('cpu');
   const rows: ChaosRow[] = [];
   for (let i = 0; i < seeds.length; i += PARALLEL) {
     for (const o of await Promise.all(seeds.slice(i, i + PARALLEL).map(runChaos))) {
-      rows.push({ seed: o.schedule.seed, schedule: describeSchedule(o.schedule), survivors: o.survivors, recoveries: o.recoveries, ms: o.ms, problems: o.problems });
-      if (o.problems.length) log(`FAILED ${describeSchedule(o.schedule)}\n  ${o.problems.join('\n  ')}\n  again: ${reproduce(o.schedule.seed)}`);
+      rows.push({
+        seed: o.schedule.seed,
+        schedule: describeSchedule(o.schedule),
+        survivors: o.survivors,
+        recoveries: o.recoveries,
+        ms: o.ms,
+        problems: o.problems,
+      });
+      if (o.problems.length)
+        log(`FAILED ${describeSchedule(o.schedule)}\n  ${o.problems.join('\n  ')}\n  again: ${reproduce(o.schedule.seed)}`);
     }
     log(`${rows.length}/${seeds.length} schedules, ${rows.filter((r) => r.problems.length === 0).length} passed`);
   }

@@ -56,7 +56,8 @@ export const MLP_CONFIG: TrainConfig = {
 
 export const CODEC_NAMES = Object.keys(COMPRESSIONS);
 
-export const codecVariants = (names: string[]): Variant[] => names.map((name) => ({ name, config: COMPRESSIONS[name] ? { compression: COMPRESSIONS[name] } : {} }));
+export const codecVariants = (names: string[]): Variant[] =>
+  names.map((name) => ({ name, config: COMPRESSIONS[name] ? { compression: COMPRESSIONS[name] } : {} }));
 
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
@@ -92,7 +93,9 @@ export async function runVariants(pages: Page[], base: TrainConfig, variants: Va
   for (const v of variants) {
     const attacker = pages.at(-1)!;
     if (v.attacker) await attacker.evaluate(() => window.ringtrain.debug.poison('flip'));
-    const r = await run(pages, { ...base, ...v.config }).finally(() => v.attacker && attacker.evaluate(() => window.ringtrain.debug.poison(null)));
+    const r = await run(pages, { ...base, ...v.config }).finally(
+      () => v.attacker && attacker.evaluate(() => window.ringtrain.debug.poison(null)),
+    );
     if (r.checksums.size !== 1) throw new Error(`${v.name}: the peers ended with different weights`);
     const first = rows[0];
     const row: VariantRow = {

@@ -8,7 +8,18 @@
  * agree to float summation order. Resuming downloads no shard (every tab holds the whole split).
  */
 import type { Page } from 'playwright-core';
-import { DRILL_CONFIG, FAULTS, reach, startTraining, stepProblems, waitForStep, type FaultKind, type Kept, type Outcome, type Point } from '../src/cli/drills.ts';
+import {
+  DRILL_CONFIG,
+  FAULTS,
+  reach,
+  startTraining,
+  stepProblems,
+  waitForStep,
+  type FaultKind,
+  type Kept,
+  type Outcome,
+  type Point,
+} from '../src/cli/drills.ts';
 import { startCluster } from '../src/cli/cluster.ts';
 import { mulberry32 } from '../src/core/random.ts';
 import { relativeDifference } from '../src/ml/compare.ts';
@@ -72,7 +83,13 @@ function quantile(xs: number[], q: number): number {
 /** The highest step any of `pages` has committed. */
 async function progress(pages: Page[]): Promise<number> {
   const all = await Promise.all(pages.map((p) => events(p).catch(() => [] as Kept[])));
-  return Math.max(0, ...all.flat().filter((e) => e.type === 'step' || e.type === 'sync').map((e) => e.step));
+  return Math.max(
+    0,
+    ...all
+      .flat()
+      .filter((e) => e.type === 'step' || e.type === 'sync')
+      .map((e) => e.step),
+  );
 }
 
 export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void): Promise<{ faults: FaultRow[]; summary: FaultSummary }> {
@@ -113,11 +130,23 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
       );
       const after = (await Promise.all(survivors.map(events))).map((xs) => xs.filter((e) => e.t >= t0));
       const detect = Math.min(...after.map((xs) => xs.find((e) => e.type === 'fault')?.t ?? Infinity)) - t0;
-      const resume = Math.min(...after.map((xs) => xs.find((e, k) => e.type === 'step' && xs.slice(0, k).some((x) => x.type === 'sync'))?.t ?? Infinity)) - t0;
+      const resume =
+        Math.min(
+          ...after.map((xs) => xs.find((e, k) => e.type === 'step' && xs.slice(0, k).some((x) => x.type === 'sync'))?.t ?? Infinity),
+        ) - t0;
       const syncStep = Math.min(...after.map((xs) => xs.find((e) => e.type === 'sync')?.step ?? Infinity));
-      const row: FaultRow = { fault, point, step: before, detect_ms: detect, resume_ms: resume, lost_steps: Math.max(0, before - syncStep) };
+      const row: FaultRow = {
+        fault,
+        point,
+        step: before,
+        detect_ms: detect,
+        resume_ms: resume,
+        lost_steps: Math.max(0, before - syncStep),
+      };
       rows.push(row);
-      log(`fault ${i + 1}: ${fault} during ${point} after step ${before}: detected in ${detect} ms, next step committed ${resume} ms after the fault, ${row.lost_steps} step(s) lost`);
+      log(
+        `fault ${i + 1}: ${fault} during ${point} after step ${before}: detected in ${detect} ms, next step committed ${resume} ms after the fault, ${row.lost_steps} step(s) lost`,
+      );
       // A volunteer takes the free seat.
       const fresh = await cluster.addPeer();
       runs.push(...startTraining([fresh], openEnded));
@@ -129,7 +158,9 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
     steps = finished[0]!.steps;
     accuracy = finished[0]!.accuracy;
     weights = finished[0]!.weights;
-    historiesOk = finished.length === PEERS && finished.every((x) => x.steps === steps && stepProblems(x.events).length === 0 && x.checksum === finished[0]!.checksum);
+    historiesOk =
+      finished.length === PEERS &&
+      finished.every((x) => x.steps === steps && stepProblems(x.events).length === 0 && x.checksum === finished[0]!.checksum);
   } finally {
     await cluster.close();
   }
@@ -142,7 +173,8 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
     const faultFree = settled(await Promise.all(startTraining(clean.pages, config(steps))))[0]!;
     accuracyFaultFree = faultFree.accuracy;
     weightsFaultFree = faultFree.weights;
-    accuracyOtherSeed = settled(await Promise.all(startTraining(clean.pages, { ...config(steps), seed: DRILL_CONFIG.seed + 1 })))[0]!.accuracy;
+    accuracyOtherSeed = settled(await Promise.all(startTraining(clean.pages, { ...config(steps), seed: DRILL_CONFIG.seed + 1 })))[0]!
+      .accuracy;
   } finally {
     await clean.close();
   }
@@ -150,8 +182,14 @@ export async function benchFaults(o: FaultBenchOptions, log: (s: string) => void
   const summary: FaultSummary = {
     faults: rows.length,
     steps,
-    p90_resume_ms: quantile(rows.map((r) => r.resume_ms), 0.9),
-    median_detect_ms: quantile(rows.map((r) => r.detect_ms), 0.5),
+    p90_resume_ms: quantile(
+      rows.map((r) => r.resume_ms),
+      0.9,
+    ),
+    median_detect_ms: quantile(
+      rows.map((r) => r.detect_ms),
+      0.5,
+    ),
     total_lost_steps: rows.reduce((a, r) => a + r.lost_steps, 0),
     accuracy: r4(accuracy),
     accuracy_fault_free: r4(accuracyFaultFree),

@@ -123,7 +123,8 @@ export function removeLeftovers(): void {
     .map((l) => l.ifname)
     .filter((n) => OURS_LINK.test(n));
   for (const l of links) tryRun('ip', ['link', 'del', l]);
-  for (const d of readdirSync(tmpdir())) if (d.startsWith(WRAPPER_DIR_PREFIX)) rmSync(path.join(tmpdir(), d), { recursive: true, force: true });
+  for (const d of readdirSync(tmpdir()))
+    if (d.startsWith(WRAPPER_DIR_PREFIX)) rmSync(path.join(tmpdir(), d), { recursive: true, force: true });
 }
 
 /**
@@ -133,7 +134,8 @@ export function removeLeftovers(): void {
  * kernel has no IPv6 there is nothing to do.
  */
 function noIpv6(dev?: string, ns?: string): void {
-  if (ns) tryRun('ip', ['netns', 'exec', ns, 'sh', '-c', 'for f in all default; do echo 1 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done']);
+  if (ns)
+    tryRun('ip', ['netns', 'exec', ns, 'sh', '-c', 'for f in all default; do echo 1 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done']);
   else if (dev && existsSync(`/proc/sys/net/ipv6/conf/${dev}`)) writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
 }
 
@@ -157,19 +159,26 @@ function warnOnce(log: (s: string) => void, msg: string): void {
  * another live process holds the WAN. `destroy` runs on exit and on SIGINT/SIGTERM as well.
  * `isolate`: no route between peers, only to the host's address (see the top of this file).
  */
-export function createWan(profile: WanProfileName | WanProfile, peers: number, log: (s: string) => void = console.log, o: { isolate?: boolean } = {}): Wan {
+export function createWan(
+  profile: WanProfileName | WanProfile,
+  peers: number,
+  log: (s: string) => void = console.log,
+  o: { isolate?: boolean } = {},
+): Wan {
   const p: WanProfile = typeof profile === 'string' ? WAN_PROFILES[profile] : profile;
   if (!p) throw new Error(`createWan: unknown profile "${String(profile)}"; one of ${Object.keys(WAN_PROFILES).join(', ')}`);
   if (!Number.isInteger(peers) || peers < 1 || peers > MAX_PEERS) throw new RangeError(`createWan: ${peers} peers (1..${MAX_PEERS})`);
   if (!(p.rateMbit > 0) || !(p.delayMs >= 0)) throw new RangeError(`createWan: rate ${p.rateMbit} Mbit/s, delay ${p.delayMs} ms`);
   if (process.getuid?.() !== 0) throw new Error('createWan: needs root (network namespaces, veth, tc)');
-  const label = typeof profile === 'string' ? profile : `custom ${p.rateMbit} Mbit/s ${p.delayMs} ms${p.lossPct ? ` ${p.lossPct}% loss` : ''}`;
+  const label =
+    typeof profile === 'string' ? profile : `custom ${p.rateMbit} Mbit/s ${p.delayMs} ms${p.lossPct ? ` ${p.lossPct}% loss` : ''}`;
   try {
     writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     const owner = Number(readFileSync(LOCK, 'utf8'));
-    if (owner && owner !== process.pid && alive(owner)) throw new Error(`createWan: process ${owner} holds the WAN emulation (${LOCK}); wait for it or end it`);
+    if (owner && owner !== process.pid && alive(owner))
+      throw new Error(`createWan: process ${owner} holds the WAN emulation (${LOCK}); wait for it or end it`);
     // Left by a crashed run.
     writeFileSync(LOCK, String(process.pid));
   }
@@ -232,7 +241,16 @@ export function createWan(profile: WanProfileName | WanProfile, peers: number, l
           }
         } else if (!r.ok) throw new Error(`tc netem on ${ns}: ${r.err}`);
       }
-      tc(['-n', ns, 'qdisc', 'add', 'dev', peerVeth(k), ...(netem ? ['parent', '1:1', 'handle', '10:'] : ['root']), ...tbfArgs(p.rateMbit)]);
+      tc([
+        '-n',
+        ns,
+        'qdisc',
+        'add',
+        'dev',
+        peerVeth(k),
+        ...(netem ? ['parent', '1:1', 'handle', '10:'] : ['root']),
+        ...tbfArgs(p.rateMbit),
+      ]);
       // The peer's download.
       tc(['qdisc', 'add', 'dev', hostVeth(k), 'root', ...tbfArgs(p.rateMbit)]);
       list.push({ netns: ns, address, hostVeth: hostVeth(k) });
@@ -270,13 +288,24 @@ export function createWan(profile: WanProfileName | WanProfile, peers: number, l
       return file;
     },
     linkBytes() {
-      const stats = JSON.parse(execFileSync('ip', ['-j', '-s', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string; stats64: { rx: { bytes: number }; tx: { bytes: number } } }[];
+      const stats = JSON.parse(execFileSync('ip', ['-j', '-s', 'link', 'show'], { encoding: 'utf8' })) as {
+        ifname: string;
+        stats64: { rx: { bytes: number }; tx: { bytes: number } };
+      }[];
       // Every qdisc of the device (netem and tbf under it, or tbf alone).
       const drops = (ns: string[], dev: string): number =>
-        (JSON.parse(execFileSync('tc', [...ns, '-s', '-j', 'qdisc', 'show', 'dev', dev], { encoding: 'utf8' })) as { drops?: number }[]).reduce((a, q) => a + (q.drops ?? 0), 0);
+        (
+          JSON.parse(execFileSync('tc', [...ns, '-s', '-j', 'qdisc', 'show', 'dev', dev], { encoding: 'utf8' })) as { drops?: number }[]
+        ).reduce((a, q) => a + (q.drops ?? 0), 0);
       return list.map((x, i) => {
         const s = stats.find((l) => l.ifname === x.hostVeth)!.stats64;
-        return { netns: x.netns, rx: s.rx.bytes, tx: s.tx.bytes, dropsUp: drops(['-n', x.netns], peerVeth(i + 1)), dropsDown: drops([], x.hostVeth) };
+        return {
+          netns: x.netns,
+          rx: s.rx.bytes,
+          tx: s.tx.bytes,
+          dropsUp: drops(['-n', x.netns], peerVeth(i + 1)),
+          dropsDown: drops([], x.hostVeth),
+        };
       });
     },
     destroy,
@@ -354,7 +383,11 @@ export function icePairs(page: Page): Promise<IcePair[]> {
     for (const pc of pcs) {
       const stats = [...(await pc.getStats()).values()] as Record<string, unknown>[];
       const transport = stats.find((s) => s.type === 'transport');
-      const pair = stats.find((s) => s.type === 'candidate-pair' && (s.id === transport?.selectedCandidatePairId || (!transport?.selectedCandidatePairId && s.nominated && s.state === 'succeeded')));
+      const pair = stats.find(
+        (s) =>
+          s.type === 'candidate-pair' &&
+          (s.id === transport?.selectedCandidatePairId || (!transport?.selectedCandidatePairId && s.nominated && s.state === 'succeeded')),
+      );
       if (!pair) continue;
       const l = stats.find((s) => s.id === pair.localCandidateId)!;
       const r = stats.find((s) => s.id === pair.remoteCandidateId)!;
@@ -438,7 +471,14 @@ export async function startWanCluster(o: WanClusterOptions): Promise<WanCluster>
       return b;
     };
     const query = { ...(wan.info.delay === 'app' && wan.info.delayMs > 0 ? { linkDelayMs: String(wan.info.delayMs) } : {}), ...o.query };
-    const cluster = await startCluster({ ...o, query, host: wan.hostAddress, launch, tls, initScripts: [...(o.initScripts ?? []), TRACE_PCS] });
+    const cluster = await startCluster({
+      ...o,
+      query,
+      host: wan.hostAddress,
+      launch,
+      tls,
+      initScripts: [...(o.initScripts ?? []), TRACE_PCS],
+    });
     const addPeer = async (): Promise<Page> => {
       throw new Error(`startWanCluster: addPeer is not supported (the WAN has ${o.peers} namespaces)`);
     };
@@ -518,7 +558,8 @@ export async function proveWan(
       const shift: number[] = [];
       const tiny: number[] = [];
       let sent = 0;
-      const totals = (): { rx: number; drops: number } => c.wan.linkBytes().reduce((a, l) => ({ rx: a.rx + l.rx, drops: a.drops + l.dropsUp + l.dropsDown }), { rx: 0, drops: 0 });
+      const totals = (): { rx: number; drops: number } =>
+        c.wan.linkBytes().reduce((a, l) => ({ rx: a.rx + l.rx, drops: a.drops + l.dropsUp + l.dropsDown }), { rx: 0, drops: 0 });
       const t0 = totals();
       for (let r = 0; r < reps; r++) {
         const x = await timeOp(c.pages, 'ring', bytes);

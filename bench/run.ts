@@ -121,7 +121,9 @@ async function main(): Promise<void> {
       ...(values['cut-every'] ? { cutEveryMs: 1000 * positive(values['cut-every'], 'cut-every') } : {}),
       log,
     };
-    console.log(`soak benchmark: ${o.peers} tabs train ${o.model} on fashion-mnist for ${o.minutes} min, sampled every minute${o.cutEveryMs ? `, a ring link cut every ${o.cutEveryMs / 1000} s` : ''}`);
+    console.log(
+      `soak benchmark: ${o.peers} tabs train ${o.model} on fashion-mnist for ${o.minutes} min, sampled every minute${o.cutEveryMs ? `, a ring link cut every ${o.cutEveryMs / 1000} s` : ''}`,
+    );
     const svg = path.join(outDir, 'soak.svg');
     const summary = await benchSoak(o, file, svg);
     console.log(JSON.stringify(summary, null, 2));
@@ -141,8 +143,14 @@ async function main(): Promise<void> {
     return;
   }
   if (scenario === 'compression') {
-    const o = { peers: list(values.peers ?? '4', 'peers')[0]!, steps: list(values.steps ?? '150', 'steps')[0]!, codecs: names(values.codecs ?? CODEC_NAMES.join(','), 'codecs', CODEC_NAMES) };
-    console.log(`compression benchmark: ${o.peers} tabs, MLP on fashion-mnist, ${o.steps} steps per codec (${o.codecs.join(', ')}), loopback links`);
+    const o = {
+      peers: list(values.peers ?? '4', 'peers')[0]!,
+      steps: list(values.steps ?? '150', 'steps')[0]!,
+      codecs: names(values.codecs ?? CODEC_NAMES.join(','), 'codecs', CODEC_NAMES),
+    };
+    console.log(
+      `compression benchmark: ${o.peers} tabs, MLP on fashion-mnist, ${o.steps} steps per codec (${o.codecs.join(', ')}), loopback links`,
+    );
     rows = await benchCompression(o, log);
     save(rows);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
@@ -156,28 +164,41 @@ async function main(): Promise<void> {
       models: names(values.models ?? 'cnn', 'models', WAN_MODELS),
       codecs: names(values.codecs ?? CODEC_NAMES.join(','), 'codecs', CODEC_NAMES),
     };
-    console.log(`wan benchmark: ${o.peers} peers (one Chromium per network namespace), ${o.models.join(', ')} on fashion-mnist, ${o.steps} steps per codec; profiles ${o.profiles.join(', ')}`);
+    console.log(
+      `wan benchmark: ${o.peers} peers (one Chromium per network namespace), ${o.models.join(', ')} on fashion-mnist, ${o.steps} steps per codec; profiles ${o.profiles.join(', ')}`,
+    );
     save(await benchWan(o, log, save));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   }
   if (scenario === 'robust') {
     const o = { peers: list(values.peers ?? '4', 'peers')[0]!, steps: list(values.steps ?? '150', 'steps')[0]! };
-    console.log(`robust aggregation benchmark: ${o.peers} tabs, MLP on fashion-mnist, ${o.steps} steps per variant, loopback links; the byzantine tab sends its gradient x -100`);
+    console.log(
+      `robust aggregation benchmark: ${o.peers} tabs, MLP on fashion-mnist, ${o.steps} steps per variant, loopback links; the byzantine tab sends its gradient x -100`,
+    );
     rows = [...(await benchRobust(o, log)), await benchAgreement({ peers: o.peers }, log)];
     save(rows);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   }
   if (scenario === 'server') {
-    const o = { peers: list(values.peers ?? '500', 'peers')[0]!, roomSize: list(values['room-size'], 'room-size')[0]!, holdMs: list(values['hold-ms'], 'hold-ms')[0]! };
-    console.log(`server benchmark: ${o.peers} simulated peers in rooms of ${o.roomSize}, joining in waves, holding ${o.holdMs} ms, leaving in waves`);
+    const o = {
+      peers: list(values.peers ?? '500', 'peers')[0]!,
+      roomSize: list(values['room-size'], 'room-size')[0]!,
+      holdMs: list(values['hold-ms'], 'hold-ms')[0]!,
+    };
+    console.log(
+      `server benchmark: ${o.peers} simulated peers in rooms of ${o.roomSize}, joining in waves, holding ${o.holdMs} ms, leaving in waves`,
+    );
     const r = await benchServer(o, log);
     const floodPeers = Number(values['flood-peers']);
-    if (!Number.isInteger(floodPeers) || floodPeers < 0) throw new Error(`--flood-peers: "${values['flood-peers']}" is not a non-negative integer`);
+    if (!Number.isInteger(floodPeers) || floodPeers < 0)
+      throw new Error(`--flood-peers: "${values['flood-peers']}" is not a non-negative integer`);
     let flood;
     if (floodPeers > 0) {
-      console.log(`flood row: ${floodPeers} honest peers (one address each) join without, then with, a reconnecting flooder from one address; default per-address limits`);
+      console.log(
+        `flood row: ${floodPeers} honest peers (one address each) join without, then with, a reconnecting flooder from one address; default per-address limits`,
+      );
       flood = await benchServerFlood({ peers: floodPeers, roomSize: o.roomSize }, log);
     }
     writeFileSync(file, `${JSON.stringify({ ...r, ...(flood ? { flood } : {}) }, null, 2)}\n`);
@@ -245,7 +266,8 @@ async function main(): Promise<void> {
     const perModel = values.steps
       ? list(values.steps, 'steps')
       : models.map(() => Math.ceil((positive(values.epochs, 'epochs') * TRAIN_SIZE) / batch));
-    if (perModel.length !== 1 && perModel.length !== models.length) throw new Error(`--steps: give one count or one per model (${models.join(',')})`);
+    if (perModel.length !== 1 && perModel.length !== models.length)
+      throw new Error(`--steps: give one count or one per model (${models.join(',')})`);
     const steps = Object.fromEntries(models.map((m, i) => [m, perModel[perModel.length === 1 ? 0 : i]!])) as Record<ModelKind, number>;
     const o = { peers: list(values.peers ?? '4', 'peers')[0]!, models, steps, batch, lr: positive(values.lr, 'lr') };
     console.log(
@@ -254,7 +276,9 @@ async function main(): Promise<void> {
     );
     console.log(ACCURACY_HEADER);
     // Models not run this time keep their earlier rows (a CNN run takes far longer than the others).
-    const earlier = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as AccuracyRow[]).filter((r) => !models.includes(r.model)) : [];
+    const earlier = existsSync(file)
+      ? (JSON.parse(readFileSync(file, 'utf8')) as AccuracyRow[]).filter((r) => !models.includes(r.model))
+      : [];
     const merged = (fresh: AccuracyRow[]): AccuracyRow[] => MODELS.flatMap((m) => [...earlier, ...fresh].filter((r) => r.model === m));
     rows = merged(await benchAccuracy(o, log, (fresh) => save(merged(fresh))));
   }

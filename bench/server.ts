@@ -13,6 +13,20 @@ import path from 'node:path';
 import { WebSocket } from 'ws';
 import { buildApp, PROJECT_ROOT } from '../src/cli/cluster.ts';
 import { parseServerMessage, PROTOCOL_VERSION, ProtocolError, type View } from '../src/protocol/index.ts';
+
+/** What a simulated peer reports as its stats. */
+const SIM_STATS = {
+  state: 'training',
+  backend: 'sim',
+  step: 0,
+  samplesPerSec: 0,
+  computeMs: 0,
+  readbackMs: 0,
+  allreduceMs: 0,
+  applyMs: 0,
+  sendBytesPerSec: 0,
+  shard: 0,
+} as const;
 import { LIMIT_DEFAULTS } from '../src/server/coordinator.ts';
 
 export interface ServerBenchOptions {
@@ -73,7 +87,13 @@ function usage(pid: number): { rssMb: number; cpuS: number } {
  * client socket to that source address (any 127.x.y.z on loopback), so the server sees it as
  * coming from there. On failure the socket is terminated.
  */
-function connect(url: string, p: Pick<SimPeer, 'id' | 'room'>, statsEveryMs: number, localAddress?: string, timeoutMs = 30_000): Promise<SimPeer> {
+function connect(
+  url: string,
+  p: Pick<SimPeer, 'id' | 'room'>,
+  statsEveryMs: number,
+  localAddress?: string,
+  timeoutMs = 30_000,
+): Promise<SimPeer> {
   return new Promise((resolve, fail) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, ...(localAddress ? { localAddress } : {}) });
     const peer: SimPeer = { ...p, ws, openAt: performance.now(), helloAt: 0, welcomeAt: 0, leftAt: 0, views: [], errors: [], closeCode: 0 };
@@ -94,10 +114,9 @@ function connect(url: string, p: Pick<SimPeer, 'id' | 'room'>, statsEveryMs: num
       if (m.type === 'welcome') {
         peer.welcomeAt = performance.now();
         clearTimeout(t);
-        const stats = { state: 'training', backend: 'sim', step: 0, samplesPerSec: 0, computeMs: 0, readbackMs: 0, allreduceMs: 0, applyMs: 0, sendBytesPerSec: 0, shard: 0 };
         timers = [
           setInterval(() => ws.readyState === ws.OPEN && ws.send('{"type":"heartbeat"}'), m.heartbeatMs),
-          setInterval(() => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ type: 'stats', stats })), statsEveryMs),
+          setInterval(() => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ type: 'stats', stats: SIM_STATS })), statsEveryMs),
         ];
         resolve(peer);
       } else if (m.type === 'view') {
@@ -153,10 +172,14 @@ const RAISED_LIMITS = ['--max-rooms', '10000', '--max-conns-per-address', '10000
 /** Starts the production server in a child process (with `args`); resolves with its URL and pid. */
 async function startServerProcess(args: string[]): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   await buildApp(PROJECT_ROOT, true);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'src/server/main.ts'), '--prod', '--port', '0', ...args], {
-    cwd: PROJECT_ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(PROJECT_ROOT, 'src/server/main.ts'), '--prod', '--port', '0', ...args],
+    {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (b: Buffer) => {
@@ -346,8 +369,18 @@ function latency(joined: SimPeer[], failed: number): JoinLatency {
     p90_ms: round1(pct(joins, 90)),
     p99_ms: round1(pct(joins, 99)),
     max_ms: round1(Math.max(...joins)),
-    handshake_p99_ms: round1(pct(joined.map((p) => p.helloAt - p.openAt), 99)),
-    total_p99_ms: round1(pct(joined.map((p) => p.welcomeAt - p.openAt), 99)),
+    handshake_p99_ms: round1(
+      pct(
+        joined.map((p) => p.helloAt - p.openAt),
+        99,
+      ),
+    ),
+    total_p99_ms: round1(
+      pct(
+        joined.map((p) => p.welcomeAt - p.openAt),
+        99,
+      ),
+    ),
   };
 }
 
@@ -373,7 +406,17 @@ async function closeAll(peers: SimPeer[], ms = 3000): Promise<number> {
  * to close and answers with its counts.
  */
 function runFlooder(o: { url: string; address: string; sockets: number }): void {
-  const st = { attempts: 0, opened: 0, refused: 0, cut_off: 0, other_closes: 0, socket_errors: 0, rate_limited_errors: 0, messages: 0, peak_open: 0 };
+  const st = {
+    attempts: 0,
+    opened: 0,
+    refused: 0,
+    cut_off: 0,
+    other_closes: 0,
+    socket_errors: 0,
+    rate_limited_errors: 0,
+    messages: 0,
+    peak_open: 0,
+  };
   const all = new Set<WebSocket>();
   const open = new Set<WebSocket>();
   const errorSamples = new Set<string>();
@@ -381,7 +424,10 @@ function runFlooder(o: { url: string; address: string; sockets: number }): void 
   let n = 0;
   const started = performance.now();
   const hb = '{"type":"heartbeat"}';
-  const stats = JSON.stringify({ type: 'stats', stats: { state: 'training', backend: 'sim', step: 0, samplesPerSec: 0, computeMs: 0, readbackMs: 0, allreduceMs: 0, applyMs: 0, sendBytesPerSec: 0, shard: 0 } });
+  const stats = JSON.stringify({
+    type: 'stats',
+    stats: SIM_STATS,
+  });
   const dial = (): void => {
     while (!stopping && all.size < o.sockets) {
       const id = n++;
@@ -431,7 +477,17 @@ function runFlooder(o: { url: string; address: string; sockets: number }): void 
     const left = [...all];
     for (const ws of left) ws.terminate();
     const done = (): void => {
-      process.send!({ ...st, seconds: round1(seconds), msgs_per_s: Math.round(st.messages / seconds), conns_per_s: Math.round(st.attempts / seconds), error_samples: [...errorSamples], left_open: all.size }, () => process.exit(0));
+      process.send!(
+        {
+          ...st,
+          seconds: round1(seconds),
+          msgs_per_s: Math.round(st.messages / seconds),
+          conns_per_s: Math.round(st.attempts / seconds),
+          error_samples: [...errorSamples],
+          left_open: all.size,
+        },
+        () => process.exit(0),
+      );
     };
     if (all.size === 0) done();
     else {
@@ -451,7 +507,11 @@ function runFlooder(o: { url: string; address: string; sockets: number }): void 
 }
 
 /** Starts the flooder process; `stop()` ends it and resolves with its counts and its sockets left open. */
-async function startFlooder(o: { url: string; address: string; sockets: number }): Promise<{ stop(): Promise<FlooderStats & { left_open: number }>; kill(): void }> {
+async function startFlooder(o: {
+  url: string;
+  address: string;
+  sockets: number;
+}): Promise<{ stop(): Promise<FlooderStats & { left_open: number }>; kill(): void }> {
   const child = spawn(process.execPath, ['--import', 'tsx', import.meta.filename], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, [FLOODER_ENV]: JSON.stringify(o) },
@@ -496,7 +556,11 @@ export async function benchServerFlood(o: FloodBenchOptions, log: (s: string) =>
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, usage(server.pid).rssMb)), 200);
   try {
     const phase = async (tag: string, count: number): Promise<{ joined: SimPeer[]; failed: string[] }> => {
-      const r = await joinInWaves(url, { tag, peers: count, roomSize: o.roomSize, address: honestAddress, timeoutMs: 10_000, deadline }, log);
+      const r = await joinInWaves(
+        url,
+        { tag, peers: count, roomSize: o.roomSize, address: honestAddress, timeoutMs: 10_000, deadline },
+        log,
+      );
       peers.push(...r.joined);
       for (const f of r.failed.slice(0, 3)) log(`  failed: ${f}`);
       return r;
@@ -556,4 +620,5 @@ export async function benchServerFlood(o: FloodBenchOptions, log: (s: string) =>
   }
 }
 
-if (process.env[FLOODER_ENV] && process.send && process.argv[1] === import.meta.filename) runFlooder(JSON.parse(process.env[FLOODER_ENV]) as Parameters<typeof runFlooder>[0]);
+if (process.env[FLOODER_ENV] && process.send && process.argv[1] === import.meta.filename)
+  runFlooder(JSON.parse(process.env[FLOODER_ENV]) as Parameters<typeof runFlooder>[0]);

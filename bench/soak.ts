@@ -56,7 +56,9 @@ export function summarize(r: SoakReport): SoakSummary {
   const after = all.filter((s) => s.minute >= warmup);
   const window = Math.min(10, r.options.minutes / 3);
   const stepMs = (from: number, to: number): number => {
-    const xs = all.filter((s) => s.minute > from && s.minute <= to + 1e-9).flatMap((s) => s.peers.map((p) => p.stepMs).filter((x): x is number => x !== null));
+    const xs = all
+      .filter((s) => s.minute > from && s.minute <= to + 1e-9)
+      .flatMap((s) => s.peers.map((p) => p.stepMs).filter((x): x is number => x !== null));
     return mean(xs);
   };
   const last = all.at(-1)?.minute ?? 0;
@@ -75,8 +77,14 @@ export function summarize(r: SoakReport): SoakSummary {
     accuracy: r.result?.accuracy ?? null,
     same_weights: !!r.result && new Set(r.result.checksums).size === 1,
     warmup_minutes: warmup,
-    heap_slope_mb_per_min: slope(after.map((s) => s.minute), after.map((s) => perPeer(s, (p) => p.heapMB))),
-    rss_slope_mb_per_min: slope(after.map((s) => s.minute), after.map(rssPerPeer)),
+    heap_slope_mb_per_min: slope(
+      after.map((s) => s.minute),
+      after.map((s) => perPeer(s, (p) => p.heapMB)),
+    ),
+    rss_slope_mb_per_min: slope(
+      after.map((s) => s.minute),
+      after.map(rssPerPeer),
+    ),
     heap_mb_first: after[0] ? perPeer(after[0], (p) => p.heapMB) : 0,
     heap_mb_last: after.at(-1) ? perPeer(after.at(-1)!, (p) => p.heapMB) : 0,
     rss_mb_first: after[0] ? rssPerPeer(after[0]) : 0,
@@ -114,7 +122,10 @@ export function soakSvg(r: SoakReport): string {
     const xticks = Array.from({ length: 7 }, (_, i) => (xMax * i) / 6);
     return [
       `<text x="${pad.l}" y="${top + 18}" font-weight="bold">${title}</text>`,
-      ...ticks.map((t) => `<line x1="${pad.l}" x2="${W - pad.r}" y1="${py(t)}" y2="${py(t)}" stroke="#ddd"/><text x="${pad.l - 6}" y="${py(t) + 4}" text-anchor="end">${t.toFixed(t < 10 ? 1 : 0)}</text>`),
+      ...ticks.map(
+        (t) =>
+          `<line x1="${pad.l}" x2="${W - pad.r}" y1="${py(t)}" y2="${py(t)}" stroke="#ddd"/><text x="${pad.l - 6}" y="${py(t) + 4}" text-anchor="end">${t.toFixed(t < 10 ? 1 : 0)}</text>`,
+      ),
       ...xticks.map((t) => `<text x="${px(t)}" y="${top + H - pad.b + 16}" text-anchor="middle">${t.toFixed(0)}</text>`),
       `<text x="${W / 2}" y="${top + H - 4}" text-anchor="middle">minutes</text>`,
       `<text x="14" y="${top + H / 2}" transform="rotate(-90 14 ${top + H / 2})" text-anchor="middle">${unit}</text>`,
@@ -129,7 +140,9 @@ export function soakSvg(r: SoakReport): string {
       { label: 'renderer RSS', color: '#d9534f', ys: r.samples.map(rssPerPeer) },
       { label: 'JS heap (after GC)', color: '#37c', ys: r.samples.map((s) => perPeer(s, (p) => p.heapMB)) },
     ]),
-    panel(H, 'Mean step time', 'ms', [{ label: 'step time', color: '#2a7', ys: r.samples.map((s) => mean(s.peers.map((p) => p.stepMs ?? 0))) }]),
+    panel(H, 'Mean step time', 'ms', [
+      { label: 'step time', color: '#2a7', ys: r.samples.map((s) => mean(s.peers.map((p) => p.stepMs ?? 0))) },
+    ]),
   ].join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H}" font-family="sans-serif" font-size="12">\n<rect width="100%" height="100%" fill="white"/>\n${body}\n</svg>\n`;
 }

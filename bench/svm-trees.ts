@@ -72,40 +72,87 @@ async function svm(pages: Page[], steps: number, rff?: TrainConfig['rff']): Prom
   return { accuracy: rs[0]!.accuracy, s: (performance.now() - t0) / 1000, bytes: (await sent(pages[0]!)) - before };
 }
 
-async function trees(pages: Page[], config: TreeTrainConfig): Promise<{ accuracy: number; s: number; bytes: number; floats: number; without: number }> {
+async function trees(
+  pages: Page[],
+  config: TreeTrainConfig,
+): Promise<{ accuracy: number; s: number; bytes: number; floats: number; without: number }> {
   const before = await sent(pages[0]!);
   const t0 = performance.now();
   const rs = await Promise.all(pages.map((p) => p.evaluate((c) => window.ringtrain.trainTrees(c), config)));
-  if (new Set(rs.map((r) => r.checksum)).size !== 1) throw new Error(`peers disagree on the ${config.model}: checksums ${rs.map((r) => r.checksum).join(', ')}`);
+  if (new Set(rs.map((r) => r.checksum)).size !== 1)
+    throw new Error(`peers disagree on the ${config.model}: checksums ${rs.map((r) => r.checksum).join(', ')}`);
   const s = (performance.now() - t0) / 1000;
-  return { accuracy: rs[0]!.accuracy, s, bytes: (await sent(pages[0]!)) - before, floats: rs[0]!.floatsSummed, without: rs[0]!.floatsWithoutSubtraction };
+  return {
+    accuracy: rs[0]!.accuracy,
+    s,
+    bytes: (await sent(pages[0]!)) - before,
+    floats: rs[0]!.floatsSummed,
+    without: rs[0]!.floatsWithoutSubtraction,
+  };
 }
 
-export async function benchSvmTrees(o: SvmTreeOptions, log: (s: string) => void, onRows: (rows: SvmTreeRow[]) => void): Promise<SvmTreeRow[]> {
+export async function benchSvmTrees(
+  o: SvmTreeOptions,
+  log: (s: string) => void,
+  onRows: (rows: SvmTreeRow[]) => void,
+): Promise<SvmTreeRow[]> {
   const rows: SvmTreeRow[] = [];
   const add = (r: SvmTreeRow): void => {
     rows.push(r);
     onRows(rows);
-    const hist = r.histogram_bytes ? `, histograms ${(r.histogram_bytes / 1e6).toFixed(1)} MB (${(r.histogram_bytes_without_subtraction! / 1e6).toFixed(1)} MB without subtraction)` : '';
-    log(`${r.model.padEnd(10)} peers ${r.peers}  accuracy ${r.test_accuracy.toFixed(4)}  ${r.train_s.toFixed(1)} s  sent ${(r.bytes_sent / 1e6).toFixed(1)} MB${hist}  ${JSON.stringify(r.params)}`);
+    const hist = r.histogram_bytes
+      ? `, histograms ${(r.histogram_bytes / 1e6).toFixed(1)} MB (${(r.histogram_bytes_without_subtraction! / 1e6).toFixed(1)} MB without subtraction)`
+      : '';
+    log(
+      `${r.model.padEnd(10)} peers ${r.peers}  accuracy ${r.test_accuracy.toFixed(4)}  ${r.train_s.toFixed(1)} s  sent ${(r.bytes_sent / 1e6).toFixed(1)} MB${hist}  ${JSON.stringify(r.params)}`,
+    );
   };
   let built = false;
   for (const n of o.peers) {
     const cluster = await startCluster({ peers: n, build: !built, deadAfterMs: 30_000, query: { backend: 'wasm' } });
     built = true;
     const treeRow = async (model: 'tree' | 'gbdt', depth: number, params: Record<string, number>): Promise<void> => {
-      const t = await trees(cluster.pages, { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model, rounds: o.rounds, maxDepth: depth, bins: o.bins, seed: 1 });
-      const row = { peers: n, test_accuracy: round(t.accuracy), train_s: round(t.s, 1), bytes_sent: t.bytes, histogram_bytes: 4 * t.floats, histogram_bytes_without_subtraction: 4 * t.without };
+      const t = await trees(cluster.pages, {
+        dataset: 'fashion-mnist',
+        partition: { scheme: 'iid', seed: 1 },
+        model,
+        rounds: o.rounds,
+        maxDepth: depth,
+        bins: o.bins,
+        seed: 1,
+      });
+      const row = {
+        peers: n,
+        test_accuracy: round(t.accuracy),
+        train_s: round(t.s, 1),
+        bytes_sent: t.bytes,
+        histogram_bytes: 4 * t.floats,
+        histogram_bytes_without_subtraction: 4 * t.without,
+      };
       add({ model, params: { ...params, depth, bins: o.bins, features: 784 }, ...row });
     };
     try {
       if (o.models.includes('linear-svm')) {
         const s = await svm(cluster.pages, o.svmSteps);
-        add({ model: 'linear-svm', params: { steps: o.svmSteps, ...SVM }, peers: n, test_accuracy: round(s.accuracy), train_s: round(s.s, 1), bytes_sent: s.bytes });
+        add({
+          model: 'linear-svm',
+          params: { steps: o.svmSteps, ...SVM },
+          peers: n,
+          test_accuracy: round(s.accuracy),
+          train_s: round(s.s, 1),
+          bytes_sent: s.bytes,
+        });
       }
       if (o.models.includes('rff-svm')) {
         const s = await svm(cluster.pages, o.svmSteps, { features: o.rffFeatures, gamma: o.gamma });
-        add({ model: 'rff-svm', params: { steps: o.svmSteps, ...SVM, features: o.rffFeatures, gamma: o.gamma }, peers: n, test_accuracy: round(s.accuracy), train_s: round(s.s, 1), bytes_sent: s.bytes });
+        add({
+          model: 'rff-svm',
+          params: { steps: o.svmSteps, ...SVM, features: o.rffFeatures, gamma: o.gamma },
+          peers: n,
+          test_accuracy: round(s.accuracy),
+          train_s: round(s.s, 1),
+          bytes_sent: s.bytes,
+        });
       }
       if (o.models.includes('tree')) for (const depth of o.treeDepths) await treeRow('tree', depth, {});
       if (o.models.includes('gbdt')) await treeRow('gbdt', o.gbdtDepth, { rounds: o.rounds, learningRate: 0.3 });

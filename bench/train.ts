@@ -138,7 +138,14 @@ const stepsOf = (r: PeerRun): StepEvent[] => r.events.filter((e): e is StepEvent
 function summarise(runs: PeerRun[], warmup: number, target: number): Omit<TrainRow, 'backend' | 'peers' | 'model'> {
   const perPeer = runs.map(stepsOf);
   const steps = perPeer[0]!.length;
-  const phase = { compute: [] as number[], readback: [] as number[], allreduce: [] as number[], apply: [] as number[], wall: [] as number[], sps: [] as number[] };
+  const phase = {
+    compute: [] as number[],
+    readback: [] as number[],
+    allreduce: [] as number[],
+    apply: [] as number[],
+    wall: [] as number[],
+    sps: [] as number[],
+  };
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
   for (let i = Math.min(warmup, steps - 1); i < steps; i++) {
     const at = perPeer.map((s) => s[i]!);
@@ -213,7 +220,11 @@ export async function benchTrain(o: TrainBenchOptions, log: (s: string) => void,
   return rows;
 }
 
-export async function benchAccuracy(o: AccuracyBenchOptions, log: (s: string) => void, onRows?: (rows: AccuracyRow[]) => void): Promise<AccuracyRow[]> {
+export async function benchAccuracy(
+  o: AccuracyBenchOptions,
+  log: (s: string) => void,
+  onRows?: (rows: AccuracyRow[]) => void,
+): Promise<AccuracyRow[]> {
   const rows: AccuracyRow[] = [];
   let built = false;
   for (const model of o.models) {
@@ -253,7 +264,8 @@ export async function benchAccuracy(o: AccuracyBenchOptions, log: (s: string) =>
   return rows;
 }
 
-export const TRAIN_HEADER = 'backend  peers  model    compute_ms  readback_ms  allreduce_ms  apply_ms  step_ms  samples/s  to_target_s  final_acc';
+export const TRAIN_HEADER =
+  'backend  peers  model    compute_ms  readback_ms  allreduce_ms  apply_ms  step_ms  samples/s  to_target_s  final_acc';
 
 const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
 

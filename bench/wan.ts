@@ -32,7 +32,10 @@ export async function benchWan(
   log: (s: string) => void,
   save: (rows: WanRow[]) => void,
 ): Promise<WanRow[]> {
-  if (process.getuid?.() !== 0) throw new Error('the wan benchmark needs root (it creates network namespaces and shapes their links); run it as root, e.g. sudo npm run bench -- wan');
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      'the wan benchmark needs root (it creates network namespaces and shapes their links); run it as root, e.g. sudo npm run bench -- wan',
+    );
   const rows: WanRow[] = [];
   for (const model of o.models) {
     const { config, backend } = WAN_CONFIG[model];
@@ -42,7 +45,8 @@ export async function benchWan(
       const cluster = await startWanCluster({ profile, peers: o.peers, query: { backend }, deadAfterMs: 30_000, build: 'if-stale', log });
       try {
         const got = await runVariants(cluster.pages, { ...config, steps: o.steps }, codecVariants(o.codecs), log);
-        for (const { variant, ...r } of got) rows.push({ profile, codec: variant, model, delay: cluster.info.delay, loss_emulated: cluster.info.loss, ...r });
+        for (const { variant, ...r } of got)
+          rows.push({ profile, codec: variant, model, delay: cluster.info.delay, loss_emulated: cluster.info.loss, ...r });
         save(rows);
       } finally {
         await cluster.close();

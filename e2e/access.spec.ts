@@ -5,7 +5,10 @@
  */
 import { createRoomFromForm, expect, newContext, roomName, test } from './peers.ts';
 
-test('a private room admits holders of its link only; a stranger cannot open a data channel to a member', async ({ ringBrowser, baseURL }) => {
+test('a private room admits holders of its link only; a stranger cannot open a data channel to a member', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(120_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const { page: a, link } = await createRoomFromForm(ctx, 'private', 'cpu');

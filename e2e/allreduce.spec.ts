@@ -78,7 +78,10 @@ test('peers in two separate browser processes allreduce exactly', async ({ ringB
   await other.close();
 });
 
-test('a tab closed mid-allreduce: survivors reject with a typed error, get a new view, and the next allreduce is exact', async ({ ringBrowser, baseURL }) => {
+test('a tab closed mid-allreduce: survivors reject with a typed error, get a new view, and the next allreduce is exact', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   const ctx = await newContext(ringBrowser, baseURL!);
   const peers = await openPeers(ctx, 4, roomName('tab-closed'));
   const views = await Promise.all(peers.map((p) => p.waitForMembers(4)));

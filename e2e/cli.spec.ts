@@ -12,7 +12,11 @@ import { expect, test } from './peers.ts';
 const BIN = path.resolve(import.meta.dirname, '../src/cli/bin.mjs');
 
 /** Runs the CLI to its end (killed after `timeoutMs`); resolves with its status and output. */
-function ringtrain(args: string[], env: Record<string, string> = {}, timeoutMs = 150_000): Promise<{ code: number | null; out: string; err: string }> {
+function ringtrain(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 150_000,
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -31,7 +35,21 @@ test('train --peers 2 on synthetic blobs prints the accuracy and writes a tfjs m
   test.setTimeout(200_000);
   const out = mkdtempSync(path.join(tmpdir(), 'ringtrain-cli-'));
   try {
-    const r = await ringtrain(['train', '--peers', '2', '--dataset', 'blobs', '--epochs', '8', '--lr', '0.05', '--backend', 'cpu', '--out', out]);
+    const r = await ringtrain([
+      'train',
+      '--peers',
+      '2',
+      '--dataset',
+      'blobs',
+      '--epochs',
+      '8',
+      '--lr',
+      '0.05',
+      '--backend',
+      'cpu',
+      '--out',
+      out,
+    ]);
     expect(r.code, r.out + r.err).toBe(0);
     const m = /done in [\d.]+ s; test accuracy ([\d.]+)%; model checksum ([0-9a-f]{8}) on all 2 peers/.exec(r.out);
     expect(m, r.out).not.toBeNull();
@@ -39,7 +57,9 @@ test('train --peers 2 on synthetic blobs prints the accuracy and writes a tfjs m
     // Not a terminal: plain progress lines (never a bar's carriage returns), the last at 100%.
     expect(r.out).not.toContain('\r');
     expect(r.out).toMatch(/^100% step (\d+)\/\1, loss [\d.]+, \d+ samples\/s/m);
-    const model = JSON.parse(readFileSync(path.join(out, 'ringtrain-softmax.json'), 'utf8')) as { weightsManifest: { paths: string[]; weights: { shape: number[] }[] }[] };
+    const model = JSON.parse(readFileSync(path.join(out, 'ringtrain-softmax.json'), 'utf8')) as {
+      weightsManifest: { paths: string[]; weights: { shape: number[] }[] }[];
+    };
     expect(model.weightsManifest[0]!.paths).toEqual(['ringtrain-softmax.weights.bin']);
     // 8 features x 4 classes + 4 biases, float32.
     expect(model.weightsManifest[0]!.weights.map((w) => w.shape)).toEqual([[8, 4], [4]]);
@@ -56,7 +76,12 @@ test('bad flags and a missing browser give a clear message and a non-zero status
     [['train', '--epochs'], {}, 2, /--epochs/],
     [['peer', 'not a url'], {}, 2, /is not a URL/],
     [['launch'], {}, 2, /unknown command "launch"/],
-    [['train', '--peers', '1'], { RINGTRAIN_CHROMIUM: '/nonexistent/chromium' }, 3, /RINGTRAIN_CHROMIUM=\/nonexistent\/chromium: no such file/],
+    [
+      ['train', '--peers', '1'],
+      { RINGTRAIN_CHROMIUM: '/nonexistent/chromium' },
+      3,
+      /RINGTRAIN_CHROMIUM=\/nonexistent\/chromium: no such file/,
+    ],
   ];
   for (const [args, env, code, msg] of cases) {
     const r = await ringtrain(args, env, 30_000);

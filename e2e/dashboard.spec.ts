@@ -5,7 +5,10 @@
  */
 import { createRoomFromForm, expect, newContext, summary, test } from './peers.ts';
 
-test('two tabs join by the shared link, train from the form, fill plots and ring; the exported model measures what the page showed', async ({ ringBrowser, baseURL }, testInfo) => {
+test('two tabs join by the shared link, train from the form, fill plots and ring; the exported model measures what the page showed', async ({
+  ringBrowser,
+  baseURL,
+}, testInfo) => {
   test.setTimeout(240_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const { page: a, link: shared } = await createRoomFromForm(ctx, 'dashboard', 'wasm');

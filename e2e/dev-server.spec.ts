@@ -17,7 +17,9 @@ test('dev server (npm start): two tabs join, show their ring position and allred
   const peers = await openPeers(ctx, 2, roomName('dev'));
   const views = await Promise.all(peers.map((p) => p.waitForMembers(2)));
   const sums = await Promise.all(
-    peers.map((p, i) => p.page.evaluate(async (i) => Array.from(await window.ringtrain.allreduce(new Float32Array([i + 1, 10 * (i + 1), -3]))), i)),
+    peers.map((p, i) =>
+      p.page.evaluate(async (i) => Array.from(await window.ringtrain.allreduce(new Float32Array([i + 1, 10 * (i + 1), -3]))), i),
+    ),
   );
   for (const s of sums) expect(s).toEqual([3, 30, -6]);
   // Ranks follow join order, and the status panel shows the live state, not just the API.

@@ -68,7 +68,10 @@ class Volunteer {
 const step = (page: Page): Promise<number> => page.getByTestId('progress-run').evaluate((p: HTMLProgressElement) => p.value);
 const members = (page: Page): Promise<number> => page.locator('#peers-table tbody tr').count();
 
-test('a dashboard run with the defaults and volunteers through `ringtrain peer`: one killed by PID, one joining mid-run; every survivor ends with the same weights', async ({ ringBrowser, baseURL }) => {
+test('a dashboard run with the defaults and volunteers through `ringtrain peer`: one killed by PID, one joining mid-run; every survivor ends with the same weights', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(420_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const { page: dash, link } = await createRoomFromForm(ctx, 'elastic', 'wasm');

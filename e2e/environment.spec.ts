@@ -23,14 +23,18 @@ test('a bad locale and an insecure origin: the page starts, says what is missing
     const errors: string[] = [];
     a.on('pageerror', (e) => errors.push(e.message));
     await a.goto('/?backend=wasm');
-    expect(await a.evaluate(() => ({ secure: isSecureContext, subtle: !!crypto.subtle, gpu: 'gpu' in navigator, lang: navigator.language }))).toEqual({
+    expect(
+      await a.evaluate(() => ({ secure: isSecureContext, subtle: !!crypto.subtle, gpu: 'gpu' in navigator, lang: navigator.language })),
+    ).toEqual({
       secure: false,
       subtle: false,
       gpu: false,
       lang: 'en-US',
     });
     const notes = a.getByTestId('environment');
-    await expect(notes.locator('li[data-what=crypto]')).toContainText('Private rooms and secure aggregation need it: open the app over https');
+    await expect(notes.locator('li[data-what=crypto]')).toContainText(
+      'Private rooms and secure aggregation need it: open the app over https',
+    );
     await expect(notes.locator('li[data-what=webgpu]')).toContainText('No WebGPU (it needs a secure context)');
     await expect(notes.locator('li[data-what=locale]')).toContainText('"en-US@posix"');
 
@@ -58,7 +62,7 @@ test('a bad locale and an insecure origin: the page starts, says what is missing
   }
 });
 
-test('a page that dies while starting: the harness reports the page\'s own error, not a bare timeout', async ({ ringBrowser, baseURL }) => {
+test("a page that dies while starting: the harness reports the page's own error, not a bare timeout", async ({ ringBrowser, baseURL }) => {
   const ctx = await newContext(ringBrowser, baseURL!);
   // The failure this issue began with: Intl refusing the locale kills the app's first module.
   await ctx.addInitScript(() => {

@@ -16,7 +16,11 @@ import { expect, newContext, openPeers, RingPeer, roomName, test } from './peers
 
 const CONFIG: TrainConfig = { ...DRILL_CONFIG, checkpointEvery: 10 };
 
-const startTraining = (peers: RingPeer[], config: TrainConfig): Promise<Outcome | Error>[] => startRuns(peers.map((p) => p.page), config);
+const startTraining = (peers: RingPeer[], config: TrainConfig): Promise<Outcome | Error>[] =>
+  startRuns(
+    peers.map((p) => p.page),
+    config,
+  );
 
 function expectAgreed(outcomes: Outcome[], steps: number): void {
   for (const o of outcomes) {
@@ -42,7 +46,10 @@ async function room(ctx: BrowserContext, n: number, title: string): Promise<{ pe
 
 for (const fault of ['close', 'crash'] as const) {
   for (const point of ['compute', 'allreduce'] as const) {
-    test(`a tab ${fault === 'close' ? 'closed' : 'crashed'} during ${point}: the 3 others re-form and finish with equal weights, no step lost or repeated`, async ({ ringBrowser, baseURL }) => {
+    test(`a tab ${fault === 'close' ? 'closed' : 'crashed'} during ${point}: the 3 others re-form and finish with equal weights, no step lost or repeated`, async ({
+      ringBrowser,
+      baseURL,
+    }) => {
       test.setTimeout(180_000);
       const ctx = await newContext(ringBrowser, baseURL!);
       const { peers } = await room(ctx, 4, `${fault}-${point}`);
@@ -85,8 +92,12 @@ test('every tab gone, two reopened: training resumes from the server checkpoint,
   const { peers, name } = await room(ctx, 2, 'resume');
   const runs = startTraining(peers, { ...CONFIG, steps: 1000 });
   // Wait until the checkpoint of step 20 is stored, then close every tab.
-  await peers[0]!.page.waitForFunction(() => window.__events.some((e) => e.type === 'checkpoint' && e.step >= 20 && !e.error), undefined, { timeout: 120_000 });
-  const stored = await peers[0]!.page.evaluate(() => Math.max(...window.__events.flatMap((e) => (e.type === 'checkpoint' && !e.error ? [e.step] : []))));
+  await peers[0]!.page.waitForFunction(() => window.__events.some((e) => e.type === 'checkpoint' && e.step >= 20 && !e.error), undefined, {
+    timeout: 120_000,
+  });
+  const stored = await peers[0]!.page.evaluate(() =>
+    Math.max(...window.__events.flatMap((e) => (e.type === 'checkpoint' && !e.error ? [e.step] : []))),
+  );
   await ctx.close();
   await Promise.all(runs);
   const ctx2 = await newContext(ringBrowser, baseURL!);
@@ -104,7 +115,10 @@ test('every tab gone, two reopened: training resumes from the server checkpoint,
   }
 });
 
-test('a data channel cut between two live tabs: the coordinator re-forms the ring and the cut-off tab rejoins', async ({ ringBrowser, baseURL }) => {
+test('a data channel cut between two live tabs: the coordinator re-forms the ring and the cut-off tab rejoins', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(180_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const { peers } = await room(ctx, 4, 'cut');
@@ -121,7 +135,10 @@ test('a data channel cut between two live tabs: the coordinator re-forms the rin
   for (const o of all) expect(o.events.filter((e) => e.type === 'sync').at(-1)).toMatchObject({ size: 4 });
 });
 
-test('a data channel that never opens: a joiner whose link to one ring neighbour fails; the run goes on and the ring keeps the pair apart', async ({ ringBrowser, baseURL }) => {
+test('a data channel that never opens: a joiner whose link to one ring neighbour fails; the run goes on and the ring keeps the pair apart', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(180_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const { peers, name } = await room(ctx, 3, 'unreachable');
@@ -154,7 +171,15 @@ test.afterAll(() => rmSync(OWN_DIR, { recursive: true, force: true }));
 function ownServer(name: string, port = 0): ReturnType<typeof startServer> {
   const root = ROOT;
   const checkpointDir = path.join(OWN_DIR, `${name}-${Date.now()}`);
-  return startServer({ host: '127.0.0.1', port, mode: 'prod', root, checkpointDir, deadAfterMs: 6000, log: (m) => console.log(`[${name} server] ${m}`) });
+  return startServer({
+    host: '127.0.0.1',
+    port,
+    mode: 'prod',
+    root,
+    checkpointDir,
+    deadAfterMs: 6000,
+    log: (m) => console.log(`[${name} server] ${m}`),
+  });
 }
 
 test('the server restarts mid-run: peers reconnect by themselves and train on, losing nothing', async ({ ringBrowser }) => {
@@ -189,7 +214,11 @@ test('a server that lost its checkpoints: tabs reopened in the same browser resu
   try {
     const { peers, name } = await room(ctx, 2, 'idb');
     const runs = startTraining(peers, { ...CONFIG, steps: 1000 });
-    await peers[0]!.page.waitForFunction(() => window.__events.some((e) => e.type === 'checkpoint' && e.step >= 20 && !e.error), undefined, { timeout: 120_000 });
+    await peers[0]!.page.waitForFunction(
+      () => window.__events.some((e) => e.type === 'checkpoint' && e.step >= 20 && !e.error),
+      undefined,
+      { timeout: 120_000 },
+    );
     for (const p of peers) await p.page.close();
     await Promise.all(runs);
     // The same port (same origin, same IndexedDB), an empty checkpoint folder.

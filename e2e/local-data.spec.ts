@@ -19,7 +19,12 @@ const GD: TrainConfig = {
 };
 
 /** Opens a room of `n` tabs that each load `data` and train `config`; resolves to every tab's final weights. */
-async function trainLocal(ctx: BrowserContext, n: number, query: Record<string, string>, config: TrainConfig): Promise<{ weights: number[]; backend: string; accuracy: number }[]> {
+async function trainLocal(
+  ctx: BrowserContext,
+  n: number,
+  query: Record<string, string>,
+  config: TrainConfig,
+): Promise<{ weights: number[]; backend: string; accuracy: number }[]> {
   const peers = await openPeers(ctx, n, roomName(`local-${n}-${query.backend}`), query);
   await Promise.all(peers.map((p) => p.waitForMembers(n)));
   return Promise.all(
@@ -37,7 +42,10 @@ async function trainLocal(ctx: BrowserContext, n: number, query: Record<string, 
 }
 
 for (const backend of ['cpu', 'webgpu']) {
-  test(`full-batch GD on ${backend}: 2 and 3 tabs end with the weights of 1 tab on the whole set (1e-4 relative)`, async ({ ringBrowser, baseURL }) => {
+  test(`full-batch GD on ${backend}: 2 and 3 tabs end with the weights of 1 tab on the whole set (1e-4 relative)`, async ({
+    ringBrowser,
+    baseURL,
+  }) => {
     test.setTimeout(240_000);
     const ctx = await newContext(ringBrowser, baseURL!);
     const [solo, two, three] = await Promise.all([1, 2, 3].map((n) => trainLocal(ctx, n, { backend }, GD)));
@@ -61,7 +69,9 @@ async function pickFiles(peer: RingPeer, files: { name: string; text: string }[]
   const section = page.locator('#data-section');
   if ((await section.getAttribute('open')) === null) await section.locator('summary').click();
   await page.getByLabel('CSV label column').fill(label);
-  await page.getByLabel('CSV file, or IDX images + labels files').setInputFiles(files.map((f) => ({ name: f.name, mimeType: 'text/csv', buffer: Buffer.from(f.text) })));
+  await page
+    .getByLabel('CSV file, or IDX images + labels files')
+    .setInputFiles(files.map((f) => ({ name: f.name, mimeType: 'text/csv', buffer: Buffer.from(f.text) })));
   const summary = page.getByTestId('data-summary');
   const before = await summary.textContent();
   await page.getByRole('button', { name: 'Load', exact: true }).click();
@@ -70,9 +80,19 @@ async function pickFiles(peer: RingPeer, files: { name: string; text: string }[]
   return { text: (await summary.textContent()) ?? '', isError: await summary.evaluate((e) => e.classList.contains('error')) };
 }
 
-const IRIS_LIKE = ['petal,sepal,colour,species', ...Array.from({ length: 90 }, (_, i) => `${(i % 3) + 0.1 * (i % 7)},${(i % 3) * 2 - 0.05 * (i % 5)},${['red', 'blue'][i % 2]},${['setosa', 'versicolor', 'virginica'][i % 3]}`)].join('\n');
+const IRIS_LIKE = [
+  'petal,sepal,colour,species',
+  ...Array.from(
+    { length: 90 },
+    (_, i) =>
+      `${(i % 3) + 0.1 * (i % 7)},${(i % 3) * 2 - 0.05 * (i % 5)},${['red', 'blue'][i % 2]},${['setosa', 'versicolor', 'virginica'][i % 3]}`,
+  ),
+].join('\n');
 
-test('a CSV picked in the page trains across 2 tabs; a bad cell is named by row and column; pause and stop act on the whole room', async ({ ringBrowser, baseURL }) => {
+test('a CSV picked in the page trains across 2 tabs; a bad cell is named by row and column; pause and stop act on the whole room', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(120_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const peers = await openPeers(ctx, 2, roomName('csv'), { backend: 'cpu' });

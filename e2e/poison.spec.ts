@@ -13,7 +13,10 @@ declare global {
   }
 }
 
-test('a tab sending NaN gradients in a 4-tab run is left out, then removed; the other 3 finish with equal, finite weights', async ({ ringBrowser, baseURL }) => {
+test('a tab sending NaN gradients in a 4-tab run is left out, then removed; the other 3 finish with equal, finite weights', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(180_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const peers = await openPeers(ctx, 4, roomName('poison'), { backend: 'wasm' });
@@ -26,7 +29,13 @@ test('a tab sending NaN gradients in a 4-tab run is left out, then removed; the 
     p.page.evaluate(async (c) => {
       window.__rejected = [];
       const r = await window.ringtrain.train(c, (e) => e.type === 'rejected' && window.__rejected.push(e));
-      return { checksum: r.checksum, accuracy: r.accuracy, steps: r.steps, finite: Array.from(r.weights).every(Number.isFinite), members: window.ringtrain.view()!.members.map((m) => m.peerId) };
+      return {
+        checksum: r.checksum,
+        accuracy: r.accuracy,
+        steps: r.steps,
+        finite: Array.from(r.weights).every(Number.isFinite),
+        members: window.ringtrain.view()!.members.map((m) => m.peerId),
+      };
     }, config);
   // The poisoned tab's own run ends when it is shut out; only the honest ones are awaited.
   void run(bad).catch(() => undefined);

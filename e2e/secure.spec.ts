@@ -9,11 +9,16 @@ import { relativeDifference } from '../src/ml/compare.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 import { expect, newContext, openPeers, roomName, test } from './peers.ts';
 
-test('4 tabs with secure aggregation end with the weights of the plain ring (1e-3 relative), the same on every tab; with DP-SGD too they agree and learn', async ({ ringBrowser, baseURL }) => {
+test('4 tabs with secure aggregation end with the weights of the plain ring (1e-3 relative), the same on every tab; with DP-SGD too they agree and learn', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(240_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const train = async (config: TrainConfig): Promise<{ weights: number[]; checksum: string; accuracy: number; epsilon?: number }[]> => {
-    const peers = await openPeers(ctx, 4, roomName(config.dp ? 'secure-dp' : config.secureAggregation ? 'secure' : 'plain'), { backend: 'cpu' });
+    const peers = await openPeers(ctx, 4, roomName(config.dp ? 'secure-dp' : config.secureAggregation ? 'secure' : 'plain'), {
+      backend: 'cpu',
+    });
     await Promise.all(peers.map((p) => p.waitForMembers(4)));
     const rs = await Promise.all(
       peers.map((p) =>

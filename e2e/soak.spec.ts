@@ -11,7 +11,15 @@ import { soak } from '../src/test/soak.ts';
 
 test('a 3-minute soak with a link cut every 40 s: no failed run, same weights, tensors constant, every buffer bounded', async () => {
   test.setTimeout(8 * 60_000);
-  const r = await soak({ minutes: 3, peers: 4, model: 'mlp', backend: 'wasm', sampleEveryMs: 30_000, cutEveryMs: 40_000, log: console.log });
+  const r = await soak({
+    minutes: 3,
+    peers: 4,
+    model: 'mlp',
+    backend: 'wasm',
+    sampleEveryMs: 30_000,
+    cutEveryMs: 40_000,
+    log: console.log,
+  });
   expect(r.error).toBeNull();
   expect(r.result?.stopped).toBe(true);
   expect(new Set(r.result!.checksums).size).toBe(1);

@@ -9,7 +9,15 @@ test('3 tabs grow the same boosted trees by histogram allreduce on Fashion-MNIST
   const ctx = await newContext(ringBrowser, baseURL!);
   const peers = await openPeers(ctx, 3, roomName('gbdt'));
   await Promise.all(peers.map((p) => p.waitForMembers(3)));
-  const config: TreeTrainConfig = { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', rounds: 2, maxDepth: 3, bins: 16, seed: 1 };
+  const config: TreeTrainConfig = {
+    dataset: 'fashion-mnist',
+    partition: { scheme: 'iid', seed: 1 },
+    model: 'gbdt',
+    rounds: 2,
+    maxDepth: 3,
+    bins: 16,
+    seed: 1,
+  };
   const results = await Promise.all(peers.map((p) => p.page.evaluate((c) => window.ringtrain.trainTrees(c), config)));
   await ctx.close();
   for (const r of results) {
@@ -24,7 +32,10 @@ test('3 tabs grow the same boosted trees by histogram allreduce on Fashion-MNIST
   expect(results[0]!.accuracy).toBeGreaterThan(0.65);
 });
 
-test('3 tabs train a linear SVM (hinge loss, Pegasos steps) on Fashion-MNIST shards to identical weights', async ({ ringBrowser, baseURL }) => {
+test('3 tabs train a linear SVM (hinge loss, Pegasos steps) on Fashion-MNIST shards to identical weights', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(240_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const peers = await openPeers(ctx, 3, roomName('svm'), { backend: 'wasm' });
@@ -45,7 +56,12 @@ test('3 tabs train a linear SVM (hinge loss, Pegasos steps) on Fashion-MNIST sha
       p.page.evaluate(async (c) => {
         const losses: number[] = [];
         const r = await window.ringtrain.train(c, (e) => e.type === 'step' && losses.push(e.loss));
-        return { checksum: r.checksum, accuracy: r.accuracy, first: losses.slice(0, 10).reduce((a, b) => a + b) / 10, last: losses.slice(-10).reduce((a, b) => a + b) / 10 };
+        return {
+          checksum: r.checksum,
+          accuracy: r.accuracy,
+          first: losses.slice(0, 10).reduce((a, b) => a + b) / 10,
+          last: losses.slice(-10).reduce((a, b) => a + b) / 10,
+        };
       }, config),
     ),
   );

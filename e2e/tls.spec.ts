@@ -14,7 +14,11 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 test('the server with --tls-cert/--tls-key serves HTTPS and WSS: two tabs join and allreduce exactly', async ({ ringBrowser }) => {
   test.setTimeout(120_000);
   const cert = await selfSignedCert('127.0.0.1');
-  const server = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts', '--prod', '--port', '0', '--tls-cert', cert.cert, '--tls-key', cert.key], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/server/main.ts', '--prod', '--port', '0', '--tls-cert', cert.cert, '--tls-key', cert.key],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   try {
     const origin = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -30,8 +34,15 @@ test('the server with --tls-cert/--tls-key serves HTTPS and WSS: two tabs join a
     const pages = [await ctx.newPage(), await ctx.newPage()];
     for (const p of pages) await joinPage(p, room, { backend: 'cpu' });
     await Promise.all(pages.map((p) => waitForMembers(p, 2)));
-    expect(await pages[0]!.evaluate(() => ({ protocol: location.protocol, secure: isSecureContext }))).toEqual({ protocol: 'https:', secure: true });
-    const sums = await Promise.all(pages.map((p, i) => p.evaluate(async (i) => Array.from(await window.ringtrain.allreduce(Float32Array.from([1, 2, 3], (x) => x * (i + 1)))), i)));
+    expect(await pages[0]!.evaluate(() => ({ protocol: location.protocol, secure: isSecureContext }))).toEqual({
+      protocol: 'https:',
+      secure: true,
+    });
+    const sums = await Promise.all(
+      pages.map((p, i) =>
+        p.evaluate(async (i) => Array.from(await window.ringtrain.allreduce(Float32Array.from([1, 2, 3], (x) => x * (i + 1)))), i),
+      ),
+    );
     for (const s of sums) expect(s).toEqual([3, 6, 9]);
     await ctx.close();
   } finally {

@@ -18,7 +18,10 @@ async function trainRoom(
   return results;
 }
 
-async function trainAll(peers: RingPeer[], config: TrainConfig): Promise<(TrainResult & { firstAccuracy: number; backendReason: string })[]> {
+async function trainAll(
+  peers: RingPeer[],
+  config: TrainConfig,
+): Promise<(TrainResult & { firstAccuracy: number; backendReason: string })[]> {
   return Promise.all(
     peers.map((p) =>
       p.page.evaluate(async (config) => {
@@ -34,19 +37,28 @@ async function trainAll(peers: RingPeer[], config: TrainConfig): Promise<(TrainR
   );
 }
 
-test('3 tabs on WebGPU train softmax regression on Fashion-MNIST shards to >= 0.80 with identical weights', async ({ ringBrowser, baseURL }) => {
+test('3 tabs on WebGPU train softmax regression on Fashion-MNIST shards to >= 0.80 with identical weights', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(300_000);
-  const results = await trainRoom(ringBrowser, baseURL!, 3, { backend: 'webgpu' }, {
-    dataset: 'fashion-mnist',
-    partition: { scheme: 'iid', seed: 1 },
-    model: 'softmax',
-    algorithm: 'sgd',
-    optimizer: { kind: 'adam', lr: 0.005 },
-    batch: 192,
-    steps: 150,
-    checksumEvery: 50,
-    seed: 7,
-  });
+  const results = await trainRoom(
+    ringBrowser,
+    baseURL!,
+    3,
+    { backend: 'webgpu' },
+    {
+      dataset: 'fashion-mnist',
+      partition: { scheme: 'iid', seed: 1 },
+      model: 'softmax',
+      algorithm: 'sgd',
+      optimizer: { kind: 'adam', lr: 0.005 },
+      batch: 192,
+      steps: 150,
+      checksumEvery: 50,
+      seed: 7,
+    },
+  );
   for (const r of results) {
     expect(r.backend, r.backendReason).toBe('webgpu');
     expect(r.accuracy).toBeGreaterThanOrEqual(0.8);
@@ -55,21 +67,30 @@ test('3 tabs on WebGPU train softmax regression on Fashion-MNIST shards to >= 0.
   expect(new Set(results.map((r) => r.accuracy)).size).toBe(1);
 });
 
-test('FedAvg on label-shard non-IID data across 3 tabs improves test accuracy and ends with identical weights', async ({ ringBrowser, baseURL }) => {
+test('FedAvg on label-shard non-IID data across 3 tabs improves test accuracy and ends with identical weights', async ({
+  ringBrowser,
+  baseURL,
+}) => {
   test.setTimeout(300_000);
-  const results = await trainRoom(ringBrowser, baseURL!, 3, { backend: 'wasm' }, {
-    dataset: 'fashion-mnist',
-    partition: { scheme: 'label-shards', seed: 3, shardsPerPart: 2 },
-    model: 'mlp',
-    hidden: [32],
-    algorithm: 'fedavg',
-    optimizer: { kind: 'sgd', lr: 0.05 },
-    batch: 32,
-    localSteps: 5,
-    steps: 20,
-    evalEvery: 10,
-    seed: 11,
-  });
+  const results = await trainRoom(
+    ringBrowser,
+    baseURL!,
+    3,
+    { backend: 'wasm' },
+    {
+      dataset: 'fashion-mnist',
+      partition: { scheme: 'label-shards', seed: 3, shardsPerPart: 2 },
+      model: 'mlp',
+      hidden: [32],
+      algorithm: 'fedavg',
+      optimizer: { kind: 'sgd', lr: 0.05 },
+      batch: 32,
+      localSteps: 5,
+      steps: 20,
+      evalEvery: 10,
+      seed: 11,
+    },
+  );
   for (const r of results) {
     expect(r.backend, r.backendReason).toBe('wasm');
     // The first evaluation is of the untrained model (step 0).

@@ -50,7 +50,9 @@ test('2 peers with no route between them train through coturn, with TURN credent
       expect(JSON.parse(cfg)).toMatchObject({ iceServers: [] });
       expect(cfg).not.toContain(secret);
 
-      const rs = await Promise.all(cluster.pages.map((p) => p.evaluate((c) => window.ringtrain.train(c), { ...MLP_CONFIG, steps: 20, evalEvery: 20 })));
+      const rs = await Promise.all(
+        cluster.pages.map((p) => p.evaluate((c) => window.ringtrain.train(c), { ...MLP_CONFIG, steps: 20, evalEvery: 20 })),
+      );
       expect(rs[0]!.checksum).toMatch(/^[0-9a-f]{8}$/);
       for (const r of rs) expect(r.checksum).toBe(rs[0]!.checksum);
 

@@ -15,7 +15,14 @@ import { expect, test } from './peers.ts';
 test('3 namespaced peers on a home link train the MLP with fp16 and with PowerSGD: identical weights, accuracy up', async () => {
   test.skip(process.getuid?.() !== 0, 'needs root to create network namespaces');
   test.setTimeout(300_000);
-  const cluster = await startWanCluster({ profile: 'home', peers: 3, query: { backend: 'wasm' }, build: false, deadAfterMs: 30_000, log: () => undefined });
+  const cluster = await startWanCluster({
+    profile: 'home',
+    peers: 3,
+    query: { backend: 'wasm' },
+    build: false,
+    deadAfterMs: 30_000,
+    log: () => undefined,
+  });
   try {
     // Served over HTTPS/WSS with the run's own certificate: a secure context in any Chromium.
     expect(cluster.server.url).toMatch(/^https:\/\/10\.77\.0\.1:\d+$/);
@@ -23,11 +30,14 @@ test('3 namespaced peers on a home link train the MLP with fp16 and with PowerSG
     for (const compression of [{ kind: 'fp16' }, { kind: 'powersgd', rank: 2 }] satisfies CompressionSpec[]) {
       const rs = await Promise.all(
         cluster.pages.map((p) =>
-          p.evaluate(async (c) => {
-            const acc: number[] = [];
-            const r = await window.ringtrain.train(c, (e) => e.type === 'eval' && acc.push(e.accuracy));
-            return { checksum: r.checksum, first: acc[0]!, last: r.accuracy };
-          }, { ...MLP_CONFIG, steps: 60, evalEvery: 60, compression }),
+          p.evaluate(
+            async (c) => {
+              const acc: number[] = [];
+              const r = await window.ringtrain.train(c, (e) => e.type === 'eval' && acc.push(e.accuracy));
+              return { checksum: r.checksum, first: acc[0]!, last: r.accuracy };
+            },
+            { ...MLP_CONFIG, steps: 60, evalEvery: 60, compression },
+          ),
         ),
       );
       for (const r of rs) expect(r.checksum).toBe(rs[0]!.checksum);
@@ -37,16 +47,21 @@ test('3 namespaced peers on a home link train the MLP with fp16 and with PowerSG
     // auto: the same pick on every peer, shown in each dashboard with its figures.
     const picks = await Promise.all(
       cluster.pages.map((p) =>
-        p.evaluate(async (c) => {
-          let picked = '';
-          await window.ringtrain.train(c, (e) => e.type === 'codec' && (picked = e.codec));
-          return picked;
-        }, { ...MLP_CONFIG, steps: 8, compression: { kind: 'auto' as const } }),
+        p.evaluate(
+          async (c) => {
+            let picked = '';
+            await window.ringtrain.train(c, (e) => e.type === 'codec' && (picked = e.codec));
+            return picked;
+          },
+          { ...MLP_CONFIG, steps: 8, compression: { kind: 'auto' as const } },
+        ),
       ),
     );
     expect(new Set(picks).size).toBe(1);
     for (const page of cluster.pages) {
-      await expect(page.locator('#status-panel')).toContainText(new RegExp(`auto picked ${picks[0]!} at step 5: allreduce \\d+ of a \\d+ ms step, \\d+ ms of it latency`));
+      await expect(page.locator('#status-panel')).toContainText(
+        new RegExp(`auto picked ${picks[0]!} at step 5: allreduce \\d+ of a \\d+ ms step, \\d+ ms of it latency`),
+      );
     }
     // The data channels ran over the bridge between namespaces, not over loopback.
     for (const page of cluster.pages) {

@@ -28,7 +28,15 @@ import { decodeCheckpoint } from './protocol/checkpoint.ts';
 import { parseTrainConfig, type Job, type PeerStats } from './protocol/index.ts';
 import { CheckpointClient } from './net/checkpoints.ts';
 import { RingSession, type SessionOptions, type SessionStatus } from './net/session.ts';
-import { train, type Group, type Poison, type TrainConfig, type TrainControl, type TrainEvent, type TrainResult } from './training/trainer.ts';
+import {
+  train,
+  type Group,
+  type Poison,
+  type TrainConfig,
+  type TrainControl,
+  type TrainEvent,
+  type TrainResult,
+} from './training/trainer.ts';
 import { scoresOf, trainTrees, type TreeEvent, type TreeModel, type TreeResult, type TreeTrainConfig } from './training/trees.ts';
 import { Charts } from './ui/charts.ts';
 import { renderPeersTable, renderRing } from './ui/cluster.ts';
@@ -152,7 +160,8 @@ const charts = new Charts(byId('plots'));
 const env = probeEnvironment(repairedLocale);
 renderEnvironment(byId('environment'), environmentNotes(env));
 /** Why a private room cannot be joined here, when it cannot. */
-const NO_PRIVATE_ROOMS = 'private rooms need WebCrypto, which this page lacks (not a secure context): open the app over https or on localhost';
+const NO_PRIVATE_ROOMS =
+  'private rooms need WebCrypto, which this page lacks (not a secure context): open the app over https or on localhost';
 
 function need(): RingSession {
   if (!session) throw new Error('ringtrain: call join() first');
@@ -178,7 +187,13 @@ async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: strin
   delete state.error;
   draw();
   try {
-    session = await RingSession.join({ ...(linkDelayMs ? { linkDelayMs } : {}), ...opts, room, ...(secret ? { secret } : {}), ...(maskPair && signPair ? { keys: { pub: (await maskPair).pub, sig: (await signPair).pub } } : {}) });
+    session = await RingSession.join({
+      ...(linkDelayMs ? { linkDelayMs } : {}),
+      ...opts,
+      room,
+      ...(secret ? { secret } : {}),
+      ...(maskPair && signPair ? { keys: { pub: (await maskPair).pub, sig: (await signPair).pub } } : {}),
+    });
   } catch (e) {
     state.status = 'idle';
     const msg = (e as Error).message;
@@ -242,7 +257,10 @@ window.ringtrain = {
   allToAllSum: async (data, o) => {
     const s = need();
     const comm = await s.communicator();
-    await s.transport.connect(comm.view.members.map((m) => m.peerId), 15_000);
+    await s.transport.connect(
+      comm.view.members.map((m) => m.peerId),
+      15_000,
+    );
     return comm.allToAllSum(data, o);
   },
   stats: () => ({ ...need().stats }),
@@ -304,7 +322,10 @@ window.ringtrain = {
           setProgress(e.round, e.rounds, `round ${e.round} of ${e.rounds}`);
           setPhase('training');
         } else if (e.type === 'eval') {
-          state.accuracy = e.rmse !== undefined ? `RMSE ${e.rmse.toPrecision(4)} on ${e.count} test samples` : `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples`;
+          state.accuracy =
+            e.rmse !== undefined
+              ? `RMSE ${e.rmse.toPrecision(4)} on ${e.count} test samples`
+              : `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples`;
         } else if (e.type === 'data') {
           setPhase('training');
         }
@@ -366,7 +387,8 @@ async function groupOf(s: RingSession, minPeers: number | undefined, failedEpoch
   const comm = await s.nextCommunicator(failedEpoch, { minPeers: min, timeoutMs: minPeers ? QUORUM_TIMEOUT_MS : GROUP_TIMEOUT_MS });
   let maskKeysOf: Promise<(CryptoKey | null)[]> | undefined;
   let gatherOf: Promise<(v: Float32Array) => Promise<Float32Array[]>> | undefined;
-  const gather = (v: Float32Array): Promise<Float32Array[]> => comm.allGather(v, { timeoutMs: SUM_TIMEOUT_MS + (v.byteLength * comm.size) / 250 });
+  const gather = (v: Float32Array): Promise<Float32Array[]> =>
+    comm.allGather(v, { timeoutMs: SUM_TIMEOUT_MS + (v.byteLength * comm.size) / 250 });
   return {
     epoch: comm.view.epoch,
     rank: comm.rank,
@@ -388,15 +410,28 @@ const maskPair = env.subtle ? maskKeyPair() : null;
 const signPair = env.subtle ? signingKeyPair() : null;
 
 /** `gather` with every contribution signed and checked (ml/algorithms/signed.ts), with the keys of `view`. */
-async function signedGatherFor(s: RingSession, view: View, rank: number, gather: (v: Float32Array) => Promise<Float32Array[]>): Promise<(v: Float32Array) => Promise<Float32Array[]>> {
+async function signedGatherFor(
+  s: RingSession,
+  view: View,
+  rank: number,
+  gather: (v: Float32Array) => Promise<Float32Array[]>,
+): Promise<(v: Float32Array) => Promise<Float32Array[]>> {
   const keys = await s.keysOf(view.epoch);
   const publicKeys = await Promise.all(view.members.map((m) => keys.get(m.peerId)?.sig).map((sig) => (sig ? verifyingKey(sig) : null)));
-  return signedAllGather(gather, { rank, context: `${view.room}|${view.epoch}`, privateKey: (await signPair)?.privateKey ?? null, publicKeys });
+  return signedAllGather(gather, {
+    rank,
+    context: `${view.room}|${view.epoch}`,
+    privateKey: (await signPair)?.privateKey ?? null,
+    publicKeys,
+  });
 }
 
 /** Keys shared with every other member of `view` (null at this tab's rank), from the members' public keys. */
 async function pairKeysFor(s: RingSession, view: View): Promise<(CryptoKey | null)[]> {
-  if (!maskPair) throw new Error('secure aggregation needs WebCrypto, which this page lacks (not a secure context): open the app over https or on localhost on every peer');
+  if (!maskPair)
+    throw new Error(
+      'secure aggregation needs WebCrypto, which this page lacks (not a secure context): open the app over https or on localhost on every peer',
+    );
   const pubs = await s.keysOf(view.epoch);
   const { privateKey } = await maskPair;
   return Promise.all(
@@ -418,9 +453,18 @@ const GROUP_TIMEOUT_MS = 120_000;
 const QUORUM_TIMEOUT_MS = 30 * 60_000;
 
 /** This peer's shard of a split: from the tab's own data, or downloaded from the server. */
-async function loadShard(config: Pick<TrainConfig, 'dataset' | 'partition'>, split: 'train' | 'test', rank: number, size: number): Promise<Dataset> {
+async function loadShard(
+  config: Pick<TrainConfig, 'dataset' | 'partition'>,
+  split: 'train' | 'test',
+  rank: number,
+  size: number,
+): Promise<Dataset> {
   if (config.dataset === LOCAL_DATASET) {
-    if (!localData) throw new DataError('not-found', 'dataset "local": no data is loaded in this tab; pick a file under "Your own data" (or call ringtrain.useData) on every peer first');
+    if (!localData)
+      throw new DataError(
+        'not-found',
+        'dataset "local": no data is loaded in this tab; pick a file under "Your own data" (or call ringtrain.useData) on every peer first',
+      );
     return localShard(localData, split, { rank, size, ...config.partition });
   }
   const path = shardPath(config.dataset, { split, rank, size, ...config.partition });
@@ -440,7 +484,12 @@ async function loadShard(config: Pick<TrainConfig, 'dataset' | 'partition'>, spl
 }
 
 /** This peer's shard, as training loads it: counts and its label histogram in the panel. */
-async function loadShardShown(config: Pick<TrainConfig, 'dataset' | 'partition'>, split: 'train' | 'test', rank: number, size: number): Promise<Dataset> {
+async function loadShardShown(
+  config: Pick<TrainConfig, 'dataset' | 'partition'>,
+  split: 'train' | 'test',
+  rank: number,
+  size: number,
+): Promise<Dataset> {
   const ds = await loadShard(config, split, rank, size);
   if (split === 'train') {
     shardSize = ds.n;
@@ -473,7 +522,9 @@ function showTraining(e: TrainEvent): void {
   } else if (e.type === 'sync') {
     state.training = `at step ${e.step} with ${e.size} peers (state from ${typeof e.source === 'number' ? `rank ${e.source}` : `the ${e.source}`})`;
     setPhase('training');
-    logEvent(`recovered: ${e.size} peer(s) at step ${e.step}, state from ${typeof e.source === 'number' ? `rank ${e.source}` : `the ${e.source}`}`);
+    logEvent(
+      `recovered: ${e.size} peer(s) at step ${e.step}, state from ${typeof e.source === 'number' ? `rank ${e.source}` : `the ${e.source}`}`,
+    );
   } else if (e.type === 'checkpoint') {
     state.checkpoint = e.error ? `step ${e.step}: ${e.error}` : `step ${e.step} saved on the server (${(e.bytes / 1024).toFixed(0)} KiB)`;
     logEvent(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
@@ -483,14 +534,17 @@ function showTraining(e: TrainEvent): void {
     state.codec = `auto picked ${e.codec} at step ${e.step}: ${e.reason}`;
     logEvent(`compression: ${state.codec}`);
   } else if (e.type === 'rejected') {
-    logEvent(e.self ? `step ${e.step}: this peer's gradient was invalid (NaN/Inf or too large) and was left out` : `step ${e.step}: left out the invalid gradients of rank(s) ${e.ranks.join(', ')}`);
+    logEvent(
+      e.self
+        ? `step ${e.step}: this peer's gradient was invalid (NaN/Inf or too large) and was left out`
+        : `step ${e.step}: left out the invalid gradients of rank(s) ${e.ranks.join(', ')}`,
+    );
   } else if (e.type === 'eval') {
     state.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
     charts.point('accuracy', e.step, e.accuracy);
   } else return;
   draw();
 }
-
 
 // ---- Dashboard: phase, progress, events, cluster, runs started by any peer, results. ----
 
@@ -503,7 +557,10 @@ let shardSize = 0;
 let backendName = '';
 let lastStep: Extract<TrainEvent, { type: 'step' }> | null = null;
 /** The last finished run's model, for export and the results. */
-let lastModel: { kind: 'train'; result: TrainResult; config: TrainConfig } | { kind: 'trees'; result: TreeResult; config: TreeTrainConfig } | null = null;
+let lastModel:
+  | { kind: 'train'; result: TrainResult; config: TrainConfig }
+  | { kind: 'trees'; result: TreeResult; config: TreeTrainConfig }
+  | null = null;
 
 function setPhase(p: string): void {
   phase = p;
@@ -565,7 +622,11 @@ function drawHistogram(ds: Dataset): void {
 function showShare(room: string, secret: string | undefined): void {
   const fragment = secret ? `#k=${secret}` : '';
   const link = `${location.origin}${location.pathname}?room=${encodeURIComponent(room)}${fragment}`;
-  history.replaceState(null, '', `?room=${encodeURIComponent(room)}${params.has('backend') ? `&backend=${params.get('backend')}` : ''}${fragment}`);
+  history.replaceState(
+    null,
+    '',
+    `?room=${encodeURIComponent(room)}${params.has('backend') ? `&backend=${params.get('backend')}` : ''}${fragment}`,
+  );
   const a = byId<HTMLAnchorElement>('share-link');
   a.href = link;
   a.textContent = link;
@@ -586,7 +647,15 @@ function startStatsReports(s: RingSession): void {
     const rate = ((s.stats.payloadBytesSent - sent) * 1000) / Math.max(1, now - at);
     sent = s.stats.payloadBytesSent;
     at = now;
-    const states: Record<string, PeerStats['state']> = { training: 'training', paused: 'paused', recovering: 'recovering', done: 'done', stopped: 'done', failed: 'failed', 'waiting for quorum': 'loading' };
+    const states: Record<string, PeerStats['state']> = {
+      training: 'training',
+      paused: 'paused',
+      recovering: 'recovering',
+      done: 'done',
+      stopped: 'done',
+      failed: 'failed',
+      'waiting for quorum': 'loading',
+    };
     s.reportStats({
       state: states[phase] ?? 'idle',
       backend: backendName || tf.getBackend() || 'none',
@@ -626,13 +695,16 @@ async function runJob(s: RingSession, id: number, by: string, job: Job): Promise
       const config = job.config;
       const result = await window.ringtrain.train(config);
       setPhase(result.stopped ? 'stopped' : 'done');
-      byId('result-summary').textContent = `Run ${id}: test accuracy ${(result.accuracy * 100).toFixed(2)}% after ${result.steps} steps (${result.params} parameters, ${result.backend}); weights checksum ${result.checksum}, the same on every peer.`;
+      byId('result-summary').textContent =
+        `Run ${id}: test accuracy ${(result.accuracy * 100).toFixed(2)}% after ${result.steps} steps (${result.params} parameters, ${result.backend}); weights checksum ${result.checksum}, the same on every peer.`;
     } else {
       const config = job.config;
       const result = await window.ringtrain.trainTrees(config);
       setPhase('done');
-      const score = result.rmse !== undefined ? `test RMSE ${result.rmse.toPrecision(4)}` : `test accuracy ${(result.accuracy * 100).toFixed(2)}%`;
-      byId('result-summary').textContent = `Run ${id}: ${config.model}, ${score}; model checksum ${result.checksum}, the same on every peer.`;
+      const score =
+        result.rmse !== undefined ? `test RMSE ${result.rmse.toPrecision(4)}` : `test accuracy ${(result.accuracy * 100).toFixed(2)}%`;
+      byId('result-summary').textContent =
+        `Run ${id}: ${config.model}, ${score}; model checksum ${result.checksum}, the same on every peer.`;
     }
     byId<HTMLButtonElement>('export').disabled = false;
     byId<HTMLButtonElement>('download-checkpoint').disabled = job.kind !== 'train';
@@ -685,7 +757,12 @@ async function showResults(): Promise<void> {
     const tm = JSON.parse(model.result.json) as TreeModel;
     const tree = tm.kind === 'tree' ? tm.tree : tm.gbdt.trees[0]![0]!;
     const names = test.featureNames;
-    renderTree(byId('tree-view'), tree, (f) => names?.[f] ?? `pixel ${f}`, (v) => (v.length > 1 ? (test.classNames?.[v.indexOf(Math.max(...v))] ?? String(v.indexOf(Math.max(...v)))) : v[0]!.toPrecision(3)));
+    renderTree(
+      byId('tree-view'),
+      tree,
+      (f) => names?.[f] ?? `pixel ${f}`,
+      (v) => (v.length > 1 ? (test.classNames?.[v.indexOf(Math.max(...v))] ?? String(v.indexOf(Math.max(...v)))) : v[0]!.toPrecision(3)),
+    );
   }
   if (test.numClasses === 0) return;
   const pred = await predictions(model, test);
@@ -700,7 +777,12 @@ async function showResults(): Promise<void> {
     const count = Math.min(12, test.n);
     renderSamples(
       byId('samples'),
-      Array.from({ length: count }, (_, i) => ({ pixels: test.x.subarray(i * d, (i + 1) * d), side, predicted: names[pred[i]!]!, truth: names[test.y[i]!]! })),
+      Array.from({ length: count }, (_, i) => ({
+        pixels: test.x.subarray(i * d, (i + 1) * d),
+        side,
+        predicted: names[pred[i]!]!,
+        truth: names[test.y[i]!]!,
+      })),
     );
   }
 }
@@ -731,7 +813,14 @@ async function modelFiles(): Promise<ModelFile[]> {
           generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
           convertedBy: null,
           // Random Fourier features: the model takes the mapped features; the map comes from this seed.
-          userDefinedMetadata: { ringtrain: { config: model.config, checksum: model.result.checksum, accuracy: model.result.accuracy, steps: model.result.steps } },
+          userDefinedMetadata: {
+            ringtrain: {
+              config: model.config,
+              checksum: model.result.checksum,
+              accuracy: model.result.accuracy,
+              steps: model.result.steps,
+            },
+          },
           weightsManifest: [{ paths: [`${name}.weights.bin`], weights: a.weightSpecs }],
         };
         files = [
@@ -758,7 +847,11 @@ function download(name: string, bytes: Uint8Array<ArrayBuffer>): void {
 
 /** Downloads the last model's files. */
 async function exportModel(): Promise<void> {
-  for (const f of await modelFiles()) download(f.name, Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0)));
+  for (const f of await modelFiles())
+    download(
+      f.name,
+      Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0)),
+    );
   logEvent('model exported');
 }
 
@@ -787,7 +880,10 @@ async function continueFrom(file: File): Promise<string> {
   }
   // The form's epochs (and its schedule of evaluations and checkpoints) for the checkpoint's run.
   const run = parseTrainConfig({ ...(key as object), steps: 1 });
-  const more = jobFromFields({ ...setupFields(), dataset: run.dataset, algorithm: run.algorithm, batch: String(run.batch), model: 'softmax', optimizer: 'sgd' }, localData?.train.n);
+  const more = jobFromFields(
+    { ...setupFields(), dataset: run.dataset, algorithm: run.algorithm, batch: String(run.batch), model: 'softmax', optimizer: 'sgd' },
+    localData?.train.n,
+  );
   if (more.kind !== 'train') throw new Error('the form names a tree model; a checkpoint continues a neural or SVM run');
   const steps = c.step + more.config.steps;
   const config = parseTrainConfig({ ...run, steps, evalEvery: more.config.evalEvery, checkpointEvery: more.config.checkpointEvery });
@@ -811,7 +907,10 @@ async function importModel(files: File[]): Promise<string> {
     const m = await tf.loadLayersModel(tf.io.browserFiles([json, bin]));
     try {
       const want = featureSize(m.inputs[0]!.shape.slice(1) as number[]);
-      if (want !== featureSize(test.shape)) throw new Error(`the model takes ${want} features per sample; ${dataset} has ${featureSize(test.shape)} (a model on random Fourier features cannot be measured here)`);
+      if (want !== featureSize(test.shape))
+        throw new Error(
+          `the model takes ${want} features per sample; ${dataset} has ${featureSize(test.shape)} (a model on random Fourier features cannot be measured here)`,
+        );
       pred = (await predict(m, test.x)).classes ?? new Int32Array(test.n);
     } finally {
       m.dispose();
@@ -855,7 +954,10 @@ byId<HTMLFormElement>('setup-form').addEventListener('submit', (e) => {
 byId('pause').addEventListener('click', () => window.ringtrain.pause());
 byId('resume').addEventListener('click', () => window.ringtrain.resume());
 byId('stop').addEventListener('click', () => window.ringtrain.stop());
-byId('export').addEventListener('click', () => void exportModel().catch((e: unknown) => logEvent(`export failed: ${(e as Error).message}`)));
+byId('export').addEventListener(
+  'click',
+  () => void exportModel().catch((e: unknown) => logEvent(`export failed: ${(e as Error).message}`)),
+);
 function showImport(text: string, error: boolean): void {
   const out = byId('import-summary');
   out.textContent = text;
@@ -869,13 +971,23 @@ byId<HTMLInputElement>('import').addEventListener('change', (e) => {
     (err: unknown) => showImport(`Could not import: ${(err as Error).message}`, true),
   );
 });
-byId('download-checkpoint').addEventListener('click', () => void downloadCheckpoint().catch((e: unknown) => showImport(`Could not download: ${(e as Error).message}`, true)));
+byId('download-checkpoint').addEventListener(
+  'click',
+  () => void downloadCheckpoint().catch((e: unknown) => showImport(`Could not download: ${(e as Error).message}`, true)),
+);
 byId<HTMLInputElement>('continue').addEventListener('change', (e) => {
   const file = (e.target as HTMLInputElement).files?.[0];
-  if (file) continueFrom(file).then((text) => showImport(text, false), (err: unknown) => showImport(`Could not continue: ${(err as Error).message}`, true));
+  if (file)
+    continueFrom(file).then(
+      (text) => showImport(text, false),
+      (err: unknown) => showImport(`Could not continue: ${(err as Error).message}`, true),
+    );
 });
 byId('open-peer').addEventListener('click', () => window.open(byId<HTMLAnchorElement>('share-link').href, '_blank'));
-byId('copy-link').addEventListener('click', () => void navigator.clipboard?.writeText(byId<HTMLAnchorElement>('share-link').href).then(() => logEvent('link copied')));
+byId('copy-link').addEventListener(
+  'click',
+  () => void navigator.clipboard?.writeText(byId<HTMLAnchorElement>('share-link').href).then(() => logEvent('link copied')),
+);
 byId('new-room').addEventListener('click', () => {
   roomInput.value = `room-${Math.random().toString(36).slice(2, 10)}`;
   form.requestSubmit();

@@ -54,7 +54,8 @@ export const NPM_BROWSER = 'npm';
 export async function findChromium(env: NodeJS.ProcessEnv = process.env): Promise<BrowserChoice> {
   const fromEnv = env[BROWSER_ENV];
   if (fromEnv && fromEnv !== NPM_BROWSER) {
-    if (!existsSync(fromEnv)) throw new Error(`${BROWSER_ENV}=${fromEnv}: no such file; unset it, set it to "${NPM_BROWSER}", or point it at a Chromium binary`);
+    if (!existsSync(fromEnv))
+      throw new Error(`${BROWSER_ENV}=${fromEnv}: no such file; unset it, set it to "${NPM_BROWSER}", or point it at a Chromium binary`);
     return { executablePath: fromEnv, source: 'env', args: BASE_FLAGS };
   }
   const system = fromEnv ? undefined : SYSTEM_PATHS.find((p) => existsSync(p));
@@ -85,7 +86,8 @@ async function unpackNpmChromium(): Promise<string> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // In a shared /tmp another user could have made the folder first, with a browser of their own in it.
   const owner = lstatSync(dir);
-  if (!owner.isDirectory() || (process.getuid && owner.uid !== process.getuid())) throw new Error(`${dir} belongs to another user; remove it, or set ${BROWSER_ENV} to a Chromium binary`);
+  if (!owner.isDirectory() || (process.getuid && owner.uid !== process.getuid()))
+    throw new Error(`${dir} belongs to another user; remove it, or set ${BROWSER_ENV} to a Chromium binary`);
   const mod = (await import('@sparticuz/chromium')).default;
   const before = process.env.TMPDIR;
   process.env.TMPDIR = dir;
@@ -118,7 +120,11 @@ export const HARNESS_LOCALE = 'en-US';
  * the server's self-signed certificate (a harness's own, made for the run).
  */
 export async function newPeerContext(browser: Browser, origin: string, o: { trustCertificate?: boolean } = {}): Promise<BrowserContext> {
-  const ctx = await browser.newContext({ baseURL: origin, locale: HARNESS_LOCALE, ...(o.trustCertificate ? { ignoreHTTPSErrors: true } : {}) });
+  const ctx = await browser.newContext({
+    baseURL: origin,
+    locale: HARNESS_LOCALE,
+    ...(o.trustCertificate ? { ignoreHTTPSErrors: true } : {}),
+  });
   await ctx.grantPermissions(['microphone'], { origin });
   return ctx;
 }
@@ -143,7 +149,9 @@ export async function openApp(page: Page, url: string, ready: () => unknown, tim
     await page.goto(url);
     await page.waitForFunction(ready, undefined, { timeout: timeoutMs });
   } catch (e) {
-    const said = problems.length ? `; the page said:\n  ${[...new Set(problems)].slice(0, 10).join('\n  ')}` : '; the page reported no error';
+    const said = problems.length
+      ? `; the page said:\n  ${[...new Set(problems)].slice(0, 10).join('\n  ')}`
+      : '; the page reported no error';
     throw new Error(`the app at ${page.url()} did not start within ${timeoutMs / 1000} s (${(e as Error).message.split('\n')[0]})${said}`);
   } finally {
     page.off('pageerror', onError);

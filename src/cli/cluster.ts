@@ -55,8 +55,17 @@ export interface Cluster {
  * Opens the app in `page` (already bound to the server's origin) and joins `room`; `query` adds URL
  * options such as backend=webgpu, `session` options of the join (e.g. a fault drill's).
  */
-export async function joinPage(page: Page, room: string, query: Record<string, string> = {}, session: Partial<SessionOptions> = {}): Promise<string> {
-  await openApp(page, `/?${new URLSearchParams({ room, autojoin: '0', ...query }).toString()}`, () => typeof window.ringtrain?.join === 'function');
+export async function joinPage(
+  page: Page,
+  room: string,
+  query: Record<string, string> = {},
+  session: Partial<SessionOptions> = {},
+): Promise<string> {
+  await openApp(
+    page,
+    `/?${new URLSearchParams({ room, autojoin: '0', ...query }).toString()}`,
+    () => typeof window.ringtrain?.join === 'function',
+  );
   return (await page.evaluate((o) => window.ringtrain.join(o), { ...session, room })).peerId;
 }
 
@@ -81,7 +90,12 @@ function newest(dir: string): number {
 /** Builds the app into dist/ (with `ifStale`, only when index.html or a file under src/ is newer than the last build). */
 export async function buildApp(root = PROJECT_ROOT, ifStale = false): Promise<boolean> {
   const built = path.join(root, 'dist', 'index.html');
-  if (ifStale && existsSync(built) && statSync(built).mtimeMs >= Math.max(newest(path.join(root, 'src')), statSync(path.join(root, 'index.html')).mtimeMs)) return false;
+  if (
+    ifStale &&
+    existsSync(built) &&
+    statSync(built).mtimeMs >= Math.max(newest(path.join(root, 'src')), statSync(path.join(root, 'index.html')).mtimeMs)
+  )
+    return false;
   const { build } = await import('vite');
   await build({ root, configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn' });
   return true;

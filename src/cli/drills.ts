@@ -48,9 +48,18 @@ export function startTraining(pages: Page[], config: TrainConfig): Promise<Outco
       .evaluate(async (config) => {
         window.__events = [];
         const r = await window.ringtrain.train(config, (e) => {
-          if (e.type === 'step' || e.type === 'sync' || e.type === 'fault' || e.type === 'checkpoint') window.__events.push({ ...e, t: Date.now() });
+          if (e.type === 'step' || e.type === 'sync' || e.type === 'fault' || e.type === 'checkpoint')
+            window.__events.push({ ...e, t: Date.now() });
         });
-        return { steps: r.steps, checksum: r.checksum, accuracy: r.accuracy, finite: r.weights.every(Number.isFinite), recoveries: r.recoveries, weights: Array.from(r.weights), events: window.__events };
+        return {
+          steps: r.steps,
+          checksum: r.checksum,
+          accuracy: r.accuracy,
+          finite: r.weights.every(Number.isFinite),
+          recoveries: r.recoveries,
+          weights: Array.from(r.weights),
+          events: window.__events,
+        };
       }, config)
       .catch((e: unknown) => e as Error),
   );
@@ -58,7 +67,9 @@ export function startTraining(pages: Page[], config: TrainConfig): Promise<Outco
 
 /** Resolves when `page` has committed `step` (by its own step or a sync). */
 export function waitForStep(page: Page, step: number, timeoutMs = 120_000): Promise<unknown> {
-  return page.waitForFunction((s) => (window.__events ?? []).some((e) => (e.type === 'step' || e.type === 'sync') && e.step >= s), step, { timeout: timeoutMs });
+  return page.waitForFunction((s) => (window.__events ?? []).some((e) => (e.type === 'step' || e.type === 'sync') && e.step >= s), step, {
+    timeout: timeoutMs,
+  });
 }
 
 /** Where in a step a fault strikes: while the tab computes, or once it has sent frames of the allreduce. */

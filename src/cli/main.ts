@@ -100,12 +100,17 @@ async function keepWhatFailed(cluster: Cluster, out: string): Promise<void> {
     const files = await page.evaluate(() => window.ringtrain.exportFiles()).catch(() => null);
     const meta = files?.find((f) => f.name.endsWith('.json'));
     if (!files || !meta) continue;
-    const steps = (JSON.parse(Buffer.from(meta.base64, 'base64').toString()) as { userDefinedMetadata?: { ringtrain?: { steps?: number } } }).userDefinedMetadata?.ringtrain?.steps;
-    for (const f of writeModel(files, out)) console.error(`ringtrain: wrote ${shown(f)}${steps !== undefined ? ` (the model at step ${steps}, the last one committed)` : ''}`);
+    const steps = (
+      JSON.parse(Buffer.from(meta.base64, 'base64').toString()) as { userDefinedMetadata?: { ringtrain?: { steps?: number } } }
+    ).userDefinedMetadata?.ringtrain?.steps;
+    for (const f of writeModel(files, out))
+      console.error(`ringtrain: wrote ${shown(f)}${steps !== undefined ? ` (the model at step ${steps}, the last one committed)` : ''}`);
     break;
   }
   const ck = await cluster.server.checkpoints.latestFile(cluster.room);
-  console.error(ck ? `ringtrain: the run's last checkpoint (step ${ck.step}) is ${shown(ck.path)}` : 'ringtrain: the run stored no checkpoint');
+  console.error(
+    ck ? `ringtrain: the run's last checkpoint (step ${ck.step}) is ${shown(ck.path)}` : 'ringtrain: the run stored no checkpoint',
+  );
 }
 
 declare global {
@@ -144,11 +149,13 @@ async function train(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const peers = Number(values.peers);
-  if (!Number.isInteger(peers) || peers < 1 || peers > 32) throw new UsageError(`--peers: "${String(values.peers)}" must be a whole number from 1 to 32`);
+  if (!Number.isInteger(peers) || peers < 1 || peers > 32)
+    throw new UsageError(`--peers: "${String(values.peers)}" must be a whole number from 1 to 32`);
   const dataset = String(values.dataset);
   const synthetic = SYNTHETIC[dataset];
   if (!synthetic && dataset !== 'fashion-mnist') throw new UsageError(`--dataset: "${dataset}" is not fashion-mnist, blobs or spirals`);
-  if (values.backend !== undefined && !['webgpu', 'webgl', 'wasm', 'cpu'].includes(String(values.backend))) throw new UsageError(`--backend: "${String(values.backend)}" is not webgpu, webgl, wasm or cpu`);
+  if (values.backend !== undefined && !['webgpu', 'webgl', 'wasm', 'cpu'].includes(String(values.backend)))
+    throw new UsageError(`--backend: "${String(values.backend)}" is not webgpu, webgl, wasm or cpu`);
   const fields: Record<string, string> = {};
   for (const k of Object.keys(SETUP_DEFAULTS)) if (typeof values[k] === 'string') fields[k] = values[k] as string;
   fields['dataset'] = synthetic ? 'local' : dataset;
@@ -162,7 +169,11 @@ async function train(argv: string[]): Promise<number> {
   }
   await findChromium();
   console.log(`ringtrain: building the app if needed, starting the server and ${peers} headless peer(s) ...`);
-  const cluster: Cluster = await startCluster({ peers, build: 'if-stale', query: values.backend ? { backend: String(values.backend) } : {} });
+  const cluster: Cluster = await startCluster({
+    peers,
+    build: 'if-stale',
+    query: values.backend ? { backend: String(values.backend) } : {},
+  });
   let interrupted = false;
   const onSigint = (): void => {
     if (interrupted) process.exit(EXIT.interrupted);
@@ -180,27 +191,41 @@ async function train(argv: string[]): Promise<number> {
     let faultAt = -1;
     let privacy = '';
     await first.exposeFunction('__ringtrainProgress', (e: TrainEvent | TreeEvent) => {
-      if (e.type === 'eval') progress.score('rmse' in e && e.rmse !== undefined ? `rmse ${e.rmse.toPrecision(4)}` : `accuracy ${e.accuracy.toFixed(4)}`);
-      else if (e.type === 'step') progress.update(e.step, e.steps, 'step', `loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`);
+      if (e.type === 'eval')
+        progress.score('rmse' in e && e.rmse !== undefined ? `rmse ${e.rmse.toPrecision(4)}` : `accuracy ${e.accuracy.toFixed(4)}`);
+      else if (e.type === 'step')
+        progress.update(e.step, e.steps, 'step', `loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`);
       else if (e.type === 'round') progress.update(e.round, e.rounds, 'round');
       else if (e.type === 'privacy') privacy = describePrivacy(e);
       else if (e.type === 'fault') {
         faultAt = 'step' in e ? e.step : 0;
-        progress.note(`ringtrain: fault${'step' in e ? ` after step ${e.step}` : ''} (view ${e.epoch}): ${e.reason}; the peers re-form the ring`);
+        progress.note(
+          `ringtrain: fault${'step' in e ? ` after step ${e.step}` : ''} (view ${e.epoch}): ${e.reason}; the peers re-form the ring`,
+        );
       } else if (e.type === 'sync' && faultAt >= 0) {
         faultAt = -1;
-        progress.note(`ringtrain: recovered: ${e.size} peer(s) go on from ${'step' in e ? `step ${e.step}` : `round ${e.rounds}`} (view ${e.epoch})`);
+        progress.note(
+          `ringtrain: recovered: ${e.size} peer(s) go on from ${'step' in e ? `step ${e.step}` : `round ${e.rounds}`} (view ${e.epoch})`,
+        );
       }
     });
-    console.log(`ringtrain: training ${job.config.model} on ${dataset} with ${peers} peer(s) in room ${cluster.room} (${cluster.server.url})`);
+    console.log(
+      `ringtrain: training ${job.config.model} on ${dataset} with ${peers} peer(s) in room ${cluster.room} (${cluster.server.url})`,
+    );
     const started = performance.now();
     let results: (TrainResult | TreeResult)[];
     try {
       results = await Promise.all(
         cluster.pages.map((p, i) =>
           job.kind === 'train'
-            ? p.evaluate(([c, report]) => window.ringtrain.train(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const)
-            : p.evaluate(([c, report]) => window.ringtrain.trainTrees(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, i === 0] as const),
+            ? p.evaluate(([c, report]) => window.ringtrain.train(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [
+                job.config,
+                i === 0,
+              ] as const)
+            : p.evaluate(([c, report]) => window.ringtrain.trainTrees(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [
+                job.config,
+                i === 0,
+              ] as const),
         ),
       );
     } catch (e) {
@@ -217,9 +242,12 @@ async function train(argv: string[]): Promise<number> {
     if (checksums.size !== 1) throw new Error(`the peers ended with different models (checksums ${[...checksums].join(', ')})`);
     const secs = ((performance.now() - started) / 1000).toFixed(1);
     const stopped = 'stopped' in r && r.stopped;
-    console.log(`ringtrain: ${stopped ? 'stopped' : 'done'} in ${secs} s; test accuracy ${(r.accuracy * 100).toFixed(2)}%${'rmse' in r && r.rmse !== undefined ? `, RMSE ${r.rmse.toPrecision(4)}` : ''}; model checksum ${r.checksum} on all ${peers} peers`);
+    console.log(
+      `ringtrain: ${stopped ? 'stopped' : 'done'} in ${secs} s; test accuracy ${(r.accuracy * 100).toFixed(2)}%${'rmse' in r && r.rmse !== undefined ? `, RMSE ${r.rmse.toPrecision(4)}` : ''}; model checksum ${r.checksum} on all ${peers} peers`,
+    );
     if (privacy) console.log(`ringtrain: privacy: ${privacy}`);
-    for (const f of writeModel(await first.evaluate(() => window.ringtrain.exportFiles()), out)) console.log(`ringtrain: wrote ${shown(f)}`);
+    for (const f of writeModel(await first.evaluate(() => window.ringtrain.exportFiles()), out))
+      console.log(`ringtrain: wrote ${shown(f)}`);
     return interrupted ? EXIT.interrupted : EXIT.ok;
   } finally {
     process.off('SIGINT', onSigint);
@@ -228,7 +256,11 @@ async function train(argv: string[]): Promise<number> {
 }
 
 async function peer(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { count: { type: 'string', default: '1' }, backend: { type: 'string' }, help: { type: 'boolean', default: false } }, PEER_USAGE);
+  const { values, positionals } = parse(
+    argv,
+    { count: { type: 'string', default: '1' }, backend: { type: 'string' }, help: { type: 'boolean', default: false } },
+    PEER_USAGE,
+  );
   if (values.help) {
     console.log(PEER_USAGE);
     return EXIT.ok;
@@ -244,7 +276,8 @@ async function peer(argv: string[]): Promise<number> {
   const room = url.searchParams.get('room');
   if (!room) throw new UsageError(`${raw} names no room; the link needs ?room=<name>`);
   const count = Number(values.count);
-  if (!Number.isInteger(count) || count < 1 || count > 32) throw new UsageError(`--count: "${String(values.count)}" must be a whole number from 1 to 32`);
+  if (!Number.isInteger(count) || count < 1 || count > 32)
+    throw new UsageError(`--count: "${String(values.count)}" must be a whole number from 1 to 32`);
   if (values.backend) url.searchParams.set('backend', String(values.backend));
   const browser = await launchBrowser();
   const ctx = await newPeerContext(browser, url.origin);
@@ -254,34 +287,39 @@ async function peer(argv: string[]): Promise<number> {
     await openApp(p, url.toString(), () => window.ringtrain?.peerId() !== null);
     pages.push(p);
   }
-  console.log(`ringtrain: ${count} volunteer peer(s) in room ${room} at ${url.origin}; they train every run started from a dashboard. Ctrl-C to leave.`);
+  console.log(
+    `ringtrain: ${count} volunteer peer(s) in room ${room} at ${url.origin}; they train every run started from a dashboard. Ctrl-C to leave.`,
+  );
   const phases = new Map<number, string>();
   const done = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   // A volunteer's browser that dies (crashed, or killed by PID) ends the command: say so.
   let onDisconnect = (): void => undefined;
   const died = new Promise<number>((resolve) => {
     onDisconnect = () => {
-      console.error('ringtrain: the volunteers\' browser has gone (crashed or killed); the room carries on without it. Run "ringtrain peer" again to rejoin.');
+      console.error(
+        'ringtrain: the volunteers\' browser has gone (crashed or killed); the room carries on without it. Run "ringtrain peer" again to rejoin.',
+      );
       resolve(EXIT.failed);
     };
     browser.once('disconnected', onDisconnect);
   });
   const poll = setInterval(() => {
-    pages.forEach((p, i) =>
-      void p
-        .evaluate(() => ({
-          phase: document.getElementById('phase')?.textContent ?? '',
-          summary: document.getElementById('result-summary')?.textContent ?? '',
-          error: document.getElementById('setup-error')?.textContent ?? '',
-        }))
-        .then(({ phase, summary, error }) => {
-          if (phases.get(i) === phase) return;
-          phases.set(i, phase);
-          // A finished run says what it reached (the checksum is the same on every peer).
-          const detail = phase === 'done' || phase === 'stopped' ? `: ${summary}` : phase === 'failed' ? `: ${error}` : '';
-          console.log(`peer ${i}: ${phase}${detail}`);
-        })
-        .catch(() => undefined),
+    pages.forEach(
+      (p, i) =>
+        void p
+          .evaluate(() => ({
+            phase: document.getElementById('phase')?.textContent ?? '',
+            summary: document.getElementById('result-summary')?.textContent ?? '',
+            error: document.getElementById('setup-error')?.textContent ?? '',
+          }))
+          .then(({ phase, summary, error }) => {
+            if (phases.get(i) === phase) return;
+            phases.set(i, phase);
+            // A finished run says what it reached (the checksum is the same on every peer).
+            const detail = phase === 'done' || phase === 'stopped' ? `: ${summary}` : phase === 'failed' ? `: ${error}` : '';
+            console.log(`peer ${i}: ${phase}${detail}`);
+          })
+          .catch(() => undefined),
     );
   }, 2000);
   const code = await Promise.race([done.then(() => EXIT.interrupted), died]);

@@ -3,7 +3,6 @@ import { csvToDataset, parseCsv, parseNumber } from './csv.ts';
 import type { DataError } from './dataset.ts';
 import { dataError } from '../test/helpers.ts';
 
-
 describe('parseCsv', () => {
   it('handles RFC 4180 quoting: delimiters, doubled quotes and line breaks inside quotes', () => {
     const t = parseCsv('a,b,c\r\n"x, y","say ""hi""","two\nlines"\n1,,""\n');
@@ -34,10 +33,25 @@ describe('parseCsv', () => {
   it.each<[string, string, DataError['code'], string]>([
     ['an empty file', '', 'empty', 'parseCsv: the file is empty; a CSV file needs a header row of column names'],
     ['only empty lines', '\n\r\n', 'empty', 'parseCsv: the file is empty; a CSV file needs a header row of column names'],
-    ['a ragged row', 'a,b,c\n1,2,3\n4,5\n', 'ragged', 'row 3: 2 fields, but the header has 3 columns; every row needs one value per column (quote values that contain ",")'],
-    ['a long row', 'a,b\n1,2,3\n', 'ragged', 'row 2: 3 fields, but the header has 2 columns; every row needs one value per column (quote values that contain ",")'],
+    [
+      'a ragged row',
+      'a,b,c\n1,2,3\n4,5\n',
+      'ragged',
+      'row 3: 2 fields, but the header has 3 columns; every row needs one value per column (quote values that contain ",")',
+    ],
+    [
+      'a long row',
+      'a,b\n1,2,3\n',
+      'ragged',
+      'row 2: 3 fields, but the header has 2 columns; every row needs one value per column (quote values that contain ",")',
+    ],
     ['an open quote', 'a,b\n1,"2\n3,4\n', 'bad-format', 'row 2, column 2: a quoted field is never closed; add the closing "'],
-    ['text after a closing quote', 'a,b\n"1"x,2\n', 'bad-format', 'row 2, column 1: unexpected "x" after a closing quote; quote the whole field and double inner quotes ("")'],
+    [
+      'text after a closing quote',
+      'a,b\n"1"x,2\n',
+      'bad-format',
+      'row 2, column 1: unexpected "x" after a closing quote; quote the whole field and double inner quotes ("")',
+    ],
     ['a duplicate column', 'a,b,a\n1,2,3\n', 'bad-value', 'row 1: column name "a" appears twice; column names must be unique'],
     ['an unnamed column', 'a,,c\n1,2,3\n', 'bad-value', 'row 1: column 2 has an empty name; name every column in the header'],
   ])('rejects %s', (_, text, code, message) => {
@@ -105,8 +119,20 @@ describe('csvToDataset', () => {
       'bad-value',
       'row 2, column "c": "x" is not a number; fix the value (the column is listed in numeric)',
     ],
-    ['an empty numeric cell', 'a,b,label\n1,2,x\n3,,y\n', { label: 'label', task: 'classification' }, 'bad-value', 'row 3, column "b": the value is empty; fill it in or drop the row'],
-    ['an empty label', 'a,label\n1,x\n2, \n', { label: 'label', task: 'classification' }, 'bad-value', 'row 3, column "label": the label is empty; every row needs a label'],
+    [
+      'an empty numeric cell',
+      'a,b,label\n1,2,x\n3,,y\n',
+      { label: 'label', task: 'classification' },
+      'bad-value',
+      'row 3, column "b": the value is empty; fill it in or drop the row',
+    ],
+    [
+      'an empty label',
+      'a,label\n1,x\n2, \n',
+      { label: 'label', task: 'classification' },
+      'bad-value',
+      'row 3, column "label": the label is empty; every row needs a label',
+    ],
     [
       'a text regression target',
       'a,t\n1,2\n2,high\n',
@@ -121,11 +147,41 @@ describe('csvToDataset', () => {
       'missing-column',
       'csvToDataset: label column "class" is not in the header; the columns are "a", "b"',
     ],
-    ['a missing categorical column', 'a,b\n1,2\n', { label: 'b', task: 'classification', categorical: ['c'] }, 'missing-column', 'csvToDataset: categorical column "c" is not in the header; the columns are "a", "b"'],
-    ['a header without rows', 'a,b\n\n', { label: 'b', task: 'classification' }, 'empty', 'csvToDataset: the file has a header (row 1) but no data rows'],
-    ['an empty file', '', { label: 'b', task: 'classification' }, 'empty', 'parseCsv: the file is empty; a CSV file needs a header row of column names'],
-    ['only a label column', 'b\n1\n', { label: 'b', task: 'classification' }, 'empty', 'csvToDataset: no feature columns are left besides the label "b"'],
-    ['a ragged row', 'a,b\n1,2\n3\n', { label: 'b', task: 'classification' }, 'ragged', 'row 3: 1 field, but the header has 2 columns; every row needs one value per column (quote values that contain ",")'],
+    [
+      'a missing categorical column',
+      'a,b\n1,2\n',
+      { label: 'b', task: 'classification', categorical: ['c'] },
+      'missing-column',
+      'csvToDataset: categorical column "c" is not in the header; the columns are "a", "b"',
+    ],
+    [
+      'a header without rows',
+      'a,b\n\n',
+      { label: 'b', task: 'classification' },
+      'empty',
+      'csvToDataset: the file has a header (row 1) but no data rows',
+    ],
+    [
+      'an empty file',
+      '',
+      { label: 'b', task: 'classification' },
+      'empty',
+      'parseCsv: the file is empty; a CSV file needs a header row of column names',
+    ],
+    [
+      'only a label column',
+      'b\n1\n',
+      { label: 'b', task: 'classification' },
+      'empty',
+      'csvToDataset: no feature columns are left besides the label "b"',
+    ],
+    [
+      'a ragged row',
+      'a,b\n1,2\n3\n',
+      { label: 'b', task: 'classification' },
+      'ragged',
+      'row 3: 1 field, but the header has 2 columns; every row needs one value per column (quote values that contain ",")',
+    ],
     [
       'too many categories',
       `name,label\n${Array.from({ length: 5 }, (_, i) => `n${i},a`).join('\n')}`,

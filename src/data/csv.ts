@@ -26,7 +26,10 @@ export interface CsvTable {
 
 function checkDelimiter(delimiter: string, fn: string): void {
   if (delimiter.length !== 1 || delimiter === '"' || delimiter === '\n' || delimiter === '\r') {
-    throw new DataError('bad-argument', `${fn}: delimiter must be one character other than a quote or a line break, got ${JSON.stringify(delimiter)}`);
+    throw new DataError(
+      'bad-argument',
+      `${fn}: delimiter must be one character other than a quote or a line break, got ${JSON.stringify(delimiter)}`,
+    );
   }
 }
 
@@ -68,7 +71,10 @@ export function parseCsv(text: string, opts: CsvParseOptions = {}): CsvTable {
         for (;;) {
           const q = s.indexOf('"', j);
           if (q < 0) {
-            throw new DataError('bad-format', `row ${openLine}, column ${fields.length + 1}: a quoted field is never closed; add the closing "`);
+            throw new DataError(
+              'bad-format',
+              `row ${openLine}, column ${fields.length + 1}: a quoted field is never closed; add the closing "`,
+            );
           }
           const chunk = s.slice(j, q);
           for (let k = 0; k < chunk.length; k++) {
@@ -122,8 +128,10 @@ export function parseCsv(text: string, opts: CsvParseOptions = {}): CsvTable {
   const headerRow = starts[0]!;
   const seen = new Set<string>();
   header.forEach((name, k) => {
-    if (name.trim() === '') throw new DataError('bad-value', `row ${headerRow}: column ${k + 1} has an empty name; name every column in the header`);
-    if (seen.has(name)) throw new DataError('bad-value', `row ${headerRow}: column name "${name}" appears twice; column names must be unique`);
+    if (name.trim() === '')
+      throw new DataError('bad-value', `row ${headerRow}: column ${k + 1} has an empty name; name every column in the header`);
+    if (seen.has(name))
+      throw new DataError('bad-value', `row ${headerRow}: column name "${name}" appears twice; column names must be unique`);
     seen.add(name);
   });
   const rows = records.slice(1);
@@ -198,7 +206,10 @@ export function csvToDataset(text: string, opts: CsvToDatasetOptions): Dataset {
   const col = (name: string, what: string): number => {
     const k = header.indexOf(name);
     if (k < 0) {
-      throw new DataError('missing-column', `csvToDataset: ${what} column "${name}" is not in the header; the columns are ${header.map((h) => `"${h}"`).join(', ')}`);
+      throw new DataError(
+        'missing-column',
+        `csvToDataset: ${what} column "${name}" is not in the header; the columns are ${header.map((h) => `"${h}"`).join(', ')}`,
+      );
     }
     return k;
   };
@@ -207,9 +218,11 @@ export function csvToDataset(text: string, opts: CsvToDatasetOptions): Dataset {
   const excluded = new Set((opts.exclude ?? []).map((c) => col(c, 'excluded')));
   const forcedNumeric = new Set((opts.numeric ?? []).map((c) => col(c, 'numeric')));
   for (const k of forced) {
-    if (forcedNumeric.has(k)) throw new DataError('bad-argument', `csvToDataset: column "${header[k]}" cannot be both categorical and numeric`);
+    if (forcedNumeric.has(k))
+      throw new DataError('bad-argument', `csvToDataset: column "${header[k]}" cannot be both categorical and numeric`);
   }
-  if (excluded.has(labelIndex)) throw new DataError('bad-argument', `csvToDataset: the label column "${opts.label}" cannot also be excluded`);
+  if (excluded.has(labelIndex))
+    throw new DataError('bad-argument', `csvToDataset: the label column "${opts.label}" cannot also be excluded`);
   const maxCategories = opts.maxCategories ?? 256;
   if (rows.length === 0) {
     throw new DataError('empty', `csvToDataset: the file has a header (row ${headerRow}) but no data rows`);

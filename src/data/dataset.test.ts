@@ -25,7 +25,14 @@ describe('Dataset helpers', () => {
   });
 
   it('subset keeps regression targets', () => {
-    const r: Dataset = { n: 2, shape: [1], x: Float32Array.from([1, 2]), y: new Int32Array(2), numClasses: 0, targets: Float32Array.from([0.5, -1]) };
+    const r: Dataset = {
+      n: 2,
+      shape: [1],
+      x: Float32Array.from([1, 2]),
+      y: new Int32Array(2),
+      numClasses: 0,
+      targets: Float32Array.from([0.5, -1]),
+    };
     expect(Array.from(subset(r, [1]).targets!)).toEqual([-1]);
   });
 

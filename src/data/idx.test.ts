@@ -10,7 +10,6 @@ import { dataError } from '../test/helpers.ts';
 
 const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../public/datasets/fashion-mnist');
 
-
 /** A hand-written big-endian IDX file. */
 function idx(code: number, dims: number[], body: number[]): Uint8Array {
   const head = [0, 0, code, dims.length];
@@ -124,12 +123,27 @@ describe('idxToDataset', () => {
   });
 
   it.each<[string, () => unknown, DataError['code'], RegExp]>([
-    ['count mismatch', () => idxToDataset(images, { dtype: 'u8', dims: [2], data: new Uint8Array(2) }), 'size-mismatch', /3 images but 2 labels/],
+    [
+      'count mismatch',
+      () => idxToDataset(images, { dtype: 'u8', dims: [2], data: new Uint8Array(2) }),
+      'size-mismatch',
+      /3 images but 2 labels/,
+    ],
     ['swapped files', () => idxToDataset(images, images), 'size-mismatch', /swap/],
     ['float labels', () => idxToDataset(images, { dtype: 'f32', dims: [3], data: new Float32Array(3) }), 'bad-format', /integer dtype/],
-    ['negative label', () => idxToDataset(images, { dtype: 'i8', dims: [3], data: Int8Array.from([0, -1, 0]) }), 'bad-value', /label 1 is -1/],
+    [
+      'negative label',
+      () => idxToDataset(images, { dtype: 'i8', dims: [3], data: Int8Array.from([0, -1, 0]) }),
+      'bad-value',
+      /label 1 is -1/,
+    ],
     ['label beyond class names', () => idxToDataset(images, labels, { classNames: ['a', 'b'] }), 'bad-value', /one name per class/],
-    ['zero images', () => idxToDataset({ dtype: 'u8', dims: [0, 2], data: new Uint8Array(0) }, { dtype: 'u8', dims: [0], data: new Uint8Array(0) }), 'empty', /0 images/],
+    [
+      'zero images',
+      () => idxToDataset({ dtype: 'u8', dims: [0, 2], data: new Uint8Array(0) }, { dtype: 'u8', dims: [0], data: new Uint8Array(0) }),
+      'empty',
+      /0 images/,
+    ],
   ])('rejects %s', (_, f, code, message) => {
     const e = dataError(f);
     expect(e.code).toBe(code);

@@ -237,10 +237,16 @@ export function idxToDataset(images: IdxArray | Uint8Array, labels: IdxArray | U
   const n = im.dims[0]!;
   if (n === 0) throw new DataError('empty', 'idxToDataset: the images file holds 0 images');
   if (lb.dims.length !== 1) {
-    throw new DataError('size-mismatch', `idxToDataset: labels must be 1-D, got dims [${lb.dims.join(', ')}]; did you swap the images and labels files?`);
+    throw new DataError(
+      'size-mismatch',
+      `idxToDataset: labels must be 1-D, got dims [${lb.dims.join(', ')}]; did you swap the images and labels files?`,
+    );
   }
   if (lb.dims[0] !== n) {
-    throw new DataError('size-mismatch', `idxToDataset: ${n} images but ${lb.dims[0]} labels; pick the labels file that belongs to these images`);
+    throw new DataError(
+      'size-mismatch',
+      `idxToDataset: ${n} images but ${lb.dims[0]} labels; pick the labels file that belongs to these images`,
+    );
   }
   if (!INTEGER_DTYPES.has(lb.dtype)) {
     throw new DataError('bad-format', `idxToDataset: labels must have an integer dtype, got ${lb.dtype}`);
@@ -267,7 +273,10 @@ export function idxToDataset(images: IdxArray | Uint8Array, labels: IdxArray | U
   }
   const numClasses = opts.classNames ? opts.classNames.length : max + 1;
   if (max >= numClasses) {
-    throw new DataError('bad-value', `idxToDataset: a label is ${max} but only ${numClasses} class names were given; give one name per class`);
+    throw new DataError(
+      'bad-value',
+      `idxToDataset: a label is ${max} but only ${numClasses} class names were given; give one name per class`,
+    );
   }
   const ds: Dataset = { n, shape, x, y, numClasses, ...(opts.classNames ? { classNames: [...opts.classNames] } : {}) };
   const bad = checkDataset(ds);

@@ -6,7 +6,8 @@ import { gaussianBlobs, linearRegression } from './synthetic.ts';
 const blobs = gaussianBlobs({ n: 101, classes: 4, dims: 3, spread: 0.1, seed: 9 });
 
 /** Each sample's features as a string key, to compare sets of samples across datasets. */
-const keys = (x: Float32Array, d: number): string[] => Array.from({ length: x.length / d }, (_, i) => x.subarray(i * d, (i + 1) * d).join(','));
+const keys = (x: Float32Array, d: number): string[] =>
+  Array.from({ length: x.length / d }, (_, i) => x.subarray(i * d, (i + 1) * d).join(','));
 
 describe('holdOut', () => {
   it('splits every sample into exactly one of train and test, the same way for the same seed', () => {
@@ -50,6 +51,8 @@ describe('localShard', () => {
   it('splits regression data IID and refuses label-based schemes for it', () => {
     const reg = holdOut(linearRegression({ n: 50, dims: 2, noise: 0.1, seed: 3 }), 'prices.csv', 1);
     expect(localShard(reg, 'train', { rank: 1, size: 2, seed: 1 }).targets?.length).toBe(20);
-    expect(() => localShard(reg, 'train', { rank: 0, size: 2, scheme: 'dirichlet', seed: 1 })).toThrow(/prices\.csv: "dirichlet" partitions by class label/);
+    expect(() => localShard(reg, 'train', { rank: 0, size: 2, scheme: 'dirichlet', seed: 1 })).toThrow(
+      /prices\.csv: "dirichlet" partitions by class label/,
+    );
   });
 });

@@ -48,7 +48,8 @@ export const DEFAULT_TEST_FRACTION = 0.2;
  * samples and 'bad-argument' for a fraction outside (0, 1).
  */
 export function holdOut(ds: Dataset, source: string, seed: number, testFraction = DEFAULT_TEST_FRACTION): LocalData {
-  if (!(testFraction > 0 && testFraction < 1)) throw new DataError('bad-argument', `holdOut: testFraction must be in (0, 1), got ${testFraction}`);
+  if (!(testFraction > 0 && testFraction < 1))
+    throw new DataError('bad-argument', `holdOut: testFraction must be in (0, 1), got ${testFraction}`);
   if (ds.n < 2) throw new DataError('empty', `${source}: ${ds.n} sample(s); at least 2 are needed to hold one out for testing`);
   const order = permutation(ds.n, rng(seed));
   const nTest = Math.min(ds.n - 1, Math.max(1, Math.round(ds.n * testFraction)));
@@ -62,7 +63,10 @@ export function holdOut(ds: Dataset, source: string, seed: number, testFraction 
 export function localShard(data: LocalData, split: Split, req: Omit<ShardRequest, 'split'>): Dataset {
   const ds = data[split];
   if (ds.numClasses === 0 && (req.scheme ?? 'iid') !== 'iid') {
-    throw new DataError('bad-argument', `${data.source}: "${req.scheme}" partitions by class label, but this is a regression dataset; use the iid scheme`);
+    throw new DataError(
+      'bad-argument',
+      `${data.source}: "${req.scheme}" partitions by class label, but this is a regression dataset; use the iid scheme`,
+    );
   }
   const parts = partition(ds.y, shardPartitionOptions({ ...req, split }, ds.numClasses));
   return subset(ds, parts[req.rank]!);

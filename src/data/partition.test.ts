@@ -68,8 +68,16 @@ describe('partition', () => {
   });
 
   it('iid handles more parts than samples and zero samples', () => {
-    expect(partition(Int32Array.from([0, 1]), { scheme: 'iid', parts: 4, seed: 0 }).map((p) => p.length).sort()).toEqual([0, 0, 1, 1]);
-    expect(partition(new Int32Array(0), { scheme: 'dirichlet', parts: 3, seed: 0 })).toEqual([new Int32Array(0), new Int32Array(0), new Int32Array(0)]);
+    expect(
+      partition(Int32Array.from([0, 1]), { scheme: 'iid', parts: 4, seed: 0 })
+        .map((p) => p.length)
+        .sort(),
+    ).toEqual([0, 0, 1, 1]);
+    expect(partition(new Int32Array(0), { scheme: 'dirichlet', parts: 3, seed: 0 })).toEqual([
+      new Int32Array(0),
+      new Int32Array(0),
+      new Int32Array(0),
+    ]);
   });
 
   it.each([
@@ -132,7 +140,9 @@ describe('partition', () => {
 
   it('partitionKey names exactly what the result depends on', () => {
     expect(partitionKey({ scheme: 'iid', parts: 3, seed: 7, alpha: 9, n: 100 })).toBe('iid/parts=3/seed=7/n=100');
-    expect(partitionKey({ scheme: 'label-shards', parts: 3, seed: -1, n: 10 })).toBe('label-shards/parts=3/seed=4294967295/shardsPerPart=2/n=10');
+    expect(partitionKey({ scheme: 'label-shards', parts: 3, seed: -1, n: 10 })).toBe(
+      'label-shards/parts=3/seed=4294967295/shardsPerPart=2/n=10',
+    );
     expect(partitionKey({ scheme: 'dirichlet', parts: 2, seed: 0, n: 5 })).toBe('dirichlet/parts=2/seed=0/alpha=0.5/minPerPart=1/n=5');
     // Same key, same split: the seed is used modulo 2^32, like the key shows.
     const a = partition(ODD, { scheme: 'label-shards', parts: 3, seed: -1 });

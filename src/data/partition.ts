@@ -131,7 +131,8 @@ export function partition(labels: Int32Array, opts: PartitionOptions): Int32Arra
     }
     case 'dirichlet': {
       const alpha = opts.alpha ?? DEFAULT_ALPHA;
-      if (!(alpha > 0) || !Number.isFinite(alpha)) throw new DataError('bad-argument', `${fn}: alpha must be a finite number > 0, got ${alpha}`);
+      if (!(alpha > 0) || !Number.isFinite(alpha))
+        throw new DataError('bad-argument', `${fn}: alpha must be a finite number > 0, got ${alpha}`);
       const minWanted = opts.minPerPart ?? 1;
       if (!Number.isInteger(minWanted) || minWanted < 0) {
         throw new DataError('bad-argument', `${fn}: minPerPart must be an integer >= 0, got ${minWanted}`);

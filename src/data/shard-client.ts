@@ -101,6 +101,9 @@ export async function fetchShard(url: string, opts: FetchShardOptions = {}): Pro
     return decodeShard(buf.subarray(0, loaded));
   } catch (e) {
     if (opts.signal?.aborted) return aborted();
-    return new DataError('fetch-failed', `fetchShard: could not download ${url} (${e instanceof Error ? e.message : String(e)}); is the server running?`);
+    return new DataError(
+      'fetch-failed',
+      `fetchShard: could not download ${url} (${e instanceof Error ? e.message : String(e)}); is the server running?`,
+    );
   }
 }

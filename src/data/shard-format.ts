@@ -67,7 +67,8 @@ export function encodeShardParts(p: ShardParts): Uint8Array<ArrayBuffer> {
   const check = checkDataset(p);
   if (check) throw new DataError('bad-argument', `encodeShard: ${check.message}`);
   if (p.shape.length > MAX_SHARD_RANK) throw new DataError('bad-argument', `encodeShard: rank ${p.shape.length} exceeds ${MAX_SHARD_RANK}`);
-  if (p.numClasses > MAX_SHARD_CLASSES) throw new DataError('bad-argument', `encodeShard: ${p.numClasses} classes exceed ${MAX_SHARD_CLASSES}`);
+  if (p.numClasses > MAX_SHARD_CLASSES)
+    throw new DataError('bad-argument', `encodeShard: ${p.numClasses} classes exceed ${MAX_SHARD_CLASSES}`);
   const d = featureSize(p.shape);
   const u8 = p.x instanceof Uint8Array;
   const metaObj: { classNames?: readonly string[]; featureNames?: readonly string[] } = {};
@@ -167,9 +168,11 @@ export interface ShardHeader {
  */
 export function readShardHeader(bytes: Uint8Array): ShardHeader | DataError {
   const len = bytes.byteLength;
-  if (len < SHARD_HEADER_BYTES) return new DataError('truncated', `decodeShard: ${len} B is shorter than the ${SHARD_HEADER_BYTES} B header`);
+  if (len < SHARD_HEADER_BYTES)
+    return new DataError('truncated', `decodeShard: ${len} B is shorter than the ${SHARD_HEADER_BYTES} B header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, len);
-  if (dv.getUint32(0, true) !== SHARD_MAGIC) return new DataError('bad-format', 'decodeShard: not a RingTrain shard (bad magic); is the URL right?');
+  if (dv.getUint32(0, true) !== SHARD_MAGIC)
+    return new DataError('bad-format', 'decodeShard: not a RingTrain shard (bad magic); is the URL right?');
   const version = dv.getUint8(4);
   if (version !== SHARD_VERSION) {
     return new DataError('bad-format', `decodeShard: shard version ${version}, this page reads version ${SHARD_VERSION}; reload the page`);
@@ -197,7 +200,8 @@ export function readShardHeader(bytes: Uint8Array): ShardHeader | DataError {
     if (s === 0) return new DataError('bad-dims', `decodeShard: shape dim ${i} is 0`);
     shape.push(s);
     d *= s;
-    if (d > len) return new DataError('truncated', `decodeShard: a sample of shape [${shape.join(', ')}...] is larger than the ${len} B shard`);
+    if (d > len)
+      return new DataError('truncated', `decodeShard: a sample of shape [${shape.join(', ')}...] is larger than the ${len} B shard`);
   }
   // All sizes below are < 2^53: n, metaLen < 2^32 and d <= len.
   const xBytes = n * d * (xType === ShardXType.U8 ? 1 : 4);
@@ -205,7 +209,8 @@ export function readShardHeader(bytes: Uint8Array): ShardHeader | DataError {
   const yAt = align4(xAt + xBytes);
   const tAt = yAt + 4 * n;
   const total = tAt + (hasTargets ? 4 * n : 0);
-  if (len < total) return new DataError('truncated', `decodeShard: the header announces ${total} B, the shard has ${len} B; download it again`);
+  if (len < total)
+    return new DataError('truncated', `decodeShard: the header announces ${total} B, the shard has ${len} B; download it again`);
   if (len > total) return new DataError('size-mismatch', `decodeShard: ${len - total} B follow the ${total} B the header announces`);
   for (let i = metaAt + metaLen; i < xAt; i++) if (bytes[i] !== 0) return new DataError('bad-format', 'decodeShard: padding is not zero');
   for (let i = xAt + xBytes; i < yAt; i++) if (bytes[i] !== 0) return new DataError('bad-format', 'decodeShard: padding is not zero');
@@ -218,10 +223,12 @@ export function readShardHeader(bytes: Uint8Array): ShardHeader | DataError {
     } catch {
       return new DataError('bad-format', 'decodeShard: the metadata is not UTF-8 JSON');
     }
-    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return new DataError('bad-format', 'decodeShard: the metadata is not an object');
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta))
+      return new DataError('bad-format', 'decodeShard: the metadata is not an object');
     const m = meta as { classNames?: unknown; featureNames?: unknown };
     if (m.classNames !== undefined) {
-      if (!isStringArray(m.classNames, numClasses)) return new DataError('bad-format', `decodeShard: classNames must be ${numClasses} strings`);
+      if (!isStringArray(m.classNames, numClasses))
+        return new DataError('bad-format', `decodeShard: classNames must be ${numClasses} strings`);
       header.classNames = m.classNames;
     }
     if (m.featureNames !== undefined) {
@@ -251,7 +258,10 @@ export function decodeShard(bytes: Uint8Array): Dataset | DataError {
   for (let i = 0; i < n; i++) {
     const c = y[i]!;
     if (numClasses > 0 ? c < 0 || c >= numClasses : c !== 0) {
-      return new DataError('bad-value', `decodeShard: label ${i} is ${c}, ${numClasses > 0 ? `outside [0, ${numClasses})` : 'but a regression shard has zero labels'}`);
+      return new DataError(
+        'bad-value',
+        `decodeShard: label ${i} is ${c}, ${numClasses > 0 ? `outside [0, ${numClasses})` : 'but a regression shard has zero labels'}`,
+      );
     }
   }
   const count = n * featureSize(shape);

@@ -6,7 +6,10 @@ import { loadUserData, type PickedFile } from './user-files.ts';
 
 const text = (name: string, s: string): PickedFile => ({ name, bytes: new TextEncoder().encode(s) });
 
-const CSV = ['size,colour,price,kind', ...Array.from({ length: 20 }, (_, i) => `${i},${i % 2 ? 'red' : 'blue'},${i * 1.5},${i % 3 ? 'a' : 'b'}`)].join('\n');
+const CSV = [
+  'size,colour,price,kind',
+  ...Array.from({ length: 20 }, (_, i) => `${i},${i % 2 ? 'red' : 'blue'},${i * 1.5},${i % 3 ? 'a' : 'b'}`),
+].join('\n');
 
 describe('loadUserData', () => {
   it('reads a CSV with a label column and a categorical column, and holds out 20% for testing', async () => {
@@ -24,7 +27,13 @@ describe('loadUserData', () => {
 
   it('names the file, row and column of a bad value', async () => {
     const bad = CSV.replace('7,red,10.5', '7,red,ten');
-    const e = await loadUserData({ kind: 'csv', file: text('shop.csv', bad), label: 'kind', task: 'classification', numeric: ['price'] }).catch((x: unknown) => x);
+    const e = await loadUserData({
+      kind: 'csv',
+      file: text('shop.csv', bad),
+      label: 'kind',
+      task: 'classification',
+      numeric: ['price'],
+    }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(DataError);
     expect((e as DataError).message).toMatch(/^shop\.csv: row 9, column "price": "ten"/);
   });
@@ -33,8 +42,14 @@ describe('loadUserData', () => {
     const images = encodeIdx({ dtype: 'u8', dims: [6, 2, 2], data: Uint8Array.from({ length: 24 }, (_, i) => i * 10) });
     const labels = encodeIdx({ dtype: 'u8', dims: [6], data: Uint8Array.from([0, 1, 2, 0, 1, 2]) });
     for (const files of [
-      [{ name: 'im.gz', bytes: gzipSync(images) }, { name: 'lb', bytes: labels }],
-      [{ name: 'lb.gz', bytes: gzipSync(labels) }, { name: 'im', bytes: images }],
+      [
+        { name: 'im.gz', bytes: gzipSync(images) },
+        { name: 'lb', bytes: labels },
+      ],
+      [
+        { name: 'lb.gz', bytes: gzipSync(labels) },
+        { name: 'im', bytes: images },
+      ],
     ]) {
       const d = await loadUserData({ kind: 'idx', files });
       expect(d.train.shape).toEqual([2, 2, 1]);
@@ -42,7 +57,15 @@ describe('loadUserData', () => {
       expect(d.train.numClasses).toBe(3);
     }
     await expect(loadUserData({ kind: 'idx', files: [{ name: 'im', bytes: images }] })).rejects.toThrow(/exactly two IDX files/);
-    await expect(loadUserData({ kind: 'idx', files: [{ name: 'im', bytes: images }, { name: 'broken', bytes: labels.subarray(0, 10) }] })).rejects.toThrow(/^broken: /);
+    await expect(
+      loadUserData({
+        kind: 'idx',
+        files: [
+          { name: 'im', bytes: images },
+          { name: 'broken', bytes: labels.subarray(0, 10) },
+        ],
+      }),
+    ).rejects.toThrow(/^broken: /);
   });
 
   it('makes the same synthetic set on every call with the same seeds', async () => {

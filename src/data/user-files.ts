@@ -7,7 +7,14 @@ import { csvToDataset, parseCsv, type CsvToDatasetOptions } from './csv.ts';
 import { DataError, type Dataset } from './dataset.ts';
 import { gunzip, idxToDataset, parseIdx } from './idx.ts';
 import { holdOut, type LocalData } from './local.ts';
-import { gaussianBlobs, linearRegression, twoSpirals, type BlobsOptions, type LinearRegressionOptions, type SpiralsOptions } from './synthetic.ts';
+import {
+  gaussianBlobs,
+  linearRegression,
+  twoSpirals,
+  type BlobsOptions,
+  type LinearRegressionOptions,
+  type SpiralsOptions,
+} from './synthetic.ts';
 
 /** A picked file: its name and bytes. */
 export interface PickedFile {
@@ -30,7 +37,10 @@ export const MAX_USER_FILE_BYTES = 512 * 1024 * 1024;
 
 function checkSize(f: PickedFile): void {
   if (f.bytes.byteLength > MAX_USER_FILE_BYTES) {
-    throw new DataError('bad-dims', `${f.name}: ${(f.bytes.byteLength / 2 ** 20).toFixed(0)} MiB is over the ${MAX_USER_FILE_BYTES / 2 ** 20} MiB a tab reads; use a smaller file or a sample of it`);
+    throw new DataError(
+      'bad-dims',
+      `${f.name}: ${(f.bytes.byteLength / 2 ** 20).toFixed(0)} MiB is over the ${MAX_USER_FILE_BYTES / 2 ** 20} MiB a tab reads; use a smaller file or a sample of it`,
+    );
   }
 }
 
@@ -46,7 +56,10 @@ async function about<T>(name: string, f: () => T | Promise<T>): Promise<T> {
 
 async function idxPair(files: PickedFile[]): Promise<Dataset> {
   if (files.length !== 2) {
-    throw new DataError('bad-argument', `pick exactly two IDX files (images and labels), got ${files.length}: ${files.map((f) => f.name).join(', ') || 'none'}`);
+    throw new DataError(
+      'bad-argument',
+      `pick exactly two IDX files (images and labels), got ${files.length}: ${files.map((f) => f.name).join(', ') || 'none'}`,
+    );
   }
   const parsed = await Promise.all(
     files.map(async (f) => {
@@ -71,7 +84,13 @@ export async function loadUserData(input: UserDataInput, seed = 0): Promise<Loca
       checkSize(file);
       const text = new TextDecoder().decode(file.bytes);
       const delimiter = opts.delimiter ?? (/\.tsv$/i.test(file.name) ? '\t' : ',');
-      const ds = await about(file.name, () => csvToDataset(text, { ...opts, delimiter, label: label || parseCsv(text.slice(0, text.search(/\r|\n|$/)), { delimiter }).header.at(-1)! }));
+      const ds = await about(file.name, () =>
+        csvToDataset(text, {
+          ...opts,
+          delimiter,
+          label: label || parseCsv(text.slice(0, text.search(/\r|\n|$/)), { delimiter }).header.at(-1)!,
+        }),
+      );
       return holdOut(ds, file.name, seed);
     }
     case 'idx': {

@@ -181,7 +181,9 @@ describe('selectBackend', () => {
   });
 
   it('rejects bad options with MlError, and fails with no-backend when nothing initialises', async () => {
-    await expect(selectBackend({ prefer: 'tpu' as 'cpu' })).rejects.toThrow(/backend must be one of auto, webgpu, webgl, wasm, cpu; got 'tpu'/);
+    await expect(selectBackend({ prefer: 'tpu' as 'cpu' })).rejects.toThrow(
+      /backend must be one of auto, webgpu, webgl, wasm, cpu; got 'tpu'/,
+    );
     await expect(selectBackend({ initTimeoutMs: 0 })).rejects.toThrow(/initTimeoutMs must be a positive number/);
     const e = await selectBackend({ gpu: null, candidates: ['webgl'] }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(MlError);

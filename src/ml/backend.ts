@@ -106,10 +106,7 @@ export interface SelectBackendOptions {
 export function parseBackendPreference(value: string | null | undefined): BackendPreference {
   if (value == null || value === '' || value === 'auto') return 'auto';
   if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
-  throw new MlError(
-    'invalid-argument',
-    `parseBackendPreference: backend must be one of auto, ${BACKEND_NAMES.join(', ')}; got '${value}'`,
-  );
+  throw new MlError('invalid-argument', `parseBackendPreference: backend must be one of auto, ${BACKEND_NAMES.join(', ')}; got '${value}'`);
 }
 
 class Timeout extends Error {}

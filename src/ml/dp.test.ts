@@ -56,7 +56,15 @@ describe('private gradients', () => {
     // Noise only: zero examples, σ C / sqrt(4 peers) = 2 per coordinate, over 17 k parameters.
     const mlp = createModel({ kind: 'mlp', inputShape: [4], numClasses: 3, seed: 1, hidden: [4096] });
     try {
-      const noise = await privateGradients(mlp, new Float32Array(0), new Int32Array(0), 0, 'crossentropy', { clip: 1, noiseMultiplier: 4 }, 4);
+      const noise = await privateGradients(
+        mlp,
+        new Float32Array(0),
+        new Int32Array(0),
+        0,
+        'crossentropy',
+        { clip: 1, noiseMultiplier: 4 },
+        4,
+      );
       expect(noise.grad.length).toBeGreaterThan(16_000);
       const mean = noise.grad.reduce((a, v) => a + v, 0) / noise.grad.length;
       const sd = Math.sqrt(noise.grad.reduce((a, v) => a + v * v, 0) / noise.grad.length);

@@ -99,7 +99,15 @@ function gaussian(): number {
  * This peer's part of a DP-SGD step: the sum of its examples' gradients, each clipped to `clip`,
  * plus Gaussian noise of standard deviation noiseMultiplier x clip / sqrt(peers).
  */
-export async function privateGradients(model: tf.LayersModel, x: Float32Array, y: Targets, count: number, lossKind: LossKind, o: DpOptions, peers: number): Promise<GradientResult> {
+export async function privateGradients(
+  model: tf.LayersModel,
+  x: Float32Array,
+  y: Targets,
+  count: number,
+  lossKind: LossKind,
+  o: DpOptions,
+  peers: number,
+): Promise<GradientResult> {
   const per = count > 0 ? x.length / count : 0;
   let out: GradientResult | null = null;
   for (let i = 0; i < count; i++) {

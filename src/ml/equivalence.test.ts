@@ -47,7 +47,9 @@ function globalBatch(spec: ModelSpec, s: number): { x: Float32Array; y: Int32Arr
   const y =
     spec.numClasses === 0
       ? Float32Array.from({ length: GLOBAL_BATCH }, (_, i) => score(i))
-      : Int32Array.from({ length: GLOBAL_BATCH }, (_, i) => Math.min(spec.numClasses - 1, Math.max(0, Math.floor((score(i) + 1.5) * (spec.numClasses / 3)))));
+      : Int32Array.from({ length: GLOBAL_BATCH }, (_, i) =>
+          Math.min(spec.numClasses - 1, Math.max(0, Math.floor((score(i) + 1.5) * (spec.numClasses / 3)))),
+        );
   return { x, y, per };
 }
 
@@ -63,7 +65,13 @@ async function train(spec: ModelSpec, o: OptimizerSpec, split: number[]): Promis
       let loss = 0;
       for (let p = 0; p < peers.length; p++) {
         const c = split[p]!;
-        const g = await computeGradients(peers[p]!.model, x.subarray(start * per, (start + c) * per), y.subarray(start, start + c), c, kind);
+        const g = await computeGradients(
+          peers[p]!.model,
+          x.subarray(start * per, (start + c) * per),
+          y.subarray(start, start + c),
+          c,
+          kind,
+        );
         packed.push(packGradient(g.grad, g.count));
         loss += g.loss;
         start += c;

@@ -14,7 +14,11 @@ const build = modelBuilder();
 const SPECS: [string, ModelSpec, number][] = [
   ['softmax 784-10', { kind: 'softmax', inputShape: [784], numClasses: 10, seed: 1 }, 7850],
   ['mlp 784-128-10 (default hidden)', { kind: 'mlp', inputShape: [784], numClasses: 10, seed: 1 }, 784 * 128 + 128 + 1290],
-  ['mlp from [28,28,1] (flattens)', { kind: 'mlp', inputShape: [28, 28, 1], numClasses: 10, hidden: [32, 16], seed: 1 }, 784 * 32 + 32 + 32 * 16 + 16 + 170],
+  [
+    'mlp from [28,28,1] (flattens)',
+    { kind: 'mlp', inputShape: [28, 28, 1], numClasses: 10, hidden: [32, 16], seed: 1 },
+    784 * 32 + 32 + 32 * 16 + 16 + 170,
+  ],
   // conv 8: 8*9+8; conv 16: 16*8*9+16; 5x5x16=400 -> 10: 4010
   ['cnn from [784] (reshapes)', { kind: 'cnn', inputShape: [784], numClasses: 10, seed: 1 }, 80 + 1168 + 4010],
   ['cnn [12,12,1]', { kind: 'cnn', inputShape: [12, 12, 1], numClasses: 3, hidden: [4], seed: 1 }, 40 + 5 * 5 * 4 * 3 + 3],

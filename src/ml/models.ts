@@ -68,7 +68,9 @@ export function validateModelSpec(spec: ModelSpec): void {
     bad(`hidden must be an array of positive integers; got ${JSON.stringify(spec.hidden)}`);
   }
   if ((spec.kind === 'softmax' || spec.kind === 'svm') && spec.hidden !== undefined && spec.hidden.length > 0) {
-    bad(`hidden must be empty for ${spec.kind === 'svm' ? 'the linear SVM' : 'softmax regression'} (one dense layer); got ${JSON.stringify(spec.hidden)}`);
+    bad(
+      `hidden must be empty for ${spec.kind === 'svm' ? 'the linear SVM' : 'softmax regression'} (one dense layer); got ${JSON.stringify(spec.hidden)}`,
+    );
   }
   if (spec.kind === 'svm' && spec.numClasses < 2) bad(`numClasses must be >= 2 for the SVM (a classifier); got ${spec.numClasses}`);
   if (!Number.isFinite(spec.seed)) bad(`seed must be a finite number; got ${spec.seed}`);

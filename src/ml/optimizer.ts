@@ -26,8 +26,8 @@ import { firstNonFinite, getFlatWeights, setFlatWeights } from './flat.ts';
 /** Which optimizer and its hyper-parameters (lr > 0; betas in [0, 1); eps > 0). */
 export type OptimizerSpec =
   | { kind: 'sgd'; lr: number }
-  | { kind: 'momentum'; lr: number; /** default 0.9 */ beta?: number }
-  | { kind: 'adam'; lr: number; /** default 0.9 */ beta1?: number; /** default 0.999 */ beta2?: number; /** default 1e-8 */ eps?: number }
+  | { kind: 'momentum'; lr: number /** default 0.9 */; beta?: number }
+  | { kind: 'adam'; lr: number /** default 0.9 */; beta1?: number /** default 0.999 */; beta2?: number /** default 1e-8 */; eps?: number }
   /**
    * Pegasos (Shalev-Shwartz et al.) for the hinge loss with L2 strength `lambda`: step size
    * 1/(lambda t), w <- (1 - 1/t) w - g/(lambda t). No learning rate to tune. With `average`
@@ -101,7 +101,8 @@ export class FlatOptimizer {
   private readonly v: Float32Array;
 
   constructor(spec: OptimizerSpec, size: number) {
-    if (!(Number.isInteger(size) && size >= 0)) throw new MlError('invalid-argument', `createOptimizer: size must be an integer >= 0; got ${size}`);
+    if (!(Number.isInteger(size) && size >= 0))
+      throw new MlError('invalid-argument', `createOptimizer: size must be an integer >= 0; got ${size}`);
     this.spec = resolve(spec);
     this.size = size;
     const s = this.spec;
@@ -133,7 +134,8 @@ export class FlatOptimizer {
       );
     }
     const bad = firstNonFinite(meanGrad);
-    if (bad >= 0) throw new MlError('invalid-argument', `FlatOptimizer.update: meanGrad[${bad}] is ${meanGrad[bad]}; lower the learning rate?`);
+    if (bad >= 0)
+      throw new MlError('invalid-argument', `FlatOptimizer.update: meanGrad[${bad}] is ${meanGrad[bad]}; lower the learning rate?`);
     const s = this.spec;
     const n = this.size;
     this.t += 1;
@@ -221,7 +223,8 @@ export class FlatOptimizer {
       );
     }
     const t = state[1]!;
-    if (!(Number.isInteger(t) && t >= 0)) throw new MlError('invalid-argument', `FlatOptimizer.setState: step must be an integer >= 0; got ${t}`);
+    if (!(Number.isInteger(t) && t >= 0))
+      throw new MlError('invalid-argument', `FlatOptimizer.setState: step must be an integer >= 0; got ${t}`);
     this.t = t;
     this.m.set(state.subarray(HEADER, HEADER + this.m.length));
     this.v.set(state.subarray(HEADER + this.m.length));

@@ -26,8 +26,13 @@ export function makeStepProbe(spec: ModelSpec, options: StepProbeOptions = {}): 
   const batch = options.batchSize ?? 64;
   const warmup = options.warmup ?? 2;
   const steps = options.steps ?? 3;
-  for (const [k, v, min] of [['batchSize', batch, 1], ['warmup', warmup, 0], ['steps', steps, 1]] as const) {
-    if (!(Number.isInteger(v) && v >= min)) throw new MlError('invalid-argument', `makeStepProbe: options.${k} must be an integer >= ${min}; got ${v}`);
+  for (const [k, v, min] of [
+    ['batchSize', batch, 1],
+    ['warmup', warmup, 0],
+    ['steps', steps, 1],
+  ] as const) {
+    if (!(Number.isInteger(v) && v >= min))
+      throw new MlError('invalid-argument', `makeStepProbe: options.${k} must be an integer >= ${min}; got ${v}`);
   }
   const per = spec.inputShape.reduce((a, b) => a * b, 1);
   const rand = mulberry32(spec.seed ^ 0x5bd1e995);

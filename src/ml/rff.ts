@@ -19,8 +19,10 @@ export interface RffOptions {
 
 /** W (d x D, row-major) and b (D) of the map, from the seed. */
 export function rffParameters(d: number, o: RffOptions): { w: Float32Array; b: Float32Array } {
-  if (!(Number.isInteger(o.features) && o.features > 0)) throw new MlError('invalid-argument', `rff: features must be a positive integer; got ${o.features}`);
-  if (!(Number.isFinite(o.gamma) && o.gamma > 0)) throw new MlError('invalid-argument', `rff: gamma must be a positive number; got ${o.gamma}`);
+  if (!(Number.isInteger(o.features) && o.features > 0))
+    throw new MlError('invalid-argument', `rff: features must be a positive integer; got ${o.features}`);
+  if (!(Number.isFinite(o.gamma) && o.gamma > 0))
+    throw new MlError('invalid-argument', `rff: gamma must be a positive number; got ${o.gamma}`);
   const rand = mulberry32(o.seed);
   const sd = Math.sqrt(2 * o.gamma);
   const w = new Float32Array(d * o.features);

@@ -19,7 +19,10 @@ function batch(spec: ModelSpec, count: number, seed: number): { x: Float32Array;
   const r = mulberry32(seed);
   const per = spec.inputShape.reduce((a, b) => a * b, 1);
   const x = Float32Array.from({ length: count * per }, () => 2 * r() - 1);
-  const y = spec.numClasses === 0 ? Float32Array.from({ length: count }, () => 3 * r() - 1) : Int32Array.from({ length: count }, () => Math.floor(r() * spec.numClasses));
+  const y =
+    spec.numClasses === 0
+      ? Float32Array.from({ length: count }, () => 3 * r() - 1)
+      : Int32Array.from({ length: count }, () => Math.floor(r() * spec.numClasses));
   return { x, y };
 }
 
@@ -165,11 +168,17 @@ describe('tensor hygiene', () => {
     const kind = lossKindFor(spec);
     // One warm-up step: kernels may allocate lasting helpers on first use.
     const warm = await computeGradients(m, x, y, 9, kind);
-    await opt.apply(m, warm.grad.map((v) => v / 9));
+    await opt.apply(
+      m,
+      warm.grad.map((v) => v / 9),
+    );
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) {
       const g = await computeGradients(m, x, y, 9, kind, { chunkSize: 4 });
-      await opt.apply(m, g.grad.map((v) => v / 9));
+      await opt.apply(
+        m,
+        g.grad.map((v) => v / 9),
+      );
       await evaluate(m, x, y, { batchSize: 4 });
       await predict(m, x, { batchSize: 4 });
       await getFlatWeights(m, { fromDevice: true });

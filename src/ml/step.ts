@@ -77,14 +77,18 @@ function check(fn: string, model: tf.LayersModel, x: Float32Array, y: Targets, c
   if (!(x instanceof Float32Array)) throw new MlError('invalid-argument', `${fn}: x must be a Float32Array`);
   const n = count ?? x.length / per;
   if (!(Number.isInteger(n) && n >= 0)) {
-    throw new MlError('invalid-argument', `${fn}: count must be an integer >= 0; got ${count ?? `x.length ${x.length} / sample size ${per}`}`);
+    throw new MlError(
+      'invalid-argument',
+      `${fn}: count must be an integer >= 0; got ${count ?? `x.length ${x.length} / sample size ${per}`}`,
+    );
   }
   if (x.length !== n * per) {
     throw new MlError('invalid-argument', `${fn}: x has ${x.length} values; ${n} samples of shape [${shape}] need ${n * per}`);
   }
   if (y.length !== n) throw new MlError('invalid-argument', `${fn}: y has ${y.length} values; expected one per sample (${n})`);
   if (lossKind === 'crossentropy' || lossKind === 'hinge') {
-    if (out < 2) throw new MlError('invalid-argument', `${fn}: lossKind '${lossKind}' needs a classifier; model '${model.name}' has ${out} output`);
+    if (out < 2)
+      throw new MlError('invalid-argument', `${fn}: lossKind '${lossKind}' needs a classifier; model '${model.name}' has ${out} output`);
     for (let i = 0; i < n; i++) {
       const c = y[i]!;
       if (!(Number.isInteger(c) && c >= 0 && c < out)) {
@@ -209,7 +213,8 @@ export interface EvaluateOptions extends BatchOptions {
 
 function batchSizeOf(fn: string, o: BatchOptions): number {
   const b = o.batchSize ?? 256;
-  if (!(Number.isInteger(b) && b > 0)) throw new MlError('invalid-argument', `${fn}: options.batchSize must be a positive integer; got ${b}`);
+  if (!(Number.isInteger(b) && b > 0))
+    throw new MlError('invalid-argument', `${fn}: options.batchSize must be a positive integer; got ${b}`);
   return b;
 }
 

@@ -61,7 +61,10 @@ export class CheckpointClient {
     if (!member) throw new Error('not a member of the room now: the checkpoint stays in this browser only');
     const headers = { 'Content-Type': 'application/octet-stream', [MEMBER_HEADER]: member, ...(await this.headers('PUT', bytes)) };
     const res = await fetch(url(this.origin, this.room), { method: 'PUT', body: bytes, headers });
-    if (!res.ok) throw new Error(`the server refused the checkpoint (${res.status}): ${((await res.json().catch(() => ({}))) as { error?: string }).error ?? ''}`);
+    if (!res.ok)
+      throw new Error(
+        `the server refused the checkpoint (${res.status}): ${((await res.json().catch(() => ({}))) as { error?: string }).error ?? ''}`,
+      );
   }
 
   /** The newer valid checkpoint of the server's and this browser's, or null. */

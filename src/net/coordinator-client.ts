@@ -53,8 +53,18 @@ export class CoordinatorClient {
   /** The hello for the connection whose nonce is `nonce`, with the room proof when the room is private. */
   private async hello(nonce: string): Promise<ClientMessage> {
     const a = this.access;
-    const auth = a ? { proof: await hmac(a.key, helloText(nonce, this.room, this.peerId)), ...(a.create ? { key: toBase64Url(a.key) } : {}) } : undefined;
-    return { type: 'hello', version: PROTOCOL_VERSION, room: this.room, peerId: this.peerId, ...(this.lastEpoch !== undefined ? { epoch: this.lastEpoch } : {}), ...(auth ? { auth } : {}), ...(this.ownKeys ? { keys: this.ownKeys } : {}) };
+    const auth = a
+      ? { proof: await hmac(a.key, helloText(nonce, this.room, this.peerId)), ...(a.create ? { key: toBase64Url(a.key) } : {}) }
+      : undefined;
+    return {
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      room: this.room,
+      peerId: this.peerId,
+      ...(this.lastEpoch !== undefined ? { epoch: this.lastEpoch } : {}),
+      ...(auth ? { auth } : {}),
+      ...(this.ownKeys ? { keys: this.ownKeys } : {}),
+    };
   }
 
   /** Connects and joins; resolves with the welcome (heartbeat settings). */

@@ -44,7 +44,11 @@ describe('DelayFifo', () => {
     clock.advance(1);
     expect(got).toEqual([['a', 20]]);
     clock.advance(10);
-    expect(got).toEqual([['a', 20], ['b', 25], ['c', 25]]);
+    expect(got).toEqual([
+      ['a', 20],
+      ['b', 25],
+      ['c', 25],
+    ]);
     expect(q.size).toBe(0);
     expect(clock.pending()).toBe(0);
   });

@@ -48,7 +48,10 @@ export const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
 export const SLOW_START_HIGH_WATER_BYTES = 64 * 1024;
 export const SLOW_START_BYTES = 4 * 1024 * 1024;
 
-const HEARTBEAT = encodeFrame({ op: Op.Heartbeat, dtype: DType.Bytes, epoch: 0, seq: 0, segment: 0, chunk: 0, chunks: 1 }, new Uint8Array(0));
+const HEARTBEAT = encodeFrame(
+  { op: Op.Heartbeat, dtype: DType.Bytes, epoch: 0, seq: 0, segment: 0, chunk: 0, chunks: 1 },
+  new Uint8Array(0),
+);
 
 /**
  * Transport over PeerJS data channels (raw bytes, our own frames). One reliable ordered channel per
@@ -129,7 +132,12 @@ export class PeerJsTransport implements Transport {
     const conn = this.peer.connect(id, { reliable: true, serialization: 'raw' });
     conn.on('open', () => {
       for (let c = 0; c < flood.frames; c++) {
-        conn.dataChannel.send(encodeFrame({ op: Op.ReduceScatter, dtype: DType.Bytes, epoch: 2 ** 31, seq: 0, segment: 0, chunk: c, chunks: flood.frames }, new Uint8Array(flood.bytes)));
+        conn.dataChannel.send(
+          encodeFrame(
+            { op: Op.ReduceScatter, dtype: DType.Bytes, epoch: 2 ** 31, seq: 0, segment: 0, chunk: c, chunks: flood.frames },
+            new Uint8Array(flood.bytes),
+          ),
+        );
       }
     });
     return new Promise((resolve) => {
@@ -157,7 +165,11 @@ export class PeerJsTransport implements Transport {
     this.held.set(conn.peer, h);
     h.frames.push(frame);
     h.bytes += frame.byteLength;
-    if ((h.frames.length > HOLD_MAX_FRAMES || h.bytes > HOLD_MAX_BYTES) && this.dropIf(conn, 'sent too much before it was a member of the view')) this.refused++;
+    if (
+      (h.frames.length > HOLD_MAX_FRAMES || h.bytes > HOLD_MAX_BYTES) &&
+      this.dropIf(conn, 'sent too much before it was a member of the view')
+    )
+      this.refused++;
   }
 
   /** Only members of the current view keep links; links to anyone else are closed. */
@@ -228,7 +240,13 @@ export class PeerJsTransport implements Transport {
       const onAbort = (): void => finish(abortReason(signal!));
       const t = setTimeout(() => {
         const m = missing();
-        finish(new RingError('timeout', `no data channel to ${m.map((id) => `${id} (${this.linkState(id)})`).join(', ')} within ${timeoutMs} ms`, m[0]));
+        finish(
+          new RingError(
+            'timeout',
+            `no data channel to ${m.map((id) => `${id} (${this.linkState(id)})`).join(', ')} within ${timeoutMs} ms`,
+            m[0],
+          ),
+        );
       }, timeoutMs);
       const off = this.opened.on(() => {
         if (missing().length === 0) finish();

@@ -77,7 +77,8 @@ async function fetchMemberIce(origin: string, room: string, membership: string):
   const url = `${origin}/api/rooms/${encodeURIComponent(room)}/ice`;
   const res = await fetch(url, { cache: 'no-store', headers: { [MEMBER_HEADER]: membership } });
   const body: unknown = await res.json().catch(() => null);
-  if (!res.ok) throw new RingError('closed', `GET ${url} answered ${res.status}: ${(body as { error?: string } | null)?.error ?? 'no reason given'}`);
+  if (!res.ok)
+    throw new RingError('closed', `GET ${url} answered ${res.status}: ${(body as { error?: string } | null)?.error ?? 'no reason given'}`);
   const r = memberIceSchema.safeParse(body);
   if (!r.success) throw new RingError('protocol', `the server's ICE servers are not understood; reload the page`);
   return r.data;
@@ -178,7 +179,14 @@ export class RingSession {
     const peer = await openPeer(id, origin, cfg, timeout);
     const wsUrl = `${origin.protocol === 'https:' ? 'wss' : 'ws'}://${origin.host}${cfg.coordinatorPath}`;
     const key = opts.secret ? await roomKey(opts.room, opts.secret) : undefined;
-    const coordinator = new CoordinatorClient(wsUrl, opts.room, id, undefined, key ? { key, create: opts.createRoom ?? false } : undefined, opts.keys);
+    const coordinator = new CoordinatorClient(
+      wsUrl,
+      opts.room,
+      id,
+      undefined,
+      key ? { key, create: opts.createRoom ?? false } : undefined,
+      opts.keys,
+    );
     // Views, their keys and a run in progress can arrive right after the welcome; queue them until the session exists.
     const early: View[] = [];
     const earlyRuns: RunMessage[] = [];
@@ -298,8 +306,16 @@ export class RingSession {
   }
 
   /** What this session holds that could grow over a long run (for memory probes). */
-  holdings(): { mailbox: { slots: number; bytes: number }; connections: ReturnType<PeerJsTransport['connectionCounts']>; listeners: number } {
-    return { mailbox: this.mailbox.totals(), connections: this.transport.connectionCounts(), listeners: this.events.size + this.viewChanged.size + this.keysArrived.size };
+  holdings(): {
+    mailbox: { slots: number; bytes: number };
+    connections: ReturnType<PeerJsTransport['connectionCounts']>;
+    listeners: number;
+  } {
+    return {
+      mailbox: this.mailbox.totals(),
+      connections: this.transport.connectionCounts(),
+      listeners: this.events.size + this.viewChanged.size + this.keysArrived.size,
+    };
   }
 
   /** `<peerId>.<token>`: proves to the server that this peer is a member now (for room writes); null when evicted or gone. */
@@ -368,7 +384,10 @@ export class RingSession {
           this.setStatus('reconnecting', `attempt ${attempt} of ${MAX_REJOIN_ATTEMPTS} failed: ${last}`);
         }
       }
-      this.setStatus('disconnected', `could not get back into the room after ${MAX_REJOIN_ATTEMPTS} attempts (${last}); check that the server runs, then reload the page`);
+      this.setStatus(
+        'disconnected',
+        `could not get back into the room after ${MAX_REJOIN_ATTEMPTS} attempts (${last}); check that the server runs, then reload the page`,
+      );
     } finally {
       this.rejoining = false;
     }
@@ -471,7 +490,10 @@ export class RingSession {
    * session has reported the link, the coordinator issues a view without it, and this waits for
    * that one, until `timeoutMs` is spent.
    */
-  async nextCommunicator(failedEpoch: number | undefined, o: { minPeers?: number; timeoutMs: number; signal?: AbortSignal }): Promise<Communicator> {
+  async nextCommunicator(
+    failedEpoch: number | undefined,
+    o: { minPeers?: number; timeoutMs: number; signal?: AbortSignal },
+  ): Promise<Communicator> {
     const deadline = Date.now() + o.timeoutMs;
     const min = o.minPeers ?? 1;
     let failed = failedEpoch;

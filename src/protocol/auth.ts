@@ -60,7 +60,13 @@ export async function bodyHash(body: Uint8Array<ArrayBuffer>): Promise<string> {
  * The header value proving `key` for one HTTP `method` on `room`'s resources with `body`, now:
  * `<time>.<nonce>.<hmac>`. The server accepts each proof once, within {@link HTTP_PROOF_SKEW_MS}.
  */
-export async function httpAuth(key: Uint8Array<ArrayBuffer>, method: string, room: string, body: Uint8Array<ArrayBuffer>, now = Date.now()): Promise<string> {
+export async function httpAuth(
+  key: Uint8Array<ArrayBuffer>,
+  method: string,
+  room: string,
+  body: Uint8Array<ArrayBuffer>,
+  now = Date.now(),
+): Promise<string> {
   const nonce = toBase64Url(crypto.getRandomValues(new Uint8Array(12)));
   return `${now}.${nonce}.${await hmac(key, httpText(method, room, now, nonce, await bodyHash(body)))}`;
 }

@@ -77,19 +77,23 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array<ArrayBuffer> {
  * checksum. A truncated, padded or bit-flipped file is a CheckpointError saying which check failed.
  */
 export function decodeCheckpoint(bytes: Uint8Array): Checkpoint | CheckpointError {
-  if (bytes.length < CHECKPOINT_HEADER_BYTES) return new CheckpointError(`checkpoint of ${bytes.length} bytes is shorter than its ${CHECKPOINT_HEADER_BYTES}-byte header`);
-  if (bytes.length > MAX_CHECKPOINT_BYTES) return new CheckpointError(`checkpoint of ${bytes.length} bytes exceeds ${MAX_CHECKPOINT_BYTES}`);
+  if (bytes.length < CHECKPOINT_HEADER_BYTES)
+    return new CheckpointError(`checkpoint of ${bytes.length} bytes is shorter than its ${CHECKPOINT_HEADER_BYTES}-byte header`);
+  if (bytes.length > MAX_CHECKPOINT_BYTES)
+    return new CheckpointError(`checkpoint of ${bytes.length} bytes exceeds ${MAX_CHECKPOINT_BYTES}`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (dv.getUint32(0, true) !== CHECKPOINT_MAGIC) return new CheckpointError('not a RingTrain checkpoint (bad magic)');
   const version = dv.getUint32(4, true);
-  if (version !== CHECKPOINT_VERSION) return new CheckpointError(`checkpoint format v${version}; this version reads v${CHECKPOINT_VERSION}`);
+  if (version !== CHECKPOINT_VERSION)
+    return new CheckpointError(`checkpoint format v${version}; this version reads v${CHECKPOINT_VERSION}`);
   const step = dv.getUint32(8, true);
   const keyLen = dv.getUint32(12, true);
   const nw = dv.getUint32(16, true);
   const no = dv.getUint32(20, true);
   if (keyLen > MAX_KEY_BYTES) return new CheckpointError(`run key of ${keyLen} bytes exceeds ${MAX_KEY_BYTES}`);
   const want = CHECKPOINT_HEADER_BYTES + pad4(keyLen) + 4 * (nw + no);
-  if (bytes.length !== want) return new CheckpointError(`checkpoint is ${bytes.length} bytes; its header announces ${want} (truncated or padded)`);
+  if (bytes.length !== want)
+    return new CheckpointError(`checkpoint is ${bytes.length} bytes; its header announces ${want} (truncated or padded)`);
   const body = bytes.subarray(CHECKPOINT_HEADER_BYTES);
   if (checksumOf(bytes) !== dv.getUint32(24, true)) return new CheckpointError('checkpoint checksum mismatch (the file is corrupt)');
   const floats = new Float32Array(body.slice(pad4(keyLen)).buffer);

@@ -16,7 +16,6 @@ import {
 import { PROTOCOL_VERSION } from './version.ts';
 import { mulberry32 } from '../core/random.ts';
 
-
 const OPS = Object.values(Op);
 const U32_EDGES = [0, 1, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe, 0xffff_ffff];
 
@@ -225,9 +224,7 @@ describe('encodeFrame rejects programmer errors with a RangeError', () => {
   });
 
   it('a payload larger than MAX_FRAME_PAYLOAD', () => {
-    expect(() => encodeFrame({ ...header(), dtype: DType.Bytes }, new Uint8Array(MAX_FRAME_PAYLOAD + 1))).toThrow(
-      /exceeds/,
-    );
+    expect(() => encodeFrame({ ...header(), dtype: DType.Bytes }, new Uint8Array(MAX_FRAME_PAYLOAD + 1))).toThrow(/exceeds/);
   });
 
   it('a Float32 payload that is not a multiple of 4 bytes (it would not decode)', () => {

@@ -53,7 +53,13 @@ export const DType = {
 } as const;
 export type DType = (typeof DType)[keyof typeof DType];
 
-const DTYPE_SIZE: Record<DType, number> = { [DType.Bytes]: 1, [DType.Float32]: 4, [DType.Float16]: 2, [DType.Int8Scaled]: 1, [DType.Uint32Mod]: 4 };
+const DTYPE_SIZE: Record<DType, number> = {
+  [DType.Bytes]: 1,
+  [DType.Float32]: 4,
+  [DType.Float16]: 2,
+  [DType.Int8Scaled]: 1,
+  [DType.Uint32Mod]: 4,
+};
 const OPS = new Set<number>(Object.values(Op));
 
 /** A decoded frame. `payload` views the original buffer where alignment allows, else a copy. */
@@ -171,8 +177,7 @@ export function decodeFrame(buf: ArrayBuffer | Uint8Array): Frame | FrameError {
     return new FrameError('bad-length', `${length} B is not a whole number of dtype ${dtype} elements`);
   }
   const start = bytes.byteOffset + FRAME_HEADER_BYTES;
-  const payload =
-    start % 4 === 0 ? new Uint8Array(bytes.buffer, start, length) : bytes.slice(FRAME_HEADER_BYTES);
+  const payload = start % 4 === 0 ? new Uint8Array(bytes.buffer, start, length) : bytes.slice(FRAME_HEADER_BYTES);
   return {
     op: op as Op,
     dtype: dtype as DType,

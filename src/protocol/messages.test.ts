@@ -20,7 +20,14 @@ function expectCode(r: unknown, code: ProtocolErrorCode): void {
 }
 
 const hello = { type: 'hello', version: PROTOCOL_VERSION, room: 'room-1', peerId: 'peer_A' };
-const welcome = { type: 'welcome', version: PROTOCOL_VERSION, peerId: 'peer_A', heartbeatMs: 1000, deadAfterMs: 5000, token: 'Tok_-0123456789abcdefg' };
+const welcome = {
+  type: 'welcome',
+  version: PROTOCOL_VERSION,
+  peerId: 'peer_A',
+  heartbeatMs: 1000,
+  deadAfterMs: 5000,
+  token: 'Tok_-0123456789abcdefg',
+};
 const view = {
   type: 'view',
   view: {
@@ -104,8 +111,10 @@ describe('parseClientMessage', () => {
 
   it('refuses a job config nested 30 000 deep within the size limit: the run-config schema bounds every field', () => {
     // The server re-sends a config with JSON.stringify, which recurses: nesting once crashed it.
-    const config = '"dataset":"fashion-mnist","partition":{"scheme":"iid","seed":1},"model":"mlp","algorithm":"sgd","optimizer":{"kind":"adam","lr":0.01},"batch":32,"steps":10,"seed":1';
-    const start = (arrays: number): string => `{"type":"start","job":{"kind":"train","config":{${config},"hidden":${'['.repeat(arrays)}${']'.repeat(arrays)}}}}`;
+    const config =
+      '"dataset":"fashion-mnist","partition":{"scheme":"iid","seed":1},"model":"mlp","algorithm":"sgd","optimizer":{"kind":"adam","lr":0.01},"batch":32,"steps":10,"seed":1';
+    const start = (arrays: number): string =>
+      `{"type":"start","job":{"kind":"train","config":{${config},"hidden":${'['.repeat(arrays)}${']'.repeat(arrays)}}}}`;
     const deepest = start(30_000);
     expect(deepest.length).toBeLessThan(MAX_CONTROL_BYTES);
     expectCode(parseClientMessage(deepest), 'bad-message');
@@ -144,11 +153,29 @@ describe('parseServerMessage', () => {
     ['view with a negative rank', { type: 'view', view: { ...view.view, members: [{ peerId: 'a', rank: -1 }] } }],
     [
       'view whose ranks are not the ring order',
-      { type: 'view', view: { ...view.view, members: [{ peerId: 'a', rank: 1 }, { peerId: 'b', rank: 0 }] } },
+      {
+        type: 'view',
+        view: {
+          ...view.view,
+          members: [
+            { peerId: 'a', rank: 1 },
+            { peerId: 'b', rank: 0 },
+          ],
+        },
+      },
     ],
     [
       'view with a duplicate member',
-      { type: 'view', view: { ...view.view, members: [{ peerId: 'a', rank: 0 }, { peerId: 'a', rank: 1 }] } },
+      {
+        type: 'view',
+        view: {
+          ...view.view,
+          members: [
+            { peerId: 'a', rank: 0 },
+            { peerId: 'a', rank: 1 },
+          ],
+        },
+      },
     ],
     [
       'view with more than 1024 members',
@@ -192,14 +219,22 @@ describe('the parsers never throw', () => {
     /** Any JSON value, nested at most `depth` deep. */
     const anyValue = (depth: number): string => {
       switch (below(depth > 0 ? 8 : 6)) {
-        case 0: return 'null';
-        case 1: return 'true';
-        case 2: return String(rnd() * 1e6 - 5e5);
-        case 3: return pick(['1e309', '-0', '1e-400', '9007199254740993']);
-        case 4: return q('s'.repeat(below(8)));
-        case 5: return '{}';
-        case 6: return `[${anyValue(depth - 1)},${anyValue(depth - 1)}]`;
-        default: return `{${q(pick(HOSTILE_KEYS))}:${anyValue(depth - 1)}}`;
+        case 0:
+          return 'null';
+        case 1:
+          return 'true';
+        case 2:
+          return String(rnd() * 1e6 - 5e5);
+        case 3:
+          return pick(['1e309', '-0', '1e-400', '9007199254740993']);
+        case 4:
+          return q('s'.repeat(below(8)));
+        case 5:
+          return '{}';
+        case 6:
+          return `[${anyValue(depth - 1)},${anyValue(depth - 1)}]`;
+        default:
+          return `{${q(pick(HOSTILE_KEYS))}:${anyValue(depth - 1)}}`;
       }
     };
     /** Arrays or objects nested a few levels, dozens, or thousands deep. */
@@ -221,16 +256,47 @@ describe('the parsers never throw', () => {
         () => `[${Array.from({ length: below(max + 1) }, item).join(',')}]`,
         () => pick(['{}', 'null', '"[]"']),
       );
-    const oneOf = (xs: readonly string[]): Gen => mostly(() => q(pick(xs)), () => pick(['"nope"', '""', '0', 'null']));
+    const oneOf = (xs: readonly string[]): Gen =>
+      mostly(
+        () => q(pick(xs)),
+        () => pick(['"nope"', '""', '0', 'null']),
+      );
 
-    const id = mostly(() => q(`p${below(1000)}`), () => pick(['""', '"a b"', q('p'.repeat(65)), '"pé"', '"../x"', '7', 'null']));
-    const u32 = mostly(() => String(pick([0, 1, below(1000), 0xffff_ffff])), () => pick(['-1', '4294967296', '0.5', '1e309', '-1e309', '"3"', 'null', '[]']));
-    const amount = mostly(() => String(rnd() * 1000), () => pick(['-1', '1e16', '1e309', '"1"', 'null']));
-    const positive = mostly(() => String(1 + below(10_000)), () => pick(['0', '-5', '1.5', '1e400', '"100"']));
-    const text = (max: number): Gen => mostly(() => q('m'.repeat(below(20))), () => pick([q('m'.repeat(max + 1)), '1', '{}']));
-    const b64 = (n: number): Gen => mostly(() => q('A_-z9'.repeat(n).slice(0, n)), () => pick([q('A'.repeat(n - 1)), q(`${'A'.repeat(n - 1)}+`), '1']));
-    const version = mostly(() => String(PROTOCOL_VERSION), () => pick([String(PROTOCOL_VERSION + 1), '0', '-1', '1.5', `"${PROTOCOL_VERSION}"`, '1e309']), 0.2);
-    const lr = mostly(() => String(0.001 + rnd() * 0.5), () => pick(['0', '-1', '11', '"0.1"', 'null']));
+    const id = mostly(
+      () => q(`p${below(1000)}`),
+      () => pick(['""', '"a b"', q('p'.repeat(65)), '"pé"', '"../x"', '7', 'null']),
+    );
+    const u32 = mostly(
+      () => String(pick([0, 1, below(1000), 0xffff_ffff])),
+      () => pick(['-1', '4294967296', '0.5', '1e309', '-1e309', '"3"', 'null', '[]']),
+    );
+    const amount = mostly(
+      () => String(rnd() * 1000),
+      () => pick(['-1', '1e16', '1e309', '"1"', 'null']),
+    );
+    const positive = mostly(
+      () => String(1 + below(10_000)),
+      () => pick(['0', '-5', '1.5', '1e400', '"100"']),
+    );
+    const text = (max: number): Gen =>
+      mostly(
+        () => q('m'.repeat(below(20))),
+        () => pick([q('m'.repeat(max + 1)), '1', '{}']),
+      );
+    const b64 = (n: number): Gen =>
+      mostly(
+        () => q('A_-z9'.repeat(n).slice(0, n)),
+        () => pick([q('A'.repeat(n - 1)), q(`${'A'.repeat(n - 1)}+`), '1']),
+      );
+    const version = mostly(
+      () => String(PROTOCOL_VERSION),
+      () => pick([String(PROTOCOL_VERSION + 1), '0', '-1', '1.5', `"${PROTOCOL_VERSION}"`, '1e309']),
+      0.2,
+    );
+    const lr = mostly(
+      () => String(0.001 + rnd() * 0.5),
+      () => pick(['0', '-1', '11', '"0.1"', 'null']),
+    );
     // A run config (the schema in run-config.ts), now and then with a field nested deep.
     const config = mostly(
       () =>
@@ -253,13 +319,22 @@ describe('the parsers never throw', () => {
       backend: text(64),
       step: u32,
       shard: u32,
-      ...Object.fromEntries(['samplesPerSec', 'computeMs', 'readbackMs', 'allreduceMs', 'applyMs', 'sendBytesPerSec'].map((k) => [k, amount])),
+      ...Object.fromEntries(
+        ['samplesPerSec', 'computeMs', 'readbackMs', 'allreduceMs', 'applyMs', 'sendBytesPerSec'].map((k) => [k, amount]),
+      ),
     });
     /** Ring members whose ranks are their indexes, with now and then a wrong one (or a duplicate id). */
     const members: Gen = () =>
       `[${Array.from({ length: below(6) }, (_, i) => (rnd() < 0.95 ? `{"peerId":"m${i}","rank":${i}}` : `{"peerId":${pick(['"m0"', id()])},"rank":${u32()}}`)).join(',')}]`;
     const byType = Object.entries<Record<string, Gen>>({
-      hello: { version, room: id, peerId: id, epoch: u32, auth: obj({ proof: b64(43), key: b64(43) }), keys: obj({ pub: b64(87), sig: b64(87) }) },
+      hello: {
+        version,
+        room: id,
+        peerId: id,
+        epoch: u32,
+        auth: obj({ proof: b64(43), key: b64(43) }),
+        keys: obj({ pub: b64(87), sig: b64(87) }),
+      },
       heartbeat: {},
       leave: {},
       'link-down': { epoch: u32, peer: id },
@@ -268,7 +343,12 @@ describe('the parsers never throw', () => {
       finished: { run: u32 },
       stats: { stats },
       invalid: { epoch: u32, step: u32, peer: id },
-      challenge: { nonce: mostly(() => q('n'.repeat(16 + below(49))), () => pick([q('n'.repeat(15)), q('n'.repeat(65)), '"not a nonce!!!!!!"'])) },
+      challenge: {
+        nonce: mostly(
+          () => q('n'.repeat(16 + below(49))),
+          () => pick([q('n'.repeat(15)), q('n'.repeat(65)), '"not a nonce!!!!!!"']),
+        ),
+      },
       welcome: { version, peerId: id, heartbeatMs: positive, deadAfterMs: positive, token: b64(22) },
       view: { view: obj({ room: id, epoch: u32, members }) },
       run: { run: u32, by: id, job },
@@ -298,11 +378,20 @@ describe('the parsers never throw', () => {
         const at = below(s.length + 1);
         const n = 1 + below(16);
         switch (below(5)) {
-          case 0: s = s.slice(0, at) + pick(ALPHABET) + s.slice(at + 1); break;
-          case 1: s = s.slice(0, at) + s.slice(at + n); break;
-          case 2: s = s.slice(0, at) + pick(ALPHABET) + s.slice(at); break;
-          case 3: s = s.slice(0, at) + s.slice(at, at + n) + s.slice(at); break;
-          default: s = s.slice(0, at);
+          case 0:
+            s = s.slice(0, at) + pick(ALPHABET) + s.slice(at + 1);
+            break;
+          case 1:
+            s = s.slice(0, at) + s.slice(at + n);
+            break;
+          case 2:
+            s = s.slice(0, at) + pick(ALPHABET) + s.slice(at);
+            break;
+          case 3:
+            s = s.slice(0, at) + s.slice(at, at + n) + s.slice(at);
+            break;
+          default:
+            s = s.slice(0, at);
         }
       }
       return s;
@@ -339,7 +428,8 @@ describe('the parsers never throw', () => {
     if (r instanceof ProtocolError) return CODES.includes(r.code) ? '' : `unknown code ${r.code}`;
     const sent = JSON.stringify(r);
     const back = parse(sent);
-    if (back instanceof ProtocolError || JSON.stringify(back) !== sent) return `accepted, but ${sent.slice(0, 200)} parses back as ${String(back)}`;
+    if (back instanceof ProtocolError || JSON.stringify(back) !== sent)
+      return `accepted, but ${sent.slice(0, 200)} parses back as ${String(back)}`;
     return plain(r) ? '' : 'accepted an object with a foreign prototype';
   }
 
@@ -347,7 +437,13 @@ describe('the parsers never throw', () => {
     const SEED = 0x5eed;
     const next = controlInputs(SEED);
     const parsers = { client: parseClientMessage, server: parseServerMessage };
-    const tally = (): Record<ProtocolErrorCode | 'accepted', number> => ({ accepted: 0, oversized: 0, 'bad-json': 0, 'bad-message': 0, 'bad-version': 0 });
+    const tally = (): Record<ProtocolErrorCode | 'accepted', number> => ({
+      accepted: 0,
+      oversized: 0,
+      'bad-json': 0,
+      'bad-message': 0,
+      'bad-version': 0,
+    });
     const seen = { client: tally(), server: tally() };
     const failures: string[] = [];
     let slowestMs = 0;

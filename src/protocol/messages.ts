@@ -53,7 +53,6 @@ export const clientConfigSchema = z.object({
 });
 export type ClientConfig = z.infer<typeof clientConfigSchema>;
 
-
 const amount = z.number().min(0).max(1e15);
 /** What a peer tells the room about itself for the dashboards (about once a second while it trains). */
 export const peerStatsSchema = z.object({

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { BLOBS_GD } from '../test/room.ts';
-import { ConfigError, parseJob, parseTrainConfig, runKey, type SCHEDULE_FIELDS, type TRAJECTORY_FIELDS, type TrainConfig } from './run-config.ts';
+import {
+  ConfigError,
+  parseJob,
+  parseTrainConfig,
+  runKey,
+  type SCHEDULE_FIELDS,
+  type TRAJECTORY_FIELDS,
+  type TrainConfig,
+} from './run-config.ts';
 
 const BASE: TrainConfig = BLOBS_GD;
 
@@ -18,13 +26,28 @@ function refused(value: unknown): ConfigError {
 describe('run config schema', () => {
   it('accepts a valid config as it is', () => {
     expect(parseTrainConfig(BASE)).toEqual(BASE);
-    const full: TrainConfig = { ...BASE, algorithm: 'sgd', batch: 32, evalEvery: 5, checkpointEvery: 5, checksumEvery: 5, minPeers: 2, balance: true, maxGradNorm: 10, compression: { kind: 'powersgd', rank: 2 }, secureAggregation: { scale: 100 }, dp: { clip: 1, noiseMultiplier: 1.1, delta: 1e-5 } };
+    const full: TrainConfig = {
+      ...BASE,
+      algorithm: 'sgd',
+      batch: 32,
+      evalEvery: 5,
+      checkpointEvery: 5,
+      checksumEvery: 5,
+      minPeers: 2,
+      balance: true,
+      maxGradNorm: 10,
+      compression: { kind: 'powersgd', rank: 2 },
+      secureAggregation: { scale: 100 },
+      dp: { clip: 1, noiseMultiplier: 1.1, delta: 1e-5 },
+    };
     expect(parseTrainConfig(full)).toEqual(full);
   });
 
   it('refuses unknown fields, at the top and nested, naming them', () => {
     expect(refused({ ...BASE, evalEvry: 3 }).message).toMatch(/Unrecognized key: "evalEvry"/);
-    expect(refused({ ...BASE, optimizer: { kind: 'adam', lr: 0.1, momentum: 0.9 } }).message).toMatch(/optimizer: Unrecognized key: "momentum"/);
+    expect(refused({ ...BASE, optimizer: { kind: 'adam', lr: 0.1, momentum: 0.9 } }).message).toMatch(
+      /optimizer: Unrecognized key: "momentum"/,
+    );
     expect(refused({ ...BASE, dp: { clip: 1, noiseMultiplier: 1, epsilon: 3 } }).field).toBe('dp');
   });
 
@@ -62,7 +85,12 @@ describe('run config schema', () => {
 
   it('jobs: a train or trees config by kind, nothing else', () => {
     expect(parseJob({ kind: 'train', config: BASE })).toEqual({ kind: 'train', config: BASE });
-    expect(parseJob({ kind: 'trees', config: { dataset: 'x', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', maxDepth: 3, bins: 16, seed: 1 } }).kind).toBe('trees');
+    expect(
+      parseJob({
+        kind: 'trees',
+        config: { dataset: 'x', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', maxDepth: 3, bins: 16, seed: 1 },
+      }).kind,
+    ).toBe('trees');
     expect(() => parseJob({ kind: 'trees', config: BASE })).toThrow(ConfigError);
     expect(() => parseJob({ kind: 'rm -rf', config: {} })).toThrow(/kind/);
   });
@@ -89,7 +117,13 @@ describe('runKey', () => {
     dp: { dp: { clip: 1, noiseMultiplier: 1 } },
   };
   /** A change of each field that only says how long a run lasts and what it reports. */
-  const SCHEDULE: Record<(typeof SCHEDULE_FIELDS)[number], number> = { steps: 99, evalEvery: 3, checksumEvery: 2, checkpointEvery: 5, minPeers: 3 };
+  const SCHEDULE: Record<(typeof SCHEDULE_FIELDS)[number], number> = {
+    steps: 99,
+    evalEvery: 3,
+    checksumEvery: 2,
+    checkpointEvery: 5,
+    minPeers: 3,
+  };
   // Every field of TrainConfig is one or the other: a new field fails the typecheck until it is placed.
   type Unplaced = Exclude<keyof TrainConfig, (typeof TRAJECTORY_FIELDS)[number] | (typeof SCHEDULE_FIELDS)[number]>;
   const everyFieldPlaced: [Unplaced] extends [never] ? true : never = true;

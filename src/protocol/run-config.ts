@@ -26,7 +26,13 @@ const optimizerSchema = z.discriminatedUnion('kind', [
   /** beta: default 0.9. */
   z.strictObject({ kind: z.literal('momentum'), lr, beta: z.number().min(0).lt(1).optional() }),
   /** beta1 0.9, beta2 0.999, eps 1e-8 by default. */
-  z.strictObject({ kind: z.literal('adam'), lr, beta1: z.number().min(0).lt(1).optional(), beta2: z.number().min(0).lt(1).optional(), eps: positive.optional() }),
+  z.strictObject({
+    kind: z.literal('adam'),
+    lr,
+    beta1: z.number().min(0).lt(1).optional(),
+    beta2: z.number().min(0).lt(1).optional(),
+    eps: positive.optional(),
+  }),
   /** Pegasos for the hinge loss (ml/optimizer.ts): no learning rate; `average` (default true) returns the averaged iterate. */
   z.strictObject({ kind: z.literal('pegasos'), lambda: z.number().min(1e-9).max(10), average: z.boolean().optional() }),
 ]);
@@ -84,7 +90,9 @@ export const trainConfigSchema = z
     /** sgd and gd: pairwise masks that cancel exactly (fixed point modulo 2^32); `scale`: the fixed point's S, values round to 1/S and a sum must stay within ±2^31/S (default 4096; ml/algorithms/secure.ts). */
     secureAggregation: z.strictObject({ scale: positive.optional() }).optional(),
     /** sgd and gd: DP-SGD, per-example clipping to `clip` and Gaussian noise of noiseMultiplier x clip; ε for `delta` (default 1e-5). */
-    dp: z.strictObject({ clip: positive, noiseMultiplier: z.number().min(0).max(100), delta: z.number().positive().lt(1).optional() }).optional(),
+    dp: z
+      .strictObject({ clip: positive, noiseMultiplier: z.number().min(0).max(100), delta: z.number().positive().lt(1).optional() })
+      .optional(),
   })
   .superRefine((c, ctx) => {
     for (const [path, message] of conflicts(c)) ctx.addIssue({ code: 'custom', path: [path], message });
@@ -97,18 +105,45 @@ function conflicts(c: TrainConfig): [keyof TrainConfig, string][] {
   const out: [keyof TrainConfig, string][] = [];
   const gradientOnly: (keyof TrainConfig)[] = ['compression', 'robust', 'secureAggregation', 'dp', 'maxGradNorm'];
   if (c.algorithm === 'fedavg') {
-    for (const f of gradientOnly) if (c[f] !== undefined) out.push([f, `${f} and algorithm fedavg: ${f} acts on each step's gradient sum, which FedAvg does not make: pick sgd or gd, or drop ${f}`]);
+    for (const f of gradientOnly)
+      if (c[f] !== undefined)
+        out.push([
+          f,
+          `${f} and algorithm fedavg: ${f} acts on each step's gradient sum, which FedAvg does not make: pick sgd or gd, or drop ${f}`,
+        ]);
   }
-  if (c.balance && c.algorithm !== 'sgd') out.push(['balance', `balance and algorithm ${c.algorithm}: balancing splits the global batch of mini-batch SGD: pick sgd or drop balance`]);
-  if ((c.algorithm === 'sgd' || c.algorithm === 'fedavg') && c.batch < 1) out.push(['batch', `batch and algorithm ${c.algorithm}: ${c.algorithm} needs a batch of at least 1`]);
-  if (c.robust && c.compression) out.push(['robust', 'robust and compression: a median or trimmed mean needs every contribution in the clear: turn compression off, or pick the plain sum']);
-  if (c.robust && c.secureAggregation) out.push(['robust', 'robust and secureAggregation: a median or trimmed mean needs every contribution in the clear: turn secure aggregation off, or pick the plain sum']);
-  if (c.robust && c.dp) out.push(['robust', 'robust and dp: DP-SGD calibrates its noise for a sum of all peers: a median or trimmed mean voids its ε, so pick the plain sum with DP']);
+  if (c.balance && c.algorithm !== 'sgd')
+    out.push([
+      'balance',
+      `balance and algorithm ${c.algorithm}: balancing splits the global batch of mini-batch SGD: pick sgd or drop balance`,
+    ]);
+  if ((c.algorithm === 'sgd' || c.algorithm === 'fedavg') && c.batch < 1)
+    out.push(['batch', `batch and algorithm ${c.algorithm}: ${c.algorithm} needs a batch of at least 1`]);
+  if (c.robust && c.compression)
+    out.push([
+      'robust',
+      'robust and compression: a median or trimmed mean needs every contribution in the clear: turn compression off, or pick the plain sum',
+    ]);
+  if (c.robust && c.secureAggregation)
+    out.push([
+      'robust',
+      'robust and secureAggregation: a median or trimmed mean needs every contribution in the clear: turn secure aggregation off, or pick the plain sum',
+    ]);
+  if (c.robust && c.dp)
+    out.push([
+      'robust',
+      'robust and dp: DP-SGD calibrates its noise for a sum of all peers: a median or trimmed mean voids its ε, so pick the plain sum with DP',
+    ]);
   if (c.secureAggregation && (c.compression?.kind === 'fp16' || c.compression?.kind === 'int8')) {
-    out.push(['secureAggregation', `secureAggregation and compression ${c.compression.kind}: the masks are too large for fp16/int8 on the wire: pick PowerSGD or random-k, or no compression`]);
+    out.push([
+      'secureAggregation',
+      `secureAggregation and compression ${c.compression.kind}: the masks are too large for fp16/int8 on the wire: pick PowerSGD or random-k, or no compression`,
+    ]);
   }
-  if (c.optimizer.kind === 'pegasos' && c.model !== 'svm') out.push(['optimizer', `optimizer pegasos and model ${c.model}: pegasos is for the linear SVM: pick sgd, momentum or adam`]);
-  if (c.rff && c.model === 'cnn') out.push(['rff', 'rff and model cnn: random Fourier features flatten the images the CNN needs: pick softmax, mlp or svm with rff']);
+  if (c.optimizer.kind === 'pegasos' && c.model !== 'svm')
+    out.push(['optimizer', `optimizer pegasos and model ${c.model}: pegasos is for the linear SVM: pick sgd, momentum or adam`]);
+  if (c.rff && c.model === 'cnn')
+    out.push(['rff', 'rff and model cnn: random Fourier features flatten the images the CNN needs: pick softmax, mlp or svm with rff']);
   if (c.hidden && c.model !== 'mlp') out.push(['hidden', `hidden and model ${c.model}: hidden layer widths are for the MLP`]);
   return out;
 }
@@ -138,7 +173,13 @@ export const TRAJECTORY_FIELDS = [
 ] as const satisfies readonly (keyof TrainConfig)[];
 
 /** The fields that only schedule a run (how long, what it reports, when it starts). */
-export const SCHEDULE_FIELDS = ['steps', 'evalEvery', 'checksumEvery', 'checkpointEvery', 'minPeers'] as const satisfies readonly (keyof TrainConfig)[];
+export const SCHEDULE_FIELDS = [
+  'steps',
+  'evalEvery',
+  'checksumEvery',
+  'checkpointEvery',
+  'minPeers',
+] as const satisfies readonly (keyof TrainConfig)[];
 
 /** What identifies a run: a checkpoint of another run key is never restored. */
 export function runKey(cfg: TrainConfig): string {

@@ -93,9 +93,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     throw new Error(`startServer: ${dist}/index.html is missing; run "npm run build" before serving in production mode`);
   }
   const app = express();
-  const server = o.tls
-    ? https.createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, app)
-    : http.createServer(app);
+  const server = o.tls ? https.createServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, app) : http.createServer(app);
   const checkpointDir = o.checkpointDir ?? path.join(o.root, '.ringtrain', 'checkpoints');
   refuseToServe(app, o.root, checkpointDir);
   // Private rooms' keys live beside the checkpoints, so a restarted server still admits their peers.
@@ -151,12 +149,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // larger ones are refused by ws itself (close code 1009) before they are buffered whole.
   const coordWss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_CONTROL_BYTES });
   coordWss.on('connection', (ws: WebSocket, req: http.IncomingMessage) => {
-    const session = coordinator.connect({
-      send: (msg) => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+    const session = coordinator.connect(
+      {
+        send: (msg) => {
+          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+        },
+        close: (reason) => ws.close(4000, reason.slice(0, 120)),
       },
-      close: (reason) => ws.close(4000, reason.slice(0, 120)),
-    }, req.socket.remoteAddress ?? '');
+      req.socket.remoteAddress ?? '',
+    );
     ws.on('message', (data, isBinary) => {
       // A bug in a handler must cost one connection, never the server and every room on it.
       try {

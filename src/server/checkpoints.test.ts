@@ -60,7 +60,12 @@ afterEach(() => {
 
 /** A checkpoint of `floats` weights (and 2 optimizer values): 36 + 4 × (floats + 2) bytes. */
 const ckpt = (step: number, floats = 8): Uint8Array<ArrayBuffer> =>
-  encodeCheckpoint({ step, runKey: 'run', weights: Float32Array.from({ length: floats }, (_, i) => step + i), optimizer: Float32Array.from([1, step]) });
+  encodeCheckpoint({
+    step,
+    runKey: 'run',
+    weights: Float32Array.from({ length: floats }, (_, i) => step + i),
+    optimizer: Float32Array.from([1, step]),
+  });
 
 const memberHeaders = (room: string): Record<string, string> => {
   members.set(`${room}/p1`, TOKEN);
@@ -72,7 +77,11 @@ const put = (room: string, body: Uint8Array<ArrayBuffer>, headers: Record<string
   fetch(`${at}/${room}/checkpoint`, { method: 'PUT', body, headers: { ...memberHeaders(room), ...headers } });
 
 /** A PUT by `p1` whose body the test writes piece by piece into `req`, and its answer once it comes. */
-function upload(room: string, headers: Record<string, string | number> = {}, at = base): { req: ClientRequest; answer: Promise<{ status: number; error?: string }> } {
+function upload(
+  room: string,
+  headers: Record<string, string | number> = {},
+  at = base,
+): { req: ClientRequest; answer: Promise<{ status: number; error?: string }> } {
   const req = http.request(`${at}/${room}/checkpoint`, { method: 'PUT', headers: { ...memberHeaders(room), ...headers } });
   const answer = new Promise<{ status: number; error?: string }>((resolve, reject) => {
     req.on('response', (res) => {
@@ -100,14 +109,22 @@ describe('checkpoint store over HTTP', () => {
       expect(await res.json()).toEqual({ step, bytes: ckpt(step).byteLength });
     }
     expect(await latestStep('r1')).toBe(50);
-    expect(readdirSync(path.join(dir, 'r1')).sort()).toEqual(['w000000000003-step-0000000030.rtck', 'w000000000004-step-0000000040.rtck', 'w000000000005-step-0000000050.rtck']);
+    expect(readdirSync(path.join(dir, 'r1')).sort()).toEqual([
+      'w000000000003-step-0000000030.rtck',
+      'w000000000004-step-0000000040.rtck',
+      'w000000000005-step-0000000050.rtck',
+    ]);
   });
 
   it("keeps and serves the newest writes, not the highest steps: a new run's step 10 replaces an old run's step 500", async () => {
     for (const step of [480, 490, 500]) await put('r2', ckpt(step));
     expect(await (await put('r2', ckpt(10))).json()).toEqual({ step: 10, bytes: ckpt(10).byteLength });
     expect(await latestStep('r2')).toBe(10);
-    expect(readdirSync(path.join(dir, 'r2')).sort()).toEqual(['w000000000002-step-0000000490.rtck', 'w000000000003-step-0000000500.rtck', 'w000000000004-step-0000000010.rtck']);
+    expect(readdirSync(path.join(dir, 'r2')).sort()).toEqual([
+      'w000000000002-step-0000000490.rtck',
+      'w000000000003-step-0000000500.rtck',
+      'w000000000004-step-0000000010.rtck',
+    ]);
   });
 
   it('refuses a corrupt upload without touching what is stored', async () => {
@@ -139,10 +156,13 @@ describe('checkpoint store over HTTP', () => {
     const { req, answer } = upload('stream', { 'Content-Length': body.byteLength });
     req.write(body.subarray(0, 2 << 20));
     // Half the body is on the server's disk while the other half has not been sent.
-    await vi.waitFor(() => {
-      expect(incoming()).toHaveLength(1);
-      expect(statSync(path.join(dir, '.incoming', incoming()[0]!)).size).toBeGreaterThanOrEqual(1 << 20);
-    }, { timeout: 10_000, interval: 20 });
+    await vi.waitFor(
+      () => {
+        expect(incoming()).toHaveLength(1);
+        expect(statSync(path.join(dir, '.incoming', incoming()[0]!)).size).toBeGreaterThanOrEqual(1 << 20);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
     req.end(body.subarray(2 << 20));
     expect(await answer).toEqual({ status: 200, step: 7, bytes: body.byteLength });
     expect(await latestStep('stream')).toBe(7);
@@ -166,14 +186,25 @@ describe('checkpoint store over HTTP', () => {
   it('refuses a write from anyone but a live member of the room: a planted checkpoint is not stored', async () => {
     expect((await put('plant', ckpt(3))).status).toBe(200);
     const stranger = (headers: Record<string, string>): Promise<Response> =>
-      fetch(`${base}/plant/checkpoint`, { method: 'PUT', body: ckpt(0xffff_ffff), headers: { 'Content-Type': 'application/octet-stream', ...headers } });
+      fetch(`${base}/plant/checkpoint`, {
+        method: 'PUT',
+        body: ckpt(0xffff_ffff),
+        headers: { 'Content-Type': 'application/octet-stream', ...headers },
+      });
     // No membership, a made-up token, another room's member, a member that has left.
     members.set('elsewhere/p9', STRANGER);
-    const tries: Record<string, string>[] = [{}, { [MEMBER_HEADER]: `p1.${STRANGER}` }, { [MEMBER_HEADER]: `p9.${STRANGER}` }, { [MEMBER_HEADER]: 'p1' }];
+    const tries: Record<string, string>[] = [
+      {},
+      { [MEMBER_HEADER]: `p1.${STRANGER}` },
+      { [MEMBER_HEADER]: `p9.${STRANGER}` },
+      { [MEMBER_HEADER]: 'p1' },
+    ];
     for (const h of tries) {
       const res = await stranger(h);
       expect(res.status).toBe(403);
-      expect(((await res.json()) as { error: string }).error).toBe('only a member of room "plant" while it is live may store its checkpoint');
+      expect(((await res.json()) as { error: string }).error).toBe(
+        'only a member of room "plant" while it is live may store its checkpoint',
+      );
     }
     members.delete('plant/p1');
     expect((await stranger({ [MEMBER_HEADER]: `p1.${TOKEN}` })).status).toBe(403);
@@ -188,25 +219,35 @@ describe('checkpoint store over HTTP', () => {
 });
 
 describe('checkpoints of a private room', () => {
-  it('need a fresh proof of the room key for this request and body: none, a stale one, another room\'s, another body\'s or a replayed one is refused with 403', async () => {
+  it("need a fresh proof of the room key for this request and body: none, a stale one, another room's, another body's or a replayed one is refused with 403", async () => {
     const key = await roomKey('vault', 'AAAAAAAAAAAAAAAAAAAAAA');
-    expect(auth.admit('vault', 'p1', 'nonce-0123456789abcdef', { key: toBase64Url(key), proof: await hmac(key, helloText('nonce-0123456789abcdef', 'vault', 'p1')) })).toBeNull();
+    expect(
+      auth.admit('vault', 'p1', 'nonce-0123456789abcdef', {
+        key: toBase64Url(key),
+        proof: await hmac(key, helloText('nonce-0123456789abcdef', 'vault', 'p1')),
+      }),
+    ).toBeNull();
     const body = ckpt(5);
-    const proof = (method: string, room = 'vault', b: Uint8Array<ArrayBuffer> = body, at = Date.now()): Promise<string> => httpAuth(key, method, room, b, at);
+    const proof = (method: string, room = 'vault', b: Uint8Array<ArrayBuffer> = body, at = Date.now()): Promise<string> =>
+      httpAuth(key, method, room, b, at);
     const putWith = async (header?: string): Promise<Response> => put('vault', body, header ? { [AUTH_HEADER]: header } : {});
     const refusal = async (r: Response): Promise<string> => `${r.status} ${((await r.json()) as { error: string }).error}`;
     expect(await refusal(await putWith())).toMatch(/^403 room vault is private/);
     expect(await refusal(await putWith(await proof('PUT', 'vault', body, Date.now() - 10 * 60_000)))).toMatch(/^403 the proof is too old/);
     expect(await refusal(await putWith(await proof('PUT', 'other')))).toMatch(/^403 wrong proof/);
     // A proof made for another body (a man in the middle swapping the checkpoint) does not hold.
-    expect(await refusal(await putWith(await proof('PUT', 'vault', ckpt(6))))).toMatch(/^403 wrong proof for this room \(or for this body\)/);
+    expect(await refusal(await putWith(await proof('PUT', 'vault', ckpt(6))))).toMatch(
+      /^403 wrong proof for this room \(or for this body\)/,
+    );
     const good = await proof('PUT');
     expect((await putWith(good)).status).toBe(200);
     // The same request again, proof and all (a replay): refused.
     expect(await refusal(await putWith(good))).toBe('403 this proof was used already (a replayed request)');
     expect((await fetch(`${base}/vault/checkpoint`)).status).toBe(403);
     // A PUT proof does not open a GET.
-    expect((await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await proof('PUT', 'vault', new Uint8Array(0)) } })).status).toBe(403);
+    expect(
+      (await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await proof('PUT', 'vault', new Uint8Array(0)) } })).status,
+    ).toBe(403);
     const got = await fetch(`${base}/vault/checkpoint`, { headers: { [AUTH_HEADER]: await proof('GET', 'vault', new Uint8Array(0)) } });
     expect(got.status).toBe(200);
     expect((decodeCheckpoint(new Uint8Array(await got.arrayBuffer())) as { step: number }).step).toBe(5);
@@ -218,7 +259,7 @@ describe('checkpoint quotas', () => {
   const S = ckpt(1).byteLength;
   const error = async (r: Response): Promise<string> => `${r.status} ${((await r.json()) as { error: string }).error}`;
 
-  it("keep a room within its quota: its oldest writes are pruned to make room, a checkpoint larger than the quota is refused with 507", async () => {
+  it('keep a room within its quota: its oldest writes are pruned to make room, a checkpoint larger than the quota is refused with 507', async () => {
     const d = tempDir();
     const at = await serve({ dir: d, keep: 3, roomQuota: 2.5 * S });
     for (const step of [1, 2, 3]) expect((await put('q', ckpt(step), {}, at)).status).toBe(200);
@@ -240,7 +281,9 @@ describe('checkpoint quotas', () => {
     expect((await put('b', ckpt(1), {}, at)).status).toBe(200);
     const full = `507 the server's space for checkpoints (${4 * S} bytes, shared by all rooms) is full: try again later, or ask the server's operator to raise --checkpoint-quota`;
     expect(await error(await put('c', ckpt(1), {}, at))).toBe(full);
-    expect(logs).toContain(`checkpoint for c refused: all rooms' checkpoints would pass the server's quota of ${4 * S} bytes (raise --checkpoint-quota, or delete old rooms' folders)`);
+    expect(logs).toContain(
+      `checkpoint for c refused: all rooms' checkpoints would pass the server's quota of ${4 * S} bytes (raise --checkpoint-quota, or delete old rooms' folders)`,
+    );
     // Room a goes on writing, pruning its own oldest; room b keeps its checkpoint and writes on too.
     for (const step of [4, 5, 6, 7]) expect((await put('a', ckpt(step), {}, at)).status).toBe(200);
     expect(await latestStep('b', at)).toBe(1);
@@ -260,7 +303,9 @@ describe('checkpoint quotas', () => {
     first.req.write(big.subarray(0, 100));
     await vi.waitFor(() => expect(incoming(d)).toHaveLength(1), { timeout: 5000, interval: 10 });
     // Another upload to the room does not fit beside it (refused by its announced length, unread).
-    expect(await error(await put('f', ckpt(2, 300), {}, at))).toMatch(/^507 room "f" may keep 5044 bytes of checkpoints, and its uploads in progress need 5288/);
+    expect(await error(await put('f', ckpt(2, 300), {}, at))).toMatch(
+      /^507 room "f" may keep 5044 bytes of checkpoints, and its uploads in progress need 5288/,
+    );
     first.req.end(big.subarray(100));
     expect(await first.answer).toEqual({ status: 200, step: 1, bytes: big.byteLength });
 

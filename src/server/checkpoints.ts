@@ -120,7 +120,9 @@ export class CheckpointStore {
     this.roomQuota = o.roomQuota ?? CHECKPOINT_DEFAULTS.roomQuota;
     this.quota = o.quota ?? CHECKPOINT_DEFAULTS.quota;
     this.log = o.log ?? (() => {});
-    this.ready = this.scan().catch((e: Error) => this.log(`checkpoint folder ${o.dir} not counted (${e.message}): the quotas count only what is written from now on`));
+    this.ready = this.scan().catch((e: Error) =>
+      this.log(`checkpoint folder ${o.dir} not counted (${e.message}): the quotas count only what is written from now on`),
+    );
   }
 
   private roomDir(room: string): string {
@@ -132,7 +134,10 @@ export class CheckpointStore {
     await rm(path.join(this.o.dir, INCOMING), { recursive: true, force: true });
     const rooms = await readdir(this.o.dir).catch(() => []);
     for (const room of rooms.filter((r) => ROOM.test(r))) {
-      const names = (await readdir(this.roomDir(room)).catch(() => [])).filter((f) => FILE.test(f)).sort().reverse();
+      const names = (await readdir(this.roomDir(room)).catch(() => []))
+        .filter((f) => FILE.test(f))
+        .sort()
+        .reverse();
       const files: Stored[] = [];
       for (const name of names) {
         const s = await stat(path.join(this.roomDir(room), name)).catch(() => null);
@@ -161,7 +166,9 @@ export class CheckpointStore {
       return `room "${room}" may keep ${this.roomQuota} bytes of checkpoints, and its uploads in progress need ${this.pending.get(room)}: make the model smaller, or ask the server's operator to raise --checkpoint-room-quota`;
     }
     if (b.server < 0) {
-      this.log(`checkpoint for ${room} refused: all rooms' checkpoints would pass the server's quota of ${this.quota} bytes (raise --checkpoint-quota, or delete old rooms' folders)`);
+      this.log(
+        `checkpoint for ${room} refused: all rooms' checkpoints would pass the server's quota of ${this.quota} bytes (raise --checkpoint-quota, or delete old rooms' folders)`,
+      );
       return `the server's space for checkpoints (${this.quota} bytes, shared by all rooms) is full: try again later, or ask the server's operator to raise --checkpoint-quota`;
     }
     return null;
@@ -251,13 +258,16 @@ export class CheckpointStore {
     const files = this.rooms.get(room) ?? [];
     let kept = 0;
     let keptBytes = 0;
-    while (kept < Math.min(files.length, this.keep - 1) && keptBytes + files[kept]!.bytes <= Math.min(b.room, b.server)) keptBytes += files[kept++]!.bytes;
+    while (kept < Math.min(files.length, this.keep - 1) && keptBytes + files[kept]!.bytes <= Math.min(b.room, b.server))
+      keptBytes += files[kept++]!.bytes;
     const pruned = files.slice(kept);
     this.rooms.set(room, [{ name, bytes }, ...files.slice(0, kept)]);
     this.stored += bytes - total(pruned);
     this.hold(claim, -claim.bytes);
     for (const old of pruned) {
-      await unlink(path.join(this.roomDir(room), old.name)).catch((e: Error) => this.log(`checkpoint ${old.name} of ${room} not pruned (${e.message}); the quotas no longer count it`));
+      await unlink(path.join(this.roomDir(room), old.name)).catch((e: Error) =>
+        this.log(`checkpoint ${old.name} of ${room} not pruned (${e.message}); the quotas no longer count it`),
+      );
     }
     return c.step;
   }
@@ -293,7 +303,11 @@ export class CheckpointStore {
     if (!files.includes(f)) return;
     this.stored -= f.bytes;
     if (files.length === 1) this.rooms.delete(room);
-    else this.rooms.set(room, files.filter((g) => g !== f));
+    else
+      this.rooms.set(
+        room,
+        files.filter((g) => g !== f),
+      );
   }
 }
 
@@ -306,7 +320,13 @@ export type MembershipCheck = (room: string, peerId: string, token: string) => b
  * checkpoint for a room, open or private; a private room's requests also carry a one-time proof
  * of the room key bound to the body.
  */
-export function registerCheckpoints(app: express.Express, store: CheckpointStore, auth: RoomAuth, isMember: MembershipCheck, log: (msg: string) => void = () => {}): void {
+export function registerCheckpoints(
+  app: express.Express,
+  store: CheckpointStore,
+  auth: RoomAuth,
+  isMember: MembershipCheck,
+  log: (msg: string) => void = () => {},
+): void {
   const refuse = (req: express.Request, res: express.Response, status: number, error: string): void => {
     // A body not read to its end is not read at all: the connection closes after the answer.
     if (!req.complete) res.set('Connection', 'close');

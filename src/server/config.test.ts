@@ -36,8 +36,15 @@ describe('parseServerArgs', () => {
       root: ROOT,
     });
     expect(DEFAULT_PORT).toBe(8080);
-    expect(parse(['--max-peers', '8', '--max-rooms', '3'], { RINGTRAIN_MAX_MSGS: '10' })).toMatchObject({ maxPeersPerRoom: 8, maxRooms: 3, maxMessagesPerSec: 10 });
-    expect(parse(['--max-conns-per-address', '16'], { RINGTRAIN_MAX_MSGS_PER_ADDRESS: '200' })).toMatchObject({ maxConnectionsPerAddress: 16, maxMessagesPerSecPerAddress: 200 });
+    expect(parse(['--max-peers', '8', '--max-rooms', '3'], { RINGTRAIN_MAX_MSGS: '10' })).toMatchObject({
+      maxPeersPerRoom: 8,
+      maxRooms: 3,
+      maxMessagesPerSec: 10,
+    });
+    expect(parse(['--max-conns-per-address', '16'], { RINGTRAIN_MAX_MSGS_PER_ADDRESS: '200' })).toMatchObject({
+      maxConnectionsPerAddress: 16,
+      maxMessagesPerSecPerAddress: 200,
+    });
     expect(() => parse(['--max-msgs', '2'])).toThrow(/--max-msgs: expected an integer >= 5, got "2"/);
   });
 
@@ -79,7 +86,9 @@ describe('parseServerArgs', () => {
   });
 
   it('takes comma-separated stun/turn URLs', () => {
-    expect(parse(['--ice', 'stun:a.example:3478, turn:b.example:3478?transport=tcp,stuns:c.example,turns:d.example:5349']).iceServers).toEqual([
+    expect(
+      parse(['--ice', 'stun:a.example:3478, turn:b.example:3478?transport=tcp,stuns:c.example,turns:d.example:5349']).iceServers,
+    ).toEqual([
       { urls: 'stun:a.example:3478' },
       { urls: 'turn:b.example:3478?transport=tcp' },
       { urls: 'stuns:c.example' },
@@ -146,8 +155,14 @@ describe('parseServerArgs', () => {
   });
 
   it('takes the checkpoint quotas in bytes, K, M or G, from flags or the environment', () => {
-    expect(parse(['--checkpoint-room-quota', '512k', '--checkpoint-quota=3G'])).toMatchObject({ checkpointRoomQuota: 512 * 1024, checkpointQuota: 3 * 1024 ** 3 });
-    expect(parse([], { RINGTRAIN_CHECKPOINT_ROOM_QUOTA: '1000', RINGTRAIN_CHECKPOINT_QUOTA: '100M' })).toMatchObject({ checkpointRoomQuota: 1000, checkpointQuota: 100 * 1024 ** 2 });
+    expect(parse(['--checkpoint-room-quota', '512k', '--checkpoint-quota=3G'])).toMatchObject({
+      checkpointRoomQuota: 512 * 1024,
+      checkpointQuota: 3 * 1024 ** 3,
+    });
+    expect(parse([], { RINGTRAIN_CHECKPOINT_ROOM_QUOTA: '1000', RINGTRAIN_CHECKPOINT_QUOTA: '100M' })).toMatchObject({
+      checkpointRoomQuota: 1000,
+      checkpointQuota: 100 * 1024 ** 2,
+    });
     expect(SERVER_USAGE).toMatch(/--checkpoint-room-quota S +RINGTRAIN_CHECKPOINT_ROOM_QUOTA /);
     expect(SERVER_USAGE).toMatch(/--checkpoint-quota S +RINGTRAIN_CHECKPOINT_QUOTA /);
   });
@@ -156,7 +171,10 @@ describe('parseServerArgs', () => {
     [['--checkpoint-quota', '2T'], /^--checkpoint-quota: expected a size in bytes such as 500000000, 512M or 2G, got "2T"$/],
     [['--checkpoint-room-quota', '0'], /^--checkpoint-room-quota: expected a size in bytes/],
     [['--checkpoint-room-quota', '1.5G'], /^--checkpoint-room-quota: expected a size in bytes/],
-    [['--checkpoint-quota', '100M'], /^--checkpoint-room-quota \(201326592\) is above --checkpoint-quota \(104857600\), so one room could fill the space of all: lower the first or raise the second$/],
+    [
+      ['--checkpoint-quota', '100M'],
+      /^--checkpoint-room-quota \(201326592\) is above --checkpoint-quota \(104857600\), so one room could fill the space of all: lower the first or raise the second$/,
+    ],
   ])('checks the checkpoint quotas: %j', (argv, message) => {
     expect(configError(() => parse(argv)).message).toMatch(message);
   });
@@ -167,8 +185,14 @@ describe('parseServerArgs', () => {
     expect(parse(['--turn-url', 'turn:t.example:3478, turns:t.example:5349', '--turn-secret', secret])).toMatchObject({
       turn: { urls: ['turn:t.example:3478', 'turns:t.example:5349'], secret, ttlSeconds: 3600 },
     });
-    expect(parse(['--turn-ttl=600'], { RINGTRAIN_TURN_URL: 'turn:t.example', RINGTRAIN_TURN_SECRET: secret }).turn).toEqual({ urls: ['turn:t.example'], secret, ttlSeconds: 600 });
-    expect(parse([], { RINGTRAIN_TURN_URL: 'turn:t.example', RINGTRAIN_TURN_SECRET: secret, RINGTRAIN_TURN_TTL: '120' }).turn?.ttlSeconds).toBe(120);
+    expect(parse(['--turn-ttl=600'], { RINGTRAIN_TURN_URL: 'turn:t.example', RINGTRAIN_TURN_SECRET: secret }).turn).toEqual({
+      urls: ['turn:t.example'],
+      secret,
+      ttlSeconds: 600,
+    });
+    expect(
+      parse([], { RINGTRAIN_TURN_URL: 'turn:t.example', RINGTRAIN_TURN_SECRET: secret, RINGTRAIN_TURN_TTL: '120' }).turn?.ttlSeconds,
+    ).toBe(120);
     expect(SERVER_USAGE).toMatch(/--turn-url URLS +RINGTRAIN_TURN_URL /);
     expect(SERVER_USAGE).toMatch(/--turn-secret S +RINGTRAIN_TURN_SECRET /);
     expect(SERVER_USAGE).toMatch(/--turn-ttl N +RINGTRAIN_TURN_TTL /);
@@ -178,10 +202,22 @@ describe('parseServerArgs', () => {
     [['--turn-url', 'turn:t.example'], {}, /^--turn-url without --turn-secret: set RINGTRAIN_TURN_SECRET/],
     [[], { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) }, /^--turn-secret without --turn-url/],
     [['--turn-ttl', '60'], {}, /^--turn-ttl without --turn-url and --turn-secret/],
-    [['--turn-url', 'stun:t.example'], { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) }, /^--turn-url: "stun:t.example" is not a turn: or turns: URL/],
+    [
+      ['--turn-url', 'stun:t.example'],
+      { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) },
+      /^--turn-url: "stun:t.example" is not a turn: or turns: URL/,
+    ],
     [['--turn-url', 'turn:t.example'], { RINGTRAIN_TURN_SECRET: 'short' }, /^--turn-secret: shorter than 16 characters/],
-    [['--turn-url', 'turn:t.example', '--turn-ttl', '10'], { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) }, /^--turn-ttl: expected an integer >= 60, got "10"/],
-    [['--turn-url', 'turn:t.example', '--turn-ttl', '999999'], { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) }, /^--turn-ttl: 999999 s is more than a week/],
+    [
+      ['--turn-url', 'turn:t.example', '--turn-ttl', '10'],
+      { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) },
+      /^--turn-ttl: expected an integer >= 60, got "10"/,
+    ],
+    [
+      ['--turn-url', 'turn:t.example', '--turn-ttl', '999999'],
+      { RINGTRAIN_TURN_SECRET: 'x'.repeat(32) },
+      /^--turn-ttl: 999999 s is more than a week/,
+    ],
   ])('checks the TURN settings: %j %j', (argv, env, message) => {
     expect(configError(() => parse(argv, env)).message).toMatch(message);
   });
@@ -189,7 +225,10 @@ describe('parseServerArgs', () => {
   it.each<[string[], RegExp]>([
     [['--heartbeat-ms', '5'], /^--heartbeat-ms: expected an integer >= 10, got "5"/],
     [['--dead-after-ms', 'soon'], /^--dead-after-ms: expected an integer >= 20/],
-    [['--heartbeat-ms', '2000'], /^--dead-after-ms \(2500\) must be at least twice --heartbeat-ms \(2000\); raise --dead-after-ms or lower --heartbeat-ms/],
+    [
+      ['--heartbeat-ms', '2000'],
+      /^--dead-after-ms \(2500\) must be at least twice --heartbeat-ms \(2000\); raise --dead-after-ms or lower --heartbeat-ms/,
+    ],
     [['--heartbeat-ms', '100', '--dead-after-ms', '199'], /--dead-after-ms \(199\) must be at least twice --heartbeat-ms \(100\)/],
   ])('checks the heartbeat settings: %j', (argv, message) => {
     expect(configError(() => parse(argv)).message).toMatch(message);

@@ -86,19 +86,31 @@ const TURN_URL = /^turns?:[^\s,]+$/;
 
 /** The TURN REST options, or none when neither the URL nor the secret is given. */
 function parseTurn(rawUrls: string | undefined, secret: string | undefined, rawTtl: string | undefined): TurnOptions | undefined {
-  const urls = (rawUrls ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  const urls = (rawUrls ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
   if (urls.length === 0 && !secret) {
     if (rawTtl) throw new ConfigError('--turn-ttl without --turn-url and --turn-secret: give all of them, or none');
     return undefined;
   }
-  if (urls.length === 0) throw new ConfigError('--turn-secret without --turn-url: give the TURN server\'s URL, e.g. --turn-url turn:turn.example.org:3478');
-  if (!secret) throw new ConfigError('--turn-url without --turn-secret: set RINGTRAIN_TURN_SECRET to the static-auth-secret of the TURN server (coturn use-auth-secret)');
+  if (urls.length === 0)
+    throw new ConfigError("--turn-secret without --turn-url: give the TURN server's URL, e.g. --turn-url turn:turn.example.org:3478");
+  if (!secret)
+    throw new ConfigError(
+      '--turn-url without --turn-secret: set RINGTRAIN_TURN_SECRET to the static-auth-secret of the TURN server (coturn use-auth-secret)',
+    );
   // A member holds a username and its HMAC: a short secret could be found offline, and then mint credentials for anyone.
-  if (secret.length < 16) throw new ConfigError('--turn-secret: shorter than 16 characters; use a long random one, e.g. "openssl rand -hex 32", in both coturn and RingTrain');
-  for (const u of urls) if (!TURN_URL.test(u) || u.length > 512) throw new ConfigError(`--turn-url: "${u.slice(0, 80)}" is not a turn: or turns: URL`);
+  if (secret.length < 16)
+    throw new ConfigError(
+      '--turn-secret: shorter than 16 characters; use a long random one, e.g. "openssl rand -hex 32", in both coturn and RingTrain',
+    );
+  for (const u of urls)
+    if (!TURN_URL.test(u) || u.length > 512) throw new ConfigError(`--turn-url: "${u.slice(0, 80)}" is not a turn: or turns: URL`);
   if (urls.length > 16) throw new ConfigError(`--turn-url: ${urls.length} URLs; give at most 16`);
   const ttlSeconds = int('--turn-ttl', rawTtl, DEFAULT_TURN_TTL_S, 60);
-  if (ttlSeconds > 7 * 86_400) throw new ConfigError(`--turn-ttl: ${ttlSeconds} s is more than a week; a leaked credential would relay for that long`);
+  if (ttlSeconds > 7 * 86_400)
+    throw new ConfigError(`--turn-ttl: ${ttlSeconds} s is more than a week; a leaked credential would relay for that long`);
   return { urls, secret, ttlSeconds };
 }
 
@@ -107,7 +119,8 @@ function size(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const m = /^(\d+)([KMG]?)$/i.exec(raw);
   const v = m ? Number(m[1]) * UNITS[m[2]!.toUpperCase()]! : NaN;
-  if (!Number.isSafeInteger(v) || v < 1) throw new ConfigError(`${name}: expected a size in bytes such as 500000000, 512M or 2G, got "${raw}"`);
+  if (!Number.isSafeInteger(v) || v < 1)
+    throw new ConfigError(`${name}: expected a size in bytes such as 500000000, 512M or 2G, got "${raw}"`);
   return v;
 }
 
@@ -165,14 +178,26 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
       `--dead-after-ms (${deadAfterMs}) must be at least twice --heartbeat-ms (${heartbeatMs}); raise --dead-after-ms or lower --heartbeat-ms`,
     );
   }
-  const checkpointRoomQuota = size('--checkpoint-room-quota', values['checkpoint-room-quota'] ?? env.RINGTRAIN_CHECKPOINT_ROOM_QUOTA, CHECKPOINT_DEFAULTS.roomQuota);
-  const checkpointQuota = size('--checkpoint-quota', values['checkpoint-quota'] ?? env.RINGTRAIN_CHECKPOINT_QUOTA, CHECKPOINT_DEFAULTS.quota);
+  const checkpointRoomQuota = size(
+    '--checkpoint-room-quota',
+    values['checkpoint-room-quota'] ?? env.RINGTRAIN_CHECKPOINT_ROOM_QUOTA,
+    CHECKPOINT_DEFAULTS.roomQuota,
+  );
+  const checkpointQuota = size(
+    '--checkpoint-quota',
+    values['checkpoint-quota'] ?? env.RINGTRAIN_CHECKPOINT_QUOTA,
+    CHECKPOINT_DEFAULTS.quota,
+  );
   if (checkpointRoomQuota > checkpointQuota) {
     throw new ConfigError(
       `--checkpoint-room-quota (${checkpointRoomQuota}) is above --checkpoint-quota (${checkpointQuota}), so one room could fill the space of all: lower the first or raise the second`,
     );
   }
-  const turn = parseTurn(values['turn-url'] ?? env.RINGTRAIN_TURN_URL, values['turn-secret'] || env.RINGTRAIN_TURN_SECRET || undefined, values['turn-ttl'] ?? env.RINGTRAIN_TURN_TTL);
+  const turn = parseTurn(
+    values['turn-url'] ?? env.RINGTRAIN_TURN_URL,
+    values['turn-secret'] || env.RINGTRAIN_TURN_SECRET || undefined,
+    values['turn-ttl'] ?? env.RINGTRAIN_TURN_TTL,
+  );
   return {
     help: values.help ?? false,
     // An empty value counts as unset, as for the other variables: '' would listen on every interface.
@@ -186,11 +211,23 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv, root: st
     maxPeersPerRoom: int('--max-peers', values['max-peers'] ?? env.RINGTRAIN_MAX_PEERS, LIMIT_DEFAULTS.maxPeersPerRoom, 1),
     maxRooms: int('--max-rooms', values['max-rooms'] ?? env.RINGTRAIN_MAX_ROOMS, LIMIT_DEFAULTS.maxRooms, 1),
     maxMessagesPerSec: int('--max-msgs', values['max-msgs'] ?? env.RINGTRAIN_MAX_MSGS, LIMIT_DEFAULTS.maxMessagesPerSec, 5),
-    maxConnectionsPerAddress: int('--max-conns-per-address', values['max-conns-per-address'] ?? env.RINGTRAIN_MAX_CONNS_PER_ADDRESS, LIMIT_DEFAULTS.maxConnectionsPerAddress, 1),
-    maxMessagesPerSecPerAddress: int('--max-msgs-per-address', values['max-msgs-per-address'] ?? env.RINGTRAIN_MAX_MSGS_PER_ADDRESS, LIMIT_DEFAULTS.maxMessagesPerSecPerAddress, 5),
+    maxConnectionsPerAddress: int(
+      '--max-conns-per-address',
+      values['max-conns-per-address'] ?? env.RINGTRAIN_MAX_CONNS_PER_ADDRESS,
+      LIMIT_DEFAULTS.maxConnectionsPerAddress,
+      1,
+    ),
+    maxMessagesPerSecPerAddress: int(
+      '--max-msgs-per-address',
+      values['max-msgs-per-address'] ?? env.RINGTRAIN_MAX_MSGS_PER_ADDRESS,
+      LIMIT_DEFAULTS.maxMessagesPerSecPerAddress,
+      5,
+    ),
     mode: values.prod ? 'prod' : 'dev',
     root,
-    ...(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR ? { checkpointDir: path.resolve(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR!) } : {}),
+    ...(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR
+      ? { checkpointDir: path.resolve(values['checkpoint-dir'] || env.RINGTRAIN_CHECKPOINT_DIR!) }
+      : {}),
     checkpointRoomQuota,
     checkpointQuota,
   };

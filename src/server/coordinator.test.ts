@@ -110,7 +110,14 @@ describe('Coordinator membership', () => {
   it('welcomes each joiner and pushes views with increasing epochs, ranks in join order, to all members', () => {
     const c = coordinator({ heartbeatMs: 100, deadAfterMs: 1000 });
     const a = join(c, 'r', 'A');
-    expect(a.conn.sent[0]).toEqual({ type: 'welcome', version: PROTOCOL_VERSION, peerId: 'A', heartbeatMs: 100, deadAfterMs: 1000, token: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
+    expect(a.conn.sent[0]).toEqual({
+      type: 'welcome',
+      version: PROTOCOL_VERSION,
+      peerId: 'A',
+      heartbeatMs: 100,
+      deadAfterMs: 1000,
+      token: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
+    });
     // The token proves membership of this room only, and only while it lasts.
     const token = (a.conn.sent[0] as { token: string }).token;
     expect(c.holdsMembership('r', 'A', token)).toBe(true);
@@ -151,7 +158,14 @@ describe('Coordinator membership', () => {
     const bViews = b.conn.views().length;
     b.send({ type: 'leave' });
 
-    const v = { room: 'r', epoch: 4, members: [{ peerId: 'A', rank: 0 }, { peerId: 'C', rank: 1 }] };
+    const v = {
+      room: 'r',
+      epoch: 4,
+      members: [
+        { peerId: 'A', rank: 0 },
+        { peerId: 'C', rank: 1 },
+      ],
+    };
     expect(a.conn.lastView()).toEqual(v);
     expect(d.conn.lastView()).toEqual(v);
     expect(b.conn.views()).toHaveLength(bViews);
@@ -385,7 +399,14 @@ describe('Coordinator link-down reports', () => {
     expect(b.conn.errors()).toEqual(['evicted']);
     expect(b.conn.sent.at(-1)).toMatchObject({ message: expect.stringMatching(/link from A reported down/) });
     expect(b.conn.closedWith).not.toBeNull();
-    const v = { room: 'r', epoch: 4, members: [{ peerId: 'A', rank: 0 }, { peerId: 'C', rank: 1 }] };
+    const v = {
+      room: 'r',
+      epoch: 4,
+      members: [
+        { peerId: 'A', rank: 0 },
+        { peerId: 'C', rank: 1 },
+      ],
+    };
     expect(a.conn.lastView()).toEqual(v);
     expect(d.conn.lastView()).toEqual(v);
     expect(b.conn.lastView()?.epoch).toBe(3);
@@ -507,7 +528,14 @@ describe('Coordinator resync requests', () => {
     const b = join(c, 'r', 'B');
     a.send({ type: 'resync', epoch: 2 });
     b.send({ type: 'resync', epoch: 2 });
-    const v = { room: 'r', epoch: 3, members: [{ peerId: 'A', rank: 0 }, { peerId: 'B', rank: 1 }] };
+    const v = {
+      room: 'r',
+      epoch: 3,
+      members: [
+        { peerId: 'A', rank: 0 },
+        { peerId: 'B', rank: 1 },
+      ],
+    };
     expect(a.conn.lastView()).toEqual(v);
     expect(b.conn.lastView()).toEqual(v);
     expect(a.conn.views().map((x) => x.epoch)).toEqual([1, 2, 3]);
@@ -541,10 +569,33 @@ describe('Coordinator resync requests', () => {
 describe('Coordinator runs and room stats', () => {
   const JOB = {
     kind: 'train',
-    config: { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'softmax', algorithm: 'sgd', optimizer: { kind: 'adam', lr: 0.01 }, batch: 32, steps: 10, seed: 1 },
+    config: {
+      dataset: 'fashion-mnist',
+      partition: { scheme: 'iid', seed: 1 },
+      model: 'softmax',
+      algorithm: 'sgd',
+      optimizer: { kind: 'adam', lr: 0.01 },
+      batch: 32,
+      steps: 10,
+      seed: 1,
+    },
   };
-  const TREES = { kind: 'trees', config: { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', maxDepth: 3, bins: 16, seed: 1 } };
-  const STATS = { state: 'training', backend: 'wasm', step: 3, samplesPerSec: 900, computeMs: 20, readbackMs: 1, allreduceMs: 30, applyMs: 2, sendBytesPerSec: 1e6, shard: 12000 };
+  const TREES = {
+    kind: 'trees',
+    config: { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'gbdt', maxDepth: 3, bins: 16, seed: 1 },
+  };
+  const STATS = {
+    state: 'training',
+    backend: 'wasm',
+    step: 3,
+    samplesPerSec: 900,
+    computeMs: 20,
+    readbackMs: 1,
+    allreduceMs: 30,
+    applyMs: 2,
+    sendBytesPerSec: 1e6,
+    shard: 12000,
+  };
   const runs = (p: Peer): unknown[] => p.conn.sent.filter((m) => m.type === 'run');
 
   it('a start reaches every member and later joiners; a second start is refused until the run finishes', () => {
@@ -593,7 +644,13 @@ describe('Coordinator runs and room stats', () => {
     vi.advanceTimersByTime(999);
     expect(stats(a)).toEqual([]);
     vi.advanceTimersByTime(1);
-    const expected = { type: 'room-stats', peers: [{ peerId: 'A', stats: { ...STATS, step: 5 } }, { peerId: 'B', stats: { ...STATS, step: 4 } }] };
+    const expected = {
+      type: 'room-stats',
+      peers: [
+        { peerId: 'A', stats: { ...STATS, step: 5 } },
+        { peerId: 'B', stats: { ...STATS, step: 4 } },
+      ],
+    };
     expect(stats(a)).toEqual([expected]);
     expect(stats(b)).toEqual([expected]);
     b.send({ type: 'leave' });
@@ -643,7 +700,13 @@ describe('Coordinator limits', () => {
 describe('Coordinator limits per address', () => {
   it('a flooder reconnecting from one address shares one message budget, and its connections are capped; another address is unaffected', () => {
     vi.useFakeTimers({ now: 0 });
-    const c = coordinator({ maxMessagesPerSec: 10, maxMessagesPerSecPerAddress: 50, maxConnectionsPerAddress: 8, heartbeatMs: 10_000, deadAfterMs: 60_000 });
+    const c = coordinator({
+      maxMessagesPerSec: 10,
+      maxMessagesPerSecPerAddress: 50,
+      maxConnectionsPerAddress: 8,
+      heartbeatMs: 10_000,
+      deadAfterMs: 60_000,
+    });
     const honest = join(c, 'r', 'H', '10.0.0.2');
     // 8 connections from 10.0.0.1, each within its own per-connection rate (10/s): 80 messages.
     const flood = Array.from({ length: 8 }, () => connectFrom(c, '10.0.0.1'));
@@ -664,7 +727,13 @@ describe('Coordinator limits per address', () => {
 
   it('a connection flooding while its address is over budget is still closed at 5 times its own rate', () => {
     vi.useFakeTimers({ now: 0 });
-    const c = coordinator({ maxMessagesPerSec: 10, maxMessagesPerSecPerAddress: 50, maxConnectionsPerAddress: 8, heartbeatMs: 10_000, deadAfterMs: 60_000 });
+    const c = coordinator({
+      maxMessagesPerSec: 10,
+      maxMessagesPerSecPerAddress: 50,
+      maxConnectionsPerAddress: 8,
+      heartbeatMs: 10_000,
+      deadAfterMs: 60_000,
+    });
     const [first, second] = [connectFrom(c, '10.0.0.1'), connectFrom(c, '10.0.0.1')];
     // The first uses the address's whole budget for this second, within what closes it (5 x 10).
     for (let i = 0; i < 50; i++) first.send({ type: 'heartbeat' });
@@ -700,6 +769,8 @@ describe('Coordinator strikes for invalid gradients', () => {
     expect(ids(c.view('r'))).toEqual(['A', 'B', 'C']);
     const back = connect(c);
     back.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r', peerId: 'D' });
-    expect(back.conn.sent).toEqual([{ type: 'error', code: 'unauthorized', message: 'D was removed from r for sending invalid gradients' }]);
+    expect(back.conn.sent).toEqual([
+      { type: 'error', code: 'unauthorized', message: 'D was removed from r for sending invalid gradients' },
+    ]);
   });
 });

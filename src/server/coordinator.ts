@@ -52,7 +52,13 @@ export interface CoordinatorOptions {
   auth?: RoomAuth;
 }
 
-export const LIMIT_DEFAULTS = { maxPeersPerRoom: 64, maxRooms: 1000, maxMessagesPerSec: 40, maxConnectionsPerAddress: 256, maxMessagesPerSecPerAddress: 1000 } as const;
+export const LIMIT_DEFAULTS = {
+  maxPeersPerRoom: 64,
+  maxRooms: 1000,
+  maxMessagesPerSec: 40,
+  maxConnectionsPerAddress: 256,
+  maxMessagesPerSecPerAddress: 1000,
+} as const;
 
 /** What one network address uses now: open connections, and this second's message count. */
 interface AddressUse {
@@ -217,7 +223,11 @@ export class Coordinator {
       release();
       this.throttled++;
       this.ended.add(conn);
-      conn.send({ type: 'error', code: 'rate-limited', message: `more than ${this.limits.maxConnectionsPerAddress} connections from one address; close some tabs` });
+      conn.send({
+        type: 'error',
+        code: 'rate-limited',
+        message: `more than ${this.limits.maxConnectionsPerAddress} connections from one address; close some tabs`,
+      });
       conn.close('too many connections from one address');
       return { message: () => undefined, alive: () => undefined, closed: () => undefined };
     }
@@ -242,7 +252,11 @@ export class Coordinator {
             if (joined) this.remove(joined, 'flooding the coordinator', false, conn);
             conn.close('too many messages');
           } else if (burst.count === this.limits.maxMessagesPerSec + 1) {
-            conn.send({ type: 'error', code: 'rate-limited', message: `more than ${this.limits.maxMessagesPerSec} messages in a second; the rest of this second is dropped` });
+            conn.send({
+              type: 'error',
+              code: 'rate-limited',
+              message: `more than ${this.limits.maxMessagesPerSec} messages in a second; the rest of this second is dropped`,
+            });
           }
           return;
         }
@@ -297,14 +311,20 @@ export class Coordinator {
       }
       let room = this.rooms.get(m.room);
       if (!room && this.rooms.size >= this.limits.maxRooms) {
-        conn.send({ type: 'error', code: 'too-many-rooms', message: `this server holds its limit of ${this.limits.maxRooms} rooms; try again later` });
+        conn.send({
+          type: 'error',
+          code: 'too-many-rooms',
+          message: `this server holds its limit of ${this.limits.maxRooms} rooms; try again later`,
+        });
         return null;
       }
       if (room && room.members.length >= this.limits.maxPeersPerRoom) {
         conn.send({ type: 'error', code: 'room-full', message: `room ${m.room} has its limit of ${this.limits.maxPeersPerRoom} peers` });
         return null;
       }
-      const refused = room?.banned.has(m.peerId) ? `${m.peerId} was removed from ${m.room} for sending invalid gradients` : this.auth.admit(m.room, m.peerId, nonce, m.auth);
+      const refused = room?.banned.has(m.peerId)
+        ? `${m.peerId} was removed from ${m.room} for sending invalid gradients`
+        : this.auth.admit(m.room, m.peerId, nonce, m.auth);
       if (refused) {
         this.rejected++;
         this.log(`${m.peerId} refused from ${m.room}: ${refused}`);
@@ -314,7 +334,19 @@ export class Coordinator {
         return null;
       }
       if (!room) {
-        room = { id: m.room, epoch: 0, members: [], badLinks: new Map(), ring: [], resyncAt: -Infinity, runs: 0, stats: new Map(), reports: new Map(), strikes: new Map(), banned: new Set() };
+        room = {
+          id: m.room,
+          epoch: 0,
+          members: [],
+          badLinks: new Map(),
+          ring: [],
+          resyncAt: -Infinity,
+          runs: 0,
+          stats: new Map(),
+          reports: new Map(),
+          strikes: new Map(),
+          banned: new Set(),
+        };
         this.rooms.set(m.room, room);
         if (m.epoch !== undefined) {
           const r = room;
@@ -329,7 +361,14 @@ export class Coordinator {
       const token = randomBytes(16).toString('base64url');
       room.members.push({ peerId: m.peerId, conn, lastSeen: Date.now(), token, ...(m.keys ? { keys: m.keys } : {}) });
       this.byPeer.set(m.peerId, room);
-      conn.send({ type: 'welcome', version: PROTOCOL_VERSION, peerId: m.peerId, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs, token });
+      conn.send({
+        type: 'welcome',
+        version: PROTOCOL_VERSION,
+        peerId: m.peerId,
+        heartbeatMs: this.heartbeatMs,
+        deadAfterMs: this.deadAfterMs,
+        token,
+      });
       this.log(`${m.peerId} ${m.epoch !== undefined ? 'rejoined' : 'joined'} ${m.room}`);
       if (!room.gathering) this.publish(room);
       // A peer joining during a run takes part in it (the trainer brings it up to date).
@@ -381,7 +420,11 @@ export class Coordinator {
       }
       case 'start': {
         if (room.run) {
-          conn.send({ type: 'error', code: 'busy', message: `run ${room.run.run} (started by ${room.run.by}) is still in progress; stop it before starting another` });
+          conn.send({
+            type: 'error',
+            code: 'busy',
+            message: `run ${room.run.run} (started by ${room.run.by}) is still in progress; stop it before starting another`,
+          });
           return joined;
         }
         room.run = { run: ++room.runs, by: joined, job: m.job };

@@ -58,7 +58,14 @@ describe('GET /api/datasets', () => {
     expect(res.status).toBe(200);
     const { datasets } = (await res.json()) as { datasets: DatasetInfo[] };
     expect(datasets).toContainEqual(
-      expect.objectContaining({ name: 'fashion-mnist', classes: 10, train: 60000, test: 10000, shape: [28, 28, 1], classNames: [...FASHION_MNIST.classNames] }),
+      expect.objectContaining({
+        name: 'fashion-mnist',
+        classes: 10,
+        train: 60000,
+        test: 10000,
+        shape: [28, 28, 1],
+        classNames: [...FASHION_MNIST.classNames],
+      }),
     );
   });
 });
@@ -141,16 +148,32 @@ describe('GET /api/datasets/:name/shard', () => {
 
   it.each<[string, string, RegExp]>([
     ['a missing rank', 'size=3', /^missing query parameter "rank": an integer with 0 <= rank < size$/],
-    ['a rank that is not a number', 'rank=abc&size=3', /^bad query parameter "rank": got "abc"; allowed: an integer with 0 <= rank < size$/],
+    [
+      'a rank that is not a number',
+      'rank=abc&size=3',
+      /^bad query parameter "rank": got "abc"; allowed: an integer with 0 <= rank < size$/,
+    ],
     ['rank >= size', 'rank=3&size=3', /^bad query parameter "rank": got 3 with size 3/],
     ['size 0', 'rank=0&size=0', /^bad query parameter "size": got "0"; allowed: an integer from 1 to 4096/],
-    ['an unknown scheme', 'rank=0&size=2&scheme=random', /^bad query parameter "scheme": got "random"; allowed: one of "iid", "label-shards", "dirichlet"/],
+    [
+      'an unknown scheme',
+      'rank=0&size=2&scheme=random',
+      /^bad query parameter "scheme": got "random"; allowed: one of "iid", "label-shards", "dirichlet"/,
+    ],
     ['an unknown split', 'rank=0&size=2&split=validation', /^bad query parameter "split": got "validation"; allowed: "train" or "test"/],
     ['alpha <= 0', 'rank=0&size=2&scheme=dirichlet&alpha=-1', /^bad query parameter "alpha": got "-1"; allowed: a number > 0/],
     ['a seed beyond u32', 'rank=0&size=2&seed=4294967296', /^bad query parameter "seed"/],
-    ['a misspelt parameter', 'rank=0&size=2&sead=1', /^unknown query parameter "sead"; allowed: split, rank, size, scheme, seed, alpha, shardsPerPart$/],
+    [
+      'a misspelt parameter',
+      'rank=0&size=2&sead=1',
+      /^unknown query parameter "sead"; allowed: split, rank, size, scheme, seed, alpha, shardsPerPart$/,
+    ],
     ['a repeated parameter', 'rank=0&rank=1&size=2', /^query parameter "rank" must be given once/],
-    ['more shards than samples', 'rank=0&size=4096&scheme=label-shards&shardsPerPart=1000', /^bad query parameter "shardsPerPart": .* exceed the 60000 samples/],
+    [
+      'more shards than samples',
+      'rank=0&size=4096&scheme=label-shards&shardsPerPart=1000',
+      /^bad query parameter "shardsPerPart": .* exceed the 60000 samples/,
+    ],
   ])('answers 400 for %s, naming the parameter', async (_, query, message) => {
     const res = await fetch(`${srv.base}/api/datasets/fashion-mnist/shard?${query}`);
     expect(res.status).toBe(400);
@@ -165,7 +188,9 @@ describe('GET /api/datasets/:name/shard', () => {
     const e = await fetchShard(srv.base + shardPath('fashion-mnist', { split: 'train', rank: 5, size: 2 }));
     expect(e).toBeInstanceOf(DataError);
     expect(e).toMatchObject({ code: 'fetch-failed', message: expect.stringMatching(/answered 400: bad query parameter "rank"/) });
-    const aborted = await fetchShard(srv.base + shardPath('fashion-mnist', { split: 'test', rank: 0, size: 1 }), { signal: AbortSignal.abort() });
+    const aborted = await fetchShard(srv.base + shardPath('fashion-mnist', { split: 'test', rank: 0, size: 1 }), {
+      signal: AbortSignal.abort(),
+    });
     expect(aborted).toMatchObject({ code: 'aborted' });
   });
 

@@ -76,7 +76,10 @@ export async function loadBuiltinSplit(root: string, ds: BuiltinDataset, split: 
       const bytes = await gunzip(raw);
       return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (e) {
-      throw new DataError('bad-format', `${ds.name}: ${p} is not valid gzip (${e instanceof Error ? e.message : String(e)}); restore it from git`);
+      throw new DataError(
+        'bad-format',
+        `${ds.name}: ${p} is not valid gzip (${e instanceof Error ? e.message : String(e)}); restore it from git`,
+      );
     }
   };
   const s = ds[split];
@@ -85,10 +88,16 @@ export async function loadBuiltinSplit(root: string, ds: BuiltinDataset, split: 
   const lb = parseIdx(lbBytes);
   const d = featureSize(ds.shape);
   if (im.dtype !== 'u8' || im.dims[0] !== s.n || featureSize(im.dims.slice(1)) !== d) {
-    throw new DataError('size-mismatch', `${ds.name}: ${s.images} holds ${im.dtype} [${im.dims.join(', ')}], expected u8 [${s.n}, ${ds.shape.join(', ')}]`);
+    throw new DataError(
+      'size-mismatch',
+      `${ds.name}: ${s.images} holds ${im.dtype} [${im.dims.join(', ')}], expected u8 [${s.n}, ${ds.shape.join(', ')}]`,
+    );
   }
   if (lb.dims.length !== 1 || lb.dims[0] !== s.n || (lb.dtype !== 'u8' && lb.dtype !== 'i8' && lb.dtype !== 'i16' && lb.dtype !== 'i32')) {
-    throw new DataError('size-mismatch', `${ds.name}: ${s.labels} holds ${lb.dtype} [${lb.dims.join(', ')}], expected ${s.n} integer labels`);
+    throw new DataError(
+      'size-mismatch',
+      `${ds.name}: ${s.labels} holds ${lb.dtype} [${lb.dims.join(', ')}], expected ${s.n} integer labels`,
+    );
   }
   const labels = Int32Array.from(lb.data);
   for (let i = 0; i < labels.length; i++) {
@@ -106,7 +115,10 @@ export function splitToDataset(ds: BuiltinDataset, s: LoadedSplit): Dataset {
   return { n: s.n, shape: [...s.shape], x, y: s.labels, numClasses: ds.classNames.length, classNames: [...ds.classNames] };
 }
 
-const uintString = z.string().regex(/^\d{1,10}$/).transform(Number);
+const uintString = z
+  .string()
+  .regex(/^\d{1,10}$/)
+  .transform(Number);
 
 /** What each query parameter allows, quoted in 400 answers. */
 const ALLOWED: Record<string, string> = {
@@ -237,7 +249,14 @@ export function registerDatasets(app: express.Express, root: string, opts: Datas
           pixels.set(s.pixels.subarray(i * d, (i + 1) * d), j * d);
           y[j] = s.labels[i]!;
         }
-        const body = encodeShardParts({ n: idx.length, shape: s.shape, numClasses: ds.classNames.length, x: pixels, y, classNames: ds.classNames });
+        const body = encodeShardParts({
+          n: idx.length,
+          shape: s.shape,
+          numClasses: ds.classNames.length,
+          x: pixels,
+          y,
+          classNames: ds.classNames,
+        });
         res.set({
           'Content-Type': 'application/octet-stream',
           'Content-Length': String(body.byteLength),

@@ -44,10 +44,12 @@ async function hello(c: Coordinator, room: string, peerId: string, auth?: (nonce
   return conn;
 }
 
-const proofOf = (key: Uint8Array<ArrayBuffer>, room: string, peerId: string, create = false) => async (nonce: string) => ({
-  proof: await hmac(key, helloText(nonce, room, peerId)),
-  ...(create ? { key: toBase64Url(key) } : {}),
-});
+const proofOf =
+  (key: Uint8Array<ArrayBuffer>, room: string, peerId: string, create = false) =>
+  async (nonce: string) => ({
+    proof: await hmac(key, helloText(nonce, room, peerId)),
+    ...(create ? { key: toBase64Url(key) } : {}),
+  });
 
 const welcomed = (c: Conn): boolean => c.sent.some((m) => m.type === 'welcome');
 const refusal = (c: Conn): string => {
@@ -89,10 +91,14 @@ describe('private rooms', () => {
     // A squatter opened "lab" first; the real creator's private room and its link holders are refused with a reason.
     expect(welcomed(await hello(c, 'lab', 'squatter'))).toBe(true);
     const key = await roomKey('lab', newSecret());
-    expect(refusal(await hello(c, 'lab', 'creator', proofOf(key, 'lab', 'creator', true)))).toMatch(/room lab is an open room on this server, not the private room your link names .*make a new room/);
+    expect(refusal(await hello(c, 'lab', 'creator', proofOf(key, 'lab', 'creator', true)))).toMatch(
+      /room lab is an open room on this server, not the private room your link names .*make a new room/,
+    );
     expect(refusal(await hello(c, 'lab', 'holder', proofOf(key, 'lab', 'holder')))).toMatch(/not the private room your link names/);
     expect(c.view('lab')?.members.map((m) => m.peerId)).toEqual(['squatter']);
-    expect(refusal(await hello(c, 'ghost', 'C', proofOf(await roomKey('ghost', newSecret()), 'ghost', 'C')))).toMatch(/room ghost is not known to this server/);
+    expect(refusal(await hello(c, 'ghost', 'C', proofOf(await roomKey('ghost', newSecret()), 'ghost', 'C')))).toMatch(
+      /room ghost is not known to this server/,
+    );
   });
 
   it('persist across a restart, readable only by the server user', async () => {
@@ -117,7 +123,13 @@ describe('rooms.json', () => {
   /** What `auth` remembers of `room` (a probe that changes nothing: a proof for a room it does not hold is refused). */
   const known = (auth: RoomAuth, room: string): string => {
     const refused = auth.admit(room, 'p', 'nonce', { proof: 'x' }) ?? '';
-    return /is not known/.test(refused) ? 'unknown' : /open room/.test(refused) ? 'open' : /wrong secret/.test(refused) ? 'private' : refused;
+    return /is not known/.test(refused)
+      ? 'unknown'
+      : /open room/.test(refused)
+        ? 'open'
+        : /wrong secret/.test(refused)
+          ? 'private'
+          : refused;
   };
   const lines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
@@ -143,7 +155,10 @@ describe('rooms.json', () => {
 
   it('ignores a torn last line with a message, and appends after it on a line of its own', async () => {
     const file = roomsFile();
-    writeFileSync(file, `${JSON.stringify({ room: 'lab', key: KEY })}\n${JSON.stringify({ room: 'demo', open: true })}\n{"room":"half","ke`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ room: 'lab', key: KEY })}\n${JSON.stringify({ room: 'demo', open: true })}\n{"room":"half","ke`,
+    );
     const logs: string[] = [];
     const auth = new RoomAuth({ file, log: (m) => logs.push(m) });
     expect(logs).toEqual([`${file}: line 3 ignored (torn: the server stopped while writing it)`]);
@@ -151,7 +166,15 @@ describe('rooms.json', () => {
     expect(plain(auth, 'new')).toBeNull();
     expect(readFileSync(file, 'utf8').endsWith(`{"room":"half","ke\n${JSON.stringify({ room: 'new', open: true })}\n`)).toBe(true);
     // The torn line is rewritten away in the background.
-    await vi.waitFor(() => expect(lines(file).map((l) => (JSON.parse(l) as { room: string }).room).sort()).toEqual(['demo', 'lab', 'new']), { timeout: 5000, interval: 10 });
+    await vi.waitFor(
+      () =>
+        expect(
+          lines(file)
+            .map((l) => (JSON.parse(l) as { room: string }).room)
+            .sort(),
+        ).toEqual(['demo', 'lab', 'new']),
+      { timeout: 5000, interval: 10 },
+    );
     const again = new RoomAuth({ file });
     expect([known(again, 'lab'), known(again, 'demo'), known(again, 'new')]).toEqual(['private', 'open', 'open']);
   });
@@ -176,7 +199,10 @@ describe('rooms.json', () => {
     writeFileSync(file, JSON.stringify({ lab: { key: KEY, used: 20 }, demo: { open: true, used: 10 } }));
     const auth = new RoomAuth({ file });
     expect([known(auth, 'lab'), known(auth, 'demo')]).toEqual(['private', 'open']);
-    await vi.waitFor(() => expect(lines(file)).toEqual([JSON.stringify({ room: 'demo', open: true }), JSON.stringify({ room: 'lab', key: KEY })]), { timeout: 5000, interval: 10 });
+    await vi.waitFor(
+      () => expect(lines(file)).toEqual([JSON.stringify({ room: 'demo', open: true }), JSON.stringify({ room: 'lab', key: KEY })]),
+      { timeout: 5000, interval: 10 },
+    );
     expect(plain(auth, 'new')).toBeNull();
     expect(known(new RoomAuth({ file }), 'new')).toBe('open');
   });

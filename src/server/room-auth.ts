@@ -46,7 +46,8 @@ function recordOf(saved: { key?: unknown; open?: unknown }): Record_ | null {
   return saved.open === true ? { open: true } : null;
 }
 
-const lineOf = (room: string, r: Record_): string => `${JSON.stringify('key' in r ? { room, key: r.key.toString('base64url') } : { room, open: true })}\n`;
+const lineOf = (room: string, r: Record_): string =>
+  `${JSON.stringify('key' in r ? { room, key: r.key.toString('base64url') } : { room, open: true })}\n`;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -85,7 +86,10 @@ export class RoomAuth {
     lines.forEach((line, i) => {
       if (!line) return;
       this.lines++;
-      if (!this.load(line, i === 0)) this.log(`${o.file}: line ${i + 1} ignored (${i === lines.length - 1 ? 'torn: the server stopped while writing it' : 'not a room record'})`);
+      if (!this.load(line, i === 0))
+        this.log(
+          `${o.file}: line ${i + 1} ignored (${i === lines.length - 1 ? 'torn: the server stopped while writing it' : 'not a room record'})`,
+        );
     });
     // The next record must start a line of its own, not complete a torn one.
     if (text && !text.endsWith('\n')) appendFileSync(o.file, '\n');
@@ -164,7 +168,8 @@ export class RoomAuth {
     }
     if ('key' in r) {
       if (!auth?.proof) return `room ${room} is private: open the link its members share (it ends in #k=...)`;
-      if (!equal(auth.proof, sign(r.key, helloText(nonce, room, peerId)))) return `wrong secret for room ${room}: open the link its members share again`;
+      if (!equal(auth.proof, sign(r.key, helloText(nonce, room, peerId))))
+        return `wrong secret for room ${room}: open the link its members share again`;
     }
     this.remember(room, r);
     return null;
@@ -181,7 +186,7 @@ export class RoomAuth {
     const m = /^(\d{1,15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/.exec(header ?? '');
     if (!m) return `room ${room} is private: this request needs its proof header`;
     const time = Number(m[1]);
-    if (Math.abs(now - time) > HTTP_PROOF_SKEW_MS) return 'the proof is too old (or this machine\'s clock is off)';
+    if (Math.abs(now - time) > HTTP_PROOF_SKEW_MS) return "the proof is too old (or this machine's clock is off)";
     if (!equal(m[3]!, sign(r.key, httpText(method, room, time, m[2]!, bodyHash)))) return 'wrong proof for this room (or for this body)';
     for (const [p, until] of this.spent) if (until <= now) this.spent.delete(p);
     if (this.spent.has(m[3]!)) return 'this proof was used already (a replayed request)';
@@ -213,7 +218,12 @@ export class RoomAuth {
       const fh = await open(tmp, 'w', 0o600);
       try {
         for (let i = 0; i < records.length; i += REWRITE_CHUNK) {
-          await fh.write(records.slice(i, i + REWRITE_CHUNK).map(([room, r]) => lineOf(room, r)).join(''));
+          await fh.write(
+            records
+              .slice(i, i + REWRITE_CHUNK)
+              .map(([room, r]) => lineOf(room, r))
+              .join(''),
+          );
         }
         await fh.sync();
       } finally {

@@ -133,11 +133,15 @@ class Member extends Client {
   }
 
   message<T>(pick: (m: ServerMessage) => T | undefined, what: string, ms?: number): Promise<T> {
-    return this.next((text) => {
-      const m = parseServerMessage(text);
-      if (m instanceof ProtocolError) throw m;
-      return pick(m);
-    }, what, ms);
+    return this.next(
+      (text) => {
+        const m = parseServerMessage(text);
+        if (m instanceof ProtocolError) throw m;
+        return pick(m);
+      },
+      what,
+      ms,
+    );
   }
 
   /** The first view after epoch `after` whose members are exactly `ids`, in this order. */
@@ -192,7 +196,13 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     const res = await fetch(`${server.url}/api/config`, { signal: AbortSignal.timeout(WAIT_MS) });
     expect(res.status).toBe(200);
     const body: unknown = await res.json();
-    expect(body).toEqual({ version: PROTOCOL_VERSION, peerPath: PEER_PATH, peerKey: PEER_KEY, coordinatorPath: COORDINATOR_PATH, iceServers: [ICE[0]] });
+    expect(body).toEqual({
+      version: PROTOCOL_VERSION,
+      peerPath: PEER_PATH,
+      peerKey: PEER_KEY,
+      coordinatorPath: COORDINATOR_PATH,
+      iceServers: [ICE[0]],
+    });
     expect(clientConfigSchema.safeParse(body).success).toBe(true);
   });
 
@@ -203,7 +213,13 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     const name = `${uid('probe')}.json`;
     writeFileSync(path.join(dir, name), '{"secret":"room-key-marker"}');
     try {
-      for (const p of [`/.ringtrain/checkpoints/${name}`, `/%2eringtrain/checkpoints/${name}`, `/.ringtrain%2Fcheckpoints%2F${name}`, `/./.ringtrain/checkpoints/${name}`, `/.RINGTRAIN/checkpoints/${name}`]) {
+      for (const p of [
+        `/.ringtrain/checkpoints/${name}`,
+        `/%2eringtrain/checkpoints/${name}`,
+        `/.ringtrain%2Fcheckpoints%2F${name}`,
+        `/./.ringtrain/checkpoints/${name}`,
+        `/.RINGTRAIN/checkpoints/${name}`,
+      ]) {
         const res = await fetch(`${server.url}${p}`, { signal: AbortSignal.timeout(WAIT_MS) });
         const body = await res.text();
         expect(body, p).not.toContain('room-key-marker');
@@ -228,7 +244,14 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     const a = await Member.join(server, room);
     expect(await a.view([a.peerId])).toEqual({ room, epoch: 1, members: [{ peerId: a.peerId, rank: 0 }] });
     const b = await Member.join(server, room);
-    const both = { room, epoch: 2, members: [{ peerId: a.peerId, rank: 0 }, { peerId: b.peerId, rank: 1 }] };
+    const both = {
+      room,
+      epoch: 2,
+      members: [
+        { peerId: a.peerId, rank: 0 },
+        { peerId: b.peerId, rank: 1 },
+      ],
+    };
     expect(await a.view([a.peerId, b.peerId])).toEqual(both);
     expect(await b.view([a.peerId, b.peerId])).toEqual(both);
     expect(server.coordinator.view(room)).toEqual(both);
@@ -250,8 +273,13 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     const { epoch } = await a.view([a.peerId, big.peerId]);
     const rejected = server.coordinator.rejected;
     big.send('x'.repeat(MAX_CONTROL_BYTES + 1));
-    expect(await withTimeout(big.closed, WAIT_MS, 'the oversized sender to be closed')).toEqual({ code: 4000, reason: expect.stringMatching(/exceeds 65536/) });
-    expect(big.texts.map((t) => JSON.parse(t) as { type: string; code?: string }).filter((m) => m.type === 'error')).toEqual([expect.objectContaining({ code: 'bad-message' })]);
+    expect(await withTimeout(big.closed, WAIT_MS, 'the oversized sender to be closed')).toEqual({
+      code: 4000,
+      reason: expect.stringMatching(/exceeds 65536/),
+    });
+    expect(big.texts.map((t) => JSON.parse(t) as { type: string; code?: string }).filter((m) => m.type === 'error')).toEqual([
+      expect.objectContaining({ code: 'bad-message' }),
+    ]);
     expect(server.coordinator.rejected).toBe(rejected + 1);
     await a.view([a.peerId], epoch);
     const huge = await Member.join(server, room);
@@ -267,7 +295,10 @@ describe('startServer (dev mode: Vite middleware, PeerServer and coordinator on 
     const c = new Client(`${ws}${COORDINATOR_PATH}`);
     await c.opened;
     c.send({ type: 'hello', version: PROTOCOL_VERSION + 1, room: uid('room'), peerId: uid('peer') });
-    expect(JSON.parse(await c.next((t) => (t.includes('"challenge"') ? undefined : t), 'the error'))).toMatchObject({ type: 'error', code: 'bad-version' });
+    expect(JSON.parse(await c.next((t) => (t.includes('"challenge"') ? undefined : t), 'the error'))).toMatchObject({
+      type: 'error',
+      code: 'bad-version',
+    });
     expect(await withTimeout(c.closed, WAIT_MS, 'the close')).toMatchObject({ code: 4000, reason: expect.stringMatching(/reload/) });
   });
 
@@ -391,14 +422,27 @@ describe('startServer (prod mode: built assets)', () => {
 
   it('stores checkpoints within the quotas it is given, and records its rooms one line each in rooms.json', async () => {
     const checkpointDir = path.join(root, uid('checkpoints'));
-    const server = await startServer({ host: '127.0.0.1', port: 0, mode: 'prod', root, checkpointDir, checkpointRoomQuota: 200, checkpointQuota: 400 });
+    const server = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      mode: 'prod',
+      root,
+      checkpointDir,
+      checkpointRoomQuota: 200,
+      checkpointQuota: 400,
+    });
     try {
       const room = uid('room');
       const m = await Member.join(server, room);
       const token = await m.message((x) => (x.type === 'welcome' ? x.token : undefined), 'the welcome');
       const put = async (floats: number): Promise<number> => {
         const body = encodeCheckpoint({ step: 1, runKey: 'run', weights: new Float32Array(floats), optimizer: new Float32Array(0) });
-        const res = await fetch(`${server.url}/api/rooms/${room}/checkpoint`, { method: 'PUT', body, headers: { [MEMBER_HEADER]: `${m.peerId}.${token}` }, signal: AbortSignal.timeout(WAIT_MS) });
+        const res = await fetch(`${server.url}/api/rooms/${room}/checkpoint`, {
+          method: 'PUT',
+          body,
+          headers: { [MEMBER_HEADER]: `${m.peerId}.${token}` },
+          signal: AbortSignal.timeout(WAIT_MS),
+        });
         return res.status;
       };
       // 36 + 4 × 10 bytes fit the room's 200; 36 + 4 × 50 do not.
@@ -423,7 +467,10 @@ describe('startServer (prod mode: built assets)', () => {
       await a.close();
       console.log(JSON.stringify({ code, status }));
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -445,7 +492,15 @@ describe('startServer (prod mode: built assets)', () => {
 describe('signaling is for members', () => {
   let server: RunningServer;
   beforeAll(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, mode: 'dev', root: ROOT, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS, signalingGraceMs: 400 });
+    server = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      mode: 'dev',
+      root: ROOT,
+      heartbeatMs: HEARTBEAT_MS,
+      deadAfterMs: DEAD_AFTER_MS,
+      signalingGraceMs: 400,
+    });
   }, 30_000);
   afterAll(async () => {
     await server?.close();
@@ -461,7 +516,10 @@ describe('signaling is for members', () => {
     // The stranger connects after the member: when its grace ends, the member's has ended too.
     const stranger = signaling(uid('peer'));
     await stranger.opened;
-    expect(await withTimeout(stranger.closed, WAIT_MS, 'the stranger to be closed')).toEqual({ code: 4003, reason: 'not admitted to a room' });
+    expect(await withTimeout(stranger.closed, WAIT_MS, 'the stranger to be closed')).toEqual({
+      code: 4003,
+      reason: 'not admitted to a room',
+    });
     expect(member.ws.readyState).toBe(member.ws.OPEN);
     joined.stopHeartbeats();
   });
@@ -482,7 +540,15 @@ describe('limits over real sockets: a misbehaving client does not starve honest 
 
   beforeAll(async () => {
     // Quiet: the flood makes the server log every closed socket.
-    server = await startServer({ host: '127.0.0.1', port: 0, mode: 'dev', root: ROOT, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS, log: () => undefined });
+    server = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      mode: 'dev',
+      root: ROOT,
+      heartbeatMs: HEARTBEAT_MS,
+      deadAfterMs: DEAD_AFTER_MS,
+      log: () => undefined,
+    });
   }, 30_000);
   afterAll(async () => {
     await server?.close();
@@ -531,7 +597,11 @@ describe('limits over real sockets: a misbehaving client does not starve honest 
   async function timedJoin(room: string): Promise<{ member: Member; ms: number }> {
     const t0 = performance.now();
     const member = await Member.join(server, room);
-    await member.message((m) => (m.type === 'view' && m.view.members.some((x) => x.peerId === member.peerId) ? true : undefined), `a view with ${member.peerId}`, JOIN_MS);
+    await member.message(
+      (m) => (m.type === 'view' && m.view.members.some((x) => x.peerId === member.peerId) ? true : undefined),
+      `a view with ${member.peerId}`,
+      JOIN_MS,
+    );
     return { member, ms: performance.now() - t0 };
   }
 
@@ -597,7 +667,22 @@ describe('limits over real sockets: a misbehaving client does not starve honest 
     const b = await Member.join(server, room);
     a.send(`{"type":"start","job":{"kind":"train","config":{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}}}`);
     expect(await a.errorCode()).toBe('bad-message');
-    a.send({ type: 'start', job: { kind: 'train', config: { dataset: 'fashion-mnist', partition: { scheme: 'iid', seed: 1 }, model: 'mlp', algorithm: 'sgd', optimizer: { kind: 'adam', lr: 0.01 }, batch: 32, steps: 10, seed: 1 } } });
+    a.send({
+      type: 'start',
+      job: {
+        kind: 'train',
+        config: {
+          dataset: 'fashion-mnist',
+          partition: { scheme: 'iid', seed: 1 },
+          model: 'mlp',
+          algorithm: 'sgd',
+          optimizer: { kind: 'adam', lr: 0.01 },
+          batch: 32,
+          steps: 10,
+          seed: 1,
+        },
+      },
+    });
     expect(await b.message((m) => (m.type === 'run' ? m.by : undefined), 'the run')).toBe(a.peerId);
   });
 });

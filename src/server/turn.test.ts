@@ -18,7 +18,8 @@ const STUN = { urls: 'stun:stun.example.org:3478' };
 const STATIC = { urls: 'turn:static.example.org:3478', username: 'static-user', credential: 'static-password' };
 
 /** What any credential in a list of ICE servers would show: usernames, credentials, and the secret itself. */
-const secrets = (list: IceServer[]): string[] => list.flatMap((s) => [s.username, s.credential].filter((x): x is string => x !== undefined));
+const secrets = (list: IceServer[]): string[] =>
+  list.flatMap((s) => [s.username, s.credential].filter((x): x is string => x !== undefined));
 
 describe('TURN REST credentials', () => {
   it('are HMAC-SHA1 of "<expiry>:<name>" under the secret, base64, as coturn checks them', () => {
@@ -26,7 +27,13 @@ describe('TURN REST credentials', () => {
     expect(turnCredential('s3cret', '1796151165:ptest')).toBe('yr/tb6JZpJJ9dneZLOcLbs8iC5s=');
     const now = 1_700_000_000_500;
     const s = mintTurnServer({ urls: TURN_URLS, secret: SECRET, ttlSeconds: TTL_S }, 'p1', now);
-    expect(s).toEqual({ urls: TURN_URLS, username: `${1_700_000_000 + TTL_S}:p1`, credential: createHmac('sha1', SECRET).update(`${1_700_000_000 + TTL_S}:p1`).digest('base64') });
+    expect(s).toEqual({
+      urls: TURN_URLS,
+      username: `${1_700_000_000 + TTL_S}:p1`,
+      credential: createHmac('sha1', SECRET)
+        .update(`${1_700_000_000 + TTL_S}:p1`)
+        .digest('base64'),
+    });
     expect(mintTurnServer({ urls: TURN_URLS, secret: SECRET }, 'p1', now).username).toBe(`${1_700_000_000 + DEFAULT_TURN_TTL_S}:p1`);
   });
 });

@@ -26,18 +26,40 @@ describe('chaos schedules', () => {
     expect(chaosSchedule(7)).toEqual(chaosSchedule(7));
     const all = Array.from({ length: 500 }, (_, i) => chaosSchedule(i + 1));
     const text = all.map(describeSchedule).join('\n');
-    for (const w of ['sgd', 'gd', 'fedavg', 'svm', 'evalEvery', 'checkpointEvery', 'balance', 'dp', 'secure', 'median', 'trimmed-mean', 'fp16', 'int8', 'powersgd', 'randomk', 'auto']) expect(text).toContain(w);
+    for (const w of [
+      'sgd',
+      'gd',
+      'fedavg',
+      'svm',
+      'evalEvery',
+      'checkpointEvery',
+      'balance',
+      'dp',
+      'secure',
+      'median',
+      'trimmed-mean',
+      'fp16',
+      'int8',
+      'powersgd',
+      'randomk',
+      'auto',
+    ])
+      expect(text).toContain(w);
     for (const k of ['crash', 'leave', 'join', 'pause', 'stop', 'restart', 'timeout']) expect(text).toContain(`${k}@`);
   });
 
   const list = seeds();
   for (let b = 0; b < list.length; b += BATCH) {
     const batch = list.slice(b, b + BATCH);
-    it(`seeds ${batch[0]}-${batch.at(-1)}: the run ends, survivors agree, no step lost or repeated, served weights as fault-free`, { timeout: 600_000 }, async () => {
+    it(`seeds ${batch[0]}-${batch.at(-1)}: the run ends, survivors agree, no step lost or repeated, served weights as fault-free`, {
+      timeout: 600_000,
+    }, async () => {
       const failures: string[] = [];
       for (let i = 0; i < batch.length; i += PARALLEL) {
         const outcomes = await Promise.all(batch.slice(i, i + PARALLEL).map(runChaos));
-        for (const o of outcomes) if (o.problems.length) failures.push(`${describeSchedule(o.schedule)}\n    ${o.problems.join('\n    ')}\n    again: ${reproduce(o.schedule.seed)}`);
+        for (const o of outcomes)
+          if (o.problems.length)
+            failures.push(`${describeSchedule(o.schedule)}\n    ${o.problems.join('\n    ')}\n    again: ${reproduce(o.schedule.seed)}`);
       }
       expect(failures, failures.join('\n')).toEqual([]);
     });

@@ -83,7 +83,12 @@ export function chaosSchedule(seed: number): ChaosSchedule {
   const extra = algorithm === 'fedavg' ? null : pickOf(EXTRAS);
   const config = { ...base, ...extra };
   const kinds: ChaosEventKind[] = ['crash', 'crash', 'leave', 'join', 'join', 'pause', 'restart', 'timeout', 'stop'];
-  const events = Array.from({ length: int(1, 5) }, () => ({ at: int(1, steps - 1), kind: pickOf(kinds), pick: rand(), frames: int(0, 12) })).sort((a, b) => a.at - b.at);
+  const events = Array.from({ length: int(1, 5) }, () => ({
+    at: int(1, steps - 1),
+    kind: pickOf(kinds),
+    pick: rand(),
+    frames: int(0, 12),
+  })).sort((a, b) => a.at - b.at);
   // A stop ends the run: nothing is scheduled after it (a joiner would wait for a run that is over).
   const stop = events.findIndex((e) => e.kind === 'stop');
   return { seed, peers: int(2, 4), config, events: stop >= 0 ? events.slice(0, stop + 1) : events };
@@ -216,8 +221,18 @@ export async function runChaos(seed: number): Promise<ChaosOutcome> {
   };
   const start = (id: string): void => {
     room.add(id);
-    const p: ChaosPeer = { id, events: [], control: { pause: false, stop: false }, abort: new AbortController(), gone: false, run: null as unknown as ChaosPeer['run'] };
-    p.run = train(s.config, room.deps(id, s.config, { control: () => p.control, onEvent: (e) => onEvent(p, e), signal: p.abort.signal })).then(
+    const p: ChaosPeer = {
+      id,
+      events: [],
+      control: { pause: false, stop: false },
+      abort: new AbortController(),
+      gone: false,
+      run: null as unknown as ChaosPeer['run'],
+    };
+    p.run = train(
+      s.config,
+      room.deps(id, s.config, { control: () => p.control, onEvent: (e) => onEvent(p, e), signal: p.abort.signal }),
+    ).then(
       (value) => ({ status: 'fulfilled', value }),
       (reason: unknown) => ({ status: 'rejected', reason }),
     );
@@ -240,7 +255,9 @@ export async function runChaos(seed: number): Promise<ChaosOutcome> {
           .slice(-4)
           .map((e) => JSON.stringify(e))
           .join(' ');
-      problems.push(`did not terminate within ${DEADLINE_MS / 1000} s (members ${room.members.join(',')}): ${pending.map((p) => `${p.id} at step ${p.events.filter((e) => e.type === 'step').at(-1)?.step ?? 0} after ${last(p)}`).join('; ')}`);
+      problems.push(
+        `did not terminate within ${DEADLINE_MS / 1000} s (members ${room.members.join(',')}): ${pending.map((p) => `${p.id} at step ${p.events.filter((e) => e.type === 'step').at(-1)?.step ?? 0} after ${last(p)}`).join('; ')}`,
+      );
       for (const p of pending) p.abort.abort(new Error('chaos deadline'));
       break;
     }
@@ -261,7 +278,10 @@ export async function runChaos(seed: number): Promise<ChaosOutcome> {
   for (const { p, r } of survivors) {
     recoveries = Math.max(recoveries, r.recoveries);
     if (r.checksum !== first!.r.checksum) problems.push(`${p.id} checksum ${r.checksum} != ${first!.p.id}'s ${first!.r.checksum}`);
-    if (r.steps !== first!.r.steps || r.stopped !== first!.r.stopped) problems.push(`${p.id} ended at step ${r.steps} (stopped ${r.stopped}), ${first!.p.id} at ${first!.r.steps} (stopped ${first!.r.stopped})`);
+    if (r.steps !== first!.r.steps || r.stopped !== first!.r.stopped)
+      problems.push(
+        `${p.id} ended at step ${r.steps} (stopped ${r.stopped}), ${first!.p.id} at ${first!.r.steps} (stopped ${first!.r.stopped})`,
+      );
     if (!r.stopped && r.steps !== s.config.steps) problems.push(`${p.id} ended at step ${r.steps} of ${s.config.steps} without a stop`);
     for (const q of stepProblems(p.events)) problems.push(`${p.id}: ${q}`);
     if (!r.weights.every(Number.isFinite)) problems.push(`${p.id} has non-finite weights`);

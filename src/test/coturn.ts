@@ -36,7 +36,16 @@ const installed = (pkg: string): boolean => run('dpkg-query', ['-W', '-f=${db:St
 
 /** The library packages `pkg` depends on directly (`lib*`, real packages, not virtual ones). */
 function libDepends(pkg: string): string[] {
-  const r = run('apt-cache', ['depends', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks', '--no-replaces', '--no-enhances', pkg]);
+  const r = run('apt-cache', [
+    'depends',
+    '--no-recommends',
+    '--no-suggests',
+    '--no-conflicts',
+    '--no-breaks',
+    '--no-replaces',
+    '--no-enhances',
+    pkg,
+  ]);
   if (!r.ok) throw new Error(`apt-cache depends ${pkg}: ${r.err}`);
   return [...r.out.matchAll(/^\s+\|?(?:Pre)?Depends: (lib[^\s<>]+)$/gm)].map((m) => m[1]!);
 }
@@ -78,7 +87,8 @@ export function findTurnserver(log: (s: string) => void = () => undefined): Turn
     if (existsSync(t.exe) && missingLibs(t).length === 0) return t;
   }
   for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb', 'dpkg-query', 'ldd']) {
-    if (!run('sh', ['-c', `command -v ${tool}`]).out.trim()) throw new Error(`coturn's turnserver is not on PATH, and ${tool} (to fetch Debian's package) is missing. ${FIX}.`);
+    if (!run('sh', ['-c', `command -v ${tool}`]).out.trim())
+      throw new Error(`coturn's turnserver is not on PATH, and ${tool} (to fetch Debian's package) is missing. ${FIX}.`);
   }
   // The library packages this machine lacks, with theirs, breadth first.
   const want = ['coturn'];
@@ -97,7 +107,10 @@ export function findTurnserver(log: (s: string) => void = () => undefined): Turn
     // As root apt would hand the download to its _apt user, which cannot write here.
     const sandbox = process.getuid?.() === 0 ? ['-o', 'APT::Sandbox::User=root'] : [];
     const dl = run('apt-get', [...sandbox, 'download', ...want], tmp);
-    if (!dl.ok) throw new Error(`coturn's turnserver is not on PATH, and "apt-get download ${want.join(' ')}" failed: ${dl.err.split('\n').slice(-3).join(' ')}. ${FIX}.`);
+    if (!dl.ok)
+      throw new Error(
+        `coturn's turnserver is not on PATH, and "apt-get download ${want.join(' ')}" failed: ${dl.err.split('\n').slice(-3).join(' ')}. ${FIX}.`,
+      );
     for (const deb of readdirSync(tmp).filter((f) => f.endsWith('.deb'))) {
       const x = run('dpkg-deb', ['-x', deb, 'root'], tmp);
       if (!x.ok) throw new Error(`dpkg-deb -x ${deb}: ${x.err}`);

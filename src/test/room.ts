@@ -40,7 +40,16 @@ export class TestRoom {
   readonly net = new MemoryNetwork();
   epoch = 0;
   members: string[] = [];
-  private readonly peers = new Map<string, { t: MemoryTransport; mailbox: Mailbox; comm: Communicator | null; keys: ReturnType<typeof maskKeyPair> | null; signs: ReturnType<typeof signingKeyPair> | null }>();
+  private readonly peers = new Map<
+    string,
+    {
+      t: MemoryTransport;
+      mailbox: Mailbox;
+      comm: Communicator | null;
+      keys: ReturnType<typeof maskKeyPair> | null;
+      signs: ReturnType<typeof signingKeyPair> | null;
+    }
+  >();
   private readonly changed = new Set<() => void>();
   /** Checkpoints stored through `saveCheckpoint`, newest last. */
   readonly checkpoints: Uint8Array[] = [];
@@ -74,7 +83,13 @@ export class TestRoom {
     for (const [id, p] of this.peers) {
       p.comm?.close();
       p.comm = this.members.includes(id)
-        ? new Communicator({ transport: p.t, mailbox: p.mailbox, view, chunkBytes: this.o.chunkBytes ?? 512, timeoutMs: this.o.timeoutMs ?? 5_000 })
+        ? new Communicator({
+            transport: p.t,
+            mailbox: p.mailbox,
+            view,
+            chunkBytes: this.o.chunkBytes ?? 512,
+            timeoutMs: this.o.timeoutMs ?? 5_000,
+          })
         : null;
     }
     for (const f of [...this.changed]) f();
@@ -108,7 +123,7 @@ export class TestRoom {
       size: comm.size,
       sum: (v, wire) => comm.allreduce(v, wire ? { wire } : {}),
       // Signed as in the app: every member has a signing key pair (made once).
-      allGather: async (v) => (await (gather ??= this.signedGather(peer.signs ??= signingKeyPair(), view, comm)))(v),
+      allGather: async (v) => (await (gather ??= this.signedGather((peer.signs ??= signingKeyPair()), view, comm)))(v),
       broadcast: (root, data) => comm.broadcast(root, data),
       // Secure aggregation: every member's key pair (made once), pair keys bound to this view.
       maskKeys: async () => {
@@ -124,12 +139,27 @@ export class TestRoom {
     };
   }
 
-  private async signedGather(mine: ReturnType<typeof signingKeyPair>, view: View, comm: Communicator): Promise<(v: Float32Array) => Promise<Float32Array[]>> {
-    const publicKeys = await Promise.all(view.members.map(async (m) => verifyingKey((await (this.peers.get(m.peerId)!.signs ??= signingKeyPair())).pub)));
-    return signedAllGather((v) => comm.allGather(v), { rank: comm.rank, context: `${view.room}|${view.epoch}`, privateKey: (await mine).privateKey, publicKeys });
+  private async signedGather(
+    mine: ReturnType<typeof signingKeyPair>,
+    view: View,
+    comm: Communicator,
+  ): Promise<(v: Float32Array) => Promise<Float32Array[]>> {
+    const publicKeys = await Promise.all(
+      view.members.map(async (m) => verifyingKey((await (this.peers.get(m.peerId)!.signs ??= signingKeyPair())).pub)),
+    );
+    return signedAllGather((v) => comm.allGather(v), {
+      rank: comm.rank,
+      context: `${view.room}|${view.epoch}`,
+      privateKey: (await mine).privateKey,
+      publicKeys,
+    });
   }
 
-  deps(id: string, cfg: TrainConfig, hooks: { control?: () => TrainControl; onEvent?: (e: TrainEvent) => void; signal?: AbortSignal } = {}): TrainerDeps {
+  deps(
+    id: string,
+    cfg: TrainConfig,
+    hooks: { control?: () => TrainControl; onEvent?: (e: TrainEvent) => void; signal?: AbortSignal } = {},
+  ): TrainerDeps {
     return {
       group: (failed) => this.group(id, failed),
       loadShard: async (split, rank, size) => localShard(this.data, split, { rank, size, ...cfg.partition }),

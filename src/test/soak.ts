@@ -120,7 +120,10 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
     );
     const cdp = await Promise.all(cluster.pages.map((p) => p.context().newCDPSession(p)));
     const runs = cluster.pages.map((p) =>
-      p.evaluate((c) => window.ringtrain.train(c as never, (e) => (window as unknown as { __soakEvent(e: TrainEvent): void }).__soakEvent(e)), config),
+      p.evaluate(
+        (c) => window.ringtrain.train(c as never, (e) => (window as unknown as { __soakEvent(e: TrainEvent): void }).__soakEvent(e)),
+        config,
+      ),
     );
     let failure: Error | null = null;
     const finished = Promise.all(runs).catch((e: unknown) => {
@@ -199,7 +202,10 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
     // Wakes for each sample and cut until the soak's time is up or the run fails.
     while (!failure && performance.now() < end) {
       const wake = Math.min(nextSample, nextCut, end);
-      const done = await Promise.race([finished.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, wake - performance.now())))]);
+      const done = await Promise.race([
+        finished.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), Math.max(0, wake - performance.now()))),
+      ]);
       if (done) break;
       if (performance.now() >= nextSample) {
         if (!(await pauseAll())) break;
@@ -218,7 +224,12 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
     return {
       options: { minutes: o.minutes, peers: o.peers, model: o.model, sampleEveryMs: every, cutEveryMs: o.cutEveryMs ?? null },
       samples,
-      result: results && { steps: results[0]!.steps, accuracy: results[0]!.accuracy, checksums: results.map((r) => r.checksum), stopped: results.every((r) => r.stopped) },
+      result: results && {
+        steps: results[0]!.steps,
+        accuracy: results[0]!.accuracy,
+        checksums: results.map((r) => r.checksum),
+        stopped: results.every((r) => r.stopped),
+      },
       error: error ? error.message : null,
       cuts,
       linkReports,

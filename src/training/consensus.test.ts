@@ -18,7 +18,13 @@ describe('chooseState', () => {
     // p1 completed step 12 alone; p2 did not; p0 lies about a step far ahead.
     expect(pick([[c(1_000_001, 'evil'), c(12, 'b')], [c(13, 'a'), c(12, 'b')], [c(12, 'b'), c(11, 'z')], [none]])).toEqual([12, [0, 1, 2]]);
     // Two peers completed it: the others take it over, nobody goes back.
-    expect(pick([[c(13, 'a'), c(12, 'b')], [c(13, 'a'), c(12, 'b')], [c(12, 'b'), c(11, 'z')]])).toEqual([13, [0, 1]]);
+    expect(
+      pick([
+        [c(13, 'a'), c(12, 'b')],
+        [c(13, 'a'), c(12, 'b')],
+        [c(12, 'b'), c(11, 'z')],
+      ]),
+    ).toEqual([13, [0, 1]]);
   });
 
   it('peers coming back with an old state do not take the room back, however many', () => {

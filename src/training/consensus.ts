@@ -78,7 +78,11 @@ export function chooseState(claims: readonly (readonly Claim[])[]): Chosen | nul
   const all = [...groups.values()];
   const corroborated = all.filter((g) => g.holders.length >= CORROBORATED);
   const better = (a: Chosen, b: Chosen): boolean =>
-    a.held !== b.held ? a.held > b.held : a.holders.length !== b.holders.length ? a.holders.length > b.holders.length : a.holders[0]! < b.holders[0]!;
+    a.held !== b.held
+      ? a.held > b.held
+      : a.holders.length !== b.holders.length
+        ? a.holders.length > b.holders.length
+        : a.holders[0]! < b.holders[0]!;
   return (corroborated.length > 0 ? corroborated : all).reduce<Chosen | null>((best, g) => (!best || better(g, best) ? g : best), null);
 }
 
@@ -115,14 +119,22 @@ export async function gatherClaims(
  * `m`'s digest; a sender whose bytes are not the state it claimed is reported and fails the view,
  * and the next view asks another holder.
  */
-export async function adoptChosen(g: Pick<Group, 'rank' | 'epoch' | 'broadcast' | 'reportInvalid'>, m: Chosen, mine: Uint8Array | null, step: number): Promise<Uint8Array> {
+export async function adoptChosen(
+  g: Pick<Group, 'rank' | 'epoch' | 'broadcast' | 'reportInvalid'>,
+  m: Chosen,
+  mine: Uint8Array | null,
+  step: number,
+): Promise<Uint8Array> {
   const source = senderOf(m, g.epoch);
   const bytes = await g.broadcast(source, g.rank === source ? mine : null);
   if (mine) return mine;
   const d = digestWords(bytes);
   if (!d.every((w, i) => w === m.digest[i])) {
     g.reportInvalid?.(step, [source]);
-    throw new RingError('protocol', `rank ${source} sent a state other than the one ${m.holders.length} peer(s) hold; the next view asks another holder`);
+    throw new RingError(
+      'protocol',
+      `rank ${source} sent a state other than the one ${m.holders.length} peer(s) hold; the next view asks another holder`,
+    );
   }
   return bytes;
 }

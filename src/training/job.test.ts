@@ -49,7 +49,15 @@ describe('training setup form', () => {
   it('gives tree jobs their own config', () => {
     expect(jobFromFields({ model: 'gbdt', depth: '4', rounds: '20', bins: '64', partition: 'label-shards', shards: '3' })).toEqual({
       kind: 'trees',
-      config: { dataset: 'fashion-mnist', partition: { scheme: 'label-shards', seed: 1, shardsPerPart: 3 }, model: 'gbdt', maxDepth: 4, bins: 64, rounds: 20, seed: 1 },
+      config: {
+        dataset: 'fashion-mnist',
+        partition: { scheme: 'label-shards', seed: 1, shardsPerPart: 3 },
+        model: 'gbdt',
+        maxDepth: 4,
+        bins: 64,
+        rounds: 20,
+        seed: 1,
+      },
     });
     expect(jobFromFields({ model: 'tree' }).config).not.toHaveProperty('rounds');
   });

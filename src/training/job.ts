@@ -114,7 +114,8 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
   const dataset = f.dataset!;
   const seed = 1;
   const scheme = f.partition!;
-  if (!['iid', 'label-shards', 'dirichlet'].includes(scheme)) throw new SetupError('partition', `partition: "${scheme}" is not iid, label-shards or dirichlet`);
+  if (!['iid', 'label-shards', 'dirichlet'].includes(scheme))
+    throw new SetupError('partition', `partition: "${scheme}" is not iid, label-shards or dirichlet`);
   const partition = {
     scheme,
     seed,
@@ -136,15 +137,22 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       },
     };
   }
-  if (!['softmax', 'mlp', 'cnn', 'svm'].includes(model)) throw new SetupError('model', `model: "${model}" is not one of softmax, mlp, cnn, svm, tree, gbdt`);
+  if (!['softmax', 'mlp', 'cnn', 'svm'].includes(model))
+    throw new SetupError('model', `model: "${model}" is not one of softmax, mlp, cnn, svm, tree, gbdt`);
   const algorithm = f.algorithm!;
   if (!['sgd', 'gd', 'fedavg'].includes(algorithm)) throw new SetupError('algorithm', `algorithm: "${algorithm}" is not sgd, gd or fedavg`);
   const kind = model === 'svm' ? 'pegasos' : f.optimizer!;
-  if (!['sgd', 'momentum', 'adam', 'pegasos'].includes(kind)) throw new SetupError('optimizer', `optimizer: "${kind}" is not sgd, momentum, adam or pegasos`);
-  const optimizer = kind === 'pegasos' ? { kind, lambda: num(f, 'lambda', { min: 1e-9, max: 10 }) } : { kind, lr: num(f, 'lr', { min: 1e-7, max: 10 }) };
+  if (!['sgd', 'momentum', 'adam', 'pegasos'].includes(kind))
+    throw new SetupError('optimizer', `optimizer: "${kind}" is not sgd, momentum, adam or pegasos`);
+  const optimizer =
+    kind === 'pegasos' ? { kind, lambda: num(f, 'lambda', { min: 1e-9, max: 10 }) } : { kind, lr: num(f, 'lr', { min: 1e-7, max: 10 }) };
   const batch = num(f, 'batch', { int: true, min: 1, max: 65_536 });
   const samples = dataset === 'local' ? localSamples : TRAIN_SAMPLES[dataset];
-  if (!samples) throw new SetupError('dataset', dataset === 'local' ? 'dataset: load your own data first (under "Your own data")' : `dataset: unknown dataset "${dataset}"`);
+  if (!samples)
+    throw new SetupError(
+      'dataset',
+      dataset === 'local' ? 'dataset: load your own data first (under "Your own data")' : `dataset: unknown dataset "${dataset}"`,
+    );
   const epochs = num(f, 'epochs', { min: 0.01, max: 1000 });
   const localSteps = num(f, 'localSteps', { int: true, min: 1, max: 1000 });
   // One step covers a global batch (sgd), the whole set (gd), or localSteps batches per peer (fedavg).

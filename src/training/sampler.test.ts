@@ -11,7 +11,12 @@ describe('proportionalSplit', () => {
   it('gives each peer its share of the global batch by speed, summing exactly', () => {
     expect(proportionalSplit(128, [100, 100, 200])).toEqual([32, 32, 64]);
     expect(proportionalSplit(100, [3, 1, 1, 1])).toEqual([49, 17, 17, 17]);
-    for (const w of [[1, 2, 3, 4, 5], [0.1, 1000], [7, 7, 7]]) expect(proportionalSplit(257, w).reduce((a, b) => a + b)).toBe(257);
+    for (const w of [
+      [1, 2, 3, 4, 5],
+      [0.1, 1000],
+      [7, 7, 7],
+    ])
+      expect(proportionalSplit(257, w).reduce((a, b) => a + b)).toBe(257);
   });
 
   it('keeps at least one sample per peer, and falls back to the even split without measurements', () => {

@@ -81,7 +81,10 @@ export class Sampler {
   private order: Int32Array;
   private pos = 0;
   private readonly rand: () => number;
-  constructor(private readonly ds: Dataset, seed: number) {
+  constructor(
+    private readonly ds: Dataset,
+    seed: number,
+  ) {
     this.rand = mulberry32(seed);
     this.order = this.shuffle();
   }
@@ -106,7 +109,6 @@ export class Sampler {
     return { x, y, count: n };
   }
 }
-
 
 /**
  * Splits a global batch of `global` samples in proportion to `weights` (each peer's measured

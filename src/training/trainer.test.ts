@@ -61,7 +61,12 @@ describe('train', () => {
   });
 
   it('compressed gradients (PowerSGD rank 1, random-k 25%, fp16, int8) still give 3 peers identical weights, and they learn', async () => {
-    for (const compression of [{ kind: 'powersgd', rank: 1 }, { kind: 'randomk', ratio: 0.25 }, { kind: 'fp16' }, { kind: 'int8' }] as const) {
+    for (const compression of [
+      { kind: 'powersgd', rank: 1 },
+      { kind: 'randomk', ratio: 0.25 },
+      { kind: 'fp16' },
+      { kind: 'int8' },
+    ] as const) {
       const rs = await trainRing(3, { ...BASE, steps: 30, compression });
       for (const r of rs) {
         expect(r.weights).toEqual(rs[0]!.weights);
@@ -72,9 +77,13 @@ describe('train', () => {
 
   it('DP-SGD on 2 peers: the same weights on both, ε reported and growing, and it still learns', async () => {
     const eps: number[] = [];
-    const rs = await trainRing(2, { ...BASE, algorithm: 'sgd', batch: 32, steps: 40, optimizer: { kind: 'sgd', lr: 0.5 }, dp: { clip: 1, noiseMultiplier: 0.5 } }, {
-      onEvent: (rank, e) => rank === 0 && e.type === 'privacy' && eps.push(e.epsilon),
-    });
+    const rs = await trainRing(
+      2,
+      { ...BASE, algorithm: 'sgd', batch: 32, steps: 40, optimizer: { kind: 'sgd', lr: 0.5 }, dp: { clip: 1, noiseMultiplier: 0.5 } },
+      {
+        onEvent: (rank, e) => rank === 0 && e.type === 'privacy' && eps.push(e.epsilon),
+      },
+    );
     expect(rs[0]!.weights).toEqual(rs[1]!.weights);
     expect(eps).toHaveLength(40);
     for (let i = 1; i < eps.length; i++) expect(eps[i]!).toBeGreaterThan(eps[i - 1]!);
@@ -115,9 +124,13 @@ describe('train', () => {
 
   it('compression auto: every peer picks the same codec at the same step from the summed timings, and the weights stay identical', async () => {
     const picks: { rank: number; step: number; codec: string; reason: string }[] = [];
-    const rs = await trainRing(3, { ...BASE, steps: 12, compression: { kind: 'auto' } }, {
-      onEvent: (rank, e) => e.type === 'codec' && picks.push({ rank, step: e.step, codec: e.codec, reason: e.reason }),
-    });
+    const rs = await trainRing(
+      3,
+      { ...BASE, steps: 12, compression: { kind: 'auto' } },
+      {
+        onEvent: (rank, e) => e.type === 'codec' && picks.push({ rank, step: e.step, codec: e.codec, reason: e.reason }),
+      },
+    );
     expect(picks.map((p) => p.rank).sort()).toEqual([0, 1, 2]);
     expect(new Set(picks.map((p) => `${p.step} ${p.codec} ${p.reason}`)).size).toBe(1);
     expect(picks[0]!.step).toBe(1 + AUTO_PROBE_STEPS);
@@ -174,7 +187,9 @@ describe('train', () => {
   it('refuses robust aggregation with compression, secure aggregation or DP, and fp16 with secure aggregation, saying why', async () => {
     await expect(trainRing(1, { ...BASE, robust: { rule: 'median' }, compression: { kind: 'fp16' } })).rejects.toThrow(/in the clear/);
     await expect(trainRing(1, { ...BASE, robust: { rule: 'trimmed-mean', trim: 0.5 } })).rejects.toThrow(/trim must be in \[0, 0.5\)/);
-    await expect(trainRing(1, { ...BASE, secureAggregation: {}, compression: { kind: 'int8' } })).rejects.toThrow(/too large for fp16\/int8/);
+    await expect(trainRing(1, { ...BASE, secureAggregation: {}, compression: { kind: 'int8' } })).rejects.toThrow(
+      /too large for fp16\/int8/,
+    );
     await expect(trainRing(1, { ...BASE, robust: { rule: 'median' }, dp: { clip: 1, noiseMultiplier: 1 } })).rejects.toThrow(/voids its ε/);
   });
 
@@ -182,25 +197,29 @@ describe('train', () => {
     const ctl: TrainControl[] = [0, 1, 2].map(() => ({ pause: false, stop: false }));
     const control: { rank: number; e: Extract<TrainEvent, { type: 'control' }> }[] = [];
     const steps = [0, 0, 0];
-    const results = await trainRing(3, { ...BASE, algorithm: 'sgd', batch: 30, steps: 1000 }, {
-      control: (rank) => ctl[rank]!,
-      onEvent: (rank, e) => {
-        if (e.type === 'step') {
-          steps[rank] = e.step;
-          if (rank === 1 && e.step === 3) ctl[1]!.pause = true;
-        }
-        if (e.type === 'control') {
-          control.push({ rank, e });
-          // Rank 1 asks after step 3, so the room pauses after step 4 (its request rides on that
-          // step's sums) and no step runs until it lets go.
-          if (e.state === 'paused' && rank === 0) {
-            expect(steps).toEqual([4, 4, 4]);
-            ctl[1]!.pause = false;
+    const results = await trainRing(
+      3,
+      { ...BASE, algorithm: 'sgd', batch: 30, steps: 1000 },
+      {
+        control: (rank) => ctl[rank]!,
+        onEvent: (rank, e) => {
+          if (e.type === 'step') {
+            steps[rank] = e.step;
+            if (rank === 1 && e.step === 3) ctl[1]!.pause = true;
           }
-        }
-        if (e.type === 'step' && rank === 2 && e.step === 8) ctl[2]!.stop = true;
+          if (e.type === 'control') {
+            control.push({ rank, e });
+            // Rank 1 asks after step 3, so the room pauses after step 4 (its request rides on that
+            // step's sums) and no step runs until it lets go.
+            if (e.state === 'paused' && rank === 0) {
+              expect(steps).toEqual([4, 4, 4]);
+              ctl[1]!.pause = false;
+            }
+          }
+          if (e.type === 'step' && rank === 2 && e.step === 8) ctl[2]!.stop = true;
+        },
       },
-    });
+    );
     const states = (s: string): number[] => control.filter((c) => c.e.state === s).map((c) => c.e.step);
     expect(states('paused')).toEqual([4, 4, 4]);
     expect(states('resumed')).toEqual([4, 4, 4]);
@@ -238,7 +257,8 @@ describe('train through faults (in-memory room)', () => {
           room.deps(id, SGD, {
             onEvent: (e) => {
               events.get(id)!.push(e);
-              if (id === 'p2' && e.type === 'step' && e.step === 7) room.transport('p2').inject({ kind: 'crash', after: at.frames, detectMs: 20 });
+              if (id === 'p2' && e.type === 'step' && e.step === 7)
+                room.transport('p2').inject({ kind: 'crash', after: at.frames, detectMs: 20 });
               // The coordinator's part: the dead peer leaves the view once a neighbour reports it.
               if (e.type === 'fault' && room.members.includes('p2')) room.remove('p2');
             },
@@ -326,7 +346,10 @@ describe('train through faults (in-memory room)', () => {
       });
       const group = async (failed?: number): Promise<Group> => {
         const g = await d.group(failed);
-        const honest = { ...g, reportInvalid: (_step: number, ranks: number[]) => reported.push(ranks.map((r) => Number(room.members[r]!.slice(1)))) };
+        const honest = {
+          ...g,
+          reportInvalid: (_step: number, ranks: number[]) => reported.push(ranks.map((r) => Number(room.members[r]!.slice(1)))),
+        };
         return id === 'p0' ? lie(honest) : honest;
       };
       return { ...d, group };
@@ -463,7 +486,11 @@ describe('train through faults (in-memory room)', () => {
     const room = new TestRoom(DATA);
     for (const id of ['p0', 'p1']) room.add(id);
     const stored: number[] = [];
-    await Promise.all(['p0', 'p1'].map((id) => train({ ...cfg, steps: 10 }, room.deps(id, cfg, { onEvent: (e) => e.type === 'checkpoint' && stored.push(e.step) }))));
+    await Promise.all(
+      ['p0', 'p1'].map((id) =>
+        train({ ...cfg, steps: 10 }, room.deps(id, cfg, { onEvent: (e) => e.type === 'checkpoint' && stored.push(e.step) })),
+      ),
+    );
     // Uploads run in the background: the last one (step 10) lands after the run resolves.
     await expect.poll(() => room.checkpoints.length).toBe(3);
     expect(stored).toEqual([4, 8, 10]);
@@ -472,7 +499,9 @@ describe('train through faults (in-memory room)', () => {
     again.checkpoints.push(...room.checkpoints);
     for (const id of ['q0', 'q1']) again.add(id);
     const events: TrainEvent[] = [];
-    const resumed = await Promise.all(['q0', 'q1'].map((id) => train(cfg, again.deps(id, cfg, { onEvent: (e) => id === 'q0' && events.push(e) }))));
+    const resumed = await Promise.all(
+      ['q0', 'q1'].map((id) => train(cfg, again.deps(id, cfg, { onEvent: (e) => id === 'q0' && events.push(e) }))),
+    );
     expect(events.find((e) => e.type === 'sync')).toMatchObject({ step: 10, source: 'checkpoint' });
     expect(stepsOf(events)).toEqual([11, 12]);
     const [straight] = await trainRing(2, cfg);
@@ -491,7 +520,16 @@ describe('train through faults (in-memory room)', () => {
 describe('kernel SVM by random Fourier features', () => {
   it('separates two spirals that the linear SVM cannot, with the same weights on 2 peers', async () => {
     const spirals = holdOut(twoSpirals({ n: 600, noise: 0.02, seed: 5 }), 'spirals', 1);
-    const cfg: TrainConfig = { dataset: 'local', partition: { scheme: 'iid', seed: 2 }, model: 'svm', algorithm: 'sgd', optimizer: { kind: 'adam', lr: 0.05 }, batch: 64, steps: 150, seed: 4 };
+    const cfg: TrainConfig = {
+      dataset: 'local',
+      partition: { scheme: 'iid', seed: 2 },
+      model: 'svm',
+      algorithm: 'sgd',
+      optimizer: { kind: 'adam', lr: 0.05 },
+      batch: 64,
+      steps: 150,
+      seed: 4,
+    };
     const run = async (c: TrainConfig): Promise<TrainResult[]> => {
       const room = new TestRoom(spirals);
       for (const id of ['a', 'b']) room.add(id);

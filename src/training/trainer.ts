@@ -44,7 +44,17 @@ export type TrainEvent =
   | { type: 'backend'; report: BackendReport }
   | { type: 'data'; train: number; test: number; rank: number; size: number }
   /** `samples`: the global batch; `localSamples`: this peer's part of it. */
-  | ({ type: 'step'; step: number; steps: number; loss: number; samples: number; localSamples: number; samplesPerSec: number; epoch: number; size: number } & StepTimings)
+  | ({
+      type: 'step';
+      step: number;
+      steps: number;
+      loss: number;
+      samples: number;
+      localSamples: number;
+      samplesPerSec: number;
+      epoch: number;
+      size: number;
+    } & StepTimings)
   | { type: 'eval'; step: number; accuracy: number; loss: number; count: number }
   | { type: 'checksum'; step: number; checksum: string; resynced: boolean }
   /** The room paused (some peer asked), resumed (no peer asks any more), or is stopping after `step`. */
@@ -203,7 +213,10 @@ function controlled(group: () => Group, control: TrainerDeps['control'], room: R
     /** Every rank's vector (the flags summed over the ranks). */
     allGather: async (v: Float32Array): Promise<Float32Array[]> => {
       const parts = await group().allGather(withFlags(v));
-      note(parts.reduce((a, p) => a + p[v.length]!, 0), parts.reduce((a, p) => a + p[v.length + 1]!, 0));
+      note(
+        parts.reduce((a, p) => a + p[v.length]!, 0),
+        parts.reduce((a, p) => a + p[v.length + 1]!, 0),
+      );
       return parts.map((p) => p.subarray(0, v.length));
     },
   };
@@ -251,7 +264,12 @@ class TrainingState {
   }
 
   async encode(): Promise<Uint8Array<ArrayBuffer>> {
-    return encodeCheckpoint({ step: this.step, runKey: this.key, weights: await getFlatWeights(this.model), optimizer: this.opt.getState() });
+    return encodeCheckpoint({
+      step: this.step,
+      runKey: this.key,
+      weights: await getFlatWeights(this.model),
+      optimizer: this.opt.getState(),
+    });
   }
 
   /** The state before the last committed step (see consensus.ts). */
@@ -277,7 +295,10 @@ class TrainingState {
   /** What this peer claims in an agreement: its state, then the one before its last step. */
   async held(): Promise<HeldState[]> {
     if (!this.agreed) return [];
-    const shared = (c: Snapshot): HeldState => ({ held: c.step + 1, bytes: encodeCheckpoint({ ...c, runKey: this.key, optimizer: this.fresh ?? c.optimizer }) });
+    const shared = (c: Snapshot): HeldState => ({
+      held: c.step + 1,
+      bytes: encodeCheckpoint({ ...c, runKey: this.key, optimizer: this.fresh ?? c.optimizer }),
+    });
     const out = [shared(await this.snapshot())];
     if (this.previous?.step === this.step - 1) out.push(shared(this.previous));
     return out;
@@ -311,14 +332,24 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       const ds = await deps.loadShard(split, rank, size);
       if (!cfg.rff) return ds;
       const { featureNames: _, ...rest } = ds;
-      return { ...rest, shape: [cfg.rff.features], x: await rffTransform(ds.x, ds.n, featureSize(ds.shape), { ...cfg.rff, seed: cfg.seed }) };
+      return {
+        ...rest,
+        shape: [cfg.rff.features],
+        x: await rffTransform(ds.x, ds.n, featureSize(ds.shape), { ...cfg.rff, seed: cfg.seed }),
+      };
     };
     const [trainSet, testSet] = await Promise.all([load('train'), load('test')]);
     shard = { rank, size, train: trainSet, test: testSet };
     deps.emit({ type: 'data', train: trainSet.n, test: testSet.n, rank: g.rank, size: g.size });
   };
   await loadShards();
-  const spec: ModelSpec = { kind: cfg.model, inputShape: [...shard.train.shape], numClasses: shard.train.numClasses, seed: cfg.seed, ...(cfg.hidden ? { hidden: cfg.hidden } : {}) };
+  const spec: ModelSpec = {
+    kind: cfg.model,
+    inputShape: [...shard.train.shape],
+    numClasses: shard.train.numClasses,
+    seed: cfg.seed,
+    ...(cfg.hidden ? { hidden: cfg.hidden } : {}),
+  };
   const report = await deps.selectBackend(spec);
   deps.emit({ type: 'backend', report });
   const model = createModel(spec);
@@ -329,7 +360,8 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
     const params = paramCount(model);
     const st = new TrainingState(model, createOptimizer(cfg.optimizer, params), runKey(cfg), cfg.algorithm === 'fedavg');
     const auto = cfg.compression?.kind === 'auto' && cfg.algorithm !== 'fedavg';
-    let compressor = cfg.compression && !auto && cfg.algorithm !== 'fedavg' ? new Compressor(cfg.compression, weightLayout(model), cfg.seed) : null;
+    let compressor =
+      cfg.compression && !auto && cfg.algorithm !== 'fedavg' ? new Compressor(cfg.compression, weightLayout(model), cfg.seed) : null;
     /** `auto`: the steps after `from` whose timings are summed; the choice is made at step `until`. */
     let probe = { from: 0, until: 0, commMs: 0, computeMs: 0 };
     /** Held data: this peer's own order of its shard, drawn afresh at every sync. */
@@ -396,7 +428,8 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         const stored = g.rank === 0 ? ((await deps.loadCheckpoint?.().catch(() => null)) ?? new Uint8Array(0)) : null;
         const bytes = await g.broadcast(0, stored);
         const err = bytes.length > 0 ? st.restore(bytes) : null;
-        if (err) deps.emit({ type: 'checkpoint', step: 0, bytes: bytes.length, error: `not restored: ${err.message}; starting from the seed` });
+        if (err)
+          deps.emit({ type: 'checkpoint', step: 0, bytes: bytes.length, error: `not restored: ${err.message}; starting from the seed` });
         source = bytes.length > 0 && !err ? 'checkpoint' : 'seed';
       } else {
         source = senderOf(m, g.epoch);
@@ -460,7 +493,13 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       if (cfg.algorithm === 'fedavg') {
         // Local steps change the weights before the allreduce: roll back to the committed state.
         try {
-          r = await federatedRound(model, st.opt, lossKind, sum, Array.from({ length: cfg.localSteps ?? 5 }, () => sampler!.next(cfg.batch)));
+          r = await federatedRound(
+            model,
+            st.opt,
+            lossKind,
+            sum,
+            Array.from({ length: cfg.localSteps ?? 5 }, () => sampler!.next(cfg.batch)),
+          );
         } catch (e) {
           st.rollBack(before);
           throw e;
@@ -505,7 +544,19 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         epsilon = dpEpsilon(samplingRate(), cfg.dp.noiseMultiplier, st.step, delta);
         deps.emit({ type: 'privacy', step: st.step, epsilon, ...(neighbour ? { neighbourEpsilon: neighbour.epsilon(delta) } : {}), delta });
       }
-      deps.emit({ type: 'step', step: st.step, steps: cfg.steps, loss: r.loss, samples: r.samples, localSamples: local, samplesPerSec: r.samples / secs, epoch: g.epoch, size: g.size, ...r.timings });      if (auto && !compressor && st.step > probe.from) await chooseAuto(r.timings);
+      deps.emit({
+        type: 'step',
+        step: st.step,
+        steps: cfg.steps,
+        loss: r.loss,
+        samples: r.samples,
+        localSamples: local,
+        samplesPerSec: r.samples / secs,
+        epoch: g.epoch,
+        size: g.size,
+        ...r.timings,
+      });
+      if (auto && !compressor && st.step > probe.from) await chooseAuto(r.timings);
     };
     /** `auto`: adds a step's timings to the probe and, at its last step, picks the codec with the whole group. */
     const chooseAuto = async (t: StepTimings): Promise<void> => {
@@ -527,7 +578,10 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       const steps = probe.until - probe.from;
       const computeMs = total[1]! / steps / g.size;
       const slowest = Math.max(...total.subarray(3)) / steps;
-      const choice = chooseCodec({ commMs: total[0]! / steps / g.size, computeMs, latencyMs: total[2]! / g.size, waitMs: slowest - computeMs }, weightLayout(model));
+      const choice = chooseCodec(
+        { commMs: total[0]! / steps / g.size, computeMs, latencyMs: total[2]! / g.size, waitMs: slowest - computeMs },
+        weightLayout(model),
+      );
       compressor = choice.spec && new Compressor(choice.spec, weightLayout(model), cfg.seed);
       compressor?.reset(st.step);
       deps.emit({ type: 'codec', step: st.step, codec: choice.name, reason: choice.reason });
@@ -543,7 +597,8 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       let call = 0;
       const masked: SumAllPeers = secure
         ? async (v) => {
-            if (!g.maskKeys) throw new RingError('protocol', 'secure aggregation needs the peers\' public keys, which this group does not have');
+            if (!g.maskKeys)
+              throw new RingError('protocol', "secure aggregation needs the peers' public keys, which this group does not have");
             // A packed vector ends with its sample count, which stays a whole number (unmasked);
             // PowerSGD's second sum (the Q factors) has none.
             const n = call++;
@@ -555,7 +610,10 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       const aggregate = robust
         ? robustSum(allGather, robust, (ranks) => {
             deps.emit({ type: 'rejected', step: stepNo, ranks, self: false });
-            g.reportInvalid?.(stepNo, ranks.filter((r) => r !== g.rank));
+            g.reportInvalid?.(
+              stepNo,
+              ranks.filter((r) => r !== g.rank),
+            );
           })
         : null;
       const guarded = guardedSum({
@@ -569,7 +627,11 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
         onReject: (ranks, self) => {
           if (ranks.length === 0) return;
           deps.emit({ type: 'rejected', step: stepNo, ranks, self });
-          if (!self) g.reportInvalid?.(stepNo, ranks.filter((r) => r !== g.rank));
+          if (!self)
+            g.reportInvalid?.(
+              stepNo,
+              ranks.filter((r) => r !== g.rank),
+            );
         },
       });
       if (!poison) return guarded;
@@ -590,7 +652,19 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
     /** The result at the current committed step (what a finished run returns, what a failed run keeps). */
     const resultNow = async (checksum?: string): Promise<TrainResult> => {
       const weights = await getFlatWeights(model);
-      return { steps: st.step, stopped, ...last, checksum: checksum ?? checksumHex(weights), backend: tf.getBackend(), params, recoveries, weights, spec, ...(epsilon !== undefined ? { epsilon } : {}), ...(neighbour && cfg.dp ? { neighbourEpsilon: neighbour.epsilon(cfg.dp.delta ?? 1e-5) } : {}) };
+      return {
+        steps: st.step,
+        stopped,
+        ...last,
+        checksum: checksum ?? checksumHex(weights),
+        backend: tf.getBackend(),
+        params,
+        recoveries,
+        weights,
+        spec,
+        ...(epsilon !== undefined ? { epsilon } : {}),
+        ...(neighbour && cfg.dp ? { neighbourEpsilon: neighbour.epsilon(cfg.dp.delta ?? 1e-5) } : {}),
+      };
     };
     /** Ends the run with `e`, leaving the model of the last committed step to the caller. */
     const fail = async (e: unknown): Promise<never> => {

@@ -10,7 +10,15 @@ beforeAll(async () => {
 });
 
 const DATA = holdOut(gaussianBlobs({ n: 900, classes: 3, dims: 4, spread: 0.3, seed: 8 }), 'blobs', 1);
-const GBDT: TreeTrainConfig = { dataset: 'local', partition: { scheme: 'iid', seed: 2 }, model: 'gbdt', maxDepth: 3, bins: 16, rounds: 6, seed: 3 };
+const GBDT: TreeTrainConfig = {
+  dataset: 'local',
+  partition: { scheme: 'iid', seed: 2 },
+  model: 'gbdt',
+  maxDepth: 3,
+  bins: 16,
+  rounds: 6,
+  seed: 3,
+};
 
 /** Trains `cfg` on the peers of `room` (ids `ids`); `onEvent` sees every peer's events. */
 function run(
@@ -34,7 +42,9 @@ function run(
 
 /** Every node's split, and its leaf values rounded to 1e-5 (sums over 2 or 3 peers round differently). */
 function shape(r: TreeResult): unknown {
-  return JSON.parse(r.json, (k, v: unknown) => (k === 'value' || k === 'base' ? (v as number[]).map((x) => Math.round(x * 1e5) / 1e5 + 0) : k === 'gain' ? undefined : v));
+  return JSON.parse(r.json, (k, v: unknown) =>
+    k === 'value' || k === 'base' ? (v as number[]).map((x) => Math.round(x * 1e5) / 1e5 + 0) : k === 'gain' ? undefined : v,
+  );
 }
 
 const fulfilled = (rs: PromiseSettledResult<TreeResult>[]): TreeResult[] => rs.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -53,16 +63,22 @@ describe('trees through faults (in-memory room)', () => {
       const events = new Map<string, TreeEvent[]>(ids.map((id) => [id, []]));
       let crashed = false;
       const kept = new Map<string, TreeResult>();
-      const results = await run(room, ids, cfg, (id, e) => {
-        events.get(id)!.push(e);
-        // p2 dies in the middle of growing (a tree: once the bins are agreed; boosting: after round 2).
-        const at = model === 'gbdt' ? e.type === 'round' && e.round === 2 : e.type === 'bins';
-        if (id === 'p2' && at && !crashed) {
-          crashed = true;
-          room.transport('p2').inject({ kind: 'crash', after: 3, detectMs: 20 });
-        }
-        if (e.type === 'fault' && room.members.includes('p2')) room.remove('p2');
-      }, kept);
+      const results = await run(
+        room,
+        ids,
+        cfg,
+        (id, e) => {
+          events.get(id)!.push(e);
+          // p2 dies in the middle of growing (a tree: once the bins are agreed; boosting: after round 2).
+          const at = model === 'gbdt' ? e.type === 'round' && e.round === 2 : e.type === 'bins';
+          if (id === 'p2' && at && !crashed) {
+            crashed = true;
+            room.transport('p2').inject({ kind: 'crash', after: 3, detectMs: 20 });
+          }
+          if (e.type === 'fault' && room.members.includes('p2')) room.remove('p2');
+        },
+        kept,
+      );
       expect(results[2]!.status).toBe('rejected');
       // The failed peer still leaves what it grew: boosting, its 2 rounds (the survivors' first 2
       // trees); a single tree has no partial model.

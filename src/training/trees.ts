@@ -108,7 +108,15 @@ export async function trainTrees(config: TreeTrainConfig, deps: Deps): Promise<T
     const kept = grown as Gbdt | null;
     if (kept && kept.trees.length > 0 && deps.keepFailed) {
       const json = JSON.stringify({ kind: 'gbdt', gbdt: kept });
-      deps.keepFailed({ model: 'gbdt', json, checksum: checksumOf(json), accuracy: 0, trainMs: 0, floatsSummed: 0, floatsWithoutSubtraction: 0 });
+      deps.keepFailed({
+        model: 'gbdt',
+        json,
+        checksum: checksumOf(json),
+        accuracy: 0,
+        trainMs: 0,
+        floatsSummed: 0,
+        floatsWithoutSubtraction: 0,
+      });
     }
     throw e;
   }
@@ -117,13 +125,26 @@ export async function trainTrees(config: TreeTrainConfig, deps: Deps): Promise<T
 const checksumOf = (json: string): string => fnv1a(new TextEncoder().encode(json)).toString(16).padStart(8, '0');
 
 /** The whole training on one view's group (from the rounds `resume` holds, when there are any). */
-async function growOnView(cfg: TreeTrainConfig, g: Group, deps: Deps, resume: Gbdt | null, onRound: (m: Gbdt) => void): Promise<TreeResult> {
+async function growOnView(
+  cfg: TreeTrainConfig,
+  g: Group,
+  deps: Deps,
+  resume: Gbdt | null,
+  onRound: (m: Gbdt) => void,
+): Promise<TreeResult> {
   const [train, test] = await Promise.all([deps.loadShard('train', g.rank, g.size), deps.loadShard('test', g.rank, g.size)]);
   deps.emit({ type: 'data', train: train.n, test: test.n, rank: g.rank, size: g.size });
   const regression = train.numClasses === 0;
-  if (regression && cfg.model === 'tree') throw new RangeError(`trainTrees: this dataset is a regression (no classes); train model 'gbdt' on it (rounds: 1 and learningRate: 1 grow a single regression tree)`);
-  if (train.numClasses === 1) throw new RangeError(`trainTrees: ${cfg.model} needs at least 2 classes; this dataset has 1 (every label is the same)`);
-  for (const [name, v] of [['subsample', cfg.subsample], ['colSample', cfg.colSample]] as const) {
+  if (regression && cfg.model === 'tree')
+    throw new RangeError(
+      `trainTrees: this dataset is a regression (no classes); train model 'gbdt' on it (rounds: 1 and learningRate: 1 grow a single regression tree)`,
+    );
+  if (train.numClasses === 1)
+    throw new RangeError(`trainTrees: ${cfg.model} needs at least 2 classes; this dataset has 1 (every label is the same)`);
+  for (const [name, v] of [
+    ['subsample', cfg.subsample],
+    ['colSample', cfg.colSample],
+  ] as const) {
     if (v !== undefined && !(v > 0 && v <= 1)) throw new RangeError(`trainTrees: ${name} must be in (0, 1]; got ${v}`);
   }
   const d = featureSize(train.shape);
@@ -143,7 +164,11 @@ async function growOnView(cfg: TreeTrainConfig, g: Group, deps: Deps, resume: Gb
       stats[i * K + K - 1] = 1;
     }
     const t1 = performance.now();
-    const r = await growTree(sum, bins, binned, stats, train.n, d, { maxDepth: cfg.maxDepth, minSamplesLeaf: cfg.minSamplesLeaf ?? 1, criterion });
+    const r = await growTree(sum, bins, binned, stats, train.n, d, {
+      maxDepth: cfg.maxDepth,
+      minSamplesLeaf: cfg.minSamplesLeaf ?? 1,
+      criterion,
+    });
     Object.assign(traffic, r.traffic);
     deps.emit({ type: 'round', round: 1, rounds: 1, ...r.traffic, ms: performance.now() - t1 });
     model = { kind: 'tree', tree: r.tree };

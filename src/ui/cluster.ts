@@ -24,9 +24,22 @@ export function renderRing(root: HTMLElement, members: string[], self: string | 
   const size = 320;
   const c = size / 2;
   const r = members.length > 1 ? 110 : 0;
-  const s = svg('svg', { viewBox: `0 0 ${size} ${size}`, role: 'img', 'aria-label': `Ring of ${members.length} peer(s): ${members.map(short).join(' → ')}`, 'data-peers': members.length });
+  const s = svg('svg', {
+    viewBox: `0 0 ${size} ${size}`,
+    role: 'img',
+    'aria-label': `Ring of ${members.length} peer(s): ${members.map(short).join(' → ')}`,
+    'data-peers': members.length,
+  });
   const defs = svg('defs', {});
-  const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
+  const marker = svg('marker', {
+    id: 'arrow',
+    viewBox: '0 0 10 10',
+    refX: 9,
+    refY: 5,
+    markerWidth: 7,
+    markerHeight: 7,
+    orient: 'auto-start-reverse',
+  });
   marker.append(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: 'currentColor' }));
   defs.append(marker);
   s.append(defs);
@@ -54,7 +67,19 @@ export function renderRing(root: HTMLElement, members: string[], self: string | 
       });
       s.append(path);
       const rate = stats.get(id)?.sendBytesPerSec;
-      s.append(svg('text', { x: mx + ox * 1.3, y: my + oy * 1.3, 'text-anchor': 'middle', class: 'rate', 'data-link': `${id}>${members[(i + 1) % members.length]}` }, rate === undefined ? '…' : mbps(rate)));
+      s.append(
+        svg(
+          'text',
+          {
+            x: mx + ox * 1.3,
+            y: my + oy * 1.3,
+            'text-anchor': 'middle',
+            class: 'rate',
+            'data-link': `${id}>${members[(i + 1) % members.length]}`,
+          },
+          rate === undefined ? '…' : mbps(rate),
+        ),
+      );
     });
   }
   members.forEach((id, i) => {
@@ -73,7 +98,20 @@ export function renderPeersTable(root: HTMLElement, members: string[], self: str
   const table = document.createElement('table');
   table.className = 'peers';
   const head = table.createTHead().insertRow();
-  for (const h of ['rank', 'peer', 'state', 'backend', 'shard', 'step', 'samples/s', 'compute ms', 'readback ms', 'allreduce ms', 'apply ms', 'sends']) {
+  for (const h of [
+    'rank',
+    'peer',
+    'state',
+    'backend',
+    'shard',
+    'step',
+    'samples/s',
+    'compute ms',
+    'readback ms',
+    'allreduce ms',
+    'apply ms',
+    'sends',
+  ]) {
     const th = document.createElement('th');
     th.scope = 'col';
     th.textContent = h;

@@ -25,7 +25,9 @@ export function bindDataForm(form: HTMLFormElement, summary: HTMLElement, load: 
     show(`Reading ${picked.map((f) => f.name).join(', ')} ...`, false);
     void (async () => {
       try {
-        const files: PickedFile[] = await Promise.all(picked.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
+        const files: PickedFile[] = await Promise.all(
+          picked.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })),
+        );
         const categorical = field<HTMLInputElement>('categorical')
           .value.split(',')
           .map((s) => s.trim())
@@ -33,7 +35,13 @@ export function bindDataForm(form: HTMLFormElement, summary: HTMLElement, load: 
         const label = field<HTMLInputElement>('label').value.trim();
         const input: UserDataInput =
           files.length === 1 && CSV_NAME.test(files[0]!.name)
-            ? { kind: 'csv', file: files[0]!, task: field<HTMLSelectElement>('task').value as 'classification' | 'regression', categorical, ...(label ? { label } : {}) }
+            ? {
+                kind: 'csv',
+                file: files[0]!,
+                task: field<HTMLSelectElement>('task').value as 'classification' | 'regression',
+                categorical,
+                ...(label ? { label } : {}),
+              }
             : { kind: 'idx', files };
         show(await load(input), false);
       } catch (err) {

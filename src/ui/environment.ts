@@ -42,7 +42,10 @@ export function environmentNotes(p: EnvironmentProbe): EnvironmentNote[] {
   }
   if (!p.webgl) notes.push({ what: 'webgl', text: `No WebGL: ${p.webgpu ? 'WebGPU' : 'WebAssembly or the CPU'} computes instead.` });
   if (p.repairedLocale !== null) {
-    notes.push({ what: 'locale', text: `The browser reported the language "${p.repairedLocale}", which is not a valid tag; numbers and times use ${FALLBACK_LOCALE} formats instead.` });
+    notes.push({
+      what: 'locale',
+      text: `The browser reported the language "${p.repairedLocale}", which is not a valid tag; numbers and times use ${FALLBACK_LOCALE} formats instead.`,
+    });
   }
   return notes;
 }

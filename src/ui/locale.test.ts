@@ -29,7 +29,7 @@ describe('formatting with any locale', () => {
 });
 
 describe('repairNavigatorLocale', () => {
-  it("replaces an invalid navigator.language and languages, and says what the browser reported", () => {
+  it('replaces an invalid navigator.language and languages, and says what the browser reported', () => {
     const nav = { language: 'en-US@posix', languages: ['en-US@posix', 'fr'] } as unknown as Navigator;
     expect(repairNavigatorLocale(nav)).toBe('en-US@posix');
     expect(nav.language).toBe('en-US');
@@ -55,13 +55,17 @@ describe('environmentNotes', () => {
   it('names what each missing piece disables and what to do', () => {
     const notes = environmentNotes({ secureContext: false, subtle: false, webgpu: false, webgl: false, repairedLocale: 'en-US@posix' });
     expect(notes.map((n) => n.what)).toEqual(['crypto', 'webgpu', 'webgl', 'locale']);
-    expect(notes[0]!.text).toMatch(/not a secure context\. Private rooms and secure aggregation need it: open the app over https .* or on localhost/);
+    expect(notes[0]!.text).toMatch(
+      /not a secure context\. Private rooms and secure aggregation need it: open the app over https .* or on localhost/,
+    );
     expect(notes[1]!.text).toMatch(/No WebGPU \(it needs a secure context\): training runs on WebAssembly or the CPU/);
     expect(notes[3]!.text).toContain(`"en-US@posix"`);
     expect(notes[3]!.text).toContain(FALLBACK_LOCALE);
   });
 
   it('without WebGPU in a secure context, WebGL takes over', () => {
-    expect(environmentNotes({ ...full, webgpu: false }).map((n) => n.text)).toEqual(['No WebGPU in this browser: training runs on WebGL instead, more slowly.']);
+    expect(environmentNotes({ ...full, webgpu: false }).map((n) => n.text)).toEqual([
+      'No WebGPU in this browser: training runs on WebGL instead, more slowly.',
+    ]);
   });
 });

@@ -55,4 +55,5 @@ export function repairNavigatorLocale(nav: Navigator = navigator): string | null
 }
 
 /** The tag this page's browser reported, when it had to be replaced (shown in the dashboard). */
-export const repairedLocale: string | null = typeof navigator !== 'undefined' && typeof document !== 'undefined' ? repairNavigatorLocale() : null;
+export const repairedLocale: string | null =
+  typeof navigator !== 'undefined' && typeof document !== 'undefined' ? repairNavigatorLocale() : null;

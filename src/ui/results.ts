@@ -9,7 +9,7 @@ export function renderConfusion(root: HTMLElement, matrix: Int32Array, className
   const k = classNames.length;
   const table = document.createElement('table');
   table.className = 'confusion';
-  table.createCaption().textContent = 'Confusion matrix on this peer\'s test shard (rows: true class, columns: predicted)';
+  table.createCaption().textContent = "Confusion matrix on this peer's test shard (rows: true class, columns: predicted)";
   const head = table.createTHead().insertRow();
   head.append(document.createElement('th'));
   for (const name of classNames) {
@@ -65,7 +65,13 @@ export function renderSamples(root: HTMLElement, images: { pixels: Float32Array;
 }
 
 /** The top `levels` of a tree as nested lists: split feature, threshold and row counts; leaves show their output. */
-export function renderTree(root: HTMLElement, tree: Tree, featureName: (f: number) => string, leafLabel: (value: number[]) => string, levels = 3): void {
+export function renderTree(
+  root: HTMLElement,
+  tree: Tree,
+  featureName: (f: number) => string,
+  leafLabel: (value: number[]) => string,
+  levels = 3,
+): void {
   const item = (i: number, depth: number): HTMLLIElement => {
     const n = tree.nodes[i]!;
     const li = document.createElement('li');

@@ -5,7 +5,10 @@ describe('BoundedSeries (plots of long runs)', () => {
   it('keeps every point until full', () => {
     const s = new BoundedSeries(1, 8);
     for (let i = 0; i < 8; i++) s.push(i, 10 * i);
-    expect(s.data).toEqual([[0, 1, 2, 3, 4, 5, 6, 7], [0, 10, 20, 30, 40, 50, 60, 70]]);
+    expect(s.data).toEqual([
+      [0, 1, 2, 3, 4, 5, 6, 7],
+      [0, 10, 20, 30, 40, 50, 60, 70],
+    ]);
   });
 
   it('stays between max/2 and max points however many arrive, evenly spaced over the whole run', () => {
@@ -33,7 +36,10 @@ describe('BoundedSeries (plots of long runs)', () => {
     s.clear();
     s.push(5, 1);
     s.push(6, 2);
-    expect(s.data).toEqual([[5, 6], [1, 2]]);
+    expect(s.data).toEqual([
+      [5, 6],
+      [1, 2],
+    ]);
   });
 
   it('refuses an odd or tiny bound', () => {

@@ -14,7 +14,12 @@ export const DEFAULT_MAX_BROADCAST_BYTES = MAX_CHECKPOINT_BYTES;
  * A receiver takes at most `maxBytes`: a predecessor that announces or sends more fails the
  * collective with 'protocol' before more is buffered.
  */
-export async function ringBroadcast(ctx: CollectiveContext, root: number, data: Uint8Array | null, maxBytes = DEFAULT_MAX_BROADCAST_BYTES): Promise<Uint8Array> {
+export async function ringBroadcast(
+  ctx: CollectiveContext,
+  root: number,
+  data: Uint8Array | null,
+  maxBytes = DEFAULT_MAX_BROADCAST_BYTES,
+): Promise<Uint8Array> {
   const { rank, size: n, next, prev } = ctx.pos;
   if (root < 0 || root >= n || !Number.isInteger(root)) {
     throw new RangeError(`broadcast: root ${root} is not a rank of this ${n}-peer view`);

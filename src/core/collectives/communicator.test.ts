@@ -16,7 +16,6 @@ vi.setConfig({ maxConcurrency: 100 });
 // Harness: N endpoints on one MemoryNetwork, a Mailbox per endpoint, a Communicator per peer.
 // ---------------------------------------------------------------------------------------------
 
-
 /** Integer-valued floats in [-1000, 1000]: sums of up to 8 of them are exact in float32. */
 function randInts(rnd: () => number, len: number): Float32Array {
   const a = new Float32Array(len);
@@ -189,26 +188,29 @@ describe('Communicator.allreduce', () => {
 });
 
 describe('Communicator.allreduce with a quantised wire', () => {
-  it.each(['f16', 'i8'] as const)('%s: every peer gets the same bits, within the codec\'s error of the sum, with an exact float32 tail', async (wire) => {
-    const ring = makeRing(4, { chunkBytes: 256 });
-    const rnd = mulberry32(5);
-    const len = 1001;
-    // Gradient-like values, then a whole-number tail (sample counts) that must stay exact.
-    const inputs = ring.peers.map((_, r) => Float32Array.from({ length: len }, (_, i) => (i >= len - 2 ? 1000 + r : (rnd() - 0.5) * 4)));
-    const got = await onAll(ring, (p, r) => p.comm.allreduce(inputs[r]!, { wire: { wire, exact: 2 } }));
-    const want = exactSum(inputs);
-    expect([got[0]![len - 2], got[0]![len - 1]]).toEqual([4006, 4006]);
-    // Each of the 3 reduce hops and the owner's broadcast quantise once; values are at most 8 here.
-    const tol = wire === 'f16' ? 4 * 8 * 2 ** -11 : 4 * (8 / 127 / 2);
-    let worst = 0;
-    for (let i = 0; i < len - 2; i++) worst = Math.max(worst, Math.abs(got[0]![i]! - want[i]!));
-    expect(worst).toBeLessThan(tol);
-    expect(worst).toBeGreaterThan(0);
-    // Fewer bytes than float32: half for f16, about a quarter for i8 (plus a scale per chunk).
-    const f32Bytes = 2 * 3 * (len / 4) * 4;
-    const ratio = ring.peers[0]!.comm.stats.payloadBytesSent / f32Bytes;
-    expect(ratio).toBeLessThan(wire === 'f16' ? 0.52 : 0.3);
-  });
+  it.each(['f16', 'i8'] as const)(
+    "%s: every peer gets the same bits, within the codec's error of the sum, with an exact float32 tail",
+    async (wire) => {
+      const ring = makeRing(4, { chunkBytes: 256 });
+      const rnd = mulberry32(5);
+      const len = 1001;
+      // Gradient-like values, then a whole-number tail (sample counts) that must stay exact.
+      const inputs = ring.peers.map((_, r) => Float32Array.from({ length: len }, (_, i) => (i >= len - 2 ? 1000 + r : (rnd() - 0.5) * 4)));
+      const got = await onAll(ring, (p, r) => p.comm.allreduce(inputs[r]!, { wire: { wire, exact: 2 } }));
+      const want = exactSum(inputs);
+      expect([got[0]![len - 2], got[0]![len - 1]]).toEqual([4006, 4006]);
+      // Each of the 3 reduce hops and the owner's broadcast quantise once; values are at most 8 here.
+      const tol = wire === 'f16' ? 4 * 8 * 2 ** -11 : 4 * (8 / 127 / 2);
+      let worst = 0;
+      for (let i = 0; i < len - 2; i++) worst = Math.max(worst, Math.abs(got[0]![i]! - want[i]!));
+      expect(worst).toBeLessThan(tol);
+      expect(worst).toBeGreaterThan(0);
+      // Fewer bytes than float32: half for f16, about a quarter for i8 (plus a scale per chunk).
+      const f32Bytes = 2 * 3 * (len / 4) * 4;
+      const ratio = ring.peers[0]!.comm.stats.payloadBytesSent / f32Bytes;
+      expect(ratio).toBeLessThan(wire === 'f16' ? 0.52 : 0.3);
+    },
+  );
 
   it('i8: a NaN in any contribution reaches every peer as NaN (the gradient guard must see it)', async () => {
     const ring = makeRing(3, { chunkBytes: 64 });
@@ -219,7 +221,7 @@ describe('Communicator.allreduce with a quantised wire', () => {
 });
 
 describe('Communicator.allGather', () => {
-  it.each([1, 2, 3, 5])('gives every peer every rank\'s vector, bit for bit, on %i peers', async (n) => {
+  it.each([1, 2, 3, 5])("gives every peer every rank's vector, bit for bit, on %i peers", async (n) => {
     const ring = makeRing(n, { chunkBytes: 64 });
     const rnd = mulberry32(n + 40);
     const inputs = ring.peers.map(() => Float32Array.from({ length: 37 }, () => rnd() - 0.5));
@@ -415,11 +417,13 @@ describe('Communicator runs collectives one at a time, in call order', () => {
     const results: unknown[][] = ring.peers.map(() => []);
     const rnd = mulberry32(5);
     for (let i = 0; i < 3; i++) {
-      const outs = await Promise.all(ring.peers.map(async (p, r) => {
-        const out: unknown[] = [];
-        for (const c of script(p, r, n, 1)) out.push(await c);
-        return out;
-      }));
+      const outs = await Promise.all(
+        ring.peers.map(async (p, r) => {
+          const out: unknown[] = [];
+          for (const c of script(p, r, n, 1)) out.push(await c);
+          return out;
+        }),
+      );
       outs.forEach((o, r) => (results[r] = o));
       check(results, n, 1);
       // Also a plain allreduce in between, for good measure.
@@ -633,7 +637,7 @@ describe.concurrent('Communicator.close and AbortSignal', () => {
     expect((await rejectionOf(p)).code).toBe('closed');
   });
 
-  it("close() stops a collective whose transport send resolves only after the abort (no hang)", async () => {
+  it('close() stops a collective whose transport send resolves only after the abort (no hang)', async () => {
     const net = new MemoryNetwork();
     const ids = ['a', 'b', 'c'];
     const view = makeView('room', 0, ids);
@@ -726,12 +730,20 @@ describe.concurrent('Communicator rejects protocol violations from a neighbour',
   it.each<[string, Uint8Array, RingErrorCode]>([
     ['a truncated frame', new Uint8Array(10), 'protocol'],
     ['garbage of frame size', new Uint8Array(40).fill(0xab), 'protocol'],
-    ['a frame of another protocol version', (() => {
-      const f = encodeFrame(header({ segment: 0 }), new Uint8Array(8));
-      f[2] = 99;
-      return f;
-    })(), 'protocol'],
-    ['a broadcast frame where a reduce-scatter frame is due', encodeFrame(header({ op: Op.Broadcast, dtype: DType.Bytes }), new Uint8Array(8)), 'protocol'],
+    [
+      'a frame of another protocol version',
+      (() => {
+        const f = encodeFrame(header({ segment: 0 }), new Uint8Array(8));
+        f[2] = 99;
+        return f;
+      })(),
+      'protocol',
+    ],
+    [
+      'a broadcast frame where a reduce-scatter frame is due',
+      encodeFrame(header({ op: Op.Broadcast, dtype: DType.Bytes }), new Uint8Array(8)),
+      'protocol',
+    ],
     ['a frame for the wrong segment', encodeFrame(header({ segment: 2 }), new Uint8Array(8)), 'protocol'],
     ['a frame with the wrong chunk count', encodeFrame(header({ chunks: 2 }), new Uint8Array(8)), 'protocol'],
     ['a frame of the wrong size', encodeFrame(header(), new Uint8Array(12)), 'protocol'],
@@ -762,9 +774,7 @@ describe.concurrent('Communicator rejects protocol violations from a neighbour',
     const onFrame = (): void => {
       if (++frames === 2) void ring.peers[0]!.ep.send('p1', new Uint8Array(33));
     };
-    const res = await outcomes(
-      ring.peers.map((p, r) => p.comm.allreduce(new Float32Array(3000).fill(r), r === 1 ? { onFrame } : {})),
-    );
+    const res = await outcomes(ring.peers.map((p, r) => p.comm.allreduce(new Float32Array(3000).fill(r), r === 1 ? { onFrame } : {})));
     expect(codeOf(res[1]!)).toBe('protocol');
     expect(res[1]!.ms).toBeLessThan(300);
     expect(ring.peers[1]!.mb.badFrameCount).toBe(1);
@@ -822,7 +832,12 @@ describe.concurrent('Communicator on a new view after a failure', () => {
     const old = ring.peers[1]!.comm.allreduce(new Float32Array(4));
     // p0 has moved on to epoch 1 and starts its first collective there.
     ring.peers[0]!.comm.close();
-    const fresh = new Communicator({ transport: ring.peers[0]!.ep, mailbox: ring.peers[0]!.mb, view: makeView('room', 1, ['p0', 'p1']), timeoutMs: 300 });
+    const fresh = new Communicator({
+      transport: ring.peers[0]!.ep,
+      mailbox: ring.peers[0]!.mb,
+      view: makeView('room', 1, ['p0', 'p1']),
+      timeoutMs: 300,
+    });
     const ahead = fresh.allreduce(new Float32Array(4));
     const [o] = await outcomes([old]);
     expect(codeOf(o!)).toBe('view-changed');
@@ -854,7 +869,9 @@ describe('Communicator options', () => {
     const small = new MemoryNetwork({ maxMessageBytes: 1000 }).endpoint('x');
     expect(new Communicator({ transport: small, mailbox: new Mailbox(small), view, chunkBytes: 4096 }).chunkBytes).toBe(968);
     const big = new MemoryNetwork({ maxMessageBytes: 4 << 20 }).endpoint('x');
-    expect(new Communicator({ transport: big, mailbox: new Mailbox(big), view, chunkBytes: 1 << 20 }).chunkBytes).toBeLessThanOrEqual(MAX_FRAME_PAYLOAD);
+    expect(new Communicator({ transport: big, mailbox: new Mailbox(big), view, chunkBytes: 1 << 20 }).chunkBytes).toBeLessThanOrEqual(
+      MAX_FRAME_PAYLOAD,
+    );
   });
 
   it('works with a transport that allows messages larger than a frame', async () => {

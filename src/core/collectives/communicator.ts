@@ -124,7 +124,8 @@ export class Communicator {
     ext[data.length] = count;
     const sum = await this.allreduce(ext, o);
     const total = sum[data.length]!;
-    if (!(total > 0)) throw new RingError('protocol', `total count is ${total}; every peer must pass a non-negative count and some a positive one`);
+    if (!(total > 0))
+      throw new RingError('protocol', `total count is ${total}; every peer must pass a non-negative count and some a positive one`);
     const mean = sum.subarray(0, data.length);
     for (let i = 0; i < mean.length; i++) mean[i]! /= total;
     return { mean, count: total };
@@ -185,7 +186,8 @@ export class Communicator {
     const timeoutMs = o.timeoutMs ?? this.timeoutMs;
     checkTimeout(name, timeoutMs);
     const gone = peers.find((p) => this.down.has(p));
-    if (gone !== undefined) throw new RingError('peer-down', `${gone} is down; ${name} #${seq} cannot run in view ${this.view.epoch}`, gone);
+    if (gone !== undefined)
+      throw new RingError('peer-down', `${gone} is down; ${name} #${seq} cannot run in view ${this.view.epoch}`, gone);
     const ctl = new AbortController();
     const abort = (e: RingError): void => {
       if (!ctl.signal.aborted) ctl.abort(e);

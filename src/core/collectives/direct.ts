@@ -15,7 +15,12 @@ export async function ringShift(ctx: CollectiveContext, bytes: number): Promise<
   const size = (c: number): number => Math.min(ctx.chunkBytes, bytes - c * ctx.chunkBytes);
   const sendLoop = async (): Promise<void> => {
     for (let c = 0; c < chunks; c++) {
-      await sendFrame(ctx, next, { op: Op.Direct, dtype: DType.Bytes, segment: 0, chunk: c, chunks }, payload.subarray(0, Math.max(0, size(c))));
+      await sendFrame(
+        ctx,
+        next,
+        { op: Op.Direct, dtype: DType.Bytes, segment: 0, chunk: c, chunks },
+        payload.subarray(0, Math.max(0, size(c))),
+      );
     }
   };
   const recvLoop = async (): Promise<void> => {
@@ -49,7 +54,14 @@ export async function allToAllSum(ctx: CollectiveContext, data: Float32Array): P
     for (let c = 0; c < chunks; c++) {
       const start = c * chunkElems;
       const end = Math.min(data.length, start + chunkElems);
-      const f = await receiveFrame(ctx, from, { op: Op.Direct, dtype: DType.Float32, segment: fromRank, chunk: c, chunks, bytes: (end - start) * 4 });
+      const f = await receiveFrame(ctx, from, {
+        op: Op.Direct,
+        dtype: DType.Float32,
+        segment: fromRank,
+        chunk: c,
+        chunks,
+        bytes: (end - start) * 4,
+      });
       v.set(float32Payload(f), start);
     }
     received[fromRank] = v;

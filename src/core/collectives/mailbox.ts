@@ -82,7 +82,11 @@ export class Mailbox {
       q.bytes = 0;
       q.failed = {
         epoch: f.epoch,
-        error: new RingError('protocol', `peer sent more than ${this.maxBufferedBytes} B or ${this.maxBufferedFrames} frames ahead of use`, from),
+        error: new RingError(
+          'protocol',
+          `peer sent more than ${this.maxBufferedBytes} B or ${this.maxBufferedFrames} frames ahead of use`,
+          from,
+        ),
       };
     }
     for (const w of q.waiters) w();

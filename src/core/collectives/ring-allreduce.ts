@@ -18,7 +18,11 @@ import { chunkCount, chunkRange, mod, segmentRange } from './partition.ts';
  *
  * On failure `buf` holds a partial result and must be discarded.
  */
-export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array, o: { wire?: WireSpec; gatherOnly?: boolean } = {}): Promise<void> {
+export async function ringAllreduce(
+  ctx: CollectiveContext,
+  buf: Float32Array,
+  o: { wire?: WireSpec; gatherOnly?: boolean } = {},
+): Promise<void> {
   const { rank, size: n, next, prev } = ctx.pos;
   if (n === 1) return;
   const { wire, exact } = o.wire ?? { wire: 'f32', exact: 0 };
@@ -38,8 +42,7 @@ export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array, o
   let doneStep = first;
   let doneChunk = 0;
   const wakers = new Set<() => void>();
-  const ready = (s: number, c: number): boolean =>
-    s === first || doneStep > s - 1 || (doneStep === s - 1 && doneChunk > c);
+  const ready = (s: number, c: number): boolean => s === first || doneStep > s - 1 || (doneStep === s - 1 && doneChunk > c);
   // Resolves on the receiver's next progress or on abort. The signal may already be aborted (the
   // abort can land while a send is settling): then resolve at once, since 'abort' will not fire again.
   const progressed = (): Promise<void> =>
@@ -93,7 +96,14 @@ export async function ringAllreduce(ctx: CollectiveContext, buf: Float32Array, o
       for (let c = 0; c < chunks; c++) {
         const r = chunkRange(seg, chunkElems, c);
         const part = splitChunk(r.start, r.end, exactFrom);
-        const f = await receiveFrame(ctx, prev, { op: opOf(s), dtype, segment, chunk: c, chunks, bytes: wireBytes(wire, part.quantised, part.exact) });
+        const f = await receiveFrame(ctx, prev, {
+          op: opOf(s),
+          dtype,
+          segment,
+          chunk: c,
+          chunks,
+          bytes: wireBytes(wire, part.quantised, part.exact),
+        });
         decodeChunk(wire, f.payload, part.exact, buf.subarray(r.start, r.end), reduce);
         // The last all-gather step's segment goes no further.
         if (!reduce && s < steps - 1) forward.set(`${segment}:${c}`, f.payload);

@@ -35,7 +35,10 @@ describe('makeView and ringPosition', () => {
 });
 
 describe('ringAvoiding (a ring without links that will not open)', () => {
-  const pairs = (...ps: [string, string][]) => (a: string, b: string) => ps.some(([x, y]) => x === a && y === b);
+  const pairs =
+    (...ps: [string, string][]) =>
+    (a: string, b: string) =>
+      ps.some(([x, y]) => x === a && y === b);
   const adjacent = (ring: string[], a: string, b: string): boolean =>
     ring.some((x, i) => {
       const y = ring[(i + 1) % ring.length]!;
@@ -57,7 +60,14 @@ describe('ringAvoiding (a ring without links that will not open)', () => {
     const avoid = pairs(['a', 'b'], ['b', 'c'], ['c', 'd'], ['e', 'f'], ['a', 'f']);
     const ring = ringAvoiding(ids, avoid);
     expect([...ring].sort()).toEqual(ids);
-    for (const [x, y] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['e', 'f'], ['a', 'f']] as const) expect(adjacent(ring, x, y)).toBe(false);
+    for (const [x, y] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'd'],
+      ['e', 'f'],
+      ['a', 'f'],
+    ] as const)
+      expect(adjacent(ring, x, y)).toBe(false);
   });
 
   it('falls back to the given order when no ring avoids every bad link (3 peers, or a peer that reaches one other only)', () => {

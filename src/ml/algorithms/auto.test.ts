@@ -19,7 +19,9 @@ describe('auto codec choice', () => {
   it('keeps the plain ring when the allreduce is a small part of the step', () => {
     const c = chooseCodec({ commMs: 10, computeMs: 90, latencyMs: 2, waitMs: 0 }, MLP);
     expect(c.spec).toBeNull();
-    expect(c.reason).toBe('allreduce 10 of a 100 ms step, 2 ms of it latency, 0 waiting for the slowest peer; predicted step: none 100, fp16 96, int8 94, powersgd-r2 94 ms');
+    expect(c.reason).toBe(
+      'allreduce 10 of a 100 ms step, 2 ms of it latency, 0 waiting for the slowest peer; predicted step: none 100, fp16 96, int8 94, powersgd-r2 94 ms',
+    );
   });
 
   it('takes PowerSGD rank 2 when bandwidth dominates and the model has large matrices', () => {

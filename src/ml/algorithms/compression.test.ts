@@ -17,7 +17,11 @@ const randomGrad = (seed: number): Float32Array => {
 };
 
 /** One compressed sum over a ring of `grads.length` peers; returns every peer's result and compressor. */
-async function ringSum(spec: CompressionSpec, grads: Float32Array[], compressors?: Compressor[]): Promise<{ sums: Float32Array[]; cs: Compressor[] }> {
+async function ringSum(
+  spec: CompressionSpec,
+  grads: Float32Array[],
+  compressors?: Compressor[],
+): Promise<{ sums: Float32Array[]; cs: Compressor[] }> {
   const ring = memoryRing(grads.length, { chunkBytes: 4096, timeoutMs: 10_000 });
   const cs = compressors ?? grads.map(() => new Compressor(spec, SLOTS, 5));
   const sums = await Promise.all(ring.map((c, i) => cs[i]!.sum((v) => c.allreduce(v))(packed(grads[i]!, 2))));
@@ -43,7 +47,11 @@ describe('compression', () => {
   it('PowerSGD rank 1 recovers a rank-1 sum exactly, biases as they are, in two small sums', async () => {
     // Each peer's matrix is u v_iᵀ: the sum u (Σ v_i)ᵀ has rank 1.
     const u = [1, -2, 0.5, 3, 1, -1];
-    const grads = [[1, 0, 2, -1], [0.5, 1, -1, 0], [2, 2, 0, 1]].map((v, p) => {
+    const grads = [
+      [1, 0, 2, -1],
+      [0.5, 1, -1, 0],
+      [2, 2, 0, 1],
+    ].map((v, p) => {
       const g = new Float32Array(N);
       for (let i = 0; i < 6; i++) for (let c = 0; c < 4; c++) g[i * 4 + c] = u[i]! * v[c]!;
       for (let c = 0; c < 4; c++) g[24 + c] = p + c;
@@ -51,13 +59,20 @@ describe('compression', () => {
     });
     const { sums, cs } = await ringSum({ kind: 'powersgd', rank: 1 }, grads);
     for (const s of sums) expect(Array.from(s)).toEqual(Array.from(sums[0]!));
-    for (let i = 0; i < N; i++) expect(sums[0]![i]!).toBeCloseTo(grads.reduce((a, g) => a + g[i]!, 0), 4);
+    for (let i = 0; i < N; i++)
+      expect(sums[0]![i]!).toBeCloseTo(
+        grads.reduce((a, g) => a + g[i]!, 0),
+        4,
+      );
     // P (6) + bias (4) + loss + count, then Q (4): 16 floats instead of 30.
     expect(cs[0]!.stats).toEqual({ floatsSent: 16, floatsDense: 30 });
   });
 
   it('error feedback: over many steps the applied updates add up to the true gradients (nothing is lost)', async () => {
-    for (const spec of [{ kind: 'randomk', ratio: 0.1 }, { kind: 'powersgd', rank: 1 }] as CompressionSpec[]) {
+    for (const spec of [
+      { kind: 'randomk', ratio: 0.1 },
+      { kind: 'powersgd', rank: 1 },
+    ] as CompressionSpec[]) {
       const grads = [7, 8].map(randomGrad);
       const cs = grads.map(() => new Compressor(spec, SLOTS, 9));
       const applied = new Float64Array(N);

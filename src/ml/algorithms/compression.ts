@@ -22,7 +22,12 @@ import { mulberry32 } from '../../core/random.ts';
 import { wireBytes, type Wire } from '../../protocol/wire.ts';
 import type { SumAllPeers } from './distributed.ts';
 
-export type CompressionSpec = { kind: 'auto' } | { kind: 'fp16' } | { kind: 'int8' } | { kind: 'randomk'; ratio: number } | { kind: 'powersgd'; rank: number };
+export type CompressionSpec =
+  | { kind: 'auto' }
+  | { kind: 'fp16' }
+  | { kind: 'int8' }
+  | { kind: 'randomk'; ratio: number }
+  | { kind: 'powersgd'; rank: number };
 
 /** The wire of a quantising codec, null for the others. */
 function quantisedWire(spec: CompressionSpec): Wire | null {
@@ -84,9 +89,12 @@ export class Compressor {
     private readonly slots: Slot[],
     private readonly seed: number,
   ) {
-    if (!['fp16', 'int8', 'randomk', 'powersgd'].includes(spec.kind)) throw new RangeError(`compression: "${spec.kind}" is not fp16, int8, randomk or powersgd (auto is decided by the trainer)`);
-    if (spec.kind === 'randomk' && !(spec.ratio > 0 && spec.ratio <= 1)) throw new RangeError(`compression: randomk ratio must be in (0, 1]; got ${spec.ratio}`);
-    if (spec.kind === 'powersgd' && !(Number.isInteger(spec.rank) && spec.rank >= 1)) throw new RangeError(`compression: powersgd rank must be a whole number >= 1; got ${spec.rank}`);
+    if (!['fp16', 'int8', 'randomk', 'powersgd'].includes(spec.kind))
+      throw new RangeError(`compression: "${spec.kind}" is not fp16, int8, randomk or powersgd (auto is decided by the trainer)`);
+    if (spec.kind === 'randomk' && !(spec.ratio > 0 && spec.ratio <= 1))
+      throw new RangeError(`compression: randomk ratio must be in (0, 1]; got ${spec.ratio}`);
+    if (spec.kind === 'powersgd' && !(Number.isInteger(spec.rank) && spec.rank >= 1))
+      throw new RangeError(`compression: powersgd rank must be a whole number >= 1; got ${spec.rank}`);
     this.residual = new Float32Array(slots.reduce((n, s) => n + s.size, 0));
     this.reset(0);
   }

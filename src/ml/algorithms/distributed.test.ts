@@ -94,7 +94,9 @@ describe('distributed algorithms over the ring', () => {
       }),
     );
     const results = await Promise.all(
-      peers.map((p, r) => federatedRound(p.model, p.opt, 'crossentropy', (v) => comms[r]!.allreduce(v), batches(r, [counts[r]!, counts[r]!]))),
+      peers.map((p, r) =>
+        federatedRound(p.model, p.opt, 'crossentropy', (v) => comms[r]!.allreduce(v), batches(r, [counts[r]!, counts[r]!])),
+      ),
     );
     for (const r of results) expect(r.samples).toBe(2 * (4 + 8 + 12));
     const weights = await Promise.all(peers.map((p) => getFlatWeights(p.model)));

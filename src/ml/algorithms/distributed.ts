@@ -54,7 +54,9 @@ export async function synchronousStep(
   /** Computes this peer's gradient sum instead of plain backprop (DP-SGD's clipped, noised sum). */
   gradients?: (b: Batch) => Promise<GradientResult>,
 ): Promise<StepResult> {
-  const g = gradients ? await gradients(batch) : await computeGradients(model, batch.x, batch.y, batch.count, lossKind, chunkSize ? { chunkSize } : {});
+  const g = gradients
+    ? await gradients(batch)
+    : await computeGradients(model, batch.x, batch.y, batch.count, lossKind, chunkSize ? { chunkSize } : {});
   const n = g.grad.length;
   const t0 = performance.now();
   const total = await sum(packGradient(g.grad, g.count, g.loss));
@@ -92,7 +94,13 @@ export async function federatedRound(
   const w = await getFlatWeights(model);
   const n = w.length;
   const t0 = performance.now();
-  const total = await sum(packGradient(w.map((v) => v * used), used, lossSum));
+  const total = await sum(
+    packGradient(
+      w.map((v) => v * used),
+      used,
+      lossSum,
+    ),
+  );
   timings.allreduceMs = performance.now() - t0;
   const { mean, count } = meanGradient(total);
   const t1 = performance.now();

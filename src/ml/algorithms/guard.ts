@@ -53,7 +53,9 @@ export function guardedSum(o: GuardOptions): SumAllPeers {
     const total = await o.sum(mine);
     if (contributionOk(total, o.maxNorm)) return total;
     if (o.attribute === false) {
-      throw new RangeError('the step sum has NaN/Inf or is over the norm bound, and secure aggregation hides which peer sent it; the run stops here');
+      throw new RangeError(
+        'the step sum has NaN/Inf or is over the norm bound, and secure aggregation hides which peer sent it; the run stops here',
+      );
     }
     const parts: Float32Array[] = [];
     for (let r = 0; r < o.size; r++) {

@@ -28,7 +28,12 @@ describe('robust aggregation', () => {
 
   it('with honest peers only, trimmed mean 0 equals the plain mean and the median is near it', () => {
     const rnd = mulberry32(4);
-    const parts = Array.from({ length: 5 }, () => packed(Array.from({ length: 50 }, () => rnd() + 1), 3));
+    const parts = Array.from({ length: 5 }, () =>
+      packed(
+        Array.from({ length: 50 }, () => rnd() + 1),
+        3,
+      ),
+    );
     const plain = new Float32Array(52);
     for (const p of parts) p.forEach((x, i) => (plain[i]! += x));
     const mean = robustAggregate(parts, { rule: 'trimmed-mean', trim: 0 });
@@ -43,7 +48,11 @@ describe('robust aggregation', () => {
     const badCount = Float32Array.of(1, 1, 1, 2.5);
     const idle = packed([0, 0], 0, 0);
     const rejected: number[][] = [];
-    const sum = robustSum(async () => [packed([1, 1], 2), nan, inf, badCount, idle, packed([3, 3], 2)], { rule: 'median' }, (r) => rejected.push(r));
+    const sum = robustSum(
+      async () => [packed([1, 1], 2), nan, inf, badCount, idle, packed([3, 3], 2)],
+      { rule: 'median' },
+      (r) => rejected.push(r),
+    );
     const out = await sum(new Float32Array(4));
     expect(rejected).toEqual([[1, 2, 3]]);
     expect(Array.from(out)).toEqual([8, 8, 2, 4]);
@@ -51,9 +60,17 @@ describe('robust aggregation', () => {
 
   it('every peer gets the same bits from the same gathered parts', () => {
     const rnd = mulberry32(8);
-    const parts = Array.from({ length: 4 }, () => packed(Array.from({ length: 30 }, () => rnd() - 0.5), 7));
+    const parts = Array.from({ length: 4 }, () =>
+      packed(
+        Array.from({ length: 30 }, () => rnd() - 0.5),
+        7,
+      ),
+    );
     const a = robustAggregate(parts, { rule: 'trimmed-mean', trim: 0.25 });
-    const b = robustAggregate(parts.map((p) => p.slice()), { rule: 'trimmed-mean', trim: 0.25 });
+    const b = robustAggregate(
+      parts.map((p) => p.slice()),
+      { rule: 'trimmed-mean', trim: 0.25 },
+    );
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
   });
 });

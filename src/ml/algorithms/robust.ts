@@ -67,7 +67,11 @@ export function robustAggregate(parts: Float32Array[], rule: RobustRule, bad: nu
 }
 
 /** A {@link SumAllPeers} for packed gradients that aggregates robustly over an all-gather (see the module comment). */
-export function robustSum(allGather: (v: Float32Array) => Promise<Float32Array[]>, rule: RobustRule, onReject: (ranks: number[]) => void): SumAllPeers {
+export function robustSum(
+  allGather: (v: Float32Array) => Promise<Float32Array[]>,
+  rule: RobustRule,
+  onReject: (ranks: number[]) => void,
+): SumAllPeers {
   return async (v) => {
     const bad: number[] = [];
     const out = robustAggregate(await allGather(v), rule, bad);

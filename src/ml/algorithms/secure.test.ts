@@ -13,7 +13,11 @@ async function groupKeys(n: number): Promise<(CryptoKey | null)[][]> {
  * Masked sums of `inputs` (one per peer) over an in-memory ring, with small chunks so that the
  * clear tail shares a chunk with masked words; `sent`: the words rank 0 hands the ring.
  */
-async function ringSums(inputs: Float32Array[], keys: (CryptoKey | null)[][], clear: number): Promise<{ sums: Float32Array[]; sent: Uint32Array }> {
+async function ringSums(
+  inputs: Float32Array[],
+  keys: (CryptoKey | null)[][],
+  clear: number,
+): Promise<{ sums: Float32Array[]; sent: Uint32Array }> {
   const ring = memoryRing(inputs.length, { chunkBytes: 512, timeoutMs: 10_000 });
   let sent = new Uint32Array(0);
   const sums = await Promise.all(
@@ -61,7 +65,9 @@ describe('secure aggregation by pairwise masks modulo 2^32', () => {
     for (let n = 2; n <= 5; n++) {
       const rnd = mulberry32(n);
       // Values of both signs over several magnitudes; the last one is a sample count.
-      const inputs = Array.from({ length: n }, (_, r) => Float32Array.from({ length: len }, (_, i) => (i === len - 1 ? 7 + r : (rnd() - 0.5) * 10 ** Math.floor(rnd() * 6 - 3))));
+      const inputs = Array.from({ length: n }, (_, r) =>
+        Float32Array.from({ length: len }, (_, i) => (i === len - 1 ? 7 + r : (rnd() - 0.5) * 10 ** Math.floor(rnd() * 6 - 3))),
+      );
       const { sums } = await ringSums(inputs, await groupKeys(n), 1);
       const expected = new Float32Array(len);
       for (let i = 0; i < len - 1; i++) expected[i] = inputs.reduce((a, x) => a + Math.round(x[i]! * SECURE_SCALE), 0) / SECURE_SCALE;
@@ -80,7 +86,14 @@ describe('secure aggregation by pairwise masks modulo 2^32', () => {
       const { sent } = await ringSums([input, new Float32Array(len)], keys, 0);
       expect(chiSquareTop4(sent.subarray(0, len))).toBeLessThan(CHI2_15_CRITICAL);
       // The same peers without keys: the words are the fixed-point gradient itself.
-      const plain = await ringSums([input, new Float32Array(len)], [[null, null], [null, null]], 0);
+      const plain = await ringSums(
+        [input, new Float32Array(len)],
+        [
+          [null, null],
+          [null, null],
+        ],
+        0,
+      );
       expect(chiSquareTop4(plain.sent.subarray(0, len))).toBeGreaterThan(CHI2_15_CRITICAL);
     }
   });
@@ -90,13 +103,19 @@ describe('secure aggregation by pairwise masks modulo 2^32', () => {
     expect(bound).toBe(2 ** 30 - 1);
     const { sums } = await ringSums([Float32Array.of(1e9, -1e9, 1e9), Float32Array.of(1, 1, 1e9)], await groupKeys(2), 0);
     // 1e9 counts as (2^30 - 1) / 4096 ≈ 262 144; two of them still sum below 2^31 / S.
-    expect(Array.from(sums[0]!)).toEqual([bound + SECURE_SCALE, -bound + SECURE_SCALE, 2 * bound].map((q) => Math.fround(q / SECURE_SCALE)));
+    expect(Array.from(sums[0]!)).toEqual(
+      [bound + SECURE_SCALE, -bound + SECURE_SCALE, 2 * bound].map((q) => Math.fround(q / SECURE_SCALE)),
+    );
     expect(sums[0]![2]).toBeGreaterThan(0);
   });
 
-  it('a NaN or ±Inf on any peer turns every peer\'s masked sum into NaN; the clear count still adds', async () => {
+  it("a NaN or ±Inf on any peer turns every peer's masked sum into NaN; the clear count still adds", async () => {
     for (const bad of [NaN, Infinity, -Infinity]) {
-      const { sums } = await ringSums([Float32Array.of(1, 2, 3), Float32Array.of(bad, 2, 4), Float32Array.of(1, 2, 5)], await groupKeys(3), 1);
+      const { sums } = await ringSums(
+        [Float32Array.of(1, 2, 3), Float32Array.of(bad, 2, 4), Float32Array.of(1, 2, 5)],
+        await groupKeys(3),
+        1,
+      );
       for (const s of sums) {
         expect(Array.from(s.subarray(0, 2)).every(Number.isNaN)).toBe(true);
         expect(s[2]).toBe(12);

@@ -45,7 +45,13 @@ export async function pairKey(privateKey: CryptoKey, theirPub: string, room: str
   const shared = await crypto.subtle.deriveBits({ name: 'ECDH', public: pub }, privateKey, 256);
   const hkdf = await crypto.subtle.importKey('raw', shared, 'HKDF', false, ['deriveKey']);
   const info = new TextEncoder().encode(`ringtrain-mask|${room}|${epoch}`);
-  return crypto.subtle.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info }, hkdf, { name: 'AES-CTR', length: 256 }, false, ['encrypt']);
+  return crypto.subtle.deriveKey(
+    { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info },
+    hkdf,
+    { name: 'AES-CTR', length: 256 },
+    false,
+    ['encrypt'],
+  );
 }
 
 /**
@@ -73,7 +79,14 @@ export function clampBound(peers: number): number {
  * scale exactly, then rounded to float32 (see the module comment). The last `clear` values (a
  * packed gradient's sample count, which must stay a whole number) are summed unmasked, as float32.
  */
-export function maskedSum(sum: SumAllPeers, rank: number, keys: (CryptoKey | null)[], step: number, scale = SECURE_SCALE, clear = 0): SumAllPeers {
+export function maskedSum(
+  sum: SumAllPeers,
+  rank: number,
+  keys: (CryptoKey | null)[],
+  step: number,
+  scale = SECURE_SCALE,
+  clear = 0,
+): SumAllPeers {
   return async (v) => {
     const masked = Math.max(0, v.length - clear);
     const bound = clampBound(keys.length);

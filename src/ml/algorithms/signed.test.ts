@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { signedAllGather, signingKeyPair, verifyingKey } from './signed.ts';
 
 /** 3 peers in one all-gather through `route`, which may change what reaches peer `to` from `from` (a forwarder's doing). */
-async function gatherAll(vectors: Float32Array[], route: (from: number, to: number, v: Float32Array) => Float32Array, withKey = [true, true, true]) {
+async function gatherAll(
+  vectors: Float32Array[],
+  route: (from: number, to: number, v: Float32Array) => Float32Array,
+  withKey = [true, true, true],
+) {
   const pairs = await Promise.all(vectors.map(() => signingKeyPair()));
   const publicKeys = await Promise.all(pairs.map((p, r) => (withKey[r] ? verifyingKey(p.pub) : null)));
   // Every peer's signed vector; the gather returns once all have sent theirs.
@@ -39,10 +43,13 @@ describe('signed all-gather', () => {
     const out = await gatherAll(vectors, (from, to, v) => (from === 0 && to === 2 ? v.map((x, i) => (i < 3 ? x * -100 : x)) : v));
     expect(out[0]!.status).toBe('fulfilled');
     expect(out[1]!.status).toBe('fulfilled');
-    expect(out[2]).toMatchObject({ status: 'rejected', reason: { code: 'protocol', message: expect.stringMatching(/rank 0 arrived altered/) } });
+    expect(out[2]).toMatchObject({
+      status: 'rejected',
+      reason: { code: 'protocol', message: expect.stringMatching(/rank 0 arrived altered/) },
+    });
   });
 
-  it('refuses a contribution swapped for another peer\'s, signature and all', async () => {
+  it("refuses a contribution swapped for another peer's, signature and all", async () => {
     const out = await gatherAll(vectors, (from, to, v) => (from === 0 && to === 2 ? v.map((x, i) => (i < 3 ? vectors[1]![i]! : x)) : v));
     expect(out[2]).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/rank 0/) } });
   });

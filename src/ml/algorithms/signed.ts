@@ -53,7 +53,10 @@ function signedBytes(context: string, call: number, rank: number, v: Float32Arra
 }
 
 /** `allGather` (one view's) with every contribution signed by its sender and checked by every receiver. */
-export function signedAllGather(allGather: (v: Float32Array) => Promise<Float32Array[]>, o: SignedGatherOptions): (v: Float32Array) => Promise<Float32Array[]> {
+export function signedAllGather(
+  allGather: (v: Float32Array) => Promise<Float32Array[]>,
+  o: SignedGatherOptions,
+): (v: Float32Array) => Promise<Float32Array[]> {
   let calls = 0;
   return async (v) => {
     const call = calls++;
@@ -79,7 +82,11 @@ export function signedAllGather(allGather: (v: Float32Array) => Promise<Float32A
     });
     const ok = await Promise.all(checks);
     const bad = ok.flatMap((good, r) => (good ? [] : [r]));
-    if (bad.length > 0) throw new RingError('protocol', `the contribution of rank ${bad.join(', ')} arrived altered (its signature does not verify): a peer on the ring changed it on the way`);
+    if (bad.length > 0)
+      throw new RingError(
+        'protocol',
+        `the contribution of rank ${bad.join(', ')} arrived altered (its signature does not verify): a peer on the ring changed it on the way`,
+      );
     return parts.map((p) => p.subarray(0, v.length));
   };
 }

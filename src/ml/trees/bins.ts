@@ -29,9 +29,20 @@ export const binCount = (b: Bins, f: number): number => b.boundaries[f]!.length 
  * Agrees on bin boundaries for `d` features of this peer's `n` rows (`x` row-major). Every peer of
  * the group must call it with the same `maxBins`. Non-finite values are rejected.
  */
-export async function agreeBins(sum: SumAllPeers, rank: number, size: number, x: Float32Array, n: number, d: number, maxBins: number): Promise<Bins> {
-  if (!Number.isInteger(maxBins) || maxBins < 2 || maxBins > MAX_BINS) throw new RangeError(`agreeBins: maxBins must be an integer in [2, ${MAX_BINS}], got ${maxBins}`);
-  for (let i = 0; i < n * d; i++) if (!Number.isFinite(x[i]!)) throw new RangeError(`agreeBins: row ${Math.floor(i / d)}, feature ${i % d} is ${x[i]}; replace missing or infinite values first`);
+export async function agreeBins(
+  sum: SumAllPeers,
+  rank: number,
+  size: number,
+  x: Float32Array,
+  n: number,
+  d: number,
+  maxBins: number,
+): Promise<Bins> {
+  if (!Number.isInteger(maxBins) || maxBins < 2 || maxBins > MAX_BINS)
+    throw new RangeError(`agreeBins: maxBins must be an integer in [2, ${MAX_BINS}], got ${maxBins}`);
+  for (let i = 0; i < n * d; i++)
+    if (!Number.isFinite(x[i]!))
+      throw new RangeError(`agreeBins: row ${Math.floor(i / d)}, feature ${i % d} is ${x[i]}; replace missing or infinite values first`);
   // 1. Ranges: slots [rank][feature][min, max, has-rows].
   const slots = new Float32Array(size * d * 3);
   for (let f = 0; f < d; f++) {
@@ -57,7 +68,8 @@ export async function agreeBins(sum: SumAllPeers, rank: number, size: number, x:
     }
   }
   // 2. Fine sketch over the global range.
-  const bucket = (f: number, v: number): number => Math.min(SKETCH_BUCKETS - 1, Math.floor(((v - lo[f]!) / (hi[f]! - lo[f]!)) * SKETCH_BUCKETS));
+  const bucket = (f: number, v: number): number =>
+    Math.min(SKETCH_BUCKETS - 1, Math.floor(((v - lo[f]!) / (hi[f]! - lo[f]!)) * SKETCH_BUCKETS));
   const sketch = new Float32Array(d * SKETCH_BUCKETS);
   for (let i = 0; i < n; i++) {
     for (let f = 0; f < d; f++) if (hi[f]! > lo[f]!) sketch[f * SKETCH_BUCKETS + bucket(f, x[i * d + f]!)]!++;

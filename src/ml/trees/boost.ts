@@ -96,7 +96,8 @@ export async function trainGbdt(
   for (let round = model.trees.length; round < o.rounds; round++) {
     // Each round's draws come from (seed, round) alone, so a resumed run draws what it would have.
     const rand = mulberry32(o.seed * 7919 + round);
-    const features = o.colSample && o.colSample < 1 ? Array.from({ length: d }, (_, f) => f).filter(() => rand() < o.colSample!) : undefined;
+    const features =
+      o.colSample && o.colSample < 1 ? Array.from({ length: d }, (_, f) => f).filter(() => rand() < o.colSample!) : undefined;
     if (keys) {
       const roundSeed = Math.floor(rand() * 2 ** 32);
       for (let i = 0; i < n; i++) inRound[i] = mulberry32(keys[i]! ^ roundSeed)() < subsample! ? 1 : 0;

@@ -87,9 +87,23 @@ describe('histogram trees over the ring', () => {
 });
 
 describe('gradient-boosted trees over the ring', () => {
-  const GB = { rounds: 5, learningRate: 0.3, maxDepth: 3, minSamplesLeaf: 3, lambda: 1, gamma: 0, minChildWeight: 1e-3, classes: 4, seed: 1 };
+  const GB = {
+    rounds: 5,
+    learningRate: 0.3,
+    maxDepth: 3,
+    minSamplesLeaf: 3,
+    lambda: 1,
+    gamma: 0,
+    minChildWeight: 1e-3,
+    classes: 4,
+    seed: 1,
+  };
 
-  const boostOn = (peers: number, extra: Partial<typeof GB> & { subsample?: number; colSample?: number } = {}, data: LocalData = DATA): Promise<Gbdt[]> =>
+  const boostOn = (
+    peers: number,
+    extra: Partial<typeof GB> & { subsample?: number; colSample?: number } = {},
+    data: LocalData = DATA,
+  ): Promise<Gbdt[]> =>
     onShards(peers, 32, (p) => trainGbdt(p.sum, p.bins, p.binned, p.ds.targets ?? p.ds.y, p.ds.n, p.d, { ...GB, ...extra }), data);
   const shape = (m: Gbdt): unknown => m.trees.map((r) => r.map((t) => t.nodes.map((x) => [x.feature, x.bin, x.left, x.right, x.count])));
   /** Every peer's model has the solo model's splits and counts, and its leaf values within 1e-6. */
@@ -100,7 +114,8 @@ describe('gradient-boosted trees over the ring', () => {
       const a = leaves(m);
       const b = leaves(solo);
       for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(b[i]!)));
-      for (let i = 0; i < m.base.length; i++) expect(Math.abs(m.base[i]! - solo.base[i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(solo.base[i]!)));
+      for (let i = 0; i < m.base.length; i++)
+        expect(Math.abs(m.base[i]! - solo.base[i]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(solo.base[i]!)));
     }
   };
 

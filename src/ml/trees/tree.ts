@@ -82,7 +82,15 @@ interface Split {
  * statistics (see {@link statsPerRow}). Every peer of the group must call it with the same bins and
  * options; all get the same tree.
  */
-export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array, stats: Float32Array, n: number, d: number, o: TreeOptions): Promise<{ tree: Tree; traffic: GrowStats }> {
+export async function growTree(
+  sum: SumAllPeers,
+  bins: Bins,
+  binned: Uint8Array,
+  stats: Float32Array,
+  n: number,
+  d: number,
+  o: TreeOptions,
+): Promise<{ tree: Tree; traffic: GrowStats }> {
   const K = statsPerRow(o.criterion);
   const B = Math.max(...Array.from({ length: d }, (_, f) => binCount(bins, f)));
   const histSize = d * B * K;
@@ -183,7 +191,10 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
   };
 
   const rootLocal = new Float64Array(histSize);
-  await build(Int32Array.from({ length: n }, (_, i) => i), rootLocal);
+  await build(
+    Int32Array.from({ length: n }, (_, i) => i),
+    rootLocal,
+  );
   const rootHist = Float64Array.from(await sum(Float32Array.from(rootLocal)));
   traffic.floatsSummed += histSize;
   traffic.floatsWithoutSubtraction += histSize;
@@ -230,7 +241,10 @@ export async function growTree(sum: SumAllPeers, bins: Bins, binned: Uint8Array,
       node.gain = p.split.gain;
       node.left = makeNode(lh);
       node.right = makeNode(rh);
-      next.push({ node: node.left, rows: p.left, hist: lh, depth: p.fr.depth + 1 }, { node: node.right, rows: p.right, hist: rh, depth: p.fr.depth + 1 });
+      next.push(
+        { node: node.left, rows: p.left, hist: lh, depth: p.fr.depth + 1 },
+        { node: node.right, rows: p.right, hist: rh, depth: p.fr.depth + 1 },
+      );
     });
     frontier = next;
   }
