@@ -14,7 +14,8 @@
  * variant of the same run.
  */
 import type { Page } from 'playwright-core';
-import { startCluster } from '../src/cli/cluster.ts';
+import { startCluster } from '../src/harness/cluster.ts';
+import { MLP_CONFIG } from '../src/harness/drills.ts';
 import { AGGREGATIONS, COMPRESSIONS } from '../src/training/job.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 
@@ -41,18 +42,6 @@ export interface VariantRow {
   /** compression `auto`: what it picked. */
   picked?: string;
 }
-
-/** The MLP on Fashion-MNIST that the codec and aggregation benchmarks train. */
-export const MLP_CONFIG: TrainConfig = {
-  dataset: 'fashion-mnist',
-  partition: { scheme: 'iid', seed: 1 },
-  model: 'mlp',
-  algorithm: 'sgd',
-  optimizer: { kind: 'adam', lr: 0.002 },
-  batch: 128,
-  steps: 150,
-  seed: 3,
-};
 
 export const CODEC_NAMES = Object.keys(COMPRESSIONS);
 

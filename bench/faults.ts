@@ -19,8 +19,8 @@ import {
   type Kept,
   type Outcome,
   type Point,
-} from '../src/cli/drills.ts';
-import { startCluster } from '../src/cli/cluster.ts';
+} from '../src/harness/drills.ts';
+import { startCluster } from '../src/harness/cluster.ts';
 import { mulberry32 } from '../src/core/random.ts';
 import { relativeDifference } from '../src/ml/compare.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';

@@ -29,7 +29,7 @@ import { benchAgreement } from './agreement.ts';
 import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
 import { benchServer, benchServerFlood } from './server.ts';
 import { benchSoak } from './soak.ts';
-import { WAN_PROFILES, type WanProfileName } from './netns.ts';
+import { WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
 import { benchWan, WAN_MODELS } from './wan.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';

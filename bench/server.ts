@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { WebSocket } from 'ws';
-import { buildApp, PROJECT_ROOT } from '../src/cli/cluster.ts';
+import { buildApp, PROJECT_ROOT } from '../src/harness/cluster.ts';
 import { parseServerMessage, PROTOCOL_VERSION, ProtocolError, type View } from '../src/protocol/index.ts';
 
 /** What a simulated peer reports as its stats. */

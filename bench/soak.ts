@@ -1,11 +1,11 @@
 /**
  * `npm run bench -- soak [--minutes 60] [--peers 4] [--model mlp] [--cut-every S]`: one long run of
- * N tabs (src/test/soak.ts), sampled every minute. Writes soak.json (every sample and a summary:
+ * N tabs (src/harness/soak.ts), sampled every minute. Writes soak.json (every sample and a summary:
  * failed runs, memory slope after the warm-up, tensor count, step-time drift, accuracy) and
  * soak.svg (memory and step time over the run), which the README shows.
  */
 import { writeFileSync } from 'node:fs';
-import { slope, soak, type SoakOptions, type SoakReport, type SoakSample } from '../src/test/soak.ts';
+import { slope, soak, type SoakOptions, type SoakReport, type SoakSample } from '../src/harness/soak.ts';
 
 export interface SoakSummary {
   minutes: number;

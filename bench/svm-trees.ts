@@ -4,7 +4,7 @@
  * trees of the given depths, and gradient-boosted trees, each with N = 1 and N = 4 headless peers.
  */
 import type { Page } from 'playwright-core';
-import { startCluster } from '../src/cli/cluster.ts';
+import { startCluster } from '../src/harness/cluster.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 import type { TreeTrainConfig } from '../src/training/trees.ts';
 

@@ -10,7 +10,7 @@
  * events, each stamped with the tab's `performance.now()`.
  */
 import type { Page } from 'playwright-core';
-import { startCluster } from '../src/cli/cluster.ts';
+import { startCluster } from '../src/harness/cluster.ts';
 import type { BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import type { Algorithm, TrainConfig, TrainEvent, TrainResult } from '../src/training/trainer.ts';

@@ -1,14 +1,15 @@
 /**
  * `npm run bench -- wan`: 4 peers, each its own Chromium in its own network namespace, train over
- * emulated WAN links (bench/netns.ts: kernel rate limits with tbf; delay by netem where the kernel
+ * emulated WAN links (src/harness/netns.ts: kernel rate limits with tbf; delay by netem where the kernel
  * has it, else held back by the app) with each gradient codec, side by side per profile: bytes
  * sent per step, ms per step split into compute and communication, and test accuracy after the
  * same number of steps. Needs root (namespaces); elsewhere it stops with a message saying so.
  */
 import type { ModelKind } from '../src/ml/models.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
-import { codecVariants, MLP_CONFIG, runVariants, type VariantRow } from './compression.ts';
-import { startWanCluster, WAN_PROFILES, type WanProfileName } from './netns.ts';
+import { MLP_CONFIG } from '../src/harness/drills.ts';
+import { codecVariants, runVariants, type VariantRow } from './compression.ts';
+import { startWanCluster, WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
 
 export interface WanRow extends Omit<VariantRow, 'variant'> {
   profile: string;

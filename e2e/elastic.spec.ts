@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Page } from '@playwright/test';
-import { descendants } from '../src/test/procs.ts';
+import { descendants } from '../src/harness/procs.ts';
 import { createRoomFromForm, expect, newContext, summary, test } from './peers.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../src/cli/bin.mjs');

@@ -6,7 +6,7 @@
  * the same weights.
  */
 import { E2E_PORT } from '../playwright.config.ts';
-import { openApp } from '../src/cli/browser.ts';
+import { openApp } from '../src/harness/browser.ts';
 import { expect, launchBrowser, newContext, summary, test } from './peers.ts';
 
 /** A host name that maps to this machine without being "localhost": not a secure context. */

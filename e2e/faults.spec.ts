@@ -1,10 +1,10 @@
 import type { BrowserContext } from '@playwright/test';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { DRILL_CONFIG, FAULTS, reach, startTraining as startRuns, stepProblems, waitForStep, type Outcome } from '../src/cli/drills.ts';
+import { DRILL_CONFIG, FAULTS, reach, startTraining as startRuns, stepProblems, waitForStep, type Outcome } from '../src/harness/drills.ts';
 import { startServer } from '../src/server/app.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
-import { joinPage } from '../src/cli/cluster.ts';
+import { joinPage } from '../src/harness/cluster.ts';
 import { expect, newContext, openPeers, RingPeer, roomName, test } from './peers.ts';
 
 /**

@@ -3,8 +3,8 @@
  * RingPeer per tab driving `window.ringtrain`.
  */
 import { test as base, expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { launchBrowser, newPeerContext } from '../src/cli/browser.ts';
-import { joinPage, waitForMembers } from '../src/cli/cluster.ts';
+import { launchBrowser, newPeerContext } from '../src/harness/browser.ts';
+import { joinPage, waitForMembers } from '../src/harness/cluster.ts';
 import type { View } from '../src/core/membership/view.ts';
 
 export { launchBrowser, newPeerContext as newContext };

@@ -3,7 +3,7 @@
  * model: its contributions are left out of every sum it would have spoilt, the others report it,
  * and after 3 strikes the coordinator removes it for good. The others finish with equal weights.
  */
-import { DRILL_CONFIG } from '../src/cli/drills.ts';
+import { DRILL_CONFIG } from '../src/harness/drills.ts';
 import type { TrainConfig, TrainEvent } from '../src/training/trainer.ts';
 import { expect, newContext, openPeers, roomName, test } from './peers.ts';
 

@@ -4,7 +4,7 @@
  * identical on every tab. With DP-SGD on top (each tab adds its share of the noise under the
  * masks), the tabs still agree, report ε, and learn.
  */
-import { DRILL_CONFIG } from '../src/cli/drills.ts';
+import { DRILL_CONFIG } from '../src/harness/drills.ts';
 import { relativeDifference } from '../src/ml/compare.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 import { expect, newContext, openPeers, roomName, test } from './peers.ts';

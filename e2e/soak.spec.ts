@@ -7,7 +7,7 @@
  * link that did not re-open within 15 s ended the run, and PeerJS kept every closed connection.)
  */
 import { expect, test } from '@playwright/test';
-import { soak } from '../src/test/soak.ts';
+import { soak } from '../src/harness/soak.ts';
 
 test('a 3-minute soak with a link cut every 40 s: no failed run, same weights, tensors constant, every buffer bounded', async () => {
   test.setTimeout(8 * 60_000);

@@ -5,8 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { selfSignedCert } from '../bench/netns.ts';
-import { joinPage, waitForMembers } from '../src/cli/cluster.ts';
+import { selfSignedCert } from '../src/harness/netns.ts';
+import { joinPage, waitForMembers } from '../src/harness/cluster.ts';
 import { expect, newContext, roomName, test } from './peers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');

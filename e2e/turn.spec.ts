@@ -8,14 +8,14 @@
  * path, the host pair would win; with static or wrong credentials, coturn would refuse.
  *
  * coturn: `turnserver` from PATH, else fetched from Debian's mirror without a system install
- * (src/test/coturn.ts); a machine where neither works fails this test, saying what to do.
+ * (src/harness/coturn.ts); a machine where neither works fails this test, saying what to do.
  * Needs root (namespaces): CI runs the suite as root.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { MLP_CONFIG } from '../bench/compression.ts';
-import { icePairs, startWanCluster, WAN_HOST_ADDRESS } from '../bench/netns.ts';
-import { findTurnserver, startCoturn, type Coturn } from '../src/test/coturn.ts';
+import { MLP_CONFIG } from '../src/harness/drills.ts';
+import { icePairs, startWanCluster, WAN_HOST_ADDRESS } from '../src/harness/netns.ts';
+import { findTurnserver, startCoturn, type Coturn } from '../src/harness/coturn.ts';
 import { expect, test } from './peers.ts';
 
 test('2 peers with no route between them train through coturn, with TURN credentials the server minted for each', async () => {

@@ -7,8 +7,8 @@
  * app is served over HTTPS and WSS with a certificate made for the run: the first test of TLS.
  * Needs root (namespaces): CI runs the suite as root.
  */
-import { MLP_CONFIG } from '../bench/compression.ts';
-import { icePairs, secureApis, startWanCluster } from '../bench/netns.ts';
+import { MLP_CONFIG } from '../src/harness/drills.ts';
+import { icePairs, secureApis, startWanCluster } from '../src/harness/netns.ts';
 import type { CompressionSpec } from '../src/ml/algorithms/compression.ts';
 import { expect, test } from './peers.ts';
 

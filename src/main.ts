@@ -170,7 +170,7 @@ function need(): RingSession {
 
 /** A private room's secret from the link's fragment (`#k=...`), never sent to the server. */
 const linkSecret = new URLSearchParams(location.hash.slice(1)).get('k') ?? undefined;
-/** `?linkDelayMs=`: emulated one-way latency of every data channel (the WAN benchmark, bench/netns.ts). */
+/** `?linkDelayMs=`: emulated one-way latency of every data channel (the WAN benchmark, src/harness/netns.ts). */
 const linkDelayMs = Math.max(0, Number(params.get('linkDelayMs')) || 0);
 
 async function join(opts: Partial<SessionOptions> = {}): Promise<{ peerId: string; view: View | null }> {

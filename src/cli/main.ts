@@ -14,8 +14,8 @@ import { runServer } from '../server/run.ts';
 import { jobFromFields, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
 import type { TrainEvent, TrainResult } from '../training/trainer.ts';
 import type { TreeEvent, TreeResult } from '../training/trees.ts';
-import { findChromium, launchBrowser, newPeerContext, openApp } from './browser.ts';
-import { buildApp, startCluster, type Cluster } from './cluster.ts';
+import { findChromium, launchBrowser, newPeerContext, openApp } from '../harness/browser.ts';
+import { buildApp, startCluster, type Cluster } from '../harness/cluster.ts';
 import { Progress } from './progress.ts';
 import { describePrivacy } from '../ui/status-panel.ts';
 

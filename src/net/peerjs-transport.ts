@@ -14,7 +14,7 @@ export interface PeerJsTransportOptions {
   /**
    * Emulated one-way link latency, ms (default 0: none): every received data frame, heartbeats
    * included, is held this long before it is delivered, in arrival order. For WAN benchmarks where
-   * the kernel cannot delay packets (no netem); see bench/netns.ts.
+   * the kernel cannot delay packets (no netem); see src/harness/netns.ts.
    */
   linkDelayMs?: number;
   /** Fault drill: peers no data channel can be formed with (dials to them are neither made nor answered). */

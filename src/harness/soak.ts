@@ -6,7 +6,7 @@
  * recoveries are counted from the tabs' events, link re-dials from the coordinator's log. Shared by
  * `npm run bench -- soak` (an hour) and the short soak of `npm test`.
  */
-import { startCluster } from '../cli/cluster.ts';
+import { startCluster } from './cluster.ts';
 import type { MemoryProbe } from '../main.ts';
 import type { ModelKind } from '../ml/models.ts';
 import { jobFromFields } from '../training/job.ts';

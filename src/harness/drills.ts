@@ -17,6 +17,18 @@ declare global {
   }
 }
 
+/** The MLP on Fashion-MNIST that the codec, aggregation and WAN benchmarks train, and the WAN and TURN e2e tests. */
+export const MLP_CONFIG: TrainConfig = {
+  dataset: 'fashion-mnist',
+  partition: { scheme: 'iid', seed: 1 },
+  model: 'mlp',
+  algorithm: 'sgd',
+  optimizer: { kind: 'adam', lr: 0.002 },
+  batch: 128,
+  steps: 150,
+  seed: 3,
+};
+
 /** The drills' run: softmax regression by sync SGD on IID Fashion-MNIST shards (about 100 ms a step with 4 wasm tabs here). */
 export const DRILL_CONFIG: TrainConfig = {
   dataset: 'fashion-mnist',

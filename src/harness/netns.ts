@@ -17,16 +17,16 @@
  * address: no route leads from one peer to another, and every packet between them must go through
  * something in the root namespace (a TURN relay).
  *
- * Run the proof (2 peers; lan, home and a 10 Mbit link; 4 MiB allreduce): `npx tsx bench/netns.ts`.
+ * Run the proof (2 peers; lan, home and a 10 Mbit link; 4 MiB allreduce): `npx tsx src/harness/netns.ts`.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser } from '../src/cli/browser.ts';
-import { startCluster, type Cluster, type ClusterOptions } from '../src/cli/cluster.ts';
-import { median, timeOp } from './allreduce.ts';
+import { launchBrowser } from './browser.ts';
+import { startCluster, type Cluster, type ClusterOptions } from './cluster.ts';
+import { median, timeOp } from './timing.ts';
 
 export interface WanProfile {
   /** One-way latency of every link, ms. */
