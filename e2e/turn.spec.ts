@@ -65,7 +65,8 @@ test('2 peers with no route between them train through coturn, with TURN credent
           expect(p.bytesSent).toBeGreaterThan(100_000);
         }
       }
-      // coturn granted allocations to credentials "<expiry>:<peer id>" of exactly this room's peers.
+      // coturn granted allocations only to credentials "<expiry>:<peer id>" of this room's peers (at
+      // least one: a relay on one side of a pair is enough, so the other may not allocate).
       const ids = (await cluster.pages[0]!.evaluate(() => window.ringtrain.view()))!.members.map((m) => m.peerId).sort();
       const users = coturn!.allocations();
       const now = Date.now() / 1000;
@@ -74,7 +75,9 @@ test('2 peers with no route between them train through coturn, with TURN credent
         expect(Number(expiry)).toBeGreaterThan(now + 400);
         expect(Number(expiry)).toBeLessThan(now + 601);
       }
-      expect([...new Set(users.map((u) => u.split(':')[1]))].sort()).toEqual(ids);
+      const allocated = [...new Set(users.map((u) => u.split(':')[1]))];
+      expect(allocated.length).toBeGreaterThanOrEqual(1);
+      for (const id of allocated) expect(ids).toContain(id);
     } finally {
       await cluster.close();
     }

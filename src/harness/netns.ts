@@ -378,7 +378,7 @@ export interface IcePair {
 /** The selected ICE candidate pair of every open peer connection of `page` (needs the trace of {@link startWanCluster}). */
 export function icePairs(page: Page): Promise<IcePair[]> {
   return page.evaluate(async () => {
-    const pcs = ((window as unknown as { __rtPcs?: RTCPeerConnection[] }).__rtPcs ?? []).filter((pc) => pc.connectionState === 'connected');
+    const pcs = (window.__rtPcs ?? []).filter((pc) => pc.connectionState === 'connected');
     const out = [];
     for (const pc of pcs) {
       const stats = [...(await pc.getStats()).values()] as Record<string, unknown>[];

@@ -119,12 +119,7 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
       ),
     );
     const cdp = await Promise.all(cluster.pages.map((p) => p.context().newCDPSession(p)));
-    const runs = cluster.pages.map((p) =>
-      p.evaluate(
-        (c) => window.ringtrain.train(c as never, (e) => (window as unknown as { __soakEvent(e: TrainEvent): void }).__soakEvent(e)),
-        config,
-      ),
-    );
+    const runs = cluster.pages.map((p) => p.evaluate((c) => window.ringtrain.train(c as never, (e) => window.__soakEvent?.(e)), config));
     let failure: Error | null = null;
     const finished = Promise.all(runs).catch((e: unknown) => {
       failure = e as Error;

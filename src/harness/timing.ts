@@ -14,7 +14,7 @@ export async function timeOp(pages: Page[], op: Op, bytes: number): Promise<{ ms
         async ([op, bytes]) => {
           const api = window.ringtrain;
           const n = api.view()!.members.length;
-          const w = window as unknown as { benchBuf?: Float32Array };
+          const w = window;
           if (w.benchBuf?.length !== bytes / 4) {
             w.benchBuf = new Float32Array(bytes / 4);
             for (let i = 0; i < w.benchBuf.length; i++) w.benchBuf[i] = i % 1024;

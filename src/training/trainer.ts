@@ -238,6 +238,14 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** This peer's data for a view: its shard for (rank, size), or the whole splits (rank 0 of 1) when served. */
+interface Shard {
+  rank: number;
+  size: number;
+  train: Dataset;
+  test: Dataset;
+}
+
 /** A state kept in memory: its step, weights and optimizer state. */
 interface Snapshot {
   step: number;
@@ -323,11 +331,10 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
   const cfg = parseTrainConfig(config);
   let g = await deps.group();
   const served = servedData(cfg);
-  let shard = { rank: -1, size: -1, train: null as unknown as Dataset, test: null as unknown as Dataset };
   /** Served data: the whole splits, loaded once whatever the view; held data: this rank's shard. */
-  const loadShards = async (): Promise<void> => {
+  const loadShards = async (held?: Shard): Promise<Shard | null> => {
     const [rank, size] = served ? [0, 1] : [g.rank, g.size];
-    if (shard.rank === rank && shard.size === size) return;
+    if (held?.rank === rank && held.size === size) return null;
     const load = async (split: 'train' | 'test'): Promise<Dataset> => {
       const ds = await deps.loadShard(split, rank, size);
       if (!cfg.rff) return ds;
@@ -339,10 +346,10 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
       };
     };
     const [trainSet, testSet] = await Promise.all([load('train'), load('test')]);
-    shard = { rank, size, train: trainSet, test: testSet };
     deps.emit({ type: 'data', train: trainSet.n, test: testSet.n, rank: g.rank, size: g.size });
+    return { rank, size, train: trainSet, test: testSet };
   };
-  await loadShards();
+  let shard = (await loadShards())!;
   const spec: ModelSpec = {
     kind: cfg.model,
     inputShape: [...shard.train.shape],
@@ -674,7 +681,7 @@ export async function train(config: TrainConfig, deps: TrainerDeps): Promise<Tra
 
     for (;;) {
       try {
-        await loadShards();
+        shard = (await loadShards(shard)) ?? shard;
         await agree();
         // With periodic evaluation, also measure the starting point: decided by the agreed step
         // alone, so a newcomer and the others call the same collectives.

@@ -8,7 +8,11 @@ const CSV_NAME = /\.(csv|tsv|txt)$/i;
 
 /** Wires `form`; `load` turns the input into a summary line, or rejects with an Error to show. */
 export function bindDataForm(form: HTMLFormElement, summary: HTMLElement, load: (input: UserDataInput) => Promise<string>): void {
-  const field = <T extends HTMLElement>(name: string): T => form.elements.namedItem(name) as unknown as T;
+  const field = <T extends HTMLElement>(name: string): T => {
+    const el = form.querySelector<T>(`[name="${name}"]`);
+    if (!el) throw new Error(`the data form has no field "${name}"`);
+    return el;
+  };
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const picked = Array.from(field<HTMLInputElement>('files').files ?? []);

@@ -18,7 +18,8 @@ export const DEFAULT_MAX_BUFFERED_FRAMES = 16_384;
 type Entry = Frame | RingError;
 
 interface Queue {
-  frames: Entry[];
+  /** Taken entries before `head` are cleared (undefined), so that they can be collected. */
+  frames: (Entry | undefined)[];
   head: number;
   bytes: number;
   /** Set when the peer overran its buffer; collectives of `epoch` from this peer fail. */
@@ -106,7 +107,7 @@ export class Mailbox {
       while (q.head < q.frames.length) {
         const f = q.frames[q.head]!;
         if (f instanceof RingError) {
-          q.frames[q.head] = undefined as unknown as Entry;
+          q.frames[q.head] = undefined;
           q.head++;
           throw f;
         }
@@ -114,7 +115,7 @@ export class Mailbox {
         if (f.epoch === epoch && f.seq > seq) {
           throw new RingError('protocol', `desync: peer sent collective ${f.seq}, expected ${seq}`, from);
         }
-        q.frames[q.head] = undefined as unknown as Entry;
+        q.frames[q.head] = undefined;
         q.head++;
         q.bytes -= f.payload.byteLength;
         if (q.head > 1024 && q.head * 2 > q.frames.length) {
