@@ -66,9 +66,10 @@ test("a page that dies while starting: the harness reports the page's own error,
   const ctx = await newContext(ringBrowser, baseURL!);
   // The failure this issue began with: Intl refusing the locale kills the app's first module.
   await ctx.addInitScript(() => {
-    Intl.NumberFormat = (() => {
+    // biome-ignore lint/complexity/useArrowFunction: the app calls it with `new`, which an arrow function refuses
+    Intl.NumberFormat = function () {
       throw new RangeError('Invalid language tag: en-US@posix');
-    }) as unknown as typeof Intl.NumberFormat;
+    } as unknown as typeof Intl.NumberFormat;
   });
   const page = await ctx.newPage();
   const failed = await openApp(page, '/?autojoin=0', () => typeof window.ringtrain?.join === 'function', 3_000).then(
