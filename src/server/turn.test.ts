@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { MEMBER_HEADER } from '../protocol/auth.ts';
 import { memberIceSchema } from '../protocol/ice.ts';
@@ -84,7 +84,7 @@ describe('ICE servers and TURN credentials over HTTP (a server with --turn-url/-
       ws.close();
       await closed;
       // The coordinator removes the member when it sees the close.
-      for (let i = 0; i < 100 && server.coordinator.isMember(peerId); i++) await new Promise((r) => setTimeout(r, 20));
+      await vi.waitFor(() => expect(server.coordinator.isMember(peerId)).toBe(false), { timeout: 2_000, interval: 10 });
     };
     return { token, leave };
   }
