@@ -697,16 +697,18 @@ describe('Coordinator limits', () => {
   });
 });
 
+/** Small limits, so that a test can flood past them: 10 messages/s per connection, 50 per address, 8 connections per address. */
+const FLOOD_LIMITS = {
+  maxMessagesPerSec: 10,
+  maxMessagesPerSecPerAddress: 50,
+  maxConnectionsPerAddress: 8,
+  heartbeatMs: 10_000,
+  deadAfterMs: 60_000,
+};
 describe('Coordinator limits per address', () => {
   it('a flooder reconnecting from one address shares one message budget, and its connections are capped; another address is unaffected', () => {
     vi.useFakeTimers({ now: 0 });
-    const c = coordinator({
-      maxMessagesPerSec: 10,
-      maxMessagesPerSecPerAddress: 50,
-      maxConnectionsPerAddress: 8,
-      heartbeatMs: 10_000,
-      deadAfterMs: 60_000,
-    });
+    const c = coordinator(FLOOD_LIMITS);
     const honest = join(c, 'r', 'H', '10.0.0.2');
     // 8 connections from 10.0.0.1, each within its own per-connection rate (10/s): 80 messages.
     const flood = Array.from({ length: 8 }, () => connectFrom(c, '10.0.0.1'));
@@ -727,13 +729,7 @@ describe('Coordinator limits per address', () => {
 
   it('a connection flooding while its address is over budget is still closed at 5 times its own rate', () => {
     vi.useFakeTimers({ now: 0 });
-    const c = coordinator({
-      maxMessagesPerSec: 10,
-      maxMessagesPerSecPerAddress: 50,
-      maxConnectionsPerAddress: 8,
-      heartbeatMs: 10_000,
-      deadAfterMs: 60_000,
-    });
+    const c = coordinator(FLOOD_LIMITS);
     const [first, second] = [connectFrom(c, '10.0.0.1'), connectFrom(c, '10.0.0.1')];
     // The first uses the address's whole budget for this second, within what closes it (5 x 10).
     for (let i = 0; i < 50; i++) first.send({ type: 'heartbeat' });
