@@ -228,7 +228,8 @@ export class PeerJsTransport implements Transport {
         for (const id of mine) {
           if (this.links.has(id)) continue;
           const pc = this.pending.get(id)?.peerConnection as RTCPeerConnection | undefined;
-          if (!pc || pc.signalingState === 'have-local-offer' || pc.connectionState === 'failed') {
+          // node-datachannel goes on from 'failed' to 'closed' (e.g. a DTLS handshake that raced the answer).
+          if (!pc || pc.signalingState === 'have-local-offer' || pc.connectionState === 'failed' || pc.connectionState === 'closed') {
             this.redials++;
             this.dialLink(id);
           }
@@ -256,7 +257,9 @@ export class PeerJsTransport implements Transport {
   }
 
   private dialLink(id: PeerId): void {
-    this.adopt(this.peer.connect(id, { reliable: true, serialization: 'raw' }));
+    // Nothing comes back from a peer that is disconnected or destroyed (PeerJS reports an error instead).
+    const conn = this.peer.connect(id, { reliable: true, serialization: 'raw' }) as DataConnection | undefined;
+    if (conn) this.adopt(conn);
   }
 
   /** How far a link that is not open got: who dials, and the connection's ICE, signaling and channel states. */
@@ -281,8 +284,11 @@ export class PeerJsTransport implements Transport {
       if (max && Number.isFinite(max)) this.maxMessageBytes = Math.min(this.maxMessageBytes, max);
       this.links.get(id)?.conn.close();
       this.links.set(id, { conn, dc, lastHeard: Date.now(), ticksSilent: 0, sent: 0 });
-      conn.peerConnection.addEventListener('connectionstatechange', () => {
-        const s = conn.peerConnection.connectionState;
+      // Held here: PeerJS clears conn.peerConnection on close, and node-datachannel (unlike
+      // browsers) still reports the closing state afterwards.
+      const pc = conn.peerConnection;
+      pc.addEventListener('connectionstatechange', () => {
+        const s = pc.connectionState;
         if (s === 'failed' || s === 'closed') this.dropIf(conn, `ICE ${s}`);
       });
       this.opened.emit(id);

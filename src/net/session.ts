@@ -1,4 +1,4 @@
-import { Peer } from 'peerjs';
+import { Peer } from './peerjs.ts';
 import { Communicator, type CommunicatorOptions } from '../core/collectives/communicator.ts';
 import type { TrafficStats } from '../core/collectives/context.ts';
 import { Mailbox } from '../core/collectives/mailbox.ts';
@@ -61,8 +61,20 @@ function randomId(): string {
   return `p${Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')}`;
 }
 
+/**
+ * A GET, made once more when the first fails on the network: a kept-alive connection the server
+ * closed just as it was reused (Node's fetch, whose timers a long compute step delays, meets this).
+ */
+async function get(url: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch {
+    return fetch(url, init);
+  }
+}
+
 async function fetchConfig(origin: string): Promise<ClientConfig> {
-  const res = await fetch(`${origin}/api/config`);
+  const res = await get(`${origin}/api/config`);
   if (!res.ok) throw new RingError('closed', `GET ${origin}/api/config answered ${res.status}; is this a RingTrain server?`);
   const cfg = clientConfigSchema.safeParse(await res.json());
   if (!cfg.success) throw new RingError('protocol', `the server's /api/config is not understood; reload the page`);
@@ -75,7 +87,7 @@ async function fetchConfig(origin: string): Promise<ClientConfig> {
  */
 async function fetchMemberIce(origin: string, room: string, membership: string): Promise<MemberIce> {
   const url = `${origin}/api/rooms/${encodeURIComponent(room)}/ice`;
-  const res = await fetch(url, { cache: 'no-store', headers: { [MEMBER_HEADER]: membership } });
+  const res = await get(url, { cache: 'no-store', headers: { [MEMBER_HEADER]: membership } });
   const body: unknown = await res.json().catch(() => null);
   if (!res.ok)
     throw new RingError('closed', `GET ${url} answered ${res.status}: ${(body as { error?: string } | null)?.error ?? 'no reason given'}`);
