@@ -55,5 +55,8 @@ describe('setup form choices', () => {
     expect(selects.get('compression')!.map((o) => [o.value, o.textContent])).toContainEqual(['powersgd-r2', 'PowerSGD rank 2']);
     expect([...selects.keys()].sort()).toEqual(Object.keys(setupChoices()).sort());
     expect(() => fillSetupChoices({ querySelector: () => null })).toThrow(/no select "dataset"/);
+    // The page passes its form element as it is (this compiles).
+    const page = (f: HTMLFormElement): void => fillSetupChoices(f);
+    expect(page).toBeTypeOf('function');
   });
 });

@@ -3,17 +3,7 @@
  * being written into index.html: each `<select>` gets one option per choice, the values the config
  * and the e2e tests use, the first one selected (the form's default). DOM only where it fills.
  */
-import {
-  AGGREGATION_RULES,
-  ALGORITHMS,
-  CODECS,
-  DATASETS,
-  MODELS,
-  NO_CODEC,
-  OPTIMIZERS,
-  PLAIN_SUM,
-  TREE_MODELS,
-} from '../protocol/catalogs.ts';
+import * as catalogs from '../protocol/catalogs.ts';
 import { choicesOf, type Catalog } from '../protocol/registry.ts';
 
 /** One option of a select. */
@@ -29,14 +19,14 @@ const options = (c: Catalog): FormChoice[] => choicesOf(c).map(({ value, label }
  * and the tab's own data (the synthetic sets are the CLI's); models: neural and linear, then trees.
  */
 export function setupChoices(): Record<string, FormChoice[]> {
-  const datasets = Object.fromEntries(Object.entries(DATASETS).filter(([, d]) => d.source !== 'synthetic'));
+  const datasets = Object.fromEntries(Object.entries(catalogs.DATASETS).filter(([, d]) => d.source !== 'synthetic'));
   return {
     dataset: options(datasets),
-    model: [...options(MODELS), ...options(TREE_MODELS)],
-    algorithm: options(ALGORITHMS),
-    optimizer: options(OPTIMIZERS),
-    compression: [NO_CODEC, ...options(CODECS)],
-    aggregation: [PLAIN_SUM, ...options(AGGREGATION_RULES)],
+    model: [...options(catalogs.MODELS), ...options(catalogs.TREE_MODELS)],
+    algorithm: options(catalogs.ALGORITHMS),
+    optimizer: options(catalogs.OPTIMIZERS),
+    compression: [catalogs.NO_CODEC, ...options(catalogs.CODECS)],
+    aggregation: [catalogs.PLAIN_SUM, ...options(catalogs.AGGREGATION_RULES)],
   };
 }
 
