@@ -32,9 +32,9 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
   expect(ra.accuracy).toBeGreaterThan(60);
   for (const p of [a, b]) {
     const points = await p.evaluate(() => window.ringtrain.debug.chartPoints());
-    // 75 steps (0.2 x 48000 / 128); evaluations every 4 steps and at the end.
-    expect(points['loss']).toBe(75);
-    expect(points['time']).toBe(75);
+    // 94 steps (0.2 x 60000 / 128, rounded up); evaluations every 5 steps and at the end.
+    expect(points['loss']).toBe(94);
+    expect(points['time']).toBe(94);
     expect(points['accuracy']).toBeGreaterThanOrEqual(19);
     // Both ring links carry a rate reported by their sender.
     await expect(p.locator('#ring text[data-link]')).toHaveCount(2);
@@ -69,15 +69,15 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
   const saved = a.waitForEvent('download', (d) => d.suggestedFilename().endsWith('.rtck'));
   await a.getByRole('button', { name: "Download the room's checkpoint" }).click();
   const ckpt = await saved;
-  expect(ckpt.suggestedFilename()).toMatch(/-step75\.rtck$/);
+  expect(ckpt.suggestedFilename()).toMatch(/-step94\.rtck$/);
   const ckptFile = testInfo.outputPath(ckpt.suggestedFilename());
   await ckpt.saveAs(ckptFile);
   await b.getByLabel('Epochs').fill('0.2');
   await b.locator('#continue').setInputFiles(ckptFile);
-  await expect(b.getByTestId('import-summary')).toContainText('from step 75 to step 150');
-  for (const p of [a, b]) await expect(p.getByTestId('result-summary')).toContainText('after 150 steps', { timeout: 180_000 });
-  // Only the new steps ran: 76..150.
-  expect((await b.evaluate(() => window.ringtrain.debug.chartPoints()))['loss']).toBe(75);
+  await expect(b.getByTestId('import-summary')).toContainText('from step 94 to step 188');
+  for (const p of [a, b]) await expect(p.getByTestId('result-summary')).toContainText('after 188 steps', { timeout: 180_000 });
+  // Only the new steps ran: 95..188.
+  expect((await b.evaluate(() => window.ringtrain.debug.chartPoints()))['loss']).toBe(94);
   expect((await summary(a)).checksum).toBe((await summary(b)).checksum);
 
   for (const [name, width] of [

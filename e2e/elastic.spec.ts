@@ -80,7 +80,7 @@ test('a dashboard run with the defaults and volunteers through `ringtrain peer`:
     await Promise.all(volunteers.map((v) => v.waitFor(/1 volunteer peer\(s\) in room/, 60_000)));
     await expect.poll(() => members(dash), { timeout: 30_000 }).toBe(3);
 
-    // The form as it comes: softmax, 1 epoch of Fashion-MNIST, evaluation and checkpoints every 19 steps.
+    // The form as it comes: softmax, 1 epoch of Fashion-MNIST, evaluation and checkpoints every 23 steps (469 steps).
     await dash.getByRole('button', { name: 'Start for the room' }).click();
     await expect.poll(() => step(dash), { timeout: 120_000 }).toBeGreaterThanOrEqual(60);
 
@@ -99,7 +99,7 @@ test('a dashboard run with the defaults and volunteers through `ringtrain peer`:
     await late.waitFor(/1 volunteer peer\(s\) in room/, 60_000);
     await expect.poll(() => members(dash), { timeout: 30_000 }).toBe(3);
     const joinedAt = await step(dash);
-    expect(joinedAt).toBeLessThan(375);
+    expect(joinedAt).toBeLessThan(469);
 
     // Ends one way or the other; a failed run shows why.
     await expect(dash.getByTestId('phase')).toHaveText(/^(done|failed)$/, { timeout: 300_000 });
@@ -107,7 +107,7 @@ test('a dashboard run with the defaults and volunteers through `ringtrain peer`:
     const ours = await summary(dash);
     expect(ours.accuracy).toBeGreaterThan(75);
     for (const v of [kept, late]) {
-      const m = await v.waitFor(/peer 0: done: Run \d+: test accuracy ([\d.]+)% after 375 steps .*checksum ([0-9a-f]{8})/, 60_000);
+      const m = await v.waitFor(/peer 0: done: Run \d+: test accuracy ([\d.]+)% after 469 steps .*checksum ([0-9a-f]{8})/, 60_000);
       expect(m[2]).toBe(ours.checksum);
       expect(v.out).not.toMatch(/peer 0: failed/);
     }

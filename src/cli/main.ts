@@ -17,57 +17,16 @@ import type { TreeEvent, TreeResult } from '../training/trees.ts';
 import { findChromium, launchBrowser, newPeerContext, openApp } from '../harness/browser.ts';
 import { buildApp, startCluster, type Cluster } from '../harness/cluster.ts';
 import { Progress } from './progress.ts';
+import { CLI_DATASETS, PEER_USAGE, TRAIN_USAGE, USAGE } from './usage.ts';
+import { DATASET_FACTORIES, trainSamples } from '../training/datasets.ts';
+import { LOCAL_DATASET } from '../data/local.ts';
+import type { DatasetName } from '../protocol/catalogs.ts';
+import { listed } from '../protocol/registry.ts';
 import { describePrivacy } from '../ui/status-panel.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, noBrowser: 3, interrupted: 130 } as const;
 
-const USAGE = `ringtrain <command> [options]
-
-Commands:
-  train   Start a server, launch N headless Chromium peers, train, print the test accuracy, write the model.
-  serve   Run the server (app, signaling, coordinator on one port) on the built assets.
-  peer    Join an existing room, even on another machine, as K headless volunteer peers.
-
-Run "ringtrain <command> --help" for a command's options.`;
-
-const TRAIN_USAGE = `ringtrain train [options]
-
-  --peers N          headless browser peers (default 2)
-  --dataset D        fashion-mnist (built in), blobs or spirals (small synthetic sets) (default fashion-mnist)
-  --model M          softmax, mlp, cnn, svm, tree or gbdt (default softmax)
-  --epochs E         passes over the training set (default 1)
-  --algorithm A      sgd, gd or fedavg (default sgd)
-  --optimizer O      adam, sgd or momentum (default adam; the SVM uses pegasos)
-  --lr X             learning rate (default 0.003)
-  --batch B          global batch (default 128)
-  --partition P      iid, label-shards or dirichlet (default iid)
-  --alpha X          Dirichlet concentration (default 0.5)
-  --depth D, --rounds R, --bins B   trees: depth (6), boosting rounds (10), bins per feature (32)
-  --compression C    none, auto, fp16, int8, powersgd-r1, powersgd-r2, powersgd-r4 or randomk-1% (default none)
-  --aggregation A    sum, median or trimmed-mean (robust to untrusted peers; default sum)
-  --backend B        webgpu, webgl, wasm or cpu (default: each peer probes and picks the fastest)
-  --out DIR          where to write the model (default ./ringtrain-model)
-  --help
-
-The browser: $RINGTRAIN_CHROMIUM (a path, or "npm" for the bundled one), else /usr/bin/chromium,
-else the npm package @sparticuz/chromium.`;
-
-const PEER_USAGE = `ringtrain peer <room-url> [options]
-
-  <room-url>         the room's link, e.g. https://host:8443/?room=lab
-  --count K          peers to open (default 1)
-  --backend B        webgpu, webgl, wasm or cpu (default: probe)
-  --help
-
-The peers stay in the room and train every run started from any dashboard, until Ctrl-C.`;
-
 class UsageError extends Error {}
-
-/** The synthetic sets the CLI offers, loaded into every peer as its own data (dataset "local"). */
-const SYNTHETIC: Record<string, Record<string, unknown>> = {
-  blobs: { kind: 'blobs', n: 2000, classes: 4, dims: 8, spread: 0.5, seed: 1 },
-  spirals: { kind: 'spirals', n: 2000, noise: 0.1, seed: 1 },
-};
 
 type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
 
@@ -124,7 +83,7 @@ async function train(argv: string[]): Promise<number> {
     argv,
     {
       peers: { type: 'string', default: '2' },
-      dataset: { type: 'string', default: 'fashion-mnist' },
+      dataset: { type: 'string', default: SETUP_DEFAULTS['dataset'] },
       model: { type: 'string' },
       epochs: { type: 'string' },
       algorithm: { type: 'string' },
@@ -152,17 +111,18 @@ async function train(argv: string[]): Promise<number> {
   if (!Number.isInteger(peers) || peers < 1 || peers > 32)
     throw new UsageError(`--peers: "${String(values.peers)}" must be a whole number from 1 to 32`);
   const dataset = String(values.dataset);
-  const synthetic = SYNTHETIC[dataset];
-  if (!synthetic && dataset !== 'fashion-mnist') throw new UsageError(`--dataset: "${dataset}" is not fashion-mnist, blobs or spirals`);
+  if (!(CLI_DATASETS as string[]).includes(dataset)) throw new UsageError(`--dataset: "${dataset}" is not ${listed(CLI_DATASETS)}`);
+  const made = DATASET_FACTORIES[dataset as DatasetName];
+  const synthetic = made.source === 'synthetic' ? made.input : null;
   if (values.backend !== undefined && !['webgpu', 'webgl', 'wasm', 'cpu'].includes(String(values.backend)))
     throw new UsageError(`--backend: "${String(values.backend)}" is not webgpu, webgl, wasm or cpu`);
   const fields: Record<string, string> = {};
   for (const k of Object.keys(SETUP_DEFAULTS)) if (typeof values[k] === 'string') fields[k] = values[k] as string;
-  fields['dataset'] = synthetic ? 'local' : dataset;
-  // Synthetic sets: 80% of the samples train (the rest are held out).
+  // A synthetic set is loaded into every peer as its own data, less the held-out test share.
+  fields['dataset'] = synthetic ? LOCAL_DATASET : dataset;
   let job;
   try {
-    job = jobFromFields(fields, synthetic ? Math.round(0.8 * (synthetic['n'] as number)) : undefined);
+    job = jobFromFields(fields, synthetic ? trainSamples(dataset) : undefined);
   } catch (e) {
     if (e instanceof SetupError) throw new UsageError(`--${e.field}: ${e.message.replace(/^\w+: /, '')}`);
     throw e;

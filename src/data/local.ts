@@ -42,6 +42,11 @@ export interface LocalData {
 /** Share of the samples held out for testing. */
 export const DEFAULT_TEST_FRACTION = 0.2;
 
+/** Test samples of a hold-out of `n` samples: round(n * testFraction), at least one, and at least one left to train on. */
+export function testSize(n: number, testFraction = DEFAULT_TEST_FRACTION): number {
+  return Math.min(n - 1, Math.max(1, Math.round(n * testFraction)));
+}
+
 /**
  * Splits `ds` into train and test by a seeded shuffle: `round(n * testFraction)` samples (at least
  * one, and at least one left to train on) go to test. Throws DataError('empty') for fewer than 2
@@ -52,7 +57,7 @@ export function holdOut(ds: Dataset, source: string, seed: number, testFraction 
     throw new DataError('bad-argument', `holdOut: testFraction must be in (0, 1), got ${testFraction}`);
   if (ds.n < 2) throw new DataError('empty', `${source}: ${ds.n} sample(s); at least 2 are needed to hold one out for testing`);
   const order = permutation(ds.n, rng(seed));
-  const nTest = Math.min(ds.n - 1, Math.max(1, Math.round(ds.n * testFraction)));
+  const nTest = testSize(ds.n, testFraction);
   return { train: subset(ds, order.subarray(nTest)), test: subset(ds, order.subarray(0, nTest)), source };
 }
 

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../core/random.ts';
+import { MODELS, type ModelName } from '../protocol/catalogs.ts';
+import { namesOf } from '../protocol/registry.ts';
 import { MlError } from './errors.ts';
 import { setFlatWeights, trainableVariables } from './flat.ts';
 
-/** The model families RingTrain trains. `svm`: a linear multi-class SVM (one-vs-rest hinge loss). */
-export type ModelKind = 'softmax' | 'mlp' | 'cnn' | 'svm';
+/** The model families RingTrain trains (protocol/catalogs.ts's MODELS). `svm`: a linear multi-class SVM (one-vs-rest hinge loss). */
+export type ModelKind = ModelName;
 
 /**
  * Loss of a model: softmax cross-entropy on logits (classification), squared error (regression), or
@@ -57,7 +59,7 @@ export function validateModelSpec(spec: ModelSpec): void {
   const bad = (what: string): never => {
     throw new MlError('invalid-argument', `createModel: spec.${what}`);
   };
-  if (!['softmax', 'mlp', 'cnn', 'svm'].includes(spec.kind)) bad(`kind must be softmax, mlp, cnn or svm; got ${String(spec.kind)}`);
+  if (!Object.hasOwn(MODEL_FACTORIES, spec.kind)) bad(`kind must be one of ${namesOf(MODELS).join(', ')}; got ${String(spec.kind)}`);
   if (!Array.isArray(spec.inputShape) || spec.inputShape.length === 0 || !spec.inputShape.every(isPositiveInt)) {
     bad(`inputShape must be a non-empty array of positive integers; got ${JSON.stringify(spec.inputShape)}`);
   }
@@ -89,6 +91,43 @@ function cnnImageShape(shape: number[]): [number, number, number] {
   );
 }
 
+/** Adds a model's layers to an empty Sequential, for a validated spec. */
+type ModelFactory = (model: tf.Sequential, spec: ModelSpec) => void;
+
+const INIT = { kernelInitializer: 'zeros', biasInitializer: 'zeros' } as const;
+
+/** Dense relu layers of `widths`, then the linear output layer (no widths: one linear layer). */
+function dense(model: tf.Sequential, spec: ModelSpec, widths: readonly number[]): void {
+  const first = { inputShape: spec.inputShape };
+  if (spec.inputShape.length > 1) model.add(tf.layers.flatten(first));
+  const firstArgs = spec.inputShape.length > 1 ? {} : first;
+  widths.forEach((w, i) => model.add(tf.layers.dense({ units: w, activation: 'relu', ...INIT, ...(i === 0 ? firstArgs : {}) })));
+  model.add(tf.layers.dense({ units: outputSize(spec), activation: 'linear', ...INIT, ...(widths.length === 0 ? firstArgs : {}) }));
+}
+
+/** Conv 3x3 relu + maxpool 2x2 blocks of `spec.hidden` filters, then the linear output layer. */
+function cnn(model: tf.Sequential, spec: ModelSpec): void {
+  const first = { inputShape: spec.inputShape };
+  const img = cnnImageShape(spec.inputShape);
+  const needsReshape = spec.inputShape.length !== 3;
+  if (needsReshape) model.add(tf.layers.reshape({ ...first, targetShape: img }));
+  (spec.hidden ?? DEFAULT_CNN_FILTERS).forEach((f, i) => {
+    const args = { filters: f, kernelSize: 3, activation: 'relu', padding: 'valid', ...INIT } as const;
+    model.add(tf.layers.conv2d(i === 0 && !needsReshape ? { ...args, ...first } : args));
+    model.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }));
+  });
+  model.add(tf.layers.flatten());
+  model.add(tf.layers.dense({ units: outputSize(spec), activation: 'linear', ...INIT }));
+}
+
+/** The layers of each model of the catalog: a model without a factory does not compile. */
+export const MODEL_FACTORIES = {
+  softmax: (model, spec) => dense(model, spec, []),
+  mlp: (model, spec) => dense(model, spec, spec.hidden ?? DEFAULT_MLP_HIDDEN),
+  cnn,
+  svm: (model, spec) => dense(model, spec, []),
+} as const satisfies Record<ModelKind, ModelFactory>;
+
 /**
  * Builds the model with linear outputs (logits for classification; the loss applies the softmax),
  * then writes its initial weights from {@link initialWeights}: He-uniform for kernels followed by
@@ -99,29 +138,8 @@ function cnnImageShape(shape: number[]): [number, number, number] {
  */
 export function createModel(spec: ModelSpec): tf.Sequential {
   validateModelSpec(spec);
-  const out = outputSize(spec);
-  const init = { kernelInitializer: 'zeros', biasInitializer: 'zeros' } as const;
   const model = tf.sequential({ name: `ringtrain_${spec.kind}` });
-  const first = { inputShape: spec.inputShape };
-  if (spec.kind === 'cnn') {
-    const img = cnnImageShape(spec.inputShape);
-    const needsReshape = spec.inputShape.length !== 3;
-    if (needsReshape) model.add(tf.layers.reshape({ ...first, targetShape: img }));
-    const filters = spec.hidden ?? DEFAULT_CNN_FILTERS;
-    filters.forEach((f, i) => {
-      const args = { filters: f, kernelSize: 3, activation: 'relu', padding: 'valid', ...init } as const;
-      model.add(tf.layers.conv2d(i === 0 && !needsReshape ? { ...args, ...first } : args));
-      model.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }));
-    });
-    model.add(tf.layers.flatten());
-    model.add(tf.layers.dense({ units: out, activation: 'linear', ...init }));
-  } else {
-    if (spec.inputShape.length > 1) model.add(tf.layers.flatten(first));
-    const widths = spec.kind === 'mlp' ? (spec.hidden ?? DEFAULT_MLP_HIDDEN) : [];
-    const firstArgs = spec.inputShape.length > 1 ? {} : first;
-    widths.forEach((w, i) => model.add(tf.layers.dense({ units: w, activation: 'relu', ...init, ...(i === 0 ? firstArgs : {}) })));
-    model.add(tf.layers.dense({ units: out, activation: 'linear', ...init, ...(widths.length === 0 ? firstArgs : {}) }));
-  }
+  MODEL_FACTORIES[spec.kind](model, spec);
   try {
     setFlatWeights(model, initialWeights(model, spec.seed));
   } catch (e) {

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { OptimizerConfig, OptimizerName } from '../protocol/catalogs.ts';
 import { MlError } from './errors.ts';
 import { firstNonFinite, getFlatWeights, setFlatWeights } from './flat.ts';
 
@@ -23,22 +24,19 @@ import { firstNonFinite, getFlatWeights, setFlatWeights } from './flat.ts';
  * part of the state; the config carries them.
  */
 
-/** Which optimizer and its hyper-parameters (lr > 0; betas in [0, 1); eps > 0). */
-export type OptimizerSpec =
-  | { kind: 'sgd'; lr: number }
-  | { kind: 'momentum'; lr: number /** default 0.9 */; beta?: number }
-  | { kind: 'adam'; lr: number /** default 0.9 */; beta1?: number /** default 0.999 */; beta2?: number /** default 1e-8 */; eps?: number }
-  /**
-   * Pegasos (Shalev-Shwartz et al.) for the hinge loss with L2 strength `lambda`: step size
-   * 1/(lambda t), w <- (1 - 1/t) w - g/(lambda t). No learning rate to tune. With `average`
-   * (default true) the model evaluated and returned is the t-weighted average of the iterates,
-   * avg <- avg + 2/(t+1) (w - avg) (Lacoste-Julien et al. 2012): the last iterate of a subgradient
-   * method jumps with each batch, the average does not.
-   */
-  | { kind: 'pegasos'; lambda: number; average?: boolean };
+/**
+ * Which optimizer and its hyper-parameters: the config's `optimizer` (protocol/catalogs.ts's
+ * OPTIMIZERS). sgd {lr}; momentum {lr, beta = 0.9}; adam {lr, beta1 = 0.9, beta2 = 0.999,
+ * eps = 1e-8}; pegasos {lambda, average = true}: Pegasos (Shalev-Shwartz et al.) for the hinge loss
+ * with L2 strength `lambda`: step size 1/(lambda t), w <- (1 - 1/t) w - g/(lambda t). No learning
+ * rate to tune. With `average` the model evaluated and returned is the t-weighted average of the
+ * iterates, avg <- avg + 2/(t+1) (w - avg) (Lacoste-Julien et al. 2012): the last iterate of a
+ * subgradient method jumps with each batch, the average does not.
+ */
+export type OptimizerSpec = OptimizerConfig;
 
 /** 'sgd' | 'momentum' | 'adam' | 'pegasos'. */
-export type OptimizerKind = OptimizerSpec['kind'];
+export type OptimizerKind = OptimizerName;
 
 /** The spec with every default filled in. */
 export type ResolvedOptimizerSpec =
@@ -50,33 +48,51 @@ export type ResolvedOptimizerSpec =
 const KIND_CODE: Record<OptimizerKind, number> = { sgd: 0, momentum: 1, adam: 2, pegasos: 3 };
 const HEADER = 2;
 
-function resolve(spec: OptimizerSpec): ResolvedOptimizerSpec {
-  const bad = (msg: string): never => {
-    throw new MlError('invalid-argument', `createOptimizer: ${msg}`);
-  };
-  const beta = (name: string, v: number): number => {
-    if (!(Number.isFinite(v) && v >= 0 && v < 1)) bad(`${name} must be in [0, 1); got ${v}`);
-    return v;
-  };
-  if (!Object.hasOwn(KIND_CODE, spec.kind)) bad(`kind must be sgd, momentum, adam or pegasos; got ${String(spec.kind)}`);
-  if (spec.kind === 'pegasos') {
+type Bad = (msg: string) => never;
+type Resolver<K extends OptimizerKind> = (
+  spec: Extract<OptimizerSpec, { kind: K }>,
+  bad: Bad,
+) => Extract<ResolvedOptimizerSpec, { kind: K }>;
+
+function checkBeta(bad: Bad, name: string, v: number): number {
+  if (!(Number.isFinite(v) && v >= 0 && v < 1)) bad(`${name} must be in [0, 1); got ${v}`);
+  return v;
+}
+
+function checkLr(bad: Bad, lr: number): number {
+  if (!(Number.isFinite(lr) && lr > 0)) bad(`lr must be a positive number; got ${lr}`);
+  return lr;
+}
+
+/** Each optimizer of the catalog with its defaults filled in and checked: one without does not compile. */
+const OPTIMIZER_FACTORIES: { [K in OptimizerKind]: Resolver<K> } = {
+  sgd: (spec, bad) => ({ kind: 'sgd', lr: checkLr(bad, spec.lr) }),
+  momentum: (spec, bad) => ({ kind: 'momentum', lr: checkLr(bad, spec.lr), beta: checkBeta(bad, 'beta', spec.beta ?? 0.9) }),
+  adam: (spec, bad) => {
+    const lr = checkLr(bad, spec.lr);
+    const eps = spec.eps ?? 1e-8;
+    if (!(Number.isFinite(eps) && eps > 0)) bad(`eps must be a positive number; got ${eps}`);
+    return {
+      kind: 'adam',
+      lr,
+      beta1: checkBeta(bad, 'beta1', spec.beta1 ?? 0.9),
+      beta2: checkBeta(bad, 'beta2', spec.beta2 ?? 0.999),
+      eps,
+    };
+  },
+  pegasos: (spec, bad) => {
     if (!(Number.isFinite(spec.lambda) && spec.lambda > 0)) bad(`lambda must be a positive number; got ${spec.lambda}`);
     return { kind: 'pegasos', lambda: spec.lambda, average: spec.average ?? true };
-  }
-  if (!(Number.isFinite(spec.lr) && spec.lr > 0)) bad(`lr must be a positive number; got ${spec.lr}`);
-  switch (spec.kind) {
-    case 'sgd':
-      return { kind: 'sgd', lr: spec.lr };
-    case 'momentum':
-      return { kind: 'momentum', lr: spec.lr, beta: beta('beta', spec.beta ?? 0.9) };
-    case 'adam': {
-      const eps = spec.eps ?? 1e-8;
-      if (!(Number.isFinite(eps) && eps > 0)) bad(`eps must be a positive number; got ${eps}`);
-      return { kind: 'adam', lr: spec.lr, beta1: beta('beta1', spec.beta1 ?? 0.9), beta2: beta('beta2', spec.beta2 ?? 0.999), eps };
-    }
-    default:
-      return bad(`kind must be sgd, momentum, adam or pegasos; got ${String((spec as { kind: unknown }).kind)}`);
-  }
+  },
+};
+
+function resolve(spec: OptimizerSpec): ResolvedOptimizerSpec {
+  const bad: Bad = (msg) => {
+    throw new MlError('invalid-argument', `createOptimizer: ${msg}`);
+  };
+  if (!Object.hasOwn(OPTIMIZER_FACTORIES, spec.kind))
+    bad(`kind must be one of ${Object.keys(OPTIMIZER_FACTORIES).join(', ')}; got ${String(spec.kind)}`);
+  return (OPTIMIZER_FACTORIES[spec.kind] as Resolver<OptimizerKind>)(spec as never, bad);
 }
 
 /** What one {@link FlatOptimizer.apply} cost. */

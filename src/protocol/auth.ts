@@ -6,6 +6,7 @@
  * creates a room sends the key itself, once. The server side computes the same HMACs with
  * node:crypto (server/room-auth.ts); these use WebCrypto, in browsers and in Node.
  */
+import { toBase64Url } from './base64.ts';
 
 /** Secrets are 16 random bytes (128 bits), base64url. */
 export const SECRET_PATTERN = /^[A-Za-z0-9_-]{22}$/;
@@ -14,16 +15,8 @@ export const HTTP_PROOF_SKEW_MS = 120_000;
 /** The header carrying an HTTP proof: `<unix ms>.<hmac>`. */
 export const AUTH_HEADER = 'x-ringtrain-auth';
 
-export function toBase64Url(bytes: Uint8Array): string {
-  let bin = '';
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
-export function fromBase64Url(s: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
-}
+/** Kept here too for the modules that import them with the rest of auth (one copy: base64.ts). */
+export { fromBase64Url, toBase64Url } from './base64.ts';
 
 /** A fresh room secret. */
 export function newSecret(): string {

@@ -6,11 +6,12 @@
  * options that cannot work together, once, with a message naming both.
  */
 import { z } from 'zod';
+import { ALGORITHMS, AGGREGATION_RULES, CODECS, DATASETS, MODELS, OPTIMIZERS, TREE_MODELS } from './catalogs.ts';
+import { listed, nameSchema, namesOf, specSchema } from './registry.ts';
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
 const whole = (min: number, max: number): z.ZodNumber => z.number().int().min(min).max(max);
 const positive = z.number().positive().max(1e12);
-const lr = z.number().positive().max(10);
 
 export const partitionSchema = z.strictObject({
   scheme: z.enum(['iid', 'label-shards', 'dirichlet']),
@@ -21,52 +22,31 @@ export const partitionSchema = z.strictObject({
   shardsPerPart: whole(1, 100).optional(),
 });
 
-const optimizerSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('sgd'), lr }),
-  /** beta: default 0.9. */
-  z.strictObject({ kind: z.literal('momentum'), lr, beta: z.number().min(0).lt(1).optional() }),
-  /** beta1 0.9, beta2 0.999, eps 1e-8 by default. */
-  z.strictObject({
-    kind: z.literal('adam'),
-    lr,
-    beta1: z.number().min(0).lt(1).optional(),
-    beta2: z.number().min(0).lt(1).optional(),
-    eps: positive.optional(),
-  }),
-  /** Pegasos for the hinge loss (ml/optimizer.ts): no learning rate; `average` (default true) returns the averaged iterate. */
-  z.strictObject({ kind: z.literal('pegasos'), lambda: z.number().min(1e-9).max(10), average: z.boolean().optional() }),
-]);
-
-const compressionSchema = z.discriminatedUnion('kind', [
-  /** Measures the group's steps, then picks none, fp16, PowerSGD or int8 (ml/algorithms/auto.ts). */
-  z.strictObject({ kind: z.literal('auto') }),
-  z.strictObject({ kind: z.literal('fp16') }),
-  z.strictObject({ kind: z.literal('int8') }),
-  z.strictObject({ kind: z.literal('randomk'), ratio: z.number().positive().max(1) }),
-  z.strictObject({ kind: z.literal('powersgd'), rank: whole(1, 64) }),
-]);
-
-const robustSchema = z.discriminatedUnion('rule', [
-  z.strictObject({ rule: z.literal('median') }),
-  z.strictObject({ rule: z.literal('trimmed-mean'), trim: z.number().min(0).lt(0.5, 'trim must be in [0, 0.5)') }),
-]);
+/**
+ * A dataset's name: one of the catalog's (protocol/catalogs.ts), or one that another server's
+ * catalog serves, so any short name passes here; the server and the page refuse names they lack.
+ */
+const datasetSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .describe(`a dataset's name: ${listed(namesOf(DATASETS))}, or one another server serves`);
 
 export const trainConfigSchema = z
   .strictObject({
-    /** A built-in dataset's name, or "local" for the tab's own data. */
-    dataset: z.string().min(1).max(64),
+    dataset: datasetSchema,
     partition: partitionSchema,
-    model: z.enum(['softmax', 'mlp', 'cnn', 'svm']),
+    model: nameSchema(MODELS),
     /** mlp: hidden layer widths. */
-    hidden: z.array(whole(1, 4096)).min(1).max(8).optional(),
-    algorithm: z.enum(['sgd', 'gd', 'fedavg']),
-    optimizer: optimizerSchema,
+    hidden: MODELS.mlp.options.shape.hidden,
+    algorithm: nameSchema(ALGORITHMS),
+    optimizer: specSchema(OPTIMIZERS, 'kind'),
     /** sgd: the global batch, split across peers; fedavg: each peer's local batch; gd: unused. */
     batch: whole(0, 65_536),
     /** sgd/gd: steps; fedavg: rounds. */
     steps: whole(1, 10_000_000),
     /** fedavg: local steps per round (H). */
-    localSteps: whole(1, 1000).optional(),
+    localSteps: ALGORITHMS.fedavg.options.shape.localSteps,
     /** Evaluate on the test set every this many steps (and at the end); 0 = only at the end. */
     evalEvery: whole(0, 10_000_000).optional(),
     /** Compare weight checksums every this many steps (and at the end). */
@@ -84,9 +64,9 @@ export const trainConfigSchema = z
     /** sgd and gd: the largest norm a peer's mean gradient may have (default Infinity: only NaN/Inf are left out). */
     maxGradNorm: positive.optional(),
     /** sgd and gd: gradients compressed on the wire. */
-    compression: compressionSchema.optional(),
+    compression: specSchema(CODECS, 'kind').optional(),
     /** sgd and gd: coordinate-wise median or trimmed mean over an all-gather, for untrusted peers. */
-    robust: robustSchema.optional(),
+    robust: specSchema(AGGREGATION_RULES, 'rule').optional(),
     /** sgd and gd: pairwise masks that cancel exactly (fixed point modulo 2^32); `scale`: the fixed point's S, values round to 1/S and a sum must stay within ±2^31/S (default 4096; ml/algorithms/secure.ts). */
     secureAggregation: z.strictObject({ scale: positive.optional() }).optional(),
     /** sgd and gd: DP-SGD, per-example clipping to `clip` and Gaussian noise of noiseMultiplier x clip; ε for `delta` (default 1e-5). */
@@ -187,10 +167,10 @@ export function runKey(cfg: TrainConfig): string {
 }
 
 export const treeConfigSchema = z.strictObject({
-  dataset: z.string().min(1).max(64),
+  dataset: datasetSchema,
   partition: partitionSchema,
   /** One classification tree (Gini), or gradient-boosted trees. */
-  model: z.enum(['tree', 'gbdt']),
+  model: nameSchema(TREE_MODELS),
   maxDepth: whole(1, 16),
   /** Bins per feature. */
   bins: whole(2, 256),

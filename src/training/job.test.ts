@@ -21,10 +21,11 @@ describe('training setup form', () => {
         algorithm: 'sgd',
         optimizer: { kind: 'adam', lr: 0.003 },
         batch: 128,
-        steps: 375,
+        // One epoch of the 60000 training images (the trainer trains on the whole split).
+        steps: 469,
         seed: 1,
-        evalEvery: 19,
-        checkpointEvery: 19,
+        evalEvery: 23,
+        checkpointEvery: 23,
         minPeers: 1,
       },
     });
@@ -32,7 +33,7 @@ describe('training setup form', () => {
 
   it('turns epochs into steps per algorithm and keeps only the options that apply', () => {
     const fed = jobFromFields({ algorithm: 'fedavg', localSteps: '4', batch: '100', epochs: '2', partition: 'dirichlet', alpha: '0.1' });
-    expect(fed.config).toMatchObject({ steps: 240, localSteps: 4, partition: { scheme: 'dirichlet', alpha: 0.1, seed: 1 } });
+    expect(fed.config).toMatchObject({ steps: 300, localSteps: 4, partition: { scheme: 'dirichlet', alpha: 0.1, seed: 1 } });
     expect(trainConfig({ algorithm: 'gd', epochs: '30' }).steps).toBe(30);
     const svm = jobFromFields({ model: 'svm', optimizer: 'adam', lambda: '0.001', balance: 'on' });
     expect(svm.config).toMatchObject({ optimizer: { kind: 'pegasos', lambda: 0.001 }, balance: true });

@@ -3,9 +3,23 @@
  * as a form or a command line gives them) into the job the room runs, a neural/SVM training config
  * or a tree config, with the defaults a first-time user needs. Pure.
  */
-import type { CompressionSpec } from '../ml/algorithms/compression.ts';
-import type { RobustRule } from '../ml/algorithms/robust.ts';
+import {
+  AGGREGATION_RULES,
+  ALGORITHMS,
+  CODECS,
+  MODELS,
+  NO_CODEC,
+  OPTIMIZERS,
+  PLAIN_SUM,
+  TREE_MODELS,
+  type AggregationRuleConfig,
+  type AlgorithmName,
+  type CodecConfig,
+} from '../protocol/catalogs.ts';
+import { choicesOf, listed, namesOf, type Catalog } from '../protocol/registry.ts';
 import { ConfigError, parseJob, type Job } from '../protocol/run-config.ts';
+import { LOCAL_DATASET } from '../data/local.ts';
+import { trainSamples } from './datasets.ts';
 
 /** The form's fields by name (strings, as the DOM gives them). */
 export type SetupFields = Record<string, string>;
@@ -35,33 +49,32 @@ export const SETUP_DEFAULTS: SetupFields = {
   aggregation: 'sum',
 };
 
+/** A catalog's choices by field value, as config values (`key`: the name's field), after the choice of none. */
+function choiceTable<T>(c: Catalog, key: string, noneValue: string): Record<string, T | null> {
+  return {
+    [noneValue]: null,
+    ...Object.fromEntries(choicesOf(c).map((ch) => [ch.value, { [key]: ch.name, ...ch.options } as T])),
+  };
+}
+
 /** The compression choices by field value (`auto` decides from measured timings: ml/algorithms/auto.ts). */
-export const COMPRESSIONS: Record<string, CompressionSpec | null> = {
-  none: null,
-  auto: { kind: 'auto' },
-  fp16: { kind: 'fp16' },
-  int8: { kind: 'int8' },
-  'powersgd-r1': { kind: 'powersgd', rank: 1 },
-  'powersgd-r2': { kind: 'powersgd', rank: 2 },
-  'powersgd-r4': { kind: 'powersgd', rank: 4 },
-  'randomk-1%': { kind: 'randomk', ratio: 0.01 },
-};
+export const COMPRESSIONS: Record<string, CodecConfig | null> = choiceTable(CODECS, 'kind', NO_CODEC.value);
 
 /** The aggregation choices by field value: the ring's sum, or a robust rule over an all-gather. */
-export const AGGREGATIONS: Record<string, RobustRule | null> = {
-  sum: null,
-  median: { rule: 'median' },
-  'trimmed-mean': { rule: 'trimmed-mean', trim: 0.25 },
-};
+export const AGGREGATIONS: Record<string, AggregationRuleConfig | null> = choiceTable(AGGREGATION_RULES, 'rule', PLAIN_SUM.value);
+
+/** Samples one step covers, per algorithm: a global batch (sgd), the whole set (gd), localSteps batches per peer (fedavg). */
+const SAMPLES_PER_STEP = {
+  sgd: ({ batch }) => batch,
+  gd: ({ samples }) => samples,
+  fedavg: ({ batch, localSteps }) => batch * localSteps,
+} as const satisfies Record<AlgorithmName, (o: { batch: number; samples: number; localSteps: number }) => number>;
 
 function choice<T>(f: SetupFields, name: string, table: Record<string, T>): T {
   const v = f[name]!;
   if (!Object.hasOwn(table, v)) throw new SetupError(name, `${name}: "${v}" is not one of ${Object.keys(table).join(', ')}`);
   return table[v]!;
 }
-
-/** Training samples of the built-in datasets (steps = epochs x samples / batch). */
-const TRAIN_SAMPLES: Record<string, number> = { 'fashion-mnist': 48_000 };
 
 /** A field that is not a valid value, with the message to show next to it. */
 export class SetupError extends Error {
@@ -123,7 +136,7 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
     ...(scheme === 'label-shards' ? { shardsPerPart: num(f, 'shards', { int: true, min: 1, max: 100 }) } : {}),
   };
   const model = f.model!;
-  if (model === 'tree' || model === 'gbdt') {
+  if (Object.hasOwn(TREE_MODELS, model)) {
     return {
       kind: 'trees',
       config: {
@@ -137,26 +150,25 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       },
     };
   }
-  if (!['softmax', 'mlp', 'cnn', 'svm'].includes(model))
-    throw new SetupError('model', `model: "${model}" is not one of softmax, mlp, cnn, svm, tree, gbdt`);
+  if (!Object.hasOwn(MODELS, model))
+    throw new SetupError('model', `model: "${model}" is not one of ${[...namesOf(MODELS), ...namesOf(TREE_MODELS)].join(', ')}`);
   const algorithm = f.algorithm!;
-  if (!['sgd', 'gd', 'fedavg'].includes(algorithm)) throw new SetupError('algorithm', `algorithm: "${algorithm}" is not sgd, gd or fedavg`);
+  if (!Object.hasOwn(ALGORITHMS, algorithm))
+    throw new SetupError('algorithm', `algorithm: "${algorithm}" is not ${listed(namesOf(ALGORITHMS))}`);
   const kind = model === 'svm' ? 'pegasos' : f.optimizer!;
-  if (!['sgd', 'momentum', 'adam', 'pegasos'].includes(kind))
-    throw new SetupError('optimizer', `optimizer: "${kind}" is not sgd, momentum, adam or pegasos`);
+  if (!Object.hasOwn(OPTIMIZERS, kind)) throw new SetupError('optimizer', `optimizer: "${kind}" is not ${listed(namesOf(OPTIMIZERS))}`);
   const optimizer =
     kind === 'pegasos' ? { kind, lambda: num(f, 'lambda', { min: 1e-9, max: 10 }) } : { kind, lr: num(f, 'lr', { min: 1e-7, max: 10 }) };
   const batch = num(f, 'batch', { int: true, min: 1, max: 65_536 });
-  const samples = dataset === 'local' ? localSamples : TRAIN_SAMPLES[dataset];
+  const samples = trainSamples(dataset, localSamples);
   if (!samples)
     throw new SetupError(
       'dataset',
-      dataset === 'local' ? 'dataset: load your own data first (under "Your own data")' : `dataset: unknown dataset "${dataset}"`,
+      dataset === LOCAL_DATASET ? 'dataset: load your own data first (under "Your own data")' : `dataset: unknown dataset "${dataset}"`,
     );
   const epochs = num(f, 'epochs', { min: 0.01, max: 1000 });
   const localSteps = num(f, 'localSteps', { int: true, min: 1, max: 1000 });
-  // One step covers a global batch (sgd), the whole set (gd), or localSteps batches per peer (fedavg).
-  const perStep = algorithm === 'gd' ? samples : algorithm === 'fedavg' ? batch * localSteps : batch;
+  const perStep = SAMPLES_PER_STEP[algorithm as AlgorithmName]({ batch, samples, localSteps });
   const steps = Math.max(1, Math.ceil((epochs * samples) / perStep));
   const every = Math.max(1, Math.round(steps / 20));
   // FedAvg makes no gradient sum: the gradient options of the form do not apply to it.

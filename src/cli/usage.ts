@@ -1,0 +1,83 @@
+/**
+ * The CLI's usage texts. The lists of datasets, models, optimizers, algorithms, codecs and
+ * aggregation rules come from the catalogs (protocol/catalogs.ts), with each name's description.
+ */
+import {
+  AGGREGATION_RULES,
+  ALGORITHMS,
+  CODECS,
+  DATASETS,
+  MODELS,
+  NO_CODEC,
+  OPTIMIZERS,
+  PLAIN_SUM,
+  TREE_MODELS,
+  type DatasetName,
+} from '../protocol/catalogs.ts';
+import { choicesOf, listed, type Catalog } from '../protocol/registry.ts';
+import { SETUP_DEFAULTS } from '../training/job.ts';
+
+/** The datasets `ringtrain train` offers: the built-in ones and the synthetic sets (not the tab's own data). */
+export const CLI_DATASETS = (Object.keys(DATASETS) as DatasetName[]).filter((d) => DATASETS[d].source !== 'local');
+
+export const USAGE = `ringtrain <command> [options]
+
+Commands:
+  train   Start a server, launch N headless Chromium peers, train, print the test accuracy, write the model.
+  serve   Run the server (app, signaling, coordinator on one port) on the built assets.
+  peer    Join an existing room, even on another machine, as K headless volunteer peers.
+
+Run "ringtrain <command> --help" for a command's options.`;
+
+const values = (c: Catalog): string[] => choicesOf(c).map((ch) => ch.value);
+const dflt = (field: string): string => ` (default ${SETUP_DEFAULTS[field]})`;
+
+/** One line per name: the name, then its description. */
+function described(title: string, entries: [string, string][]): string {
+  const width = Math.max(...entries.map(([n]) => n.length)) + 2;
+  return `${title}:\n${entries.map(([n, d]) => `  ${n.padEnd(width)}${d}`).join('\n')}`;
+}
+const entriesOf = (c: Catalog, only: readonly string[] = Object.keys(c)): [string, string][] => only.map((n) => [n, c[n]!.description]);
+
+export const TRAIN_USAGE = `ringtrain train [options]
+
+  --peers N          headless browser peers (default 2)
+  --dataset D        ${listed(CLI_DATASETS)}${dflt('dataset')}
+  --model M          ${listed([...Object.keys(MODELS), ...Object.keys(TREE_MODELS)])}${dflt('model')}
+  --epochs E         passes over the training set${dflt('epochs')}
+  --algorithm A      ${listed(Object.keys(ALGORITHMS))}${dflt('algorithm')}
+  --optimizer O      ${listed(Object.keys(OPTIMIZERS))}${dflt('optimizer')}; the SVM uses pegasos
+  --lr X             learning rate${dflt('lr')}
+  --batch B          global batch${dflt('batch')}
+  --partition P      iid, label-shards or dirichlet${dflt('partition')}
+  --alpha X          Dirichlet concentration${dflt('alpha')}
+  --depth D, --rounds R, --bins B   trees: depth (${SETUP_DEFAULTS['depth']}), boosting rounds (${SETUP_DEFAULTS['rounds']}), bins per feature (${SETUP_DEFAULTS['bins']})
+  --compression C    ${listed([NO_CODEC.value, ...values(CODECS)])}${dflt('compression')}
+  --aggregation A    ${listed([PLAIN_SUM.value, ...values(AGGREGATION_RULES)])} (robust to untrusted peers)${dflt('aggregation')}
+  --backend B        webgpu, webgl, wasm or cpu (default: each peer probes and picks the fastest)
+  --out DIR          where to write the model (default ./ringtrain-model)
+  --help
+
+${described('Datasets', entriesOf(DATASETS, CLI_DATASETS))}
+
+${described('Models', [...entriesOf(MODELS), ...entriesOf(TREE_MODELS)])}
+
+${described('Algorithms', entriesOf(ALGORITHMS))}
+
+${described('Optimizers', entriesOf(OPTIMIZERS))}
+
+${described('Compression', [[NO_CODEC.value, 'gradients in float32'], ...entriesOf(CODECS)])}
+
+${described('Aggregation', [[PLAIN_SUM.value, 'the sum on the ring'], ...entriesOf(AGGREGATION_RULES)])}
+
+The browser: $RINGTRAIN_CHROMIUM (a path, or "npm" for the bundled one), else /usr/bin/chromium,
+else the npm package @sparticuz/chromium.`;
+
+export const PEER_USAGE = `ringtrain peer <room-url> [options]
+
+  <room-url>         the room's link, e.g. https://host:8443/?room=lab
+  --count K          peers to open (default 1)
+  --backend B        webgpu, webgl, wasm or cpu (default: probe)
+  --help
+
+The peers stay in the room and train every run started from any dashboard, until Ctrl-C.`;

@@ -1,0 +1,159 @@
+/**
+ * The catalogs (protocol/registry.ts): every model, dataset, optimizer, algorithm, codec and
+ * aggregation rule a run config may name, with its description and its options. The run-config
+ * schema, the dashboard's choices (ui/choices.ts) and the CLI's usage (cli/usage.ts) are derived
+ * from these; factories are attached by name where things are made (ml/models.ts,
+ * ml/optimizer.ts, training/datasets.ts, training/job.ts; codecs and rules in ml/algorithms).
+ */
+import { z } from 'zod';
+import { catalog, type Name, type SpecOf } from './registry.ts';
+
+const none = z.strictObject({});
+const whole = (min: number, max: number): z.ZodNumber => z.number().int().min(min).max(max);
+const lr = z.number().positive().max(10).describe('learning rate');
+const beta = z.number().min(0).lt(1);
+
+/** Neural and linear models (the `train` job's `model`); their options are top-level config fields. */
+export const MODELS = catalog({
+  softmax: { label: 'softmax regression', description: 'softmax (multinomial logistic) regression', options: none },
+  mlp: {
+    label: 'MLP (784-128-10)',
+    description: 'a multi-layer perceptron, relu (hidden widths: `hidden`, default [128])',
+    options: z.strictObject({ hidden: z.array(whole(1, 4096)).min(1).max(8).optional().describe('hidden layer widths') }),
+  },
+  cnn: { label: 'CNN', description: 'a small CNN: conv 8 and 16 3x3 relu + maxpool blocks, then dense', options: none },
+  svm: { label: 'linear SVM', description: 'a linear multi-class SVM (one-vs-rest hinge loss), trained with pegasos', options: none },
+});
+export type ModelName = Name<typeof MODELS>;
+
+/** Tree models (the `trees` job's `model`). */
+export const TREE_MODELS = catalog({
+  tree: { label: 'decision tree', description: 'one classification tree (Gini)', options: none },
+  gbdt: { label: 'boosted trees', description: 'gradient-boosted trees', options: none },
+});
+export type TreeModelName = Name<typeof TREE_MODELS>;
+
+/**
+ * Datasets by name. `source`: served by the server from `public/datasets/` (built in), generated
+ * in every peer from a seed (synthetic: the CLI loads them as the tab's own data), or the tab's
+ * own data (`local`, loaded from the page's form). A config may also name a dataset of another
+ * server's catalog, so the schema's `dataset` stays an open name.
+ */
+export const DATASETS = catalog({
+  'fashion-mnist': {
+    label: 'Fashion-MNIST (built in)',
+    description: 'Fashion-MNIST, 28x28 grey images of 10 kinds of clothing (built in)',
+    options: none,
+    source: 'builtin',
+  },
+  blobs: {
+    label: 'Gaussian blobs (synthetic)',
+    description: '2000 points in 4 Gaussian blobs, 8 dimensions (small synthetic set)',
+    options: none,
+    source: 'synthetic',
+  },
+  spirals: {
+    label: 'two spirals (synthetic)',
+    description: 'two interleaved spirals, 2000 points (small synthetic set)',
+    options: none,
+    source: 'synthetic',
+  },
+  linear: {
+    label: 'linear regression (synthetic)',
+    description: '2000 points of a noisy linear function of 8 features (small synthetic regression set)',
+    options: none,
+    source: 'synthetic',
+  },
+  local: {
+    label: 'Your own data (load it below)',
+    description: "the tab's own data (a CSV or IDX file loaded in the page)",
+    options: none,
+    source: 'local',
+  },
+});
+export type DatasetName = Name<typeof DATASETS>;
+export type DatasetSource = (typeof DATASETS)[DatasetName]['source'];
+
+/** Optimizers (the config's `optimizer.kind`), in the order the form offers them. */
+export const OPTIMIZERS = catalog({
+  adam: {
+    label: 'Adam',
+    description: 'Adam with bias correction (beta1 0.9, beta2 0.999, eps 1e-8 by default)',
+    options: z.strictObject({ lr, beta1: beta.optional(), beta2: beta.optional(), eps: z.number().positive().max(1e12).optional() }),
+  },
+  sgd: { label: 'SGD', description: 'plain SGD', options: z.strictObject({ lr }) },
+  momentum: {
+    label: 'momentum',
+    description: 'heavy-ball momentum (beta 0.9 by default)',
+    options: z.strictObject({ lr, beta: beta.optional() }),
+  },
+  /** Pegasos for the hinge loss (ml/optimizer.ts): no learning rate; `average` (default true) returns the averaged iterate. */
+  pegasos: {
+    label: "Pegasos (the SVM's)",
+    description: 'Pegasos for the linear SVM (step 1/(lambda t), no learning rate; the SVM always uses it)',
+    options: z.strictObject({ lambda: z.number().min(1e-9).max(10), average: z.boolean().optional() }),
+  },
+});
+export type OptimizerName = Name<typeof OPTIMIZERS>;
+/** The config's `optimizer`: a name and its options. */
+export type OptimizerConfig = SpecOf<typeof OPTIMIZERS, 'kind'>;
+
+/** Training algorithms (the config's `algorithm`); their options are top-level config fields. */
+export const ALGORITHMS = catalog({
+  sgd: { label: 'mini-batch SGD', description: 'synchronous mini-batch SGD: one global batch per step, split across peers', options: none },
+  gd: { label: 'full-batch GD', description: 'full-batch gradient descent: the whole training set per step', options: none },
+  fedavg: {
+    label: 'federated averaging',
+    description: 'federated averaging: `localSteps` local batches per peer, then the weights are averaged',
+    options: z.strictObject({ localSteps: whole(1, 1000).optional().describe('local steps per round (H)') }),
+  },
+});
+export type AlgorithmName = Name<typeof ALGORITHMS>;
+
+/** Gradient codecs on the wire (the config's `compression.kind`; the form's `compression`). */
+export const CODECS = catalog({
+  auto: {
+    label: 'auto (measure, then pick)',
+    description: "measures the group's steps, then picks none, fp16, PowerSGD or int8 (ml/algorithms/auto.ts)",
+    options: none,
+  },
+  fp16: { label: 'fp16', description: 'half-precision floats on the wire', options: none },
+  int8: { label: 'int8', description: '8-bit quantisation on the wire', options: none },
+  powersgd: {
+    label: 'PowerSGD',
+    description: 'PowerSGD low-rank compression with error feedback (`rank`)',
+    options: z.strictObject({ rank: whole(1, 64) }),
+    presets: {
+      'powersgd-r1': { label: 'PowerSGD rank 1', options: { rank: 1 } },
+      'powersgd-r2': { label: 'PowerSGD rank 2', options: { rank: 2 } },
+      'powersgd-r4': { label: 'PowerSGD rank 4', options: { rank: 4 } },
+    },
+  },
+  randomk: {
+    label: 'random-k',
+    description: 'random-k sparsification, the same coordinates on every peer (`ratio`)',
+    options: z.strictObject({ ratio: z.number().positive().max(1) }),
+    presets: { 'randomk-1%': { label: 'random-k 1%', options: { ratio: 0.01 } } },
+  },
+});
+export type CodecName = Name<typeof CODECS>;
+/** The config's `compression`. */
+export type CodecConfig = SpecOf<typeof CODECS, 'kind'>;
+/** The form's and the CLI's choice for no codec. */
+export const NO_CODEC = { value: 'none', label: 'none' } as const;
+
+/** Robust aggregation rules over a signed all-gather (the config's `robust.rule`; the form's `aggregation`). */
+export const AGGREGATION_RULES = catalog({
+  median: { label: 'median (untrusted peers)', description: 'coordinate-wise median (robust to untrusted peers)', options: none },
+  'trimmed-mean': {
+    label: 'trimmed mean (untrusted peers)',
+    description: 'coordinate-wise trimmed mean, `trim` of each end left out (robust to untrusted peers)',
+    options: z.strictObject({ trim: z.number().min(0).lt(0.5, 'trim must be in [0, 0.5)') }),
+    presets: { 'trimmed-mean': { label: 'trimmed mean 25% (untrusted peers)', options: { trim: 0.25 } } },
+  },
+});
+export type AggregationRuleName = Name<typeof AGGREGATION_RULES>;
+/** The config's `robust`. */
+export type AggregationRuleConfig = SpecOf<typeof AGGREGATION_RULES, 'rule'>;
+/** The form's and the CLI's choice for the plain sum on the ring (no robust rule). */
+export const PLAIN_SUM = { value: 'sum', label: 'sum on the ring' } as const;
