@@ -105,8 +105,28 @@ export interface PageProbes {
   eventLogSize(): number;
 }
 
+/** What the facade uses of the runtime. */
+export type FacadeRuntime = Pick<
+  PeerRuntime,
+  | 'room'
+  | 'session'
+  | 'need'
+  | 'join'
+  | 'leave'
+  | 'useData'
+  | 'train'
+  | 'trainTrees'
+  | 'pause'
+  | 'resume'
+  | 'stop'
+  | 'start'
+  | 'exportFiles'
+  | 'memory'
+  | 'poison'
+>;
+
 /** `window.ringtrain` over `rt`. */
-export function pageApi(rt: PeerRuntime, page: PageProbes): RingTrainApi {
+export function pageApi(rt: FacadeRuntime, page: PageProbes): RingTrainApi {
   const need = (): RingSession => rt.need();
   const comm = () => need().communicator();
   return {
