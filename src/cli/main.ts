@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Page } from 'playwright-core';
-import type { ModelFile } from '../main.ts';
+import type { ModelFile } from '../runtime/model.ts';
 import { runServer } from '../server/run.ts';
 import { jobFromFields, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
 import type { TrainEvent, TrainResult } from '../training/trainer.ts';

@@ -7,7 +7,7 @@
  * `npm run bench -- soak` (an hour) and the short soak of `npm test`.
  */
 import { startCluster } from './cluster.ts';
-import type { MemoryProbe } from '../main.ts';
+import type { MemoryProbe } from '../page-api.ts';
 import type { ModelKind } from '../ml/models.ts';
 import { jobFromFields } from '../training/job.ts';
 import type { TrainEvent, TrainResult } from '../training/trainer.ts';
