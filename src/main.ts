@@ -11,11 +11,14 @@ import { makeStepProbe } from './ml/probe.ts';
 import { newSecret } from './protocol/auth.ts';
 import { pageApi } from './page-api.ts';
 import { PeerRuntime } from './runtime/runtime.ts';
+import { fillSetupChoices } from './ui/choices.ts';
 import { bindControls } from './ui/controls.ts';
 import { Dashboard } from './ui/dashboard.ts';
 import { environmentNotes, probeEnvironment, renderEnvironment } from './ui/environment.ts';
 
 const params = new URLSearchParams(location.search);
+// The setup form's choices come from the registries (protocol/catalogs.ts).
+fillSetupChoices(document.getElementById('setup-form') as HTMLFormElement);
 const roomInput = document.getElementById('room-input') as HTMLInputElement;
 if (params.has('room')) roomInput.value = params.get('room')!;
 const dashboard = new Dashboard(document, { room: roomInput.value, backendParam: params.get('backend') });

@@ -3,6 +3,7 @@
  * (confusion matrix, sample predictions, a tree's top levels), the model as files (tfjs layers
  * format, or a tree's JSON), and an exported model measured again from its files' bytes.
  */
+import { toBase64 } from '../protocol/base64.ts';
 import * as tf from '@tensorflow/tfjs';
 import { featureSize, type Dataset } from '../data/dataset.ts';
 import type { PickedFile } from '../data/user-files.ts';
@@ -83,12 +84,6 @@ export async function classResults(model: RunModel, test: Dataset): Promise<Mode
   }
   return out;
 }
-
-export const toBase64 = (bytes: Uint8Array): string => {
-  let bin = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin);
-};
 
 /** `model` as files: tfjs layers format (model JSON + weights) for neural models and the SVM, JSON for trees. */
 export async function modelFiles(model: RunModel): Promise<ModelFile[]> {

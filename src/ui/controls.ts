@@ -4,6 +4,7 @@
  * picks become bytes here; what to do with them is the composition root's `actions` (the runtime
  * behind them), and what comes back is shown through the dashboard. DOM only.
  */
+import { fromBase64 } from '../protocol/base64.ts';
 import { LOCAL_DATASET } from '../data/local.ts';
 import type { PickedFile, UserDataInput } from '../data/user-files.ts';
 import type { Job } from '../protocol/index.ts';
@@ -52,8 +53,6 @@ export function download(doc: Document, name: string, bytes: Uint8Array<ArrayBuf
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
-
-const fromBase64 = (text: string): Uint8Array<ArrayBuffer> => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 
 const picked = async (f: File): Promise<PickedFile> => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
 
