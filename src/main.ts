@@ -31,6 +31,7 @@ import { RingSession, type SessionOptions, type SessionStatus } from './net/sess
 import {
   train,
   type Group,
+  poisonDrill,
   type Poison,
   type TrainConfig,
   type TrainControl,
@@ -150,7 +151,7 @@ let localData: LocalData | null = null;
 /** This peer's pause/stop requests for the training in progress (null when none runs). */
 let control: TrainControl | null = null;
 /** The poisoned-peer drill in force, if any. */
-let poisonDrill: TrainControl['poison'];
+let poisonKind: Poison | undefined;
 if (params.has('room')) roomInput.value = params.get('room')!;
 const state: PanelState = { room: roomInput.value, peerId: null, status: 'idle', view: null };
 const draw = (): void => renderStatus(panel, state);
@@ -273,13 +274,14 @@ window.ringtrain = {
     if (control) throw new Error('ringtrain: a training run is already in progress in this tab; stop() it first');
     const s = need();
     const prefer = parseBackendPreference(params.get('backend'));
-    const ctl: TrainControl = { pause: false, stop: false, ...(poisonDrill ? { poison: poisonDrill } : {}) };
+    const ctl: TrainControl = { pause: false, stop: false };
     control = ctl;
     const checkpoints = new CheckpointClient(state.room, s.roomKey, () => s.membership());
     try {
       const result = await train(config, {
         group: (failedEpoch) => groupOf(s, config.minPeers, failedEpoch),
         control: () => ctl,
+        drill: () => (poisonKind ? poisonDrill(poisonKind) : null),
         loadShard: (split, rank, size) => loadShardShown(config, split, rank, size),
         saveCheckpoint: (bytes) => checkpoints.save(bytes),
         loadCheckpoint: () => checkpoints.load(),
@@ -364,10 +366,7 @@ window.ringtrain = {
     },
     dial: (peerId, holdMs, flood) => need().transport.dial(peerId, holdMs, flood),
     poison: (kind) => {
-      poisonDrill = kind ?? undefined;
-      if (!control) return;
-      if (kind) control.poison = kind;
-      else delete control.poison;
+      poisonKind = kind ?? undefined;
     },
     refused: () => need().transport.refused,
   },
