@@ -75,7 +75,19 @@ const RULES: Record<string, (to: string, file: string, typeOnly: boolean) => boo
   server: (to) => ['server', 'protocol', 'core', 'data'].includes(to) || to.startsWith('package:'),
   // The Node peer: the runtime on node-datachannel's WebRTC, ws and Dawn's WebGPU. Nothing imports it but the CLI.
   node: (to) =>
-    ['node', 'runtime', 'training', 'ml', 'data', 'net', 'core', 'protocol', 'package:node-datachannel/polyfill', 'package:ws', 'package:webgpu'].includes(to) ||
+    [
+      'node',
+      'runtime',
+      'training',
+      'ml',
+      'data',
+      'net',
+      'core',
+      'protocol',
+      'package:node-datachannel/polyfill',
+      'package:ws',
+      'package:webgpu',
+    ].includes(to) ||
     to.startsWith('package:node:') ||
     /^package:@tensorflow\/tfjs(-backend-(webgpu|wasm))?$/.test(to),
 };

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { MlError } from './errors.ts';
+import { Contribution } from './exchange/contribution.ts';
 import { trainableVariables } from './flat.ts';
 import type { LossKind } from './models.ts';
 
@@ -301,33 +302,21 @@ export async function predict(model: tf.LayersModel, x: Float32Array, options: B
 
 /**
  * `[grad | count]`, or `[grad | loss | count]` when a summed loss is given: the vector the ring sums
- * (count as float32 is exact up to 2^24 samples). {@link meanGradient} divides every slot but the
- * last by the total count, so the loss slot comes back as the mean loss.
+ * (count as float32 is exact up to 2^24 samples). The layout is {@link Contribution}'s; the
+ * exchange works on contributions, this is the plain vector for code that sums arrays.
  */
 export function packGradient(grad: Float32Array, count: number, loss?: number): Float32Array {
-  if (!(Number.isInteger(count) && count >= 0 && count <= 2 ** 24)) {
-    throw new MlError('invalid-argument', `packGradient: count must be an integer in [0, 2^24]; got ${count}`);
-  }
-  const extra = loss === undefined ? 1 : 2;
-  const packed = new Float32Array(grad.length + extra);
-  packed.set(grad);
-  if (loss !== undefined) packed[grad.length] = loss;
-  packed[grad.length + extra - 1] = count;
-  return packed;
+  return Contribution.gradient(grad, count, loss).data;
 }
 
 /**
  * The mean gradient from a summed `[grad | count]`: each sum divided by the total count (in JS, so
- * every peer gets the same bits from the same sums). Throws MlError('invalid-argument') when the
- * total count is not a positive integer (no peer had samples, or the vector is not packed).
+ * every peer gets the same bits from the same sums); a loss slot before the count comes back as
+ * the mean loss. Throws MlError('invalid-argument') when the total count is not a positive integer
+ * (no peer had samples, or the vector is not packed).
  */
 export function meanGradient(packedSum: Float32Array): { mean: Float32Array; count: number } {
-  const n = packedSum.length - 1;
-  const count = packedSum[n];
-  if (count === undefined || !(Number.isInteger(count) && count > 0)) {
-    throw new MlError('invalid-argument', `meanGradient: the count slot (last value) must be a positive integer; got ${count}`);
-  }
-  const mean = new Float32Array(n);
-  for (let i = 0; i < n; i++) mean[i] = packedSum[i]! / count;
-  return { mean, count };
+  if (packedSum.length === 0) throw new MlError('invalid-argument', 'meanGradient: an empty vector has no count slot');
+  const { grad, count } = Contribution.over(packedSum.slice(), ['count']).toMean();
+  return { mean: grad, count };
 }

@@ -9,6 +9,7 @@ import { makeView } from '../core/membership/view.ts';
 import { MemoryNetwork } from '../core/memory-transport.ts';
 import { DataError } from '../data/dataset.ts';
 import { createModel, type ModelSpec } from '../ml/models.ts';
+import { overRaw, type Exchange } from '../ml/exchange/stage.ts';
 
 /** The DataError `f` throws (fails the test if it throws something else or nothing). */
 export function dataError(f: () => unknown): DataError {
@@ -43,4 +44,9 @@ export function memoryRing(n: number, o: { chunkBytes: number; timeoutMs: number
     const t = net.endpoint(id);
     return new Communicator({ transport: t, mailbox: new Mailbox(t), view, ...o });
   });
+}
+
+/** A Communicator's collectives for contributions (the wire a stage set, float32 otherwise). */
+export function ringExchange(c: Communicator): Exchange {
+  return overRaw(() => ({ sum: (v, wire) => c.allreduce(v, wire ? { wire } : {}), allGather: (v) => c.allGather(v) }));
 }

@@ -12,7 +12,7 @@ import { holdOut, localShard, type LocalData } from '../data/local.ts';
 import { gaussianBlobs } from '../data/synthetic.ts';
 import { maskKeyPair, pairKey } from '../ml/algorithms/secure.ts';
 import { signedAllGather, signingKeyPair, verifyingKey } from '../ml/algorithms/signed.ts';
-import type { Group, TrainConfig, TrainControl, TrainEvent, TrainerDeps } from '../training/trainer.ts';
+import type { Drill, Group, TrainConfig, TrainControl, TrainEvent, TrainerDeps } from '../training/trainer.ts';
 
 /** Seeded Gaussian blobs held in memory: 3 classes in 4 dimensions, 240 samples (a fifth held out for test). */
 export const BLOBS = holdOut(gaussianBlobs({ n: 240, classes: 3, dims: 4, spread: 0.25, seed: 3 }), 'blobs', 1);
@@ -158,7 +158,7 @@ export class TestRoom {
   deps(
     id: string,
     cfg: TrainConfig,
-    hooks: { control?: () => TrainControl; onEvent?: (e: TrainEvent) => void; signal?: AbortSignal } = {},
+    hooks: { control?: () => TrainControl; drill?: () => Drill | null; onEvent?: (e: TrainEvent) => void; signal?: AbortSignal } = {},
   ): TrainerDeps {
     return {
       group: (failed) => this.group(id, failed),
@@ -170,6 +170,7 @@ export class TestRoom {
       },
       loadCheckpoint: async () => this.checkpoints.at(-1) ?? null,
       ...(hooks.control ? { control: hooks.control } : {}),
+      ...(hooks.drill ? { drill: hooks.drill } : {}),
       ...(hooks.signal ? { signal: hooks.signal } : {}),
     };
   }

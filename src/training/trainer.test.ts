@@ -10,7 +10,17 @@ import { stepProblems } from './history.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../protocol/checkpoint.ts';
 import { FRAME_HEADER_BYTES, Op } from '../protocol/frame.ts';
 import { DIGEST_WORDS, digestWords } from './consensus.ts';
-import { train, type Group, type TrainConfig, type TrainControl, type TrainerDeps, type TrainEvent, type TrainResult } from './trainer.ts';
+import {
+  poisonDrill,
+  train,
+  type Drill,
+  type Group,
+  type TrainConfig,
+  type TrainControl,
+  type TrainerDeps,
+  type TrainEvent,
+  type TrainResult,
+} from './trainer.ts';
 
 /**
  * The whole training loop over the real ring code (Communicators on the in-memory transport) and
@@ -23,11 +33,15 @@ beforeAll(async () => {
 const DATA = BLOBS;
 const BASE = BLOBS_GD;
 
-/** Runs `cfg` on `n` peers of one in-memory room; `control(rank)` and `onEvent(rank, e)` hook each peer. */
+/** Runs `cfg` on `n` peers of one in-memory room; `control(rank)`, `drill(rank)` and `onEvent(rank, e)` hook each peer. */
 function trainRing(
   n: number,
   cfg: TrainConfig,
-  hooks: { control?: (rank: number) => TrainControl; onEvent?: (rank: number, e: TrainEvent) => void } = {},
+  hooks: {
+    control?: (rank: number) => TrainControl;
+    drill?: (rank: number) => Drill | null;
+    onEvent?: (rank: number, e: TrainEvent) => void;
+  } = {},
 ): Promise<TrainResult[]> {
   const room = new TestRoom(DATA);
   const ids = Array.from({ length: n }, (_, i) => `p${i}`);
@@ -39,6 +53,7 @@ function trainRing(
         room.deps(id, cfg, {
           onEvent: (e) => hooks.onEvent?.(rank, e),
           ...(hooks.control ? { control: () => hooks.control!(rank) } : {}),
+          ...(hooks.drill ? { drill: () => hooks.drill!(rank) } : {}),
         }),
       ),
     ),
@@ -111,7 +126,7 @@ describe('train', () => {
   it('leaves a NaN contribution out of every step and the others finish with equal, finite weights', async () => {
     const rejected: number[][] = [];
     const rs = await trainRing(3, BASE, {
-      control: (rank) => ({ pause: false, stop: false, ...(rank === 2 ? { poison: 'nan' as const } : {}) }),
+      drill: (rank) => (rank === 2 ? poisonDrill('nan') : null),
       onEvent: (rank, e) => rank === 0 && e.type === 'rejected' && rejected.push(e.ranks),
     });
     expect(rejected).toEqual(Array.from({ length: 20 }, () => [2]));
@@ -139,11 +154,11 @@ describe('train', () => {
   });
 
   it('robust aggregation (median, trimmed mean) keeps a byzantine peer (gradient x -100) from wrecking the model; the plain sum does not', async () => {
-    const poisoned = (rank: number): TrainControl => ({ pause: false, stop: false, ...(rank === 3 ? { poison: 'flip' as const } : {}) });
-    const plain = await trainRing(4, BASE, { control: poisoned });
+    const poisoned = (rank: number): Drill | null => (rank === 3 ? poisonDrill('flip') : null);
+    const plain = await trainRing(4, BASE, { drill: poisoned });
     expect(plain[0]!.accuracy).toBeLessThan(0.8);
     for (const robust of [{ rule: 'median' }, { rule: 'trimmed-mean', trim: 0.25 }] as const) {
-      const rs = await trainRing(4, { ...BASE, robust }, { control: poisoned });
+      const rs = await trainRing(4, { ...BASE, robust }, { drill: poisoned });
       for (const r of rs) {
         expect(r.weights).toEqual(rs[0]!.weights);
         expect(r.accuracy).toBeGreaterThan(0.9);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../core/random.ts';
-import { memoryRing } from '../../test/helpers.ts';
+import { memoryRing, ringExchange } from '../../test/helpers.ts';
+import { Contribution, GRADIENT_TAIL } from '../exchange/contribution.ts';
 import { Compressor, orthonormalise, type CompressionSpec, type Slot } from './compression.ts';
 
 /** A 6 x 4 matrix and a bias of 4, as a dense layer's flat gradient. */
@@ -10,7 +11,8 @@ const SLOTS: Slot[] = [
 ];
 const N = 28;
 
-const packed = (grad: Float32Array, count: number): Float32Array => Float32Array.from([...grad, 0.25 * count, count]);
+const packed = (grad: Float32Array, count: number): Contribution =>
+  Contribution.over(Float32Array.from([...grad, 0.25 * count, count]), GRADIENT_TAIL);
 const randomGrad = (seed: number): Float32Array => {
   const r = mulberry32(seed);
   return Float32Array.from({ length: N }, () => r() * 2 - 1);
@@ -24,7 +26,7 @@ async function ringSum(
 ): Promise<{ sums: Float32Array[]; cs: Compressor[] }> {
   const ring = memoryRing(grads.length, { chunkBytes: 4096, timeoutMs: 10_000 });
   const cs = compressors ?? grads.map(() => new Compressor(spec, SLOTS, 5));
-  const sums = await Promise.all(ring.map((c, i) => cs[i]!.sum((v) => c.allreduce(v))(packed(grads[i]!, 2))));
+  const sums = await Promise.all(ring.map(async (c, i) => (await cs[i]!.sum(ringExchange(c).sum)(packed(grads[i]!, 2))).data));
   return { sums, cs };
 }
 

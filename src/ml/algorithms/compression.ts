@@ -14,13 +14,15 @@
  *   P is orthonormalised; Q = Mᵀ P (n x r), summed; the step uses P Qᵀ. Q starts from the
  *   previous step's (warm start). Vectors (biases) are summed as they are.
  *
- * Works on packed contributions `[gradient sum (n) | loss | count]` (ml/step.ts packGradient):
- * {@link compressedSum} is a drop-in for the plain sum of a step, returning a packed sum that is
- * identical on every peer. Pure TypeScript.
+ * Works on packed gradients `[gradient sum (n) | loss | count]` (exchange/contribution.ts):
+ * {@link Compressor.sum} is a drop-in for the plain sum of a step, returning a packed sum that is
+ * identical on every peer. The vectors it sends carry the gradient's tail (loss, count) in their
+ * first round; PowerSGD's second round (the Q factors) carries none. Pure TypeScript.
  */
 import { mulberry32 } from '../../core/random.ts';
 import { wireBytes, type Wire } from '../../protocol/wire.ts';
-import type { SumAllPeers } from './distributed.ts';
+import { Contribution } from '../exchange/contribution.ts';
+import type { SumOf } from '../exchange/stage.ts';
 
 export type CompressionSpec =
   | { kind: 'auto' }
@@ -30,7 +32,7 @@ export type CompressionSpec =
   | { kind: 'powersgd'; rank: number };
 
 /** The wire of a quantising codec, null for the others. */
-function quantisedWire(spec: CompressionSpec): Wire | null {
+export function quantisedWire(spec: CompressionSpec): Wire | null {
   return spec.kind === 'fp16' ? 'f16' : spec.kind === 'int8' ? 'i8' : null;
 }
 
@@ -120,29 +122,31 @@ export class Compressor {
     return this.residual;
   }
 
-  /** A drop-in for the step's plain sum of packed contributions (see the module comment). */
-  sum(plain: SumAllPeers): SumAllPeers {
-    return async (v) => {
+  /** A drop-in for the step's plain sum of packed gradients (see the module comment). */
+  sum(plain: SumOf): SumOf {
+    return async (c) => {
       const n = this.residual.length;
-      if (v.length !== n + 2) throw new RangeError(`compression: a contribution of ${v.length} values for ${n} parameters (+ loss, count)`);
+      if (c.bodyLength !== n)
+        throw new RangeError(`compression: a contribution of ${c.length} values for ${n} parameters (+ ${c.tail.join(', ')})`);
       const wire = quantisedWire(this.spec);
       if (wire) {
-        this.stats.floatsDense += n + 2;
-        this.stats.floatsSent += wireBytes(wire, n, 2) / 4;
-        return plain(v, { wire, exact: 2 });
+        this.stats.floatsDense += c.length;
+        this.stats.floatsSent += wireBytes(wire, n, c.tail.length) / 4;
+        return plain(c.onWire(wire));
       }
       const x = new Float32Array(n);
+      const v = c.body;
       for (let i = 0; i < n; i++) x[i] = v[i]! + this.residual[i]!;
-      const out = new Float32Array(n + 2);
-      if (this.spec.kind === 'randomk') await this.randomK(x, v, out, plain);
-      else await this.powerSgd(x, v, out, plain);
+      const out = Contribution.zeros(n, c.tail);
+      if (this.spec.kind === 'randomk') await this.randomK(x, c, out, plain);
+      else await this.powerSgd(x, c, out, plain);
       this.step++;
-      this.stats.floatsDense += n + 2;
+      this.stats.floatsDense += c.length;
       return out;
     };
   }
 
-  private async randomK(x: Float32Array, v: Float32Array, out: Float32Array, plain: SumAllPeers): Promise<void> {
+  private async randomK(x: Float32Array, c: Contribution, out: Contribution, plain: SumOf): Promise<void> {
     const n = x.length;
     const k = Math.max(1, Math.round(n * (this.spec as { ratio: number }).ratio));
     // The same k coordinates on every peer: a seeded partial shuffle.
@@ -153,29 +157,28 @@ export class Compressor {
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
     const idx = order.subarray(0, k);
-    const send = new Float32Array(k + 2);
+    const send = Contribution.zeros(k, c.tail);
     this.residual.set(x);
-    idx.forEach((c, i) => {
-      send[i] = x[c]!;
-      this.residual[c] = 0;
+    idx.forEach((coord, i) => {
+      send.data[i] = x[coord]!;
+      this.residual[coord] = 0;
     });
-    send[k] = v[n]!;
-    send[k + 1] = v[n + 1]!;
+    send.tailValues.set(c.tailValues);
     const total = await plain(send);
-    idx.forEach((c, i) => (out[c] = total[i]!));
-    out[n] = total[k]!;
-    out[n + 1] = total[k + 1]!;
-    this.stats.floatsSent += k + 2;
+    idx.forEach((coord, i) => (out.data[coord] = total.data[i]!));
+    out.tailValues.set(total.tailValues);
+    this.stats.floatsSent += send.length;
   }
 
-  private async powerSgd(x: Float32Array, v: Float32Array, out: Float32Array, plain: SumAllPeers): Promise<void> {
-    const n = x.length;
+  private async powerSgd(x: Float32Array, src: Contribution, packed: Contribution, plain: SumOf): Promise<void> {
+    const out = packed.data;
     const mats = this.slots.map((s, i) => ({ s, mat: matrixOf(s), q: this.qs[i] }));
     const rankOf = (mat: { m: number; n: number }, q: Float32Array): number => q.length / mat.n;
-    // First round: P = M Q for every matrix, vectors as they are, loss and count.
-    let first = 2;
+    // First round: P = M Q for every matrix, vectors as they are, then the gradient's tail (loss, count).
+    let first = 0;
     for (const { s, mat, q } of mats) first += mat && q ? mat.m * rankOf(mat, q) : s.size;
-    const a = new Float32Array(first);
+    const sendP = Contribution.zeros(first, src.tail);
+    const a = sendP.data;
     let o = 0;
     for (const { s, mat, q } of mats) {
       if (!mat || !q) {
@@ -192,9 +195,9 @@ export class Compressor {
         }
       o += mat.m * r;
     }
-    a[o] = v[n]!;
-    a[o + 1] = v[n + 1]!;
-    const pSum = await plain(a);
+    sendP.tailValues.set(src.tailValues);
+    const pSummed = await plain(sendP);
+    const pSum = pSummed.body;
     // Second round: Q = Mᵀ P̂ with P̂ the orthonormalised summed P.
     const ps: Float32Array[] = [];
     let second = 0;
@@ -212,9 +215,10 @@ export class Compressor {
       second += mat.n * r;
       o += mat.m * r;
     }
-    out[n] = pSum[o]!;
-    out[n + 1] = pSum[o + 1]!;
-    const b = new Float32Array(second);
+    packed.tailValues.set(pSummed.tailValues);
+    // Second round: no tail (the count went with the first).
+    const sendQ = Contribution.zeros(second, []);
+    const b = sendQ.data;
     let o2 = 0;
     let pi = 0;
     for (const { s, mat, q } of mats) {
@@ -229,7 +233,7 @@ export class Compressor {
         }
       o2 += mat.n * r;
     }
-    const qSum = second > 0 ? await plain(b) : b;
+    const qSum = second > 0 ? (await plain(sendQ)).data : b;
     // The step's matrices: P̂ Qᵀ (identical on every peer). The residual keeps this peer's share
     // of what the approximation missed: x minus (its own projection on P̂).
     this.residual.set(x);
@@ -257,6 +261,6 @@ export class Compressor {
       this.qs[slot] = qNew;
       o2 += mat.n * r;
     });
-    this.stats.floatsSent += first + second;
+    this.stats.floatsSent += sendP.length + second;
   }
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Communicator } from '../../core/collectives/communicator.ts';
-import { memoryRing } from '../../test/helpers.ts';
+import { memoryRing, ringExchange } from '../../test/helpers.ts';
 import { mulberry32 } from '../../core/random.ts';
 import { checksumHex, getFlatWeights, paramCount } from '../flat.ts';
 import { createModel, type ModelSpec } from '../models.ts';
@@ -58,9 +58,9 @@ describe('distributed algorithms over the ring', () => {
     for (let s = 0; s < 10; s++) {
       const parts = batches(s, sizes);
       const results = await Promise.all(
-        peers.map((p, r) => synchronousStep(p.model, p.opt, 'crossentropy', (v) => comms[r]!.allreduce(v), parts[r]!)),
+        peers.map((p, r) => synchronousStep(p.model, p.opt, 'crossentropy', ringExchange(comms[r]!).sum, parts[r]!)),
       );
-      const alone = await synchronousStep(solo, soloOpt, 'crossentropy', async (v) => v, concat(parts));
+      const alone = await synchronousStep(solo, soloOpt, 'crossentropy', async (c) => c, concat(parts));
       for (const r of results) {
         expect(r.samples).toBe(16);
         expect(r.loss).toBeCloseTo(alone.loss, 4);
@@ -87,7 +87,7 @@ describe('distributed algorithms over the ring', () => {
       counts.map(async (c, r) => {
         const m = createModel(SPEC);
         const opt = createOptimizer({ kind: 'sgd', lr: 0.1 }, paramCount(m));
-        await federatedRound(m, opt, 'crossentropy', async (v) => v, batches(r, [c, c]));
+        await federatedRound(m, opt, 'crossentropy', async (own) => own, batches(r, [c, c]));
         const w = await getFlatWeights(m);
         m.dispose();
         return w;
@@ -95,7 +95,7 @@ describe('distributed algorithms over the ring', () => {
     );
     const results = await Promise.all(
       peers.map((p, r) =>
-        federatedRound(p.model, p.opt, 'crossentropy', (v) => comms[r]!.allreduce(v), batches(r, [counts[r]!, counts[r]!])),
+        federatedRound(p.model, p.opt, 'crossentropy', ringExchange(comms[r]!).sum, batches(r, [counts[r]!, counts[r]!])),
       ),
     );
     for (const r of results) expect(r.samples).toBe(2 * (4 + 8 + 12));

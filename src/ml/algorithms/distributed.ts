@@ -8,7 +8,9 @@ import { getFlatWeights, setFlatWeights } from '../flat.ts';
 import type { WireSpec } from '../../protocol/wire.ts';
 import type { LossKind } from '../models.ts';
 import type { FlatOptimizer } from '../optimizer.ts';
-import { computeGradients, meanGradient, packGradient, type GradientResult, type Targets } from '../step.ts';
+import { Contribution } from '../exchange/contribution.ts';
+import type { SumOf } from '../exchange/stage.ts';
+import { computeGradients, type GradientResult, type Targets } from '../step.ts';
 
 /**
  * The collective the algorithms need: an elementwise sum over all peers of the view; `wire`: the
@@ -40,15 +42,16 @@ export interface StepResult {
 }
 
 /**
- * One synchronous step: the summed gradient of the local batch, the ring sums
- * `[gradient | loss | count]`, and every peer applies the count-weighted mean. `chunkSize` bounds
- * the samples per forward/backward pass (full-batch GD over a whole shard).
+ * One synchronous step: the summed gradient of the local batch, `exchange` sums
+ * `[gradient | loss | count]` over the peers (exchange/builder.ts: guard, codec, masks, robust rule),
+ * and every peer applies the count-weighted mean. `chunkSize` bounds the samples per
+ * forward/backward pass (full-batch GD over a whole shard).
  */
 export async function synchronousStep(
   model: tf.LayersModel,
   opt: FlatOptimizer,
   lossKind: LossKind,
-  sum: SumAllPeers,
+  exchange: SumOf,
   batch: Batch,
   chunkSize?: number,
   /** Computes this peer's gradient sum instead of plain backprop (DP-SGD's clipped, noised sum). */
@@ -57,13 +60,12 @@ export async function synchronousStep(
   const g = gradients
     ? await gradients(batch)
     : await computeGradients(model, batch.x, batch.y, batch.count, lossKind, chunkSize ? { chunkSize } : {});
-  const n = g.grad.length;
   const t0 = performance.now();
-  const total = await sum(packGradient(g.grad, g.count, g.loss));
+  const total = await exchange(Contribution.gradient(g.grad, g.count, g.loss));
   const allreduceMs = performance.now() - t0;
-  const { mean, count } = meanGradient(total);
-  const { applyMs } = await opt.apply(model, mean.subarray(0, n));
-  return { loss: mean[n]!, samples: count, timings: { computeMs: g.computeMs, readbackMs: g.readbackMs, allreduceMs, applyMs } };
+  const mean = total.toMean();
+  const { applyMs } = await opt.apply(model, mean.grad);
+  return { loss: mean.loss, samples: mean.count, timings: { computeMs: g.computeMs, readbackMs: g.readbackMs, allreduceMs, applyMs } };
 }
 
 /**
@@ -74,7 +76,7 @@ export async function federatedRound(
   model: tf.LayersModel,
   localOpt: FlatOptimizer,
   lossKind: LossKind,
-  sum: SumAllPeers,
+  sum: SumOf,
   batches: Batch[],
 ): Promise<StepResult> {
   const timings: StepTimings = { computeMs: 0, readbackMs: 0, allreduceMs: 0, applyMs: 0 };
@@ -92,19 +94,18 @@ export async function federatedRound(
     used += g.count;
   }
   const w = await getFlatWeights(model);
-  const n = w.length;
   const t0 = performance.now();
   const total = await sum(
-    packGradient(
+    Contribution.gradient(
       w.map((v) => v * used),
       used,
       lossSum,
     ),
   );
   timings.allreduceMs = performance.now() - t0;
-  const { mean, count } = meanGradient(total);
+  const mean = total.toMean();
   const t1 = performance.now();
-  setFlatWeights(model, mean.subarray(0, n));
+  setFlatWeights(model, mean.grad);
   timings.applyMs += performance.now() - t1;
-  return { loss: mean[n]!, samples: count, timings };
+  return { loss: mean.loss, samples: mean.count, timings };
 }

@@ -1,19 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { memoryRing } from '../../test/helpers.ts';
+import { memoryRing, ringExchange } from '../../test/helpers.ts';
+import { Contribution, GRADIENT_TAIL } from '../exchange/contribution.ts';
 import { contributionOk, guardedSum } from './guard.ts';
 
+/** `[gradient sum | loss | count]` as given. */
+const gradient = (values: number[] | Float32Array): Contribution => Contribution.over(Float32Array.from(values), GRADIENT_TAIL);
 /** [gradient sum | loss | count] of `count` samples whose mean gradient is `mean`. */
-const packed = (mean: number[], count: number): Float32Array => Float32Array.from([...mean.map((m) => m * count), 0.5 * count, count]);
+const packed = (mean: number[], count: number): Contribution => gradient([...mean.map((m) => m * count), 0.5 * count, count]);
 
 describe('gradient guard', () => {
   it('accepts finite contributions within the norm bound and rejects NaN, Inf, huge norms and bad counts', () => {
     expect(contributionOk(packed([3, 4], 10), 5)).toBe(true);
     expect(contributionOk(packed([3, 4.1], 10), 5)).toBe(false);
     expect(contributionOk(packed([NaN, 0], 10), Infinity)).toBe(false);
-    expect(contributionOk(Float32Array.from([1, 0, Infinity, 2]), Infinity)).toBe(false);
-    expect(contributionOk(Float32Array.from([1, 0, 0, 2.5]), Infinity)).toBe(false);
-    expect(contributionOk(new Float32Array(4), 1)).toBe(true);
-    expect(contributionOk(Float32Array.from([1, 0, 0, 0]), 1)).toBe(false);
+    expect(contributionOk(gradient([1, 0, Infinity, 2]), Infinity)).toBe(false);
+    expect(contributionOk(gradient([1, 0, 0, 2.5]), Infinity)).toBe(false);
+    expect(contributionOk(gradient(new Float32Array(4)), 1)).toBe(true);
+    expect(contributionOk(gradient([1, 0, 0, 0]), 1)).toBe(false);
   });
 
   it('4 peers, one sending NaN and one huge: every honest peer gets the sum of the valid ones and names the same offenders', async () => {
@@ -23,7 +26,7 @@ describe('gradient guard', () => {
     const sums = await Promise.all(
       ring.map((c, rank) =>
         guardedSum({
-          sum: (v) => c.allreduce(v),
+          sum: ringExchange(c).sum,
           broadcast: (root, data) => c.broadcast(root, data),
           rank,
           size: 4,
@@ -36,8 +39,8 @@ describe('gradient guard', () => {
         })(contributions[rank]!),
       ),
     );
-    const want = Array.from(contributions[0]!, (x, i) => x + contributions[2]![i]!);
-    for (const s of sums) expect(Array.from(s)).toEqual(want);
+    const want = Array.from(contributions[0]!.data, (x, i) => x + contributions[2]!.data[i]!);
+    for (const s of sums) expect(Array.from(s.data)).toEqual(want);
     for (const r of rejected) expect(r).toEqual([1, 3]);
   });
 
@@ -49,7 +52,7 @@ describe('gradient guard', () => {
     const sums = await Promise.all(
       ring.map((c, rank) =>
         guardedSum({
-          sum: (v) => c.allreduce(v),
+          sum: ringExchange(c).sum,
           broadcast: (root, data) => {
             broadcasts++;
             return c.broadcast(root, data);
@@ -63,6 +66,6 @@ describe('gradient guard', () => {
     );
     expect(self).toEqual([1]);
     expect(broadcasts).toBe(0);
-    for (const s of sums) expect(Array.from(s)).toEqual([4, 2, 1.5, 3]);
+    for (const s of sums) expect(Array.from(s.data)).toEqual([4, 2, 1.5, 3]);
   });
 });

@@ -8,12 +8,13 @@
  * added in rank order so that every peer gets the same bits. The cost is one extra round of N
  * broadcasts on a bad step, nothing on a good one.
  *
- * Contributions are packed as `[gradient sum (n) | loss sum | count]` (ml/step.ts packGradient).
+ * Works on packed gradients (exchange/contribution.ts): `[gradient sum (n) | loss sum | count]`.
  */
-import type { SumAllPeers } from './distributed.ts';
+import { Contribution } from '../exchange/contribution.ts';
+import type { SumOf } from '../exchange/stage.ts';
 
 export interface GuardOptions {
-  sum: SumAllPeers;
+  sum: SumOf;
   /** Ring broadcast from `root`: every peer gets the same bytes. */
   broadcast(root: number, data: Uint8Array | null): Promise<Uint8Array>;
   rank: number;
@@ -32,23 +33,20 @@ export interface GuardOptions {
 }
 
 /** True when a packed contribution is finite, has a whole count, and a mean-gradient norm within `maxNorm`. */
-export function contributionOk(v: Float32Array, maxNorm: number): boolean {
-  const count = v[v.length - 1];
+export function contributionOk(c: Contribution, maxNorm: number): boolean {
+  const count = c.has('count') ? c.count : undefined;
   if (count === undefined || !Number.isInteger(count) || count < 0) return false;
+  if (!c.data.every(Number.isFinite)) return false;
   let sq = 0;
-  for (let i = 0; i < v.length; i++) {
-    const x = v[i]!;
-    if (!Number.isFinite(x)) return false;
-    if (i < v.length - 2) sq += x * x;
-  }
+  for (const x of c.body) sq += x * x;
   return count === 0 ? sq === 0 : Math.sqrt(sq) / count <= maxNorm;
 }
 
-/** A {@link SumAllPeers} for packed gradients that leaves invalid contributions out (see the module comment). */
-export function guardedSum(o: GuardOptions): SumAllPeers {
-  return async (v) => {
-    const selfBad = (o.selfCheck ?? true) && !contributionOk(v, o.maxNorm);
-    const mine = selfBad ? new Float32Array(v.length) : v;
+/** A sum of packed gradients that leaves invalid contributions out (see the module comment). */
+export function guardedSum(o: GuardOptions): SumOf {
+  return async (c) => {
+    const selfBad = (o.selfCheck ?? true) && !contributionOk(c, o.maxNorm);
+    const mine = selfBad ? Contribution.zeros(c.bodyLength, c.tail, c.wire) : c;
     if (selfBad) o.onReject([o.rank], true);
     const total = await o.sum(mine);
     if (contributionOk(total, o.maxNorm)) return total;
@@ -57,15 +55,19 @@ export function guardedSum(o: GuardOptions): SumAllPeers {
         'the step sum has NaN/Inf or is over the norm bound, and secure aggregation hides which peer sent it; the run stops here',
       );
     }
-    const parts: Float32Array[] = [];
+    const parts: Contribution[] = [];
     for (let r = 0; r < o.size; r++) {
-      const bytes = await o.broadcast(r, r === o.rank ? new Uint8Array(mine.buffer, mine.byteOffset, mine.byteLength) : null);
-      parts.push(bytes.byteLength === mine.byteLength ? new Float32Array(bytes.slice().buffer) : new Float32Array(0));
+      const bytes = await o.broadcast(r, r === o.rank ? mine.bytes() : null);
+      parts.push(
+        bytes.byteLength === mine.data.byteLength
+          ? mine.like(new Float32Array(bytes.slice().buffer))
+          : Contribution.over(new Float32Array(0)),
+      );
     }
-    const offenders = parts.flatMap((p, r) => (p.length === v.length && contributionOk(p, o.maxNorm) ? [] : [r]));
-    const out = new Float32Array(v.length);
+    const offenders = parts.flatMap((p, r) => (p.length === c.length && contributionOk(p, o.maxNorm) ? [] : [r]));
+    const out = Contribution.zeros(c.bodyLength, c.tail);
     parts.forEach((p, r) => {
-      if (!offenders.includes(r)) for (let i = 0; i < out.length; i++) out[i]! += p[i]!;
+      if (!offenders.includes(r)) for (let i = 0; i < out.length; i++) out.data[i]! += p.data[i]!;
     });
     o.onReject(offenders, false);
     return out;

@@ -7,11 +7,12 @@
  * a malformed count are left out and reported, as the guard does; every peer computes the same
  * result from the same gathered bits.
  *
- * Works on packed contributions `[gradient sum (n) | loss | count]` (ml/step.ts packGradient) and
- * returns a packed vector: the robust mean gradient times the total count, the loss sum, the total
+ * Works on packed gradients `[gradient sum (n) | loss | count]` (exchange/contribution.ts) and
+ * returns a packed gradient: the robust mean gradient times the total count, the loss sum, the total
  * count, so that the step's division by the count yields the robust mean.
  */
-import type { SumAllPeers } from './distributed.ts';
+import { Contribution, GRADIENT_TAIL } from '../exchange/contribution.ts';
+import type { SumOf } from '../exchange/stage.ts';
 
 export type RobustRule = { rule: 'median' } | { rule: 'trimmed-mean'; trim: number };
 
@@ -35,46 +36,55 @@ export function trimCount(trim: number, peers: number): number {
   return Math.min(Math.floor(trim * peers), Math.floor((peers - 1) / 2));
 }
 
-/** Aggregates gathered packed contributions by `rule`; `bad` gets the ranks left out. */
-export function robustAggregate(parts: Float32Array[], rule: RobustRule, bad: number[] = []): Float32Array {
-  const len = parts[0]?.length ?? 0;
-  const n = len - 2;
+/** Whether a gathered contribution can vote: the gradient layout, a whole count, every value finite. */
+function valid(p: Contribution, len: number): boolean {
+  if (p.length !== len || !p.has('loss') || !p.has('count')) return false;
+  const count = p.count;
+  return Number.isInteger(count) && count >= 0 && p.data.every(Number.isFinite);
+}
+
+/** Aggregates gathered packed gradients by `rule`; `bad` gets the ranks left out. */
+export function robustAggregate(parts: Contribution[], rule: RobustRule, bad: number[] = []): Contribution {
+  const len = parts[0]?.length ?? GRADIENT_TAIL.length;
   const ok = parts.filter((p, r) => {
-    const count = p[n + 1];
-    const valid = p.length === len && count !== undefined && Number.isInteger(count) && count >= 0 && p.every(Number.isFinite);
-    if (!valid) bad.push(r);
-    return valid;
+    const v = valid(p, len);
+    if (!v) bad.push(r);
+    return v;
   });
-  const out = new Float32Array(len);
+  const n = len - GRADIENT_TAIL.length;
+  const out = Contribution.zeros(n, GRADIENT_TAIL);
   // Peers with samples this step vote with their mean gradient.
-  const voters = ok.filter((p) => p[n + 1]! > 0);
+  const voters = ok.filter((p) => p.count > 0);
   let loss = 0;
   let count = 0;
   for (const p of ok) {
-    loss += p[n]!;
-    count += p[n + 1]!;
+    loss += p.loss;
+    count += p.count;
   }
-  out[n] = loss;
-  out[n + 1] = count;
+  out.set('loss', loss);
+  out.set('count', count);
   if (voters.length === 0) return out;
   const k = rule.rule === 'trimmed-mean' ? trimCount(rule.trim, voters.length) : 0;
   const column = new Float64Array(voters.length);
+  const bodies = voters.map((p) => p.body);
+  const counts = voters.map((p) => p.count);
+  const body = out.body;
   for (let i = 0; i < n; i++) {
-    voters.forEach((p, j) => (column[j] = p[i]! / p[n + 1]!));
-    out[i] = (rule.rule === 'median' ? median(column) : trimmedMean(column, k)) * count;
+    bodies.forEach((b, j) => (column[j] = b[i]! / counts[j]!));
+    body[i] = (rule.rule === 'median' ? median(column) : trimmedMean(column, k)) * count;
   }
   return out;
 }
 
-/** A {@link SumAllPeers} for packed gradients that aggregates robustly over an all-gather (see the module comment). */
+/** A sum of packed gradients that aggregates robustly over an all-gather (see the module comment). */
 export function robustSum(
-  allGather: (v: Float32Array) => Promise<Float32Array[]>,
+  allGather: (c: Contribution) => Promise<Contribution[]>,
   rule: RobustRule,
   onReject: (ranks: number[]) => void,
-): SumAllPeers {
-  return async (v) => {
+): SumOf {
+  return async (c) => {
     const bad: number[] = [];
-    const out = robustAggregate(await allGather(v), rule, bad);
+    const out = robustAggregate(await allGather(c), rule, bad);
     if (bad.length) onReject(bad);
     return out;
   };

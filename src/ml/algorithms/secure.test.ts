@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../core/random.ts';
 import { memoryRing } from '../../test/helpers.ts';
+import { Contribution } from '../exchange/contribution.ts';
 import { clampBound, maskedSum, maskFor, maskKeyPair, pairKey, SECURE_SCALE } from './secure.ts';
 
 /** Every peer's pair keys for a group of `n` (null at its own rank). */
@@ -11,7 +12,8 @@ async function groupKeys(n: number): Promise<(CryptoKey | null)[][]> {
 
 /**
  * Masked sums of `inputs` (one per peer) over an in-memory ring, with small chunks so that the
- * clear tail shares a chunk with masked words; `sent`: the words rank 0 hands the ring.
+ * clear tail shares a chunk with masked words; `sent`: the words rank 0 hands the ring. `clear`:
+ * 1 when the last value is a sample count (the public tail), 0 for none.
  */
 async function ringSums(
   inputs: Float32Array[],
@@ -23,19 +25,18 @@ async function ringSums(
   const sums = await Promise.all(
     ring.map((c, rank) =>
       maskedSum(
-        (v, wire) => {
-          if (rank === 0) sent = new Uint32Array(v.slice().buffer);
-          return c.allreduce(v, wire ? { wire } : {});
+        async (w) => {
+          if (rank === 0) sent = new Uint32Array(w.data.slice().buffer);
+          return w.like(await c.allreduce(w.data, w.wire ? { wire: { wire: w.wire, exact: w.tail.length } } : {}));
         },
         rank,
         keys[rank]!,
         5,
         SECURE_SCALE,
-        clear,
-      )(inputs[rank]!),
+      )(Contribution.over(inputs[rank]!, clear ? ['count'] : [])),
     ),
   );
-  return { sums, sent };
+  return { sums: sums.map((s) => s.data.slice()), sent };
 }
 
 /** Pearson's chi-square of the top 4 bits of `words` against the uniform distribution (15 degrees of freedom). */

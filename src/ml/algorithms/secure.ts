@@ -26,7 +26,8 @@
  * view, with that view's keys. WebCrypto only, in browsers and in Node.
  */
 import { fromBase64Url, toBase64Url } from '../../protocol/auth.ts';
-import type { SumAllPeers } from './distributed.ts';
+import { Contribution } from '../exchange/contribution.ts';
+import type { SumOf } from '../exchange/stage.ts';
 
 const CURVE = { name: 'ECDH', namedCurve: 'P-256' } as const;
 
@@ -76,23 +77,21 @@ export function clampBound(peers: number): number {
 /**
  * A sum in which this peer's contribution is masked: `keys[j]` is the key shared with rank j (null
  * for this peer's own rank; `keys.length` is the group's size). The result is Σ round(x · scale) /
- * scale exactly, then rounded to float32 (see the module comment). The last `clear` values (a
- * packed gradient's sample count, which must stay a whole number) are summed unmasked, as float32.
+ * scale exactly, then rounded to float32 (see the module comment). The contribution's public tail
+ * (a packed gradient's sample count, which must stay a whole number; none for PowerSGD's second
+ * round) is summed unmasked, as float32; the loss is masked with the body.
+ *
+ * On the wire: `[masked words | the public tail | broken]` (`broken`: how many peers held a NaN or
+ * ±Inf), u32. One copy out (the words); the sum comes back decoded in place.
  */
-export function maskedSum(
-  sum: SumAllPeers,
-  rank: number,
-  keys: (CryptoKey | null)[],
-  step: number,
-  scale = SECURE_SCALE,
-  clear = 0,
-): SumAllPeers {
-  return async (v) => {
-    const masked = Math.max(0, v.length - clear);
+export function maskedSum(sum: SumOf, rank: number, keys: (CryptoKey | null)[], step: number, scale = SECURE_SCALE): SumOf {
+  return async (c) => {
+    const clear = c.publicTail;
+    const masked = c.length - clear;
     const bound = clampBound(keys.length);
-    // [masked words | the clear values | how many peers held a NaN or ±Inf].
-    const out = new Float32Array(v.length + 1);
-    const words = new Uint32Array(out.buffer, 0, masked);
+    const wire = Contribution.zeros(masked, c.tail.slice(masked - c.bodyLength), 'u32').append({ broken: 0 });
+    const words = new Uint32Array(wire.data.buffer, wire.data.byteOffset, masked);
+    const v = c.data;
     let broken = 0;
     for (let i = 0; i < masked; i++) {
       const x = v[i]!;
@@ -107,14 +106,14 @@ export function maskedSum(
       if (rank < j) for (let i = 0; i < masked; i++) words[i] = words[i]! + m[i]!;
       else for (let i = 0; i < masked; i++) words[i] = words[i]! - m[i]!;
     }
-    out.set(v.subarray(masked), masked);
-    out[v.length] = broken;
-    const total = await sum(out, { wire: 'u32', exact: clear + 1 });
-    const q = new Int32Array(total.buffer, total.byteOffset, masked);
-    const result = new Float32Array(v.length);
-    if (total[v.length]! > 0) result.fill(NaN, 0, masked);
-    else for (let i = 0; i < masked; i++) result[i] = q[i]! / scale;
-    result.set(total.subarray(masked, v.length), masked);
-    return result;
+    wire.data.set(v.subarray(masked), masked);
+    wire.set('broken', broken);
+    const total = await sum(wire);
+    // Decoded in place: each word's slot becomes its float.
+    const out = total.data;
+    const q = new Int32Array(out.buffer, out.byteOffset, masked);
+    if (total.get('broken') > 0) out.fill(NaN, 0, masked);
+    else for (let i = 0; i < masked; i++) out[i] = q[i]! / scale;
+    return c.like(out.subarray(0, c.length));
   };
 }

@@ -1,0 +1,35 @@
+/**
+ * Fault drills: test-only behaviours injected into the loop through {@link Drill} (TrainerDeps.drill),
+ * never as branches of the production path. The loop runs every step's contribution through the
+ * drill in force, and the guard skips this peer's own check where the drill says so.
+ */
+import type { Contribution } from '../ml/exchange/contribution.ts';
+
+export type Poison = 'nan' | 'huge' | 'flip';
+
+/** A fault drill: alters this peer's contribution before it enters the exchange (tests and the drill page API only). */
+export interface Drill {
+  alter(c: Contribution): Contribution;
+  /** false: this peer does not check its own contribution */
+  selfCheck: boolean;
+}
+
+/** No drill: the contribution as it is, checked. */
+export const NO_DRILL: Drill = { alter: (c) => c, selfCheck: true };
+
+/**
+ * A poisoned peer: it sends NaN, gradients 1e6 times too large, or (`flip`) its gradient times
+ * -100 (a byzantine peer pushing the model uphill), and does not check itself.
+ */
+export function poisonDrill(kind: Poison): Drill {
+  return {
+    selfCheck: false,
+    alter: (c) => {
+      const bad = c.copy();
+      const grad = bad.body;
+      if (kind === 'nan') bad.data[0] = Number.NaN;
+      else for (let i = 0; i < grad.length; i++) grad[i]! *= kind === 'huge' ? 1e6 : -100;
+      return bad;
+    },
+  };
+}

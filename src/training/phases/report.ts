@@ -1,0 +1,57 @@
+/**
+ * The phases that look at the model without training it: evaluation on the peers' slices of the
+ * test set, the weight check (and resync), and checkpoints.
+ */
+import { getFlatWeights, checksumHex, setFlatWeights } from '../../ml/flat.ts';
+import { evaluate as evaluateModel } from '../../ml/step.ts';
+import { adoptChosen, gatherClaims } from '../consensus.ts';
+import type { Run } from '../run.ts';
+import { partOf, sliceOf } from '../sampler.ts';
+
+/** Evaluates the optimizer's averaged weights where it keeps them (the iterate stays for training). */
+export async function evaluate(run: Run): Promise<void> {
+  const { st, model, shard, g } = run;
+  const avg = st.opt.averagedWeights();
+  const iterate = avg ? await getFlatWeights(model) : null;
+  if (avg) setFlatWeights(model, avg);
+  // Each peer scores its slice of the test set (the whole of its shard on held data).
+  const part = run.served ? partOf(run.evenSplit(shard.test.n), g.rank) : { from: 0, count: shard.test.n };
+  const test = sliceOf(shard.test, part.from, part.count);
+  const r = await evaluateModel(model, test.x, test.y, { lossKind: run.lossKind }).finally(() => iterate && setFlatWeights(model, iterate));
+  const s = await run.sum(new Float32Array([r.correct, r.count, r.lossSum]));
+  run.last = { accuracy: s[0]! / s[1]!, loss: s[2]! / s[1]! };
+  run.deps.emit({ type: 'eval', step: st.step, accuracy: run.last.accuracy, loss: run.last.loss, count: s[1]! });
+}
+
+/**
+ * Checks that every peer holds the same weights. Where some do not, the weights most peers hold
+ * (among those at least two hold) are sent by one of their holders and checked against their
+ * digest on arrival, so neither one peer nor the sender can impose others (consensus.ts).
+ * Returns the checksum.
+ */
+export async function verify(run: Run): Promise<string> {
+  const { model, g, st } = run;
+  const w = await getFlatWeights(model);
+  const mine = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+  const { chosen, mine: held } = await gatherClaims(run.allGather, [{ held: 1, bytes: mine }]);
+  const resynced = chosen!.holders.length < g.size;
+  if (resynced) {
+    const bytes = await adoptChosen(g, chosen!, held === 0 ? mine : null, st.step);
+    if (held !== 0) setFlatWeights(model, new Float32Array(bytes.slice().buffer));
+  }
+  const ref = checksumHex(await getFlatWeights(model));
+  run.deps.emit({ type: 'checksum', step: st.step, checksum: ref, resynced });
+  return ref;
+}
+
+/** Rank 0 stores a checkpoint, in the background: the next step does not wait for the upload. */
+export async function checkpoint(run: Run): Promise<void> {
+  const { deps } = run;
+  if (!deps.saveCheckpoint || run.g.rank !== 0) return;
+  const bytes = await run.st.encode();
+  const step = run.st.step;
+  deps.saveCheckpoint(bytes).then(
+    () => deps.emit({ type: 'checkpoint', step, bytes: bytes.length }),
+    (e: unknown) => deps.emit({ type: 'checkpoint', step, bytes: bytes.length, error: (e as Error).message }),
+  );
+}
