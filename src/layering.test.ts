@@ -73,11 +73,13 @@ const RULES: Record<string, (to: string, file: string, typeOnly: boolean) => boo
     ['ui', 'core', 'protocol', 'data', 'ml', 'package:uplot', 'package:uplot/dist/uPlot.min.css', 'package:qrcode'].includes(to) ||
     (to === 'runtime' && typeOnly),
   server: (to) => ['server', 'protocol', 'core', 'data'].includes(to) || to.startsWith('package:'),
-  // The Node peer: the runtime on node-datachannel's WebRTC, ws and Dawn's WebGPU. Nothing imports it but the CLI.
+  // The Node peer: the runtime and the page's API on node-datachannel's WebRTC, ws and Dawn's WebGPU.
+  // Nothing imports it but the harness (which starts it as a process) and the CLI.
   node: (to) =>
     [
       'node',
       'runtime',
+      'page-api.ts',
       'training',
       'ml',
       'data',

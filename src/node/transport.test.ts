@@ -4,9 +4,6 @@
  * channels on loopback, and sum exactly.
  */
 import './globals.ts';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RingSession } from '../net/session.ts';
 import { startServer, type RunningServer } from '../server/app.ts';
@@ -15,20 +12,15 @@ const WAIT_MS = 30_000;
 
 describe('Node peers over node-datachannel', () => {
   let server: RunningServer;
-  let root: string;
   const sessions: RingSession[] = [];
 
   beforeAll(async () => {
-    root = mkdtempSync(path.join(tmpdir(), 'ringtrain-node-'));
-    mkdirSync(path.join(root, 'dist'));
-    writeFileSync(path.join(root, 'dist', 'index.html'), '<!doctype html>');
-    server = await startServer({ host: '127.0.0.1', port: 0, mode: 'prod', root });
+    server = await startServer({ host: '127.0.0.1', port: 0, mode: 'headless', root: '.' });
   }, WAIT_MS);
 
   afterAll(async () => {
     for (const s of sessions) s.leave();
     await server?.close();
-    rmSync(root, { recursive: true, force: true });
   });
 
   const join = async (room: string, n: number): Promise<RingSession[]> => {

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { Contribution } from '../ml/exchange/contribution.ts';
 import { controlDeps } from './drill.ts';
 import { EventStream } from './events.ts';
 
@@ -46,15 +47,20 @@ describe('EventStream', () => {
 });
 
 describe('controlDeps (the drill wiring point)', () => {
-  it("carries this peer's requests, and the poison in force at each read", () => {
+  it("carries this peer's requests, and injects the poison in force at each read as a drill", () => {
     const ctl = { pause: false, stop: false };
     let kind: 'nan' | 'huge' | 'flip' | null = null;
-    const { control } = controlDeps(ctl, () => kind);
+    const { control, drill } = controlDeps(ctl, () => kind);
     expect(control!()).toEqual({ pause: false, stop: false });
+    expect(drill!()).toBeNull();
     ctl.pause = true;
     kind = 'flip';
-    expect(control!()).toEqual({ pause: true, stop: false, poison: 'flip' });
+    expect(control!()).toEqual({ pause: true, stop: false });
+    const d = drill!()!;
+    expect(d.selfCheck).toBe(false);
+    const c = Contribution.gradient(new Float32Array([1, -2]), 4, 3);
+    expect(Array.from(d.alter(c).body)).toEqual([-100, 200]);
     kind = null;
-    expect(control!()).not.toHaveProperty('poison');
+    expect(drill!()).toBeNull();
   });
 });

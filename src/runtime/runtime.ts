@@ -37,7 +37,7 @@ export interface RuntimeOptions {
   backendSelector(): (spec: ModelSpec) => Promise<BackendReport>;
   /** Emulated one-way latency of every data channel, ms (0: none). */
   linkDelayMs?: number;
-  /** The server's origin for checkpoints and shards (default: the page's). */
+  /** The server's origin for the session, checkpoints and shards (default: the page's). */
   origin?: string;
   /** Between two reports of this peer's stats to the room, ms (default 1000). */
   statsEveryMs?: number;
@@ -143,6 +143,7 @@ export class PeerRuntime {
       const keys = await this.keys.publicKeys();
       this.current = await RingSession.join({
         ...(this.opts.linkDelayMs ? { linkDelayMs: this.opts.linkDelayMs } : {}),
+        ...(this.opts.origin ? { origin: this.opts.origin } : {}),
         ...opts,
         ...(keys ? { keys } : {}),
       });

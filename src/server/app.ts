@@ -32,8 +32,11 @@ export interface ServerOptions extends CoordinatorOptions {
   iceServers?: IceServer[];
   /** A TURN server sharing a secret with this one (coturn's `use-auth-secret`): each admitted peer gets its own time-limited credential. */
   turn?: TurnOptions;
-  /** 'dev' serves the app through Vite; 'prod' serves the built `dist/`. */
-  mode: 'dev' | 'prod';
+  /**
+   * 'dev' serves the app through Vite; 'prod' serves the built `dist/`; 'headless' serves no app
+   * (signaling, coordination and the API only: a room of Node peers, or the GPU kit).
+   */
+  mode: 'dev' | 'prod' | 'headless';
   /** Project root (where index.html and dist/ live). */
   root: string;
   /** Where room checkpoints are stored (default `<root>/.ringtrain/checkpoints`). */
@@ -219,6 +222,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   if (vite) {
     app.use(vite.middlewares);
+  } else if (o.mode === 'headless') {
+    app.use((_req, res) => res.status(404).json({ error: 'this server serves no app (headless): join with "ringtrain peer --node"' }));
   } else {
     app.use(express.static(dist));
     app.use((_req, res) => res.sendFile(path.join(dist, 'index.html')));
