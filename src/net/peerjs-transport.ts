@@ -54,6 +54,20 @@ const HEARTBEAT = encodeFrame(
 );
 
 /**
+ * Sends on `dc`; false when the channel closed under us. node-datachannel's `readyState` can still
+ * say 'open' after the native channel closed, and its send then throws (in Node, from a timer,
+ * that would end the process).
+ */
+function put(dc: RTCDataChannel, data: Uint8Array<ArrayBuffer>): boolean {
+  try {
+    dc.send(data);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Transport over PeerJS data channels (raw bytes, our own frames). One reliable ordered channel per
  * pair of peers; the peer with the smaller id dials. Sends respect backpressure through
  * `bufferedAmountLowThreshold`, messages are capped by the channel's SCTP `maxMessageSize`, and a
@@ -348,7 +362,8 @@ export class PeerJsTransport implements Transport {
       if (++link.ticksSilent >= ticks && now - link.lastHeard > this.opts.deadAfterMs) {
         this.drop(id, `no heartbeat for ${this.opts.deadAfterMs} ms`, true);
       } else if (link.dc.readyState === 'open' && link.dc.bufferedAmount < this.highWater) {
-        link.dc.send(HEARTBEAT);
+        // A channel that closed under us is dropped by its close event.
+        put(link.dc, HEARTBEAT);
       }
     }
   }
@@ -363,7 +378,7 @@ export class PeerJsTransport implements Transport {
       if (link?.dc.readyState !== 'open') throw new RingError('peer-down', `no open channel to ${to}`, to);
       const warm = link.sent >= SLOW_START_BYTES;
       if (link.dc.bufferedAmount <= (warm ? this.highWater : SLOW_START_HIGH_WATER_BYTES)) {
-        link.dc.send(message as Uint8Array<ArrayBuffer>);
+        if (!put(link.dc, message as Uint8Array<ArrayBuffer>)) throw new RingError('peer-down', `the channel to ${to} closed`, to);
         link.sent += message.byteLength;
         if (!warm && link.sent >= SLOW_START_BYTES) link.dc.bufferedAmountLowThreshold = Math.floor(this.highWater / 2);
         return;
