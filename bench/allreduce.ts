@@ -1,12 +1,19 @@
 /**
  * `npm run bench -- allreduce`: ring allreduce against the link speed (a concurrent ring shift
  * under the same load) and against the naive all-to-all sum, over real WebRTC between headless
- * Chromium tabs, all measured side by side in one run.
+ * Chromium tabs or Node peer processes (`--runtime browser,node`), all measured side by side in one
+ * run. Per runtime it fits the ring's cost model, T = 2(N-1)·(α + β·M/N): α the per-hop latency,
+ * β the per-byte cost of a hop.
  */
 import { startCluster } from '../src/harness/cluster.ts';
+import { nodePeer, pagePeer, type DrivenPeer } from '../src/harness/driven.ts';
+import { startNodeCluster } from '../src/harness/node-peers.ts';
 import { median, timeOp, type Op } from '../src/harness/timing.ts';
 
+export type PeerRuntime = 'browser' | 'node';
+
 export interface AllreduceRow {
+  runtime: PeerRuntime;
   peers: number;
   bytes: number;
   shift_ms: number;
@@ -22,64 +29,122 @@ export interface AllreduceBenchOptions {
   peers: number[];
   sizes: number[];
   reps: number;
+  runtimes: PeerRuntime[];
+}
+
+/** The ring's cost model fitted to one runtime's rows by least squares. */
+export interface RingFit {
+  runtime: PeerRuntime;
+  /** Per-hop latency, ms. */
+  alpha_ms: number;
+  /** Per-byte cost of a hop, as a rate: MB/s. */
+  beta_mb_per_s: number;
+  /** Share of the ring times' variance the model explains. */
+  r2: number;
+  rows: number;
 }
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
+/** N peers of `runtime` in one room, with a way to close them. */
+async function startPeers(runtime: PeerRuntime, n: number): Promise<{ peers: DrivenPeer[]; close(): Promise<void> }> {
+  if (runtime === 'node') {
+    const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore' });
+    return { peers: c.peers.map(nodePeer), close: c.close };
+  }
+  const c = await startCluster({ peers: n });
+  return { peers: c.pages.map(pagePeer), close: c.close };
+}
+
 export async function benchAllreduce(o: AllreduceBenchOptions, log: (s: string) => void): Promise<AllreduceRow[]> {
   const rows: AllreduceRow[] = [];
   for (const n of o.peers) {
-    log(`starting ${n} headless peers ...`);
-    const cluster = await startCluster({ peers: n });
-    try {
-      // Open the all-to-all mesh and warm every link up gradually: a fresh channel is slow for its
-      // first megabytes, and a burst on many fresh channels at once can stall them for seconds.
-      for (const bytes of [64 << 10, 1 << 20, 4 << 20]) {
-        await timeOp(cluster.pages, 'alltoall', bytes);
-        await timeOp(cluster.pages, 'ring', bytes);
-      }
-      for (const bytes of o.sizes) {
-        const samples: Record<Op, number[]> = { shift: [], ring: [], alltoall: [] };
-        let sent = 0;
-        for (let r = 0; r < o.reps; r++) {
-          // Interleave the three so drift in machine load hits them alike.
-          samples.shift.push((await timeOp(cluster.pages, 'shift', bytes)).ms);
-          const ring = await timeOp(cluster.pages, 'ring', bytes);
-          samples.ring.push(ring.ms);
-          sent = ring.sent;
-          samples.alltoall.push((await timeOp(cluster.pages, 'alltoall', bytes)).ms);
+    for (const runtime of o.runtimes) {
+      log(`starting ${n} ${runtime === 'node' ? 'Node' : 'headless tab'} peers ...`);
+      const cluster = await startPeers(runtime, n);
+      try {
+        // Open the all-to-all mesh and warm every link up gradually: a fresh channel is slow for its
+        // first megabytes, and a burst on many fresh channels at once can stall them for seconds.
+        for (const bytes of [64 << 10, 1 << 20, 4 << 20]) {
+          await timeOp(cluster.peers, 'alltoall', bytes);
+          await timeOp(cluster.peers, 'ring', bytes);
         }
-        const shift = median(samples.shift);
-        const ring = median(samples.ring);
-        const alltoall = median(samples.alltoall);
-        const bound = 2 * (n - 1) * shift;
-        const row: AllreduceRow = {
-          peers: n,
-          bytes,
-          shift_ms: round(shift),
-          ring_ms: round(ring),
-          bound_ms: round(bound),
-          efficiency: round(bound / ring, 3),
-          alltoall_ms: round(alltoall),
-          speedup_vs_alltoall: round(alltoall / ring, 3),
-          bytes_sent_per_peer: Math.round(sent),
-        };
-        rows.push(row);
-        log(formatRow(row));
+        for (const bytes of o.sizes) {
+          const samples: Record<Op, number[]> = { shift: [], ring: [], alltoall: [] };
+          let sent = 0;
+          for (let r = 0; r < o.reps; r++) {
+            // Interleave the three so drift in machine load hits them alike.
+            samples.shift.push((await timeOp(cluster.peers, 'shift', bytes)).ms);
+            const ring = await timeOp(cluster.peers, 'ring', bytes);
+            samples.ring.push(ring.ms);
+            sent = ring.sent;
+            samples.alltoall.push((await timeOp(cluster.peers, 'alltoall', bytes)).ms);
+          }
+          const shift = median(samples.shift);
+          const ring = median(samples.ring);
+          const alltoall = median(samples.alltoall);
+          const bound = 2 * (n - 1) * shift;
+          const row: AllreduceRow = {
+            runtime,
+            peers: n,
+            bytes,
+            shift_ms: round(shift),
+            ring_ms: round(ring),
+            bound_ms: round(bound),
+            efficiency: round(bound / ring, 3),
+            alltoall_ms: round(alltoall),
+            speedup_vs_alltoall: round(alltoall / ring, 3),
+            bytes_sent_per_peer: Math.round(sent),
+          };
+          rows.push(row);
+          log(formatRow(row));
+        }
+      } finally {
+        await cluster.close();
       }
-    } finally {
-      await cluster.close();
     }
   }
   return rows;
 }
 
-const HEADER = 'peers      bytes   shift_ms    ring_ms   bound_ms  effic.  alltoall_ms  speedup  sent/peer  optimum  framing';
+/**
+ * Fits T = 2(N-1)·α + 2(N-1)(M/N)·β to a runtime's ring times (two features, no intercept: the
+ * normal equations of a 2×2 system). Null with fewer than 2 rows or a singular system.
+ */
+export function fitRing(rows: AllreduceRow[], runtime: PeerRuntime): RingFit | null {
+  const mine = rows.filter((r) => r.runtime === runtime);
+  if (mine.length < 2) return null;
+  let [aa, ab, bb, ay, by] = [0, 0, 0, 0, 0];
+  for (const r of mine) {
+    const a = 2 * (r.peers - 1);
+    const b = (a * r.bytes) / r.peers;
+    aa += a * a;
+    ab += a * b;
+    bb += b * b;
+    ay += a * r.ring_ms;
+    by += b * r.ring_ms;
+  }
+  const det = aa * bb - ab * ab;
+  if (!(Math.abs(det) > 0)) return null;
+  const alpha = (ay * bb - by * ab) / det;
+  const beta = (by * aa - ay * ab) / det;
+  const mean = mine.reduce((s, r) => s + r.ring_ms, 0) / mine.length;
+  let [res, tot] = [0, 0];
+  for (const r of mine) {
+    const a = 2 * (r.peers - 1);
+    res += (r.ring_ms - a * alpha - ((a * r.bytes) / r.peers) * beta) ** 2;
+    tot += (r.ring_ms - mean) ** 2;
+  }
+  return { runtime, alpha_ms: round(alpha, 3), beta_mb_per_s: round(1 / (beta * 1000), 1), r2: round(1 - res / tot, 3), rows: mine.length };
+}
+
+const HEADER = 'runtime peers      bytes   shift_ms    ring_ms   bound_ms  effic.  alltoall_ms  speedup  sent/peer  optimum  framing';
 
 export function formatRow(r: AllreduceRow): string {
   const optimum = (2 * (r.peers - 1) * r.bytes) / r.peers;
   const framing = r.bytes_sent_per_peer / optimum - 1;
   return [
+    r.runtime.padEnd(7),
     String(r.peers).padStart(5),
     String(r.bytes).padStart(10),
     r.shift_ms.toFixed(1).padStart(10),

@@ -2,7 +2,8 @@
  * Benchmarks: `npm run bench -- <scenario> [options]`. Each scenario prints a table and writes
  * bench/results/<scenario>.json (or `<--out DIR>/<scenario>.json`).
  *
- *   allreduce  [--peers 4[,8]] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
+ *   allreduce  [--runtime browser[,node]] [--peers 4[,8,16,32]] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
+ *              (rows per runtime side by side, and the fitted per-hop latency α and per-link rate 1/β)
  *   train      [--peers 1,2,4] [--backends cpu,wasm,webgl,webgpu] [--models softmax[,mlp]] [--steps 40]
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
@@ -22,7 +23,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
-import { ALLREDUCE_HEADER, benchAllreduce } from './allreduce.ts';
+import { ALLREDUCE_HEADER, benchAllreduce, fitRing, type PeerRuntime } from './allreduce.ts';
 import { benchChaos } from './chaos.ts';
 import { benchFaults } from './faults.ts';
 import { benchAgreement } from './agreement.ts';
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
     allowPositionals: true,
     options: {
       peers: { type: 'string' },
+      runtime: { type: 'string' },
       sizes: { type: 'string', default: '65536,1048576,4194304,16777216' },
       reps: { type: 'string', default: '3' },
       backends: { type: 'string', default: 'cpu,wasm,webgl,webgpu' },
@@ -238,9 +240,20 @@ async function main(): Promise<void> {
     const peers = list(values.peers ?? '4', 'peers');
     const sizes = list(values.sizes, 'sizes');
     for (const s of sizes) if (s % 4) throw new Error(`--sizes: ${s} is not a multiple of 4 bytes (float32)`);
-    console.log(`allreduce benchmark: peers ${peers.join(',')}, sizes ${sizes.join(',')} B, median of ${values.reps}`);
+    const runtimes = names<PeerRuntime>(values.runtime ?? 'browser', 'runtime', ['browser', 'node']);
+    console.log(
+      `allreduce benchmark: ${runtimes.join(' and ')} peers ${peers.join(',')}, sizes ${sizes.join(',')} B, median of ${values.reps}`,
+    );
     console.log(ALLREDUCE_HEADER);
-    rows = await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]! }, log);
+    const measured = await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]!, runtimes }, log);
+    const fits = runtimes.flatMap((r) => fitRing(measured, r) ?? []);
+    for (const f of fits)
+      console.log(
+        `${f.runtime}: fitted T = 2(N-1)(α + M/N / β): α ${f.alpha_ms} ms per hop, β ${f.beta_mb_per_s} MB/s per link (R² ${f.r2}, ${f.rows} rows)`,
+      );
+    writeFileSync(file, `${JSON.stringify({ rows: measured, fits }, null, 2)}\n`);
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
   } else if (scenario === 'train') {
     const o = {
       peers: list(values.peers ?? '1,2,4', 'peers'),

@@ -3,33 +3,10 @@
  * headless peers, trains, prints the accuracy and writes the model; bad flags and a missing
  * browser end with a message and a non-zero status.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { expect, test } from './peers.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../src/cli/bin.mjs');
-
-/** Runs the CLI to its end (killed after `timeoutMs`); resolves with its status and output. */
-function ringtrain(
-  args: string[],
-  env: Record<string, string> = {},
-  timeoutMs = 150_000,
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, out, err });
-    });
-  });
-}
+import { expect, ringtrain, test } from './peers.ts';
 
 test('train --peers 2 on synthetic blobs prints the accuracy and writes a tfjs model', async () => {
   test.setTimeout(200_000);

@@ -1,7 +1,12 @@
-import type { TrainConfig, TrainResult } from '../src/training/trainer.ts';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TrainConfig, TrainEvent, TrainResult } from '../src/training/trainer.ts';
+import type { RuntimeEvent } from '../src/runtime/events.ts';
 import { MLP_CONFIG } from '../src/harness/drills.ts';
-import { startNodePeers, type NodePeer } from '../src/harness/node-peers.ts';
-import { expect, newContext, openPeers, roomName, test } from './peers.ts';
+import { startNodeCluster, startNodePeers, type NodePeer } from '../src/harness/node-peers.ts';
+import { BIN, expect, newContext, openPeers, ringtrain, roomName, test } from './peers.ts';
 
 /**
  * A room mixing 2 Chromium tabs and 2 Node peers (node-datachannel's WebRTC, the same runtime and
@@ -50,5 +55,118 @@ test('2 tabs and 2 Node peers in one room: exact allreduce, then training with i
   } finally {
     await Promise.all(nodes.map((n) => n.kill()));
     await ctx.close();
+  }
+});
+
+test('ringtrain train --runtime node: 3 Node peers, no browser, print the accuracy and write the model', async () => {
+  test.setTimeout(150_000);
+  const out = mkdtempSync(path.join(tmpdir(), 'ringtrain-node-cli-'));
+  try {
+    const r = await ringtrain(
+      [
+        'train',
+        '--runtime',
+        'node',
+        '--peers',
+        '3',
+        '--dataset',
+        'blobs',
+        '--epochs',
+        '8',
+        '--lr',
+        '0.05',
+        '--backend',
+        'cpu',
+        '--out',
+        out,
+      ],
+      // No browser anywhere: a Node run must not look for one.
+      { RINGTRAIN_CHROMIUM: '/nonexistent/chromium' },
+    );
+    expect(r.code, r.out + r.err).toBe(0);
+    expect(r.out).toContain('starting the server and 3 Node peer(s)');
+    const m = /done in [\d.]+ s; test accuracy ([\d.]+)%; model checksum ([0-9a-f]{8}) on all 3 peers/.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(85);
+    expect(readFileSync(path.join(out, 'ringtrain-softmax.weights.bin')).byteLength).toBe(36 * 4);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('a volunteer joins mid-run through "ringtrain peer --node", a Node peer is killed by PID: the run ends with equal weights', async () => {
+  test.setTimeout(240_000);
+  const cluster = await startNodeCluster({ peers: 3, backend: 'cpu', stdio: 'ignore' });
+  const volunteer = spawn(process.execPath, [BIN, 'peer', cluster.link, '--node', '--backend', 'cpu'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let said = '';
+  const heard: ((text: string) => void)[] = [];
+  const onText = (b: Buffer): void => {
+    said += b.toString();
+    for (const h of heard) h(said);
+  };
+  volunteer.stdout.on('data', onText);
+  volunteer.stderr.on('data', onText);
+  /** Resolves when the volunteer's output matches `re` (rejecting after `ms`). */
+  const output = (re: RegExp, ms: number): Promise<RegExpExecArray> =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`the volunteer did not print ${re} within ${ms} ms:\n${said}`)), ms);
+      const check = (text: string): void => {
+        const m = re.exec(text);
+        if (!m) return;
+        clearTimeout(t);
+        resolve(m);
+      };
+      heard.push(check);
+      check(said);
+    });
+  /** Resolves with the first of `peer`'s training events that satisfies `pred`. */
+  const trainEvent = (peer: NodePeer, pred: (e: TrainEvent) => boolean): Promise<TrainEvent> =>
+    new Promise((resolve) => {
+      const on = (e: RuntimeEvent): void => {
+        if (e.type !== 'train' || !pred(e.event)) return;
+        peer.off('event', on);
+        resolve(e.event);
+      };
+      peer.on('event', on);
+    });
+  try {
+    const [a, b, victim] = cluster.peers as [NodePeer, NodePeer, NodePeer];
+    const finished = [a, b].map(
+      (p) =>
+        new Promise<TrainResult>((resolve, reject) => {
+          p.on('event', (e) => {
+            if (e.type === 'run-finished' && e.outcome.kind === 'train') resolve(e.outcome.result);
+            else if (e.type === 'run-failed') reject(new Error(e.message));
+          });
+        }),
+    );
+    const config: TrainConfig = { ...MLP_CONFIG, steps: 60, checksumEvery: 20 };
+    await a.call('start', { kind: 'train', config });
+    await trainEvent(a, (e) => e.type === 'step' && e.step >= 5);
+    // Hold the room while the volunteer starts, so that it joins a run still going.
+    const paused = trainEvent(a, (e) => e.type === 'control' && e.state === 'paused');
+    await a.call('pause');
+    await paused;
+    await output(/Node volunteer peer\(s\) \(pids (\d+)\) in room/, 60_000);
+    await output(/peer 0: training/, 60_000);
+    process.kill(victim.pid, 'SIGKILL');
+    await victim.exited;
+    await a.call('resume');
+    const [ra, rb] = await Promise.all(finished);
+    const v = await output(/peer 0: test accuracy ([\d.]+)%, checksum ([0-9a-f]{8})/, 60_000);
+    expect(ra!.steps).toBe(60);
+    expect([rb!.checksum, v[2]]).toEqual([ra!.checksum, ra!.checksum]);
+    expect(ra!.recoveries).toBeGreaterThanOrEqual(1);
+    expect(ra!.accuracy).toBeGreaterThan(0.6);
+    // Ctrl-C: the volunteer leaves and says so.
+    const code = new Promise<number | null>((resolve) => volunteer.once('close', resolve));
+    volunteer.kill('SIGINT');
+    expect(await code).toBe(130);
+    expect(said).toContain('leaving the room');
+  } finally {
+    volunteer.kill('SIGKILL');
+    await cluster.close();
   }
 });

@@ -2,6 +2,8 @@
  * Page objects for e2e scenarios: a browser fixture on the project's Chromium lookup, and a
  * RingPeer per tab driving `window.ringtrain`.
  */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { test as base, expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { launchBrowser, newPeerContext } from '../src/harness/browser.ts';
 import { joinPage, waitForMembers } from '../src/harness/cluster.ts';
@@ -62,6 +64,29 @@ export async function summary(page: Page): Promise<{ accuracy: number; checksum:
   const m = /test accuracy ([\d.]+)%.*checksum ([0-9a-f]{8})/.exec(text);
   expect(m, `result summary: ${text}`).not.toBeNull();
   return { accuracy: Number(m![1]), checksum: m![2]! };
+}
+
+/** The `ringtrain` command (src/cli/bin.mjs) as a user runs it. */
+export const BIN = path.resolve(import.meta.dirname, '../src/cli/bin.mjs');
+
+/** Runs the CLI to its end (killed after `timeoutMs`); resolves with its status and output. */
+export function ringtrain(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 150_000,
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+  });
 }
 
 /** Room names unique per test, so scenarios never see each other's peers. */

@@ -12,8 +12,11 @@ import type { Page } from 'playwright-core';
 import type { ModelFile } from '../runtime/model.ts';
 import { runServer } from '../server/run.ts';
 import { jobFromFields, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
-import type { TrainEvent, TrainResult } from '../training/trainer.ts';
-import type { TreeEvent, TreeResult } from '../training/trees.ts';
+import type { TrainResult } from '../training/trainer.ts';
+import type { TreeResult } from '../training/trees.ts';
+import type { RunningServer } from '../server/app.ts';
+import { nodePeer, pagePeer, type DrivenPeer, type RunEvent } from '../harness/driven.ts';
+import { NodePeer, startNodeCluster } from '../harness/node-peers.ts';
 import { findChromium, launchBrowser, newPeerContext, openApp } from '../harness/browser.ts';
 import { buildApp, startCluster, type Cluster } from '../harness/cluster.ts';
 import { Progress } from './progress.ts';
@@ -54,9 +57,9 @@ const shown = (f: string): string => (path.relative(process.cwd(), f).startsWith
  * After a failed run: writes the model of the last committed step (from the first peer that kept
  * one) and says where the run's last checkpoint is.
  */
-async function keepWhatFailed(cluster: Cluster, out: string): Promise<void> {
-  for (const page of cluster.pages) {
-    const files = await page.evaluate(() => window.ringtrain.exportFiles()).catch(() => null);
+async function keepWhatFailed(run: Running, out: string): Promise<void> {
+  for (const peer of run.peers) {
+    const files = await peer.call<ModelFile[]>('exportFiles').catch(() => null);
     const meta = files?.find((f) => f.name.endsWith('.json'));
     if (!files || !meta) continue;
     const steps = (
@@ -66,16 +69,28 @@ async function keepWhatFailed(cluster: Cluster, out: string): Promise<void> {
       console.error(`ringtrain: wrote ${shown(f)}${steps !== undefined ? ` (the model at step ${steps}, the last one committed)` : ''}`);
     break;
   }
-  const ck = await cluster.server.checkpoints.latestFile(cluster.room);
+  const ck = await run.server.checkpoints.latestFile(run.room);
   console.error(
     ck ? `ringtrain: the run's last checkpoint (step ${ck.step}) is ${shown(ck.path)}` : 'ringtrain: the run stored no checkpoint',
   );
 }
 
-declare global {
-  interface Window {
-    __ringtrainProgress?: (e: TrainEvent | TreeEvent) => void;
+/** The server and the peers of a `ringtrain train` run, tabs or Node processes alike. */
+interface Running {
+  server: RunningServer;
+  room: string;
+  peers: DrivenPeer[];
+  close(): Promise<void>;
+}
+
+async function startPeers(runtime: string, peers: number, backend: string | undefined): Promise<Running> {
+  if (runtime === 'node') {
+    const c = await startNodeCluster({ peers, ...(backend ? { backend } : {}) });
+    return { server: c.server, room: c.room, peers: c.peers.map(nodePeer), close: c.close };
   }
+  await findChromium();
+  const c: Cluster = await startCluster({ peers, build: 'if-stale', query: backend ? { backend } : {} });
+  return { server: c.server, room: c.room, peers: c.pages.map(pagePeer), close: c.close };
 }
 
 async function train(argv: string[]): Promise<number> {
@@ -83,6 +98,7 @@ async function train(argv: string[]): Promise<number> {
     argv,
     {
       peers: { type: 'string', default: '2' },
+      runtime: { type: 'string', default: 'browser' },
       dataset: { type: 'string', default: SETUP_DEFAULTS['dataset'] },
       model: { type: 'string' },
       epochs: { type: 'string' },
@@ -127,30 +143,33 @@ async function train(argv: string[]): Promise<number> {
     if (e instanceof SetupError) throw new UsageError(`--${e.field}: ${e.message.replace(/^\w+: /, '')}`);
     throw e;
   }
-  await findChromium();
-  console.log(`ringtrain: building the app if needed, starting the server and ${peers} headless peer(s) ...`);
-  const cluster: Cluster = await startCluster({
-    peers,
-    build: 'if-stale',
-    query: values.backend ? { backend: String(values.backend) } : {},
-  });
+  const runtime = String(values.runtime);
+  if (runtime !== 'browser' && runtime !== 'node') throw new UsageError(`--runtime: "${runtime}" is not browser or node`);
+  if (runtime === 'node' && values.backend === 'webgl')
+    throw new UsageError('--backend: Node peers have no webgl; use webgpu, wasm or cpu');
+  console.log(
+    runtime === 'node'
+      ? `ringtrain: starting the server and ${peers} Node peer(s) ...`
+      : `ringtrain: building the app if needed, starting the server and ${peers} headless peer(s) ...`,
+  );
+  const cluster = await startPeers(runtime, peers, values.backend === undefined ? undefined : String(values.backend));
   let interrupted = false;
   const onSigint = (): void => {
     if (interrupted) process.exit(EXIT.interrupted);
     interrupted = true;
     console.log('\nringtrain: stopping the peers at the next step (Ctrl-C again to quit at once) ...');
-    for (const p of cluster.pages) void p.evaluate(() => window.ringtrain.stop()).catch(() => undefined);
+    for (const p of cluster.peers) void p.call('stop').catch(() => undefined);
   };
   process.on('SIGINT', onSigint);
   try {
-    if (synthetic) await Promise.all(cluster.pages.map((p) => p.evaluate((input) => window.ringtrain.useData(input as never), synthetic)));
-    const first = cluster.pages[0]!;
+    if (synthetic) await Promise.all(cluster.peers.map((p) => p.call('useData', synthetic)));
+    const first = cluster.peers[0]!;
     const out = path.resolve(String(values.out));
     const progress = new Progress(process.stdout);
     const ticker = setInterval(() => progress.tick(), 1000);
     let faultAt = -1;
     let privacy = '';
-    await first.exposeFunction('__ringtrainProgress', (e: TrainEvent | TreeEvent) => {
+    const onEvent = (e: RunEvent): void => {
       if (e.type === 'eval')
         progress.score('rmse' in e && e.rmse !== undefined ? `rmse ${e.rmse.toPrecision(4)}` : `accuracy ${e.accuracy.toFixed(4)}`);
       else if (e.type === 'step')
@@ -168,26 +187,14 @@ async function train(argv: string[]): Promise<number> {
           `ringtrain: recovered: ${e.size} peer(s) go on from ${'step' in e ? `step ${e.step}` : `round ${e.rounds}`} (view ${e.epoch})`,
         );
       }
-    });
+    };
     console.log(
       `ringtrain: training ${job.config.model} on ${dataset} with ${peers} peer(s) in room ${cluster.room} (${cluster.server.url})`,
     );
     const started = performance.now();
     let results: (TrainResult | TreeResult)[];
     try {
-      results = await Promise.all(
-        cluster.pages.map((p, i) =>
-          job.kind === 'train'
-            ? p.evaluate(([c, report]) => window.ringtrain.train(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [
-                job.config,
-                i === 0,
-              ] as const)
-            : p.evaluate(([c, report]) => window.ringtrain.trainTrees(c, report ? (e) => window.__ringtrainProgress?.(e) : undefined), [
-                job.config,
-                i === 0,
-              ] as const),
-        ),
-      );
+      results = await Promise.all(cluster.peers.map((p, i) => p.run(job, i === 0 ? onEvent : undefined)));
     } catch (e) {
       progress.finish();
       console.error(`ringtrain: the run failed: ${(e as Error).message}`);
@@ -206,8 +213,7 @@ async function train(argv: string[]): Promise<number> {
       `ringtrain: ${stopped ? 'stopped' : 'done'} in ${secs} s; test accuracy ${(r.accuracy * 100).toFixed(2)}%${'rmse' in r && r.rmse !== undefined ? `, RMSE ${r.rmse.toPrecision(4)}` : ''}; model checksum ${r.checksum} on all ${peers} peers`,
     );
     if (privacy) console.log(`ringtrain: privacy: ${privacy}`);
-    for (const f of writeModel(await first.evaluate(() => window.ringtrain.exportFiles()), out))
-      console.log(`ringtrain: wrote ${shown(f)}`);
+    for (const f of writeModel(await first.call<ModelFile[]>('exportFiles'), out)) console.log(`ringtrain: wrote ${shown(f)}`);
     return interrupted ? EXIT.interrupted : EXIT.ok;
   } finally {
     process.off('SIGINT', onSigint);
@@ -218,7 +224,12 @@ async function train(argv: string[]): Promise<number> {
 async function peer(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { count: { type: 'string', default: '1' }, backend: { type: 'string' }, help: { type: 'boolean', default: false } },
+    {
+      count: { type: 'string', default: '1' },
+      node: { type: 'boolean', default: false },
+      backend: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
     PEER_USAGE,
   );
   if (values.help) {
@@ -238,6 +249,7 @@ async function peer(argv: string[]): Promise<number> {
   const count = Number(values.count);
   if (!Number.isInteger(count) || count < 1 || count > 32)
     throw new UsageError(`--count: "${String(values.count)}" must be a whole number from 1 to 32`);
+  if (values.node) return nodeVolunteers(url, room, count, values.backend === undefined ? undefined : String(values.backend));
   if (values.backend) url.searchParams.set('backend', String(values.backend));
   const browser = await launchBrowser();
   const ctx = await newPeerContext(browser, url.origin);
@@ -290,6 +302,55 @@ async function peer(argv: string[]): Promise<number> {
   console.log('\nringtrain: leaving the room ...');
   await Promise.all(pages.map((p) => p.evaluate(() => window.ringtrain.leave()).catch(() => undefined)));
   await browser.close();
+  return EXIT.interrupted;
+}
+
+/**
+ * `ringtrain peer --node`: K Node peer processes in the room, each training every run the room
+ * starts, until Ctrl-C. A peer that dies (killed, crashed) is reported; the room goes on without it.
+ */
+async function nodeVolunteers(url: URL, room: string, count: number, backend: string | undefined): Promise<number> {
+  if (backend === 'webgl') throw new UsageError('--backend: Node peers have no webgl; use webgpu, wasm or cpu');
+  const peers = await Promise.all(
+    Array.from({ length: count }, () => NodePeer.start({ link: url.toString(), ...(backend ? { backend } : {}), stdio: 'ignore' })),
+  );
+  const alive = new Set(peers);
+  let leaving = false;
+  const gone = new Promise<void>((resolve) => {
+    peers.forEach((p, i) => {
+      p.on('event', (e) => {
+        if (e.type === 'phase') console.log(`peer ${i}: ${e.phase}`);
+        else if (e.type === 'train' && e.event.type === 'backend')
+          console.log(`peer ${i}: backend ${e.event.report.name} (${e.event.report.reason})`);
+        else if (e.type === 'run-finished' && e.outcome.kind === 'train')
+          console.log(`peer ${i}: test accuracy ${(e.outcome.result.accuracy * 100).toFixed(2)}%, checksum ${e.outcome.result.checksum}`);
+        else if (e.type === 'run-failed' || e.type === 'join-failed') console.log(`peer ${i}: ${'message' in e ? e.message : e.error}`);
+      });
+      p.on('exit', (code, signal) => {
+        if (leaving || !alive.delete(p)) return;
+        console.error(`peer ${i} (pid ${p.pid}) exited (${signal ?? code}); the room carries on without it`);
+        if (alive.size === 0) resolve();
+      });
+    });
+  });
+  try {
+    await Promise.all(peers.map((p) => p.call('join')));
+  } catch (e) {
+    await Promise.all(peers.map((p) => p.kill('SIGKILL')));
+    throw e;
+  }
+  console.log(
+    `ringtrain: ${count} Node volunteer peer(s) (pids ${peers.map((p) => p.pid).join(', ')}) in room ${room} at ${url.origin}; they train every run started from a dashboard. Ctrl-C to leave.`,
+  );
+  const interrupted = new Promise<boolean>((resolve) => process.once('SIGINT', () => resolve(true)));
+  if (!(await Promise.race([interrupted, gone.then(() => false)]))) {
+    console.error('ringtrain: every Node peer has gone; run "ringtrain peer --node" again to rejoin.');
+    return EXIT.failed;
+  }
+  console.log('\nringtrain: leaving the room ...');
+  leaving = true;
+  await Promise.all([...alive].map(async (p) => p.call('leave').catch(() => undefined)));
+  await Promise.all([...alive].map((p) => p.kill()));
   return EXIT.interrupted;
 }
 

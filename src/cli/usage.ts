@@ -23,9 +23,9 @@ export const CLI_DATASETS = (Object.keys(DATASETS) as DatasetName[]).filter((d) 
 export const USAGE = `ringtrain <command> [options]
 
 Commands:
-  train   Start a server, launch N headless Chromium peers, train, print the test accuracy, write the model.
+  train   Start a server, launch N headless peers (Chromium tabs or Node processes), train, print the test accuracy, write the model.
   serve   Run the server (app, signaling, coordinator on one port) on the built assets.
-  peer    Join an existing room, even on another machine, as K headless volunteer peers.
+  peer    Join an existing room, even on another machine, as K headless volunteer peers (tabs, or Node with --node).
 
 Run "ringtrain <command> --help" for a command's options.`;
 
@@ -41,7 +41,9 @@ const entriesOf = (c: Catalog, only: readonly string[] = Object.keys(c)): [strin
 
 export const TRAIN_USAGE = `ringtrain train [options]
 
-  --peers N          headless browser peers (default 2)
+  --peers N          headless peers (default 2; up to 32)
+  --runtime R        browser (headless Chromium tabs) or node (Node processes: WebRTC from node-datachannel,
+                     WebGPU from Dawn where a Vulkan driver is found, else wasm or cpu) (default browser)
   --dataset D        ${listed(CLI_DATASETS)}${dflt('dataset')}
   --model M          ${listed([...Object.keys(MODELS), ...Object.keys(TREE_MODELS)])}${dflt('model')}
   --epochs E         passes over the training set${dflt('epochs')}
@@ -71,13 +73,15 @@ ${described('Compression', [[NO_CODEC.value, 'gradients in float32'], ...entries
 ${described('Aggregation', [[PLAIN_SUM.value, 'the sum on the ring'], ...entriesOf(AGGREGATION_RULES)])}
 
 The browser: $RINGTRAIN_CHROMIUM (a path, or "npm" for the bundled one), else /usr/bin/chromium,
-else the npm package @sparticuz/chromium.`;
+else the npm package @sparticuz/chromium. Node peers need no browser.`;
 
 export const PEER_USAGE = `ringtrain peer <room-url> [options]
 
   <room-url>         the room's link, e.g. https://host:8443/?room=lab
   --count K          peers to open (default 1)
-  --backend B        webgpu, webgl, wasm or cpu (default: probe)
+  --node             Node processes instead of browser tabs: no browser needed, WebGPU through Dawn on
+                     this machine's Vulkan driver (a GPU server's), else wasm or cpu
+  --backend B        webgpu, webgl, wasm or cpu (default: probe; Node peers have no webgl)
   --help
 
 The peers stay in the room and train every run started from any dashboard, until Ctrl-C.`;

@@ -11,11 +11,10 @@ export { stepProblems } from '../training/history.ts';
 /** The events a drill keeps, stamped with the tab's wall clock (ms, comparable across tabs of one machine). */
 export type Kept = Extract<TrainEvent, { type: 'step' | 'sync' | 'fault' | 'checkpoint' }> & { t: number };
 
-/** What the harness keeps in its pages (drills' events, benchmark buffers, recorded connections, soak hooks). */
+/** What the harness keeps in its pages (drills' events, recorded connections, soak hooks). */
 declare global {
   interface Window {
     __events: Kept[];
-    benchBuf?: Float32Array;
     __rtPcs?: RTCPeerConnection[];
     __soakEvent?(e: TrainEvent): void;
   }

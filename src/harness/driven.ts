@@ -30,7 +30,7 @@ declare global {
 /** A tab. Progress reaches `onEvent` through a function exposed to the page (once per page). */
 export function pagePeer(page: Page): DrivenPeer {
   let listener: ((e: RunEvent) => void) | null = null;
-  let exposed: Promise<void> | null = null;
+  let exposed: Promise<unknown> | null = null;
   return {
     call: <T>(method: string, ...args: unknown[]) =>
       page.evaluate(
@@ -46,7 +46,10 @@ export function pagePeer(page: Page): DrivenPeer {
       if (onEvent) await (exposed ??= page.exposeFunction('__ringtrainProgress', (e: RunEvent) => listener?.(e)));
       const report = !!onEvent;
       return job.kind === 'train'
-        ? page.evaluate(([c, r]) => window.ringtrain.train(c, r ? (e) => window.__ringtrainProgress?.(e) : undefined), [job.config, report] as const)
+        ? page.evaluate(([c, r]) => window.ringtrain.train(c, r ? (e) => window.__ringtrainProgress?.(e) : undefined), [
+            job.config,
+            report,
+          ] as const)
         : page.evaluate(([c, r]) => window.ringtrain.trainTrees(c, r ? (e) => window.__ringtrainProgress?.(e) : undefined), [
             job.config,
             report,

@@ -26,6 +26,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser } from './browser.ts';
 import { startCluster, type Cluster, type ClusterOptions } from './cluster.ts';
+import { pagePeer } from './driven.ts';
 import { median, timeOp } from './timing.ts';
 
 export interface WanProfile {
@@ -546,10 +547,11 @@ export async function proveWan(
     const c = await startWanCluster({ profile, peers, build: built ? false : 'if-stale', deadAfterMs: 30_000, log });
     built = true;
     try {
+      const drivenPages = c.pages.map(pagePeer);
       const apis = await secureApis(c.pages[0]!);
       if (!apis.secure || !apis.gpu || !apis.subtle) throw new Error(`page is not a secure context: ${JSON.stringify(apis)}`);
       // Warm the channels up (a fresh channel is slow for its first megabytes).
-      for (const b of [64 << 10, 1 << 20, bytes]) await timeOp(c.pages, 'ring', b);
+      for (const b of [64 << 10, 1 << 20, bytes]) await timeOp(drivenPages, 'ring', b);
       const ice = (await Promise.all(c.pages.map((p) => icePairs(p)))).flat();
       if (ice.length === 0) throw new Error('no connected peer connection found');
       const loop = ice.filter((x) => x.local.startsWith('127.') || x.remote.startsWith('127.'));
@@ -562,12 +564,12 @@ export async function proveWan(
         c.wan.linkBytes().reduce((a, l) => ({ rx: a.rx + l.rx, drops: a.drops + l.dropsUp + l.dropsDown }), { rx: 0, drops: 0 });
       const t0 = totals();
       for (let r = 0; r < reps; r++) {
-        const x = await timeOp(c.pages, 'ring', bytes);
+        const x = await timeOp(drivenPages, 'ring', bytes);
         ring.push(x.ms);
         sent = x.sent;
         // The shift moves bytes/n per peer; time it for the same bytes per peer as the allreduce.
-        shift.push((await timeOp(c.pages, 'shift', sent * peers)).ms);
-        tiny.push((await timeOp(c.pages, 'ring', 4)).ms);
+        shift.push((await timeOp(drivenPages, 'shift', sent * peers)).ms);
+        tiny.push((await timeOp(drivenPages, 'ring', 4)).ms);
       }
       const t1 = totals();
       const tcp = await tcpRate(c.wan, 0, 1, Math.min(bytes, Math.ceil((c.info.rateMbit * 1e6) / 8)));
