@@ -25,9 +25,8 @@ test('2 tabs and 2 Node peers in one room: exact allreduce, then training with i
     nodes = await startNodePeers(2, { link: `${baseURL}/?room=${room}`, backend: 'wasm' });
     await Promise.all([...tabs.map((t) => t.waitForMembers(4, 60_000)), ...nodes.map((n) => n.call('waitForView', 4, 60_000))]);
     // Rank-distinct integers: the sums are exact, and any lost or doubled part shows.
-    const vec = (r: number): Float32Array => Float32Array.from({ length: 50_000 }, (_, i) => ((i * (r + 2)) % 997) - 400);
-    const ranks = [0, 1, 2, 3];
-    const expected = Float32Array.from({ length: 50_000 }, (_, i) => ranks.reduce((a, r) => a + vec(r)[i]!, 0));
+    const vecs = [0, 1, 2, 3].map((r) => Float32Array.from({ length: 50_000 }, (_, i) => ((i * (r + 2)) % 997) - 400));
+    const expected = Float32Array.from({ length: 50_000 }, (_, i) => vecs.reduce((a, v) => a + v[i]!, 0));
     const sums = await Promise.all([
       ...tabs.map((t, r) =>
         t.page.evaluate(
@@ -38,7 +37,7 @@ test('2 tabs and 2 Node peers in one room: exact allreduce, then training with i
           [r, 50_000] as const,
         ),
       ),
-      ...nodes.map(async (p, i) => Array.from(await p.call<Float32Array>('allreduce', vec(i + 2)))),
+      ...nodes.map(async (p, i) => Array.from(await p.call<Float32Array>('allreduce', vecs[i + 2]))),
     ]);
     for (const s of sums) expect(s).toEqual(Array.from(expected));
 

@@ -9,8 +9,13 @@ import { allToAllSum, ringShift } from './direct.ts';
 import type { Mailbox } from './mailbox.ts';
 import { ringAllreduce } from './ring-allreduce.ts';
 
-/** Default frame payload: 64 KiB (Chromium measured no gain from larger chunks; smaller pipelines better). */
-export const DEFAULT_CHUNK_BYTES = 64 * 1024;
+/**
+ * Default frame payload: a whole frame fills one 64 KiB message (Chromium measured no gain from
+ * larger chunks; smaller pipelines better). 64 KiB is the message size every SCTP stack takes
+ * (libdatachannel's default, so a Node peer's): were a peer's links to cap its chunks lower than the
+ * others', their chunk counts would differ and every collective of the view would fail.
+ */
+export const DEFAULT_CHUNK_BYTES = 64 * 1024 - FRAME_HEADER_BYTES;
 export const DEFAULT_TIMEOUT_MS = 60_000;
 /** Longest timeout a timer can hold (setTimeout fires at once beyond it), ms. */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
