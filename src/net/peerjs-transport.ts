@@ -348,7 +348,13 @@ export class PeerJsTransport implements Transport {
       if (++link.ticksSilent >= ticks && now - link.lastHeard > this.opts.deadAfterMs) {
         this.drop(id, `no heartbeat for ${this.opts.deadAfterMs} ms`, true);
       } else if (link.dc.readyState === 'open' && link.dc.bufferedAmount < this.highWater) {
-        link.dc.send(HEARTBEAT);
+        // node-datachannel's channel can still read 'open' once libdatachannel has closed it, and
+        // then throws: from this timer that would end a Node peer. Its close event drops the link.
+        try {
+          link.dc.send(HEARTBEAT);
+        } catch {
+          // closing: nothing to beat
+        }
       }
     }
   }
