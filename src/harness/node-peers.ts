@@ -9,7 +9,6 @@ import path from 'node:path';
 import type { PeerNotice, PeerReply, PeerRequest } from '../node/peer-main.ts';
 import type { RuntimeEvent } from '../runtime/events.ts';
 import { startServer, type RunningServer, type ServerOptions } from '../server/app.ts';
-import { buildApp, PROJECT_ROOT } from './cluster.ts';
 
 const ENTRY = path.resolve(import.meta.dirname, '../node/peer-main.ts');
 
@@ -24,6 +23,8 @@ export interface NodePeerOptions {
   stdio?: 'inherit' | 'ignore';
   /** Time allowed for the process to start, ms (default 60000). */
   startTimeoutMs?: number;
+  /** The peer's script (default src/node/peer-main.ts, run through tsx): the GPU kit passes its bundled peer. */
+  entry?: { script: string; execArgv: string[] };
 }
 
 export class NodePeer extends EventEmitter<{ event: [RuntimeEvent]; exit: [number | null, NodeJS.Signals | null] }> {
@@ -58,8 +59,9 @@ export class NodePeer extends EventEmitter<{ event: [RuntimeEvent]; exit: [numbe
 
   /** Starts a Node peer process; resolves once it listens (it has not joined the room yet: call `join`). */
   static async start(o: NodePeerOptions): Promise<NodePeer> {
-    const child = fork(ENTRY, [o.link, ...(o.backend ? [o.backend] : [])], {
-      execArgv: ['--import', 'tsx'],
+    const entry = o.entry ?? { script: ENTRY, execArgv: ['--import', 'tsx'] };
+    const child = fork(entry.script, [o.link, ...(o.backend ? [o.backend] : [])], {
+      execArgv: entry.execArgv,
       serialization: 'advanced',
       stdio: o.stdio === 'ignore' ? ['ignore', 'ignore', 'ignore', 'ipc'] : ['inherit', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, ...o.env },
@@ -135,6 +137,9 @@ export async function startNodeCluster(
   o: { peers: number; room?: string; app?: boolean } & Omit<NodePeerOptions, 'link'> &
     Partial<Pick<ServerOptions, 'heartbeatMs' | 'deadAfterMs'>>,
 ): Promise<NodeCluster> {
+  // Loaded here, not at the top: cluster.ts brings the browser launcher (playwright-core), which the
+  // GPU kit's bundle of NodePeer (kit/build.ts) leaves out.
+  const { buildApp, PROJECT_ROOT } = await import('./cluster.ts');
   if (o.app) await buildApp(PROJECT_ROOT, true);
   const server = await startServer({
     host: '127.0.0.1',

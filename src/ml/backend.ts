@@ -137,7 +137,8 @@ function defaultGpu(): GpuLike | null {
   return nav?.gpu ?? null;
 }
 
-function readAdapterInfo(adapter: GpuAdapterLike): AdapterInfo {
+/** What an adapter says about itself, with the fallback flag read as {@link AdapterInfo} explains. */
+export function readAdapterInfo(adapter: GpuAdapterLike): AdapterInfo {
   const info = adapter.info ?? {};
   return {
     vendor: info.vendor ?? '',
