@@ -36,9 +36,15 @@ export interface GuardOptions {
 export function contributionOk(c: Contribution, maxNorm: number): boolean {
   const count = c.has('count') ? c.count : undefined;
   if (count === undefined || !Number.isInteger(count) || count < 0) return false;
-  if (!c.data.every(Number.isFinite)) return false;
+  // One indexed pass (this runs on every step's full vector): finiteness everywhere, the norm over the body.
+  const d = c.data;
+  const body = c.bodyLength;
   let sq = 0;
-  for (const x of c.body) sq += x * x;
+  for (let i = 0; i < d.length; i++) {
+    const x = d[i]!;
+    if (!Number.isFinite(x)) return false;
+    if (i < body) sq += x * x;
+  }
   return count === 0 ? sq === 0 : Math.sqrt(sq) / count <= maxNorm;
 }
 
