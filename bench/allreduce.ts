@@ -30,6 +30,8 @@ export interface AllreduceBenchOptions {
   sizes: number[];
   reps: number;
   runtimes: PeerRuntime[];
+  /** Most headless tabs one run opens: beyond 6 to 8 tabs on 2 cores fresh links stall (Node peers go on). */
+  maxTabs: number;
 }
 
 /** The ring's cost model fitted to one runtime's rows by least squares. */
@@ -60,6 +62,10 @@ export async function benchAllreduce(o: AllreduceBenchOptions, log: (s: string) 
   const rows: AllreduceRow[] = [];
   for (const n of o.peers) {
     for (const runtime of o.runtimes) {
+      if (runtime === 'browser' && n > o.maxTabs) {
+        log(`skipping ${n} tabs (more than --max-tabs ${o.maxTabs})`);
+        continue;
+      }
       log(`starting ${n} ${runtime === 'node' ? 'Node' : 'headless tab'} peers ...`);
       const cluster = await startPeers(runtime, n);
       try {

@@ -2,7 +2,7 @@
  * Benchmarks: `npm run bench -- <scenario> [options]`. Each scenario prints a table and writes
  * bench/results/<scenario>.json (or `<--out DIR>/<scenario>.json`).
  *
- *   allreduce  [--runtime browser[,node]] [--peers 4[,8,16,32]] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
+ *   allreduce  [--runtime browser[,node]] [--peers 4[,8,16,32]] [--max-tabs 4] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
  *              (rows per runtime side by side, and the fitted per-hop latency α and per-link rate 1/β)
  *   train      [--peers 1,2,4] [--backends cpu,wasm,webgl,webgpu] [--models softmax[,mlp]] [--steps 40]
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     options: {
       peers: { type: 'string' },
       runtime: { type: 'string' },
+      'max-tabs': { type: 'string', default: '4' },
       sizes: { type: 'string', default: '65536,1048576,4194304,16777216' },
       reps: { type: 'string', default: '3' },
       backends: { type: 'string', default: 'cpu,wasm,webgl,webgpu' },
@@ -245,7 +246,8 @@ async function main(): Promise<void> {
       `allreduce benchmark: ${runtimes.join(' and ')} peers ${peers.join(',')}, sizes ${sizes.join(',')} B, median of ${values.reps}`,
     );
     console.log(ALLREDUCE_HEADER);
-    const measured = await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]!, runtimes }, log);
+    const maxTabs = list(values['max-tabs'], 'max-tabs')[0]!;
+    const measured = await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]!, runtimes, maxTabs }, log);
     const fits = runtimes.flatMap((r) => fitRing(measured, r) ?? []);
     for (const f of fits)
       console.log(

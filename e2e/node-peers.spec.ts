@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { TrainConfig, TrainEvent, TrainResult } from '../src/training/trainer.ts';
 import type { RuntimeEvent } from '../src/runtime/events.ts';
 import { MLP_CONFIG } from '../src/harness/drills.ts';
+import { relativeDifference } from '../src/ml/compare.ts';
 import { startNodeCluster, startNodePeers, type NodePeer } from '../src/harness/node-peers.ts';
 import { BIN, expect, newContext, openPeers, ringtrain, roomName, test } from './peers.ts';
 
@@ -168,4 +169,32 @@ test('a volunteer joins mid-run through "ringtrain peer --node", a Node peer is 
     volunteer.kill('SIGKILL');
     await cluster.close();
   }
+});
+
+test('16 Node peers in one ring end with the weights of 1 peer (sync SGD on served data, 1e-4 relative)', async () => {
+  test.setTimeout(300_000);
+  // Served data: the global batch of each step is fixed by the seed and the step, whoever computes
+  // which slice; the MLP (784-32-10), 20 steps of 256 on the cpu backend.
+  const config: TrainConfig = { ...MLP_CONFIG, hidden: [32], batch: 256, steps: 20 };
+  const train = async (n: number): Promise<TrainResult[]> => {
+    const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore', deadAfterMs: 30_000 });
+    try {
+      return await Promise.all(c.peers.map((p) => p.call<TrainResult>('train', config)));
+    } finally {
+      await c.close();
+    }
+  };
+  const [solo] = await train(1);
+  const ring = await train(16);
+  expect(ring).toHaveLength(16);
+  expect(new Set(ring.map((r) => r.checksum)).size).toBe(1);
+  expect(ring[0]!.steps).toBe(20);
+  expect(ring[0]!.backend).toBe('cpu');
+  const diff = relativeDifference(ring[0]!.weights, solo!.weights);
+  console.log(
+    `16 Node peers vs 1: relative weight difference ${diff.toExponential(2)}, accuracy ${ring[0]!.accuracy} vs ${solo!.accuracy}`,
+  );
+  expect(diff).toBeLessThan(1e-4);
+  // The same model, not merely the same start: training moved the weights well beyond that.
+  expect(ring[0]!.accuracy).toBeGreaterThan(0.6);
 });
