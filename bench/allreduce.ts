@@ -51,14 +51,20 @@ const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 /** N peers of `runtime` in one room, with a way to close them. */
 async function startPeers(runtime: PeerRuntime, n: number): Promise<{ peers: DrivenPeer[]; close(): Promise<void> }> {
   if (runtime === 'node') {
-    const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore' });
+    // 16 to 32 processes on 2 cores starve each other's timers at times: a peer is declared dead
+    // only after 30 s of silence, so that a slow tick does not end the measurement with a new view.
+    const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore', deadAfterMs: 30_000 });
     return { peers: c.peers.map(nodePeer), close: c.close };
   }
   const c = await startCluster({ peers: n });
   return { peers: c.pages.map(pagePeer), close: c.close };
 }
 
-export async function benchAllreduce(o: AllreduceBenchOptions, log: (s: string) => void): Promise<AllreduceRow[]> {
+export async function benchAllreduce(
+  o: AllreduceBenchOptions,
+  log: (s: string) => void,
+  onRow: (row: AllreduceRow) => void = () => {},
+): Promise<AllreduceRow[]> {
   const rows: AllreduceRow[] = [];
   for (const n of o.peers) {
     for (const runtime of o.runtimes) {
@@ -104,6 +110,7 @@ export async function benchAllreduce(o: AllreduceBenchOptions, log: (s: string) 
           };
           rows.push(row);
           log(formatRow(row));
+          onRow(row);
         }
       } finally {
         await cluster.close();

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
-import { ALLREDUCE_HEADER, benchAllreduce, fitRing, type PeerRuntime } from './allreduce.ts';
+import { ALLREDUCE_HEADER, type AllreduceRow, benchAllreduce, fitRing, type PeerRuntime, type RingFit } from './allreduce.ts';
 import { benchChaos } from './chaos.ts';
 import { benchFaults } from './faults.ts';
 import { benchAgreement } from './agreement.ts';
@@ -247,13 +247,25 @@ async function main(): Promise<void> {
     );
     console.log(ALLREDUCE_HEADER);
     const maxTabs = list(values['max-tabs'], 'max-tabs')[0]!;
-    const measured = await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]!, runtimes, maxTabs }, log);
-    const fits = runtimes.flatMap((r) => fitRing(measured, r) ?? []);
-    for (const f of fits)
+    // Rows of other (runtime, peers, size) from an earlier run stay: a long run can be made in parts.
+    const key = (r: AllreduceRow): string => `${r.runtime}/${r.peers}/${r.bytes}`;
+    const earlier = existsSync(file) ? ((JSON.parse(readFileSync(file, 'utf8')) as { rows?: AllreduceRow[] }).rows ?? []) : [];
+    let all = earlier;
+    const store = (): RingFit[] => {
+      const fits = (['browser', 'node'] as const).flatMap((r) => fitRing(all, r) ?? []);
+      writeFileSync(file, `${JSON.stringify({ rows: all, fits }, null, 2)}\n`);
+      return fits;
+    };
+    await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]!, runtimes, maxTabs }, log, (row) => {
+      all = [...all.filter((r) => key(r) !== key(row)), row].sort(
+        (a, b) => a.runtime.localeCompare(b.runtime) || a.peers - b.peers || a.bytes - b.bytes,
+      );
+      store();
+    });
+    for (const f of store())
       console.log(
         `${f.runtime}: fitted T = 2(N-1)(α + M/N / β): α ${f.alpha_ms} ms per hop, β ${f.beta_mb_per_s} MB/s per link (R² ${f.r2}, ${f.rows} rows)`,
       );
-    writeFileSync(file, `${JSON.stringify({ rows: measured, fits }, null, 2)}\n`);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   } else if (scenario === 'train') {

@@ -135,7 +135,7 @@ export interface NodeCluster {
  */
 export async function startNodeCluster(
   o: { peers: number; room?: string; app?: boolean } & Omit<NodePeerOptions, 'link'> &
-    Partial<Pick<ServerOptions, 'heartbeatMs' | 'deadAfterMs'>>,
+    Partial<Pick<ServerOptions, 'heartbeatMs' | 'deadAfterMs' | 'log' | 'maxMessagesPerSecPerAddress'>>,
 ): Promise<NodeCluster> {
   // Loaded here, not at the top: cluster.ts brings the browser launcher (playwright-core), which the
   // GPU kit's bundle of NodePeer (kit/build.ts) leaves out.
@@ -148,6 +148,8 @@ export async function startNodeCluster(
     root: PROJECT_ROOT,
     ...(o.heartbeatMs ? { heartbeatMs: o.heartbeatMs } : {}),
     ...(o.deadAfterMs ? { deadAfterMs: o.deadAfterMs } : {}),
+    ...(o.log ? { log: o.log } : {}),
+    ...(o.maxMessagesPerSecPerAddress ? { maxMessagesPerSecPerAddress: o.maxMessagesPerSecPerAddress } : {}),
   });
   const room = o.room ?? `node-${Math.random().toString(36).slice(2, 8)}`;
   const link = `${server.url}/?room=${room}`;
