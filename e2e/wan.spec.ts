@@ -9,7 +9,7 @@
  */
 import { MLP_CONFIG } from '../src/harness/drills.ts';
 import { icePairs, secureApis, startWanCluster } from '../src/harness/netns.ts';
-import type { CompressionSpec } from '../src/ml/algorithms/compression.ts';
+import type { CodecConfig } from '../src/protocol/catalogs.ts';
 import { expect, test } from './peers.ts';
 
 test('3 namespaced peers on a home link train the MLP with fp16 and with PowerSGD: identical weights, accuracy up', async () => {
@@ -27,7 +27,7 @@ test('3 namespaced peers on a home link train the MLP with fp16 and with PowerSG
     // Served over HTTPS/WSS with the run's own certificate: a secure context in any Chromium.
     expect(cluster.server.url).toMatch(/^https:\/\/10\.77\.0\.1:\d+$/);
     for (const page of cluster.pages) expect(await secureApis(page)).toEqual({ secure: true, gpu: true, subtle: true });
-    for (const compression of [{ kind: 'fp16' }, { kind: 'powersgd', rank: 2 }] satisfies CompressionSpec[]) {
+    for (const compression of [{ kind: 'fp16' }, { kind: 'powersgd', rank: 2 }] satisfies CodecConfig[]) {
       const rs = await Promise.all(
         cluster.pages.map((p) =>
           p.evaluate(

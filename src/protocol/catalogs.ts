@@ -3,7 +3,8 @@
  * aggregation rule a run config may name, with its description and its options. The run-config
  * schema, the dashboard's choices (ui/choices.ts) and the CLI's usage (cli/usage.ts) are derived
  * from these; factories are attached by name where things are made (ml/models.ts,
- * ml/optimizer.ts, training/datasets.ts, training/job.ts; codecs and rules in ml/algorithms).
+ * ml/optimizer.ts, training/datasets.ts, training/job.ts; codecs and rules in
+ * ml/exchange/registry.ts).
  */
 import { z } from 'zod';
 import { catalog, type Name, type SpecOf } from './registry.ts';

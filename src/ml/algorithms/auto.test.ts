@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseCodec } from './auto.ts';
-import type { Slot } from './compression.ts';
+import type { Slot } from '../exchange/codecs/codec.ts';
 
 /** An MLP 784-128-10: two weight matrices and two bias vectors (PowerSGD r2 sends 1/45). */
 const MLP: Slot[] = [

@@ -17,7 +17,8 @@
  * (core/collectives), so there is no bucket size left to choose. Pure.
  */
 import { wireBytes } from '../../protocol/wire.ts';
-import { powerSgdFloats, type CompressionSpec, type Slot } from './compression.ts';
+import type { CodecSpec, CompressorName, Slot } from '../exchange/codecs/codec.ts';
+import { powerSgdFloats } from '../exchange/codecs/powersgd.ts';
 
 /** Shortest gain (share of the step) for which a lossier codec is taken. */
 export const MIN_GAIN = 0.1;
@@ -26,7 +27,7 @@ export const AUTO_PROBE_STEPS = 4;
 
 export interface CodecChoice {
   /** null: no compression. */
-  spec: CompressionSpec | null;
+  spec: CodecSpec<CompressorName> | null;
   name: string;
   /** Why, in words for the dashboard. */
   reason: string;
@@ -49,7 +50,7 @@ export function chooseCodec(c: StepCosts, slots: Slot[]): CodecChoice {
   const wait = Math.min(c.waitMs, c.commMs);
   const latency = Math.min(c.latencyMs, c.commMs - wait);
   const perByte = c.commMs - wait - latency;
-  const candidates: { name: string; spec: CompressionSpec | null; rounds: number; share: number }[] = [
+  const candidates: { name: string; spec: CodecSpec<CompressorName> | null; rounds: number; share: number }[] = [
     { name: 'none', spec: null, rounds: 1, share: 1 },
     { name: 'fp16', spec: { kind: 'fp16' }, rounds: 1, share: wireBytes('f16', dense, 2) / wireBytes('f32', dense, 2) },
     { name: 'int8', spec: { kind: 'int8' }, rounds: 1, share: wireBytes('i8', dense, 2) / wireBytes('f32', dense, 2) },

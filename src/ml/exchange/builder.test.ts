@@ -3,11 +3,12 @@ import { mulberry32 } from '../../core/random.ts';
 import type { TrainConfig } from '../../protocol/run-config.ts';
 import { memoryRing, ringExchange } from '../../test/helpers.ts';
 import { BLOBS_GD } from '../../test/room.ts';
-import { Compressor, type Slot } from '../algorithms/compression.ts';
-import { robustAggregate } from '../algorithms/robust.ts';
 import { maskKeyPair, pairKey, SECURE_SCALE } from '../algorithms/secure.ts';
 import { buildExchange } from './builder.ts';
+import type { Slot } from './codecs/codec.ts';
 import { Contribution, GRADIENT_TAIL } from './contribution.ts';
+import { compressorFor, ruleOf } from './registry.ts';
+import { robustAggregate } from './rules/rule.ts';
 import type { Exchange, Stage, StepScope } from './stage.ts';
 import { ControlFlags } from './stages/control.ts';
 
@@ -105,7 +106,7 @@ describe('buildExchange', () => {
       const { sums } = await exchangeOnRing({ ...BASE, robust }, n);
       const want = robustAggregate(
         Array.from({ length: n }, (_, r) => contribution(r)),
-        robust,
+        ruleOf(robust),
       );
       for (const s of sums) expect(Array.from(s)).toEqual(Array.from(want.data));
     }
@@ -122,7 +123,7 @@ describe('buildExchange', () => {
       const alone = await Promise.all(
         ring.map(async (c, r) => {
           const flagged = new ControlFlags().wrap(ringExchange(c));
-          return (await new Compressor(compression, SLOTS, BASE.seed).sum(flagged.sum)(contribution(r))).data;
+          return (await compressorFor(compression, SLOTS, BASE.seed).sum(flagged.sum)(contribution(r))).data;
         }),
       );
       for (const s of sums) expect(Array.from(s)).toEqual(Array.from(alone[0]!));

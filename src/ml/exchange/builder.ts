@@ -4,10 +4,11 @@
  *
  *   guard → (robust rule | codec → secure masks) → control flags → the group's ring
  *
- * Each stage is its own file (stages/*.ts) and declares what it adds to the wire (exact tail
- * values, wire type, extra rounds, a gather instead of a sum); codecs and rules are looked up by
- * name in registry.ts. The control flags are not built here: they wrap every collective of the
- * loop (evaluation, probes, agreement too), so the trainer passes them in as `base`.
+ * Each stage is its own file (stages/*.ts, each codec in codecs/*.ts) and declares what it adds to
+ * the wire (exact tail values, wire type, extra rounds, a gather instead of a sum); codecs and
+ * robust rules (rules/*.ts) are looked up by name in registry.ts. The control flags are not built
+ * here: they wrap every collective of the loop (evaluation, probes, agreement too), so the trainer
+ * passes them in as `base`.
  *
  * Copies of the full vector (n floats) per step, from the gradient read back from the device to the
  * mean the optimizer applies, counting only copies and fresh n-sized vectors (not the ring's
@@ -35,9 +36,9 @@
  *   - control flags: 0 (was +1).
  *   - a fault drill (tests, the drill page API): +1, the altered copy.
  */
-import type { Slot } from '../algorithms/compression.ts';
 import type { TrainConfig } from '../../protocol/run-config.ts';
-import { codecFor, ruleFor, type Codec } from './registry.ts';
+import type { Codec, Slot } from './codecs/codec.ts';
+import { codecFor, ruleFor } from './registry.ts';
 import type { Exchange, Stage, StepScope, SumOf } from './stage.ts';
 import { AutoCodecStage } from './stages/auto.ts';
 import { GuardStage } from './stages/guard.ts';

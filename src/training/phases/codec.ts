@@ -34,7 +34,7 @@ export async function chooseAutoCodec(run: Run, t: StepTimings): Promise<void> {
     { commMs: total[0]! / steps / g.size, computeMs, latencyMs: total[2]! / g.size, waitMs: slowest - computeMs },
     weightLayout(run.model),
   );
-  auto.choose(choice.name, choice.spec?.kind === 'auto' ? null : choice.spec, st.step);
+  auto.choose(choice.spec, st.step);
   run.deps.emit({ type: 'codec', step: st.step, codec: choice.name, reason: choice.reason });
   // Decided for this group (with no codec too): the next group measures again.
   probe.until = Infinity;

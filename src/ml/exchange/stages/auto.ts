@@ -3,21 +3,18 @@
  * (the probe itself runs in the trainer, training/phases/codec.ts), then the codec the group
  * picked, until the next agreement, where a new group measures again.
  */
-import type { CompressionSpec, Slot } from '../../algorithms/compression.ts';
-import type { Exchange, Stage, WireAdditions } from '../stage.ts';
-import { CodecStage } from './compression.ts';
+import type { Codec, CodecSpec, CompressorName } from '../codecs/codec.ts';
+import type { Exchange, StepScope, WireAdditions } from '../stage.ts';
 
 const NOTHING: WireAdditions = { tail: [], rounds: 0 };
 
-export class AutoCodecStage implements Stage {
+export class AutoCodecStage implements Codec {
   readonly name = 'auto';
   /** The codec in force; null while probing, or when the group picked none. */
-  chosen: CodecStage | null = null;
+  chosen: Codec | null = null;
 
-  constructor(
-    private readonly slots: Slot[],
-    private readonly seed: number,
-  ) {}
+  /** `make`: the codec of a spec, for this model and run (the registry's). */
+  constructor(private readonly make: (spec: CodecSpec<CompressorName>) => Codec) {}
 
   /** What the chosen codec adds (nothing while there is none). */
   get adds(): WireAdditions {
@@ -30,12 +27,12 @@ export class AutoCodecStage implements Stage {
   }
 
   /** The group's pick at `step` (null: none), starting from the state every peer agrees on. */
-  choose(name: string, spec: Exclude<CompressionSpec, { kind: 'auto' }> | null, step: number): void {
-    this.chosen = spec && new CodecStage(name, spec, this.slots, this.seed);
+  choose(spec: CodecSpec<CompressorName> | null, step: number): void {
+    this.chosen = spec && this.make(spec);
     this.chosen?.reset(step);
   }
 
-  wrap(inner: Exchange): Exchange {
-    return this.chosen ? this.chosen.wrap(inner) : inner;
+  wrap(inner: Exchange, scope: StepScope): Exchange {
+    return this.chosen ? this.chosen.wrap(inner, scope) : inner;
   }
 }

@@ -1,18 +1,19 @@
 /**
- * The robust-aggregation stage (ml/algorithms/robust.ts): the step's sum becomes an all-gather
- * (signed by the group, ml/algorithms/signed.ts) and a coordinate-wise rule over the peers' mean
+ * The robust-aggregation stage (rules/rule.ts): the step's sum becomes an all-gather (signed by
+ * the group, ml/algorithms/signed.ts) and a coordinate-wise rule (rules/*.ts) over the peers' mean
  * gradients. Contributions left out are reported as the guard's are.
  */
-import { robustSum, type RobustRule } from '../../algorithms/robust.ts';
+import { robustSum, type BoundRule } from '../rules/rule.ts';
 import { withSum, type Exchange, type Stage, type StepScope, type WireAdditions } from '../stage.ts';
 
 export class RobustStage implements Stage {
-  readonly name: string;
   readonly adds: WireAdditions = { tail: [], rounds: 0, collective: 'allGather' };
 
-  constructor(private readonly rule: RobustRule) {
-    this.name = rule.rule;
-  }
+  constructor(
+    /** The rule's name (the registry's). */
+    readonly name: string,
+    private readonly rule: BoundRule,
+  ) {}
 
   wrap(inner: Exchange, scope: StepScope): Exchange {
     return withSum(

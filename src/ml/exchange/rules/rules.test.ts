@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../../core/random.ts';
-import { Contribution, GRADIENT_TAIL } from '../exchange/contribution.ts';
-import { robustAggregate, robustSum, trimCount } from './robust.ts';
+import { mulberry32 } from '../../../core/random.ts';
+import { Contribution, GRADIENT_TAIL } from '../contribution.ts';
+import { ruleOf } from '../registry.ts';
+import { robustAggregate, robustSum } from './rule.ts';
+import { trimCount } from './trimmed-mean.ts';
 
 /** A packed contribution `[gradient sum | loss | count]` whose mean gradient is `mean`. */
 const packed = (mean: number[], count: number, loss = 1): Contribution =>
@@ -10,7 +12,7 @@ const packed = (mean: number[], count: number, loss = 1): Contribution =>
 describe('robust aggregation', () => {
   it('median: one peer sending a huge finite gradient moves nothing beyond the honest peers', () => {
     const parts = [packed([1, -1], 2), packed([2, -2], 2), packed([3, -3], 4), packed([1e9, 1e9], 2)];
-    const out = robustAggregate(parts, { rule: 'median' });
+    const out = robustAggregate(parts, ruleOf({ rule: 'median' }));
     // Mean gradients per coordinate: [1, 2, 3, 1e9] -> 2.5; [-1, -2, -3, 1e9] -> -1.5; times 10 samples.
     expect(Array.from(out.data)).toEqual([25, -15, 4, 10]);
   });
@@ -18,7 +20,7 @@ describe('robust aggregation', () => {
   it('trimmed mean drops the k largest and smallest per coordinate', () => {
     const parts = [packed([0], 1), packed([10], 1), packed([20], 1), packed([30], 1), packed([-1e6], 1)];
     expect(trimCount(0.2, 5)).toBe(1);
-    const out = robustAggregate(parts, { rule: 'trimmed-mean', trim: 0.2 });
+    const out = robustAggregate(parts, ruleOf({ rule: 'trimmed-mean', trim: 0.2 }));
     expect(out.data[0]).toBeCloseTo(10 * 5, 4);
   });
 
@@ -38,9 +40,9 @@ describe('robust aggregation', () => {
     );
     const plain = new Float32Array(52);
     for (const p of parts) p.data.forEach((x, i) => (plain[i]! += x));
-    const mean = robustAggregate(parts, { rule: 'trimmed-mean', trim: 0 });
+    const mean = robustAggregate(parts, ruleOf({ rule: 'trimmed-mean', trim: 0 }));
     for (let i = 0; i < 52; i++) expect(mean.data[i]).toBeCloseTo(plain[i]!, 3);
-    const med = robustAggregate(parts, { rule: 'median' });
+    const med = robustAggregate(parts, ruleOf({ rule: 'median' }));
     for (let i = 0; i < 50; i++) expect(Math.abs(med.data[i]! - plain[i]!) / 15).toBeLessThan(1);
   });
 
@@ -52,7 +54,7 @@ describe('robust aggregation', () => {
     const rejected: number[][] = [];
     const sum = robustSum(
       async () => [packed([1, 1], 2), nan, inf, badCount, idle, packed([3, 3], 2)],
-      { rule: 'median' },
+      ruleOf({ rule: 'median' }),
       (r) => rejected.push(r),
     );
     const out = await sum(Contribution.zeros(2, GRADIENT_TAIL));
@@ -68,10 +70,10 @@ describe('robust aggregation', () => {
         7,
       ),
     );
-    const a = robustAggregate(parts, { rule: 'trimmed-mean', trim: 0.25 });
+    const a = robustAggregate(parts, ruleOf({ rule: 'trimmed-mean', trim: 0.25 }));
     const b = robustAggregate(
       parts.map((p) => p.copy()),
-      { rule: 'trimmed-mean', trim: 0.25 },
+      ruleOf({ rule: 'trimmed-mean', trim: 0.25 }),
     );
     expect(Buffer.from(a.bytes()).equals(Buffer.from(b.bytes()))).toBe(true);
   });

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../../core/random.ts';
-import { memoryRing, ringExchange } from '../../test/helpers.ts';
-import { Contribution, GRADIENT_TAIL } from '../exchange/contribution.ts';
-import { Compressor, orthonormalise, type CompressionSpec, type Slot } from './compression.ts';
+import { mulberry32 } from '../../../core/random.ts';
+import { memoryRing, ringExchange } from '../../../test/helpers.ts';
+import { Contribution, GRADIENT_TAIL } from '../contribution.ts';
+import { compressorFor } from '../registry.ts';
+import type { CodecSpec, Compressor, CompressorName, Slot } from './codec.ts';
+import { orthonormalise } from './powersgd.ts';
+
+type CompressionSpec = CodecSpec<CompressorName>;
 
 /** A 6 x 4 matrix and a bias of 4, as a dense layer's flat gradient. */
 const SLOTS: Slot[] = [
@@ -25,7 +29,7 @@ async function ringSum(
   compressors?: Compressor[],
 ): Promise<{ sums: Float32Array[]; cs: Compressor[] }> {
   const ring = memoryRing(grads.length, { chunkBytes: 4096, timeoutMs: 10_000 });
-  const cs = compressors ?? grads.map(() => new Compressor(spec, SLOTS, 5));
+  const cs = compressors ?? grads.map(() => compressorFor(spec, SLOTS, 5));
   const sums = await Promise.all(ring.map(async (c, i) => (await cs[i]!.sum(ringExchange(c).sum)(packed(grads[i]!, 2))).data));
   return { sums, cs };
 }
@@ -76,7 +80,7 @@ describe('compression', () => {
       { kind: 'powersgd', rank: 1 },
     ] as CompressionSpec[]) {
       const grads = [7, 8].map(randomGrad);
-      const cs = grads.map(() => new Compressor(spec, SLOTS, 9));
+      const cs = grads.map(() => compressorFor(spec, SLOTS, 9));
       const applied = new Float64Array(N);
       const steps = 200;
       for (let t = 0; t < steps; t++) {
@@ -105,7 +109,7 @@ describe('compression', () => {
     expect(dot(col(0), col(0))).toBeCloseTo(1, 6);
     expect(dot(col(1), col(1))).toBeCloseTo(1, 6);
     expect(dot(col(0), col(1))).toBeCloseTo(0, 6);
-    expect(() => new Compressor({ kind: 'randomk', ratio: 0 }, SLOTS, 1)).toThrow(/ratio must be in \(0, 1\]/);
-    expect(() => new Compressor({ kind: 'powersgd', rank: 0.5 }, SLOTS, 1)).toThrow(/rank must be a whole number/);
+    expect(() => compressorFor({ kind: 'randomk', ratio: 0 }, SLOTS, 1)).toThrow(/ratio must be in \(0, 1\]/);
+    expect(() => compressorFor({ kind: 'powersgd', rank: 0.5 }, SLOTS, 1)).toThrow(/rank must be a whole number/);
   });
 });
