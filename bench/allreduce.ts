@@ -20,8 +20,9 @@ export interface AllreduceRow {
   ring_ms: number;
   bound_ms: number;
   efficiency: number;
-  alltoall_ms: number;
-  speedup_vs_alltoall: number;
+  /** Null where the all-to-all's full mesh was not opened (more peers than `maxMesh`). */
+  alltoall_ms: number | null;
+  speedup_vs_alltoall: number | null;
   bytes_sent_per_peer: number;
 }
 
@@ -32,6 +33,8 @@ export interface AllreduceBenchOptions {
   runtimes: PeerRuntime[];
   /** Most headless tabs one run opens: beyond 6 to 8 tabs on 2 cores fresh links stall (Node peers go on). */
   maxTabs: number;
+  /** Most peers for the all-to-all baseline: its full mesh is N(N-1)/2 links (496 at 32 peers, too many for 2 cores). */
+  maxMesh: number;
 }
 
 /** The ring's cost model fitted to one runtime's rows by least squares. */
@@ -77,8 +80,9 @@ export async function benchAllreduce(
       try {
         // Open the all-to-all mesh and warm every link up gradually: a fresh channel is slow for its
         // first megabytes, and a burst on many fresh channels at once can stall them for seconds.
+        const mesh = n <= o.maxMesh;
         for (const bytes of [64 << 10, 1 << 20, 4 << 20]) {
-          await timeOp(cluster.peers, 'alltoall', bytes);
+          if (mesh) await timeOp(cluster.peers, 'alltoall', bytes);
           await timeOp(cluster.peers, 'ring', bytes);
         }
         for (const bytes of o.sizes) {
@@ -90,11 +94,11 @@ export async function benchAllreduce(
             const ring = await timeOp(cluster.peers, 'ring', bytes);
             samples.ring.push(ring.ms);
             sent = ring.sent;
-            samples.alltoall.push((await timeOp(cluster.peers, 'alltoall', bytes)).ms);
+            if (mesh) samples.alltoall.push((await timeOp(cluster.peers, 'alltoall', bytes)).ms);
           }
           const shift = median(samples.shift);
           const ring = median(samples.ring);
-          const alltoall = median(samples.alltoall);
+          const alltoall = mesh ? median(samples.alltoall) : null;
           const bound = 2 * (n - 1) * shift;
           const row: AllreduceRow = {
             runtime,
@@ -104,8 +108,8 @@ export async function benchAllreduce(
             ring_ms: round(ring),
             bound_ms: round(bound),
             efficiency: round(bound / ring, 3),
-            alltoall_ms: round(alltoall),
-            speedup_vs_alltoall: round(alltoall / ring, 3),
+            alltoall_ms: alltoall === null ? null : round(alltoall),
+            speedup_vs_alltoall: alltoall === null ? null : round(alltoall / ring, 3),
             bytes_sent_per_peer: Math.round(sent),
           };
           rows.push(row);
@@ -164,8 +168,8 @@ export function formatRow(r: AllreduceRow): string {
     r.ring_ms.toFixed(1).padStart(10),
     r.bound_ms.toFixed(1).padStart(10),
     r.efficiency.toFixed(2).padStart(7),
-    r.alltoall_ms.toFixed(1).padStart(12),
-    `${r.speedup_vs_alltoall.toFixed(2)}x`.padStart(8),
+    (r.alltoall_ms?.toFixed(1) ?? '-').padStart(12),
+    (r.speedup_vs_alltoall === null ? '-' : `${r.speedup_vs_alltoall.toFixed(2)}x`).padStart(8),
     String(r.bytes_sent_per_peer).padStart(10),
     String(Math.round(optimum)).padStart(8),
     `${(framing * 100).toFixed(2)}%`.padStart(8),

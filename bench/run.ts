@@ -2,7 +2,7 @@
  * Benchmarks: `npm run bench -- <scenario> [options]`. Each scenario prints a table and writes
  * bench/results/<scenario>.json (or `<--out DIR>/<scenario>.json`).
  *
- *   allreduce  [--runtime browser[,node]] [--peers 4[,8,16,32]] [--max-tabs 4] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
+ *   allreduce  [--runtime browser[,node]] [--peers 4[,8,16,32]] [--max-tabs 4] [--max-mesh 16] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
  *              (rows per runtime side by side, and the fitted per-hop latency α and per-link rate 1/β)
  *   train      [--peers 1,2,4] [--backends cpu,wasm,webgl,webgpu] [--models softmax[,mlp]] [--steps 40]
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
@@ -66,6 +66,7 @@ async function main(): Promise<void> {
       peers: { type: 'string' },
       runtime: { type: 'string' },
       'max-tabs': { type: 'string', default: '4' },
+      'max-mesh': { type: 'string', default: '16' },
       sizes: { type: 'string', default: '65536,1048576,4194304,16777216' },
       reps: { type: 'string', default: '3' },
       backends: { type: 'string', default: 'cpu,wasm,webgl,webgpu' },
@@ -247,6 +248,7 @@ async function main(): Promise<void> {
     );
     console.log(ALLREDUCE_HEADER);
     const maxTabs = list(values['max-tabs'], 'max-tabs')[0]!;
+    const maxMesh = list(values['max-mesh'], 'max-mesh')[0]!;
     // Rows of other (runtime, peers, size) from an earlier run stay: a long run can be made in parts.
     const key = (r: AllreduceRow): string => `${r.runtime}/${r.peers}/${r.bytes}`;
     const earlier = existsSync(file) ? ((JSON.parse(readFileSync(file, 'utf8')) as { rows?: AllreduceRow[] }).rows ?? []) : [];
@@ -256,7 +258,7 @@ async function main(): Promise<void> {
       writeFileSync(file, `${JSON.stringify({ rows: all, fits }, null, 2)}\n`);
       return fits;
     };
-    await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]!, runtimes, maxTabs }, log, (row) => {
+    await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]!, runtimes, maxTabs, maxMesh }, log, (row) => {
       all = [...all.filter((r) => key(r) !== key(row)), row].sort(
         (a, b) => a.runtime.localeCompare(b.runtime) || a.peers - b.peers || a.bytes - b.bytes,
       );
