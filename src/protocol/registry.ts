@@ -58,9 +58,7 @@ const shown = (v: unknown): string => (typeof v === 'string' ? `"${v}"` : (JSON.
 /** A name of `c` (a config field such as `model`); anything else is refused with the valid names. */
 export function nameSchema<C extends Catalog>(c: C): z.ZodEnum<{ [N in Name<C>]: N }> {
   const names = namesOf(c);
-  return z.enum(names, { error: (iss) => `${shown(iss.input)} is not one of ${names.join(', ')}` }) as unknown as z.ZodEnum<{
-    [N in Name<C>]: N;
-  }>;
+  return z.enum(names, { error: (iss) => `${shown(iss.input)} is not one of ${names.join(', ')}` });
 }
 
 /**
@@ -75,6 +73,8 @@ export function specSchema<C extends Catalog, K extends string>(c: C, key: K): z
       iss.code === 'invalid_union'
         ? `${shown((iss.input as Record<string, unknown>)?.[key])} is not one of ${names.join(', ')}`
         : undefined,
+    // zod infers the union from objects built in a loop (string keys), not from the catalog's
+    // mapped type; SpecOf is what those objects accept, so the one cast in src/ is here.
   }) as unknown as z.ZodType<SpecOf<C, K>>;
 }
 
