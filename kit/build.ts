@@ -24,6 +24,7 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -32,6 +33,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
@@ -149,8 +151,12 @@ async function bundle(appDir: string): Promise<void> {
   copyFileSync(datachannel, path.join(appDir, 'native', 'node_datachannel.node'));
 }
 
-/** libvulkan.so.1 from Debian's libvulkan1, its .deb fetched once into the cache. */
-function vulkanLoader(work: string): string {
+/**
+ * The libvulkan1 .deb in the cache, fetched once with `apt-get download` into `work`. `npm install`
+ * fetches it ahead (postinstall), since the tests may run where there is no network (CI runs them
+ * in a loopback-only namespace).
+ */
+export function vulkanDeb(work: string): string {
   mkdirSync(CACHE, { recursive: true });
   let deb = readdirSync(CACHE).find((f) => /^libvulkan1_.*_amd64\.deb$/.test(f));
   if (!deb) {
@@ -164,6 +170,12 @@ function vulkanLoader(work: string): string {
       );
     copyFileSync(path.join(tmp, deb), path.join(CACHE, deb));
   }
+  return deb;
+}
+
+/** libvulkan.so.1 from Debian's libvulkan1. */
+function vulkanLoader(work: string): string {
+  const deb = vulkanDeb(work);
   const into = path.join(work, 'libvulkan1');
   run('dpkg-deb', ['-x', path.join(CACHE, deb), into]);
   const lib = path.join(into, 'usr', 'lib', 'x86_64-linux-gnu');
@@ -263,4 +275,16 @@ export async function buildKit(log: (line: string) => void = console.log): Promi
   return { dir: KIT_DIR, parts, total: final };
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) await buildKit();
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
+  if (process.argv[2] === '--fetch') {
+    // postinstall: never fails the install; where it cannot fetch, the kit's build says what to do.
+    const work = mkdtempSync(path.join(tmpdir(), 'ringtrain-kit-'));
+    try {
+      if (process.platform === 'linux') console.log(`[kit] ${vulkanDeb(work)} cached for the GPU kit`);
+    } catch (e) {
+      console.log(`[kit] the Vulkan loader was not fetched (npm run kit:gpu will try again): ${(e as Error).message}`);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  } else await buildKit();
+}

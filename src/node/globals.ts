@@ -4,8 +4,17 @@
  * WebRTC is supported when its module loads, so an entry point imports this file before anything
  * that imports `net/`.
  */
+import { networkInterfaces } from 'node:os';
 import { RTCIceCandidate, RTCPeerConnection, RTCSessionDescription } from 'node-datachannel/polyfill';
 import { WebSocket } from 'ws';
+
+/**
+ * libjuice (node-datachannel's ICE) leaves loopback addresses out of its host candidates, so on a
+ * machine whose only interface is loopback (a loopback-only network namespace, as CI runs the
+ * tests in) two Node peers would have no candidate at all. There, and only there, ICE binds to
+ * 127.0.0.1: peers on the same machine are the only ones it can reach anyway.
+ */
+const LOOPBACK_ONLY = Object.values(networkInterfaces()).every((addrs) => (addrs ?? []).every((a) => a.internal));
 
 /**
  * PeerJS hands a candidate that arrives as its connection closes to addIceCandidate; rejected
@@ -13,6 +22,12 @@ import { WebSocket } from 'ws';
  * which in Node ends the process. A candidate for a closed connection is moot: it is dropped here.
  */
 class PeerConnection extends RTCPeerConnection {
+  constructor(config?: RTCConfiguration) {
+    // node-datachannel reads its own options (bindAddress) from the same object.
+    const own: RTCConfiguration & { bindAddress?: string } = LOOPBACK_ONLY ? { ...config, bindAddress: '127.0.0.1' } : { ...config };
+    super(own);
+  }
+
   override async addIceCandidate(candidate?: RTCIceCandidateInit): Promise<void> {
     try {
       await super.addIceCandidate(candidate);
