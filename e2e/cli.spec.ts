@@ -6,27 +6,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { expect, ringtrain, test } from './peers.ts';
+import { expect, QUICK_RUN, ringtrain, test } from './peers.ts';
 
 test('train --peers 2 on synthetic blobs prints the accuracy and writes a tfjs model', async () => {
   test.setTimeout(200_000);
   const out = mkdtempSync(path.join(tmpdir(), 'ringtrain-cli-'));
   try {
-    const r = await ringtrain([
-      'train',
-      '--peers',
-      '2',
-      '--dataset',
-      'blobs',
-      '--epochs',
-      '8',
-      '--lr',
-      '0.05',
-      '--backend',
-      'cpu',
-      '--out',
-      out,
-    ]);
+    const r = await ringtrain(['train', '--peers', '2', ...QUICK_RUN, '--out', out]);
     expect(r.code, r.out + r.err).toBe(0);
     const m = /done in [\d.]+ s; test accuracy ([\d.]+)%; model checksum ([0-9a-f]{8}) on all 2 peers/.exec(r.out);
     expect(m, r.out).not.toBeNull();

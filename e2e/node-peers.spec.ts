@@ -7,7 +7,7 @@ import type { RuntimeEvent } from '../src/runtime/events.ts';
 import { MLP_CONFIG } from '../src/harness/drills.ts';
 import { relativeDifference } from '../src/ml/compare.ts';
 import { startNodeCluster, startNodePeers, type NodePeer } from '../src/harness/node-peers.ts';
-import { BIN, expect, newContext, openPeers, ringtrain, roomName, test } from './peers.ts';
+import { BIN, expect, newContext, openPeers, QUICK_RUN, ringtrain, roomName, test } from './peers.ts';
 
 /**
  * A room mixing 2 Chromium tabs and 2 Node peers (node-datachannel's WebRTC, the same runtime and
@@ -63,23 +63,7 @@ test('ringtrain train --runtime node: 3 Node peers, no browser, print the accura
   const out = mkdtempSync(path.join(tmpdir(), 'ringtrain-node-cli-'));
   try {
     const r = await ringtrain(
-      [
-        'train',
-        '--runtime',
-        'node',
-        '--peers',
-        '3',
-        '--dataset',
-        'blobs',
-        '--epochs',
-        '8',
-        '--lr',
-        '0.05',
-        '--backend',
-        'cpu',
-        '--out',
-        out,
-      ],
+      ['train', '--runtime', 'node', '--peers', '3', ...QUICK_RUN, '--out', out],
       // No browser anywhere: a Node run must not look for one.
       { RINGTRAIN_CHROMIUM: '/nonexistent/chromium' },
     );

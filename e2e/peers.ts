@@ -89,6 +89,9 @@ export function ringtrain(
   });
 }
 
+/** `ringtrain train` flags for a run of seconds: synthetic blobs on the cpu backend. */
+export const QUICK_RUN = ['--dataset', 'blobs', '--epochs', '8', '--lr', '0.05', '--backend', 'cpu'];
+
 /** Room names unique per test, so scenarios never see each other's peers. */
 export function roomName(title: string): string {
   return `${title.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 40)}-${Math.random().toString(36).slice(2, 8)}`;
