@@ -93,6 +93,9 @@ async function startPeers(runtime: string, peers: number, backend: string | unde
   return { server: c.server, room: c.room, peers: c.pages.map(pagePeer), close: c.close };
 }
 
+/** The flag that sets a form field: the field's name in kebab case (localSteps: --local-steps). */
+const flagOf = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
 async function train(argv: string[]): Promise<number> {
   const { values } = parse(
     argv,
@@ -113,6 +116,9 @@ async function train(argv: string[]): Promise<number> {
       bins: { type: 'string' },
       compression: { type: 'string' },
       aggregation: { type: 'string' },
+      'local-steps': { type: 'string' },
+      'outer-lr': { type: 'string' },
+      'outer-momentum': { type: 'string' },
       backend: { type: 'string' },
       out: { type: 'string', default: 'ringtrain-model' },
       help: { type: 'boolean', default: false },
@@ -133,14 +139,17 @@ async function train(argv: string[]): Promise<number> {
   if (values.backend !== undefined && !['webgpu', 'webgl', 'wasm', 'cpu'].includes(String(values.backend)))
     throw new UsageError(`--backend: "${String(values.backend)}" is not webgpu, webgl, wasm or cpu`);
   const fields: Record<string, string> = {};
-  for (const k of Object.keys(SETUP_DEFAULTS)) if (typeof values[k] === 'string') fields[k] = values[k] as string;
+  for (const k of Object.keys(SETUP_DEFAULTS)) {
+    const v = values[flagOf(k) as keyof typeof values];
+    if (typeof v === 'string') fields[k] = v;
+  }
   // A synthetic set is loaded into every peer as its own data, less the held-out test share.
   fields['dataset'] = synthetic ? LOCAL_DATASET : dataset;
   let job;
   try {
     job = jobFromFields(fields, synthetic ? trainSamples(dataset) : undefined);
   } catch (e) {
-    if (e instanceof SetupError) throw new UsageError(`--${e.field}: ${e.message.replace(/^\w+: /, '')}`);
+    if (e instanceof SetupError) throw new UsageError(`--${flagOf(e.field)}: ${e.message.replace(/^\w+: /, '')}`);
     throw e;
   }
   const runtime = String(values.runtime);

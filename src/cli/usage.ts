@@ -51,6 +51,8 @@ export const TRAIN_USAGE = `ringtrain train [options]
   --optimizer O      ${listed(Object.keys(OPTIMIZERS))}${dflt('optimizer')}; the SVM uses pegasos
   --lr X             learning rate${dflt('lr')}
   --batch B          global batch${dflt('batch')}
+  --local-steps H    fedavg and diloco: local steps per round; diloco also takes auto${dflt('localSteps')}
+  --outer-lr X, --outer-momentum M   diloco: the outer Nesterov step (${SETUP_DEFAULTS['outerLr']}, ${SETUP_DEFAULTS['outerMomentum']})
   --partition P      iid, label-shards or dirichlet${dflt('partition')}
   --alpha X          Dirichlet concentration${dflt('alpha')}
   --depth D, --rounds R, --bins B   trees: depth (${SETUP_DEFAULTS['depth']}), boosting rounds (${SETUP_DEFAULTS['rounds']}), bins per feature (${SETUP_DEFAULTS['bins']})

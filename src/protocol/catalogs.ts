@@ -99,14 +99,30 @@ export type OptimizerName = Name<typeof OPTIMIZERS>;
 /** The config's `optimizer`: a name and its options. */
 export type OptimizerConfig = SpecOf<typeof OPTIMIZERS, 'kind'>;
 
+/** Local steps per round (H) of FedAvg and DiLoCo. */
+const localSteps = whole(1, 1000).optional().describe('local steps per round (H)');
+/** DiLoCo's outer optimizer by default: the paper's (arXiv 2311.08105, section 3: Nesterov, lr 0.7, momentum 0.9). */
+export const OUTER_DEFAULTS = { lr: 0.7, momentum: 0.9 } as const;
+
 /** Training algorithms (the config's `algorithm`); their options are top-level config fields. */
 export const ALGORITHMS = catalog({
   sgd: { label: 'mini-batch SGD', description: 'synchronous mini-batch SGD: one global batch per step, split across peers', options: none },
   gd: { label: 'full-batch GD', description: 'full-batch gradient descent: the whole training set per step', options: none },
   fedavg: {
     label: 'federated averaging',
-    description: 'federated averaging: `localSteps` local batches per peer, then the weights are averaged',
-    options: z.strictObject({ localSteps: whole(1, 1000).optional().describe('local steps per round (H)') }),
+    description:
+      'federated averaging: `localSteps` local batches per peer, then the weights are averaged (DiLoCo with outer lr 1 and no momentum)',
+    options: z.strictObject({ localSteps }),
+  },
+  diloco: {
+    label: 'DiLoCo (local steps, outer Nesterov)',
+    description:
+      'DiLoCo: `localSteps` inner steps of the optimizer on each peer (a number, or auto: from the measured compute/communication ratio), then an outer Nesterov step (`outerLr`, `outerMomentum`) on the averaged weight change; `compression` fp16 or int8 shrinks the deltas on the wire',
+    options: z.strictObject({
+      localSteps: localSteps.or(z.literal('auto')),
+      outerLr: z.number().positive().max(10).optional().describe(`outer learning rate (default ${OUTER_DEFAULTS.lr})`),
+      outerMomentum: beta.optional().describe(`outer Nesterov momentum (default ${OUTER_DEFAULTS.momentum})`),
+    }),
   },
 });
 export type AlgorithmName = Name<typeof ALGORITHMS>;

@@ -41,12 +41,15 @@ export const trainConfigSchema = z
     hidden: MODELS.mlp.options.shape.hidden,
     algorithm: nameSchema(ALGORITHMS),
     optimizer: specSchema(OPTIMIZERS, 'kind'),
-    /** sgd: the global batch, split across peers; fedavg: each peer's local batch; gd: unused. */
+    /** sgd and diloco: the global batch, split across peers (diloco: per inner step); fedavg: each peer's local batch; gd: unused. */
     batch: whole(0, 65_536),
-    /** sgd/gd: steps; fedavg: rounds. */
+    /** sgd/gd: steps; diloco: inner steps (global batches), in rounds of `localSteps`; fedavg: rounds. */
     steps: whole(1, 10_000_000),
-    /** fedavg: local steps per round (H). */
-    localSteps: ALGORITHMS.fedavg.options.shape.localSteps,
+    /** fedavg and diloco: local steps per round (H); diloco also takes 'auto'. */
+    localSteps: ALGORITHMS.diloco.options.shape.localSteps,
+    /** diloco: the outer optimizer's learning rate and Nesterov momentum. */
+    outerLr: ALGORITHMS.diloco.options.shape.outerLr,
+    outerMomentum: ALGORITHMS.diloco.options.shape.outerMomentum,
     /** Evaluate on the test set every this many steps (and at the end); 0 = only at the end. */
     evalEvery: whole(0, 10_000_000).optional(),
     /** Compare weight checksums every this many steps (and at the end). */
@@ -92,12 +95,34 @@ function conflicts(c: TrainConfig): [keyof TrainConfig, string][] {
           `${f} and algorithm fedavg: ${f} acts on each step's gradient sum, which FedAvg does not make: pick sgd or gd, or drop ${f}`,
         ]);
   }
-  if (c.balance && c.algorithm !== 'sgd')
+  if (c.algorithm === 'diloco') {
+    for (const f of gradientOnly.filter((f) => f !== 'compression'))
+      if (c[f] !== undefined)
+        out.push([
+          f,
+          `${f} and algorithm diloco: ${f} acts on each step's gradient sum, and DiLoCo sums weight changes once a round: pick sgd or gd, or drop ${f}`,
+        ]);
+    if (c.compression?.kind === 'auto')
+      out.push([
+        'compression',
+        'compression auto and algorithm diloco: auto measures per-step exchanges: name the codec for the deltas (fp16 or int8)',
+      ]);
+  } else {
+    for (const f of ['outerLr', 'outerMomentum'] as const)
+      if (c[f] !== undefined)
+        out.push([f, `${f} and algorithm ${c.algorithm}: ${f} sets DiLoCo's outer optimizer: pick diloco or drop ${f}`]);
+    if (c.localSteps === 'auto')
+      out.push([
+        'localSteps',
+        `localSteps auto and algorithm ${c.algorithm}: only DiLoCo chooses its local steps: pick diloco or give a number`,
+      ]);
+  }
+  if (c.balance && c.algorithm !== 'sgd' && c.algorithm !== 'diloco')
     out.push([
       'balance',
-      `balance and algorithm ${c.algorithm}: balancing splits the global batch of mini-batch SGD: pick sgd or drop balance`,
+      `balance and algorithm ${c.algorithm}: balancing splits the global batch of mini-batch SGD or DiLoCo: pick sgd or diloco, or drop balance`,
     ]);
-  if ((c.algorithm === 'sgd' || c.algorithm === 'fedavg') && c.batch < 1)
+  if ((c.algorithm === 'sgd' || c.algorithm === 'fedavg' || c.algorithm === 'diloco') && c.batch < 1)
     out.push(['batch', `batch and algorithm ${c.algorithm}: ${c.algorithm} needs a batch of at least 1`]);
   if (c.robust && c.compression)
     out.push([
@@ -142,6 +167,8 @@ export const TRAJECTORY_FIELDS = [
   'optimizer',
   'batch',
   'localSteps',
+  'outerLr',
+  'outerMomentum',
   'seed',
   'rff',
   'balance',

@@ -45,6 +45,23 @@ describe('training setup form', () => {
     expect(trainConfig({ aggregation: 'trimmed-mean' }).robust).toEqual({ rule: 'trimmed-mean', trim: 0.25 });
     expect(jobFromFields({}).config).not.toHaveProperty('compression');
     expect(jobFromFields({ algorithm: 'fedavg', compression: 'fp16', aggregation: 'median' }).config).not.toHaveProperty('robust');
+    // DiLoCo counts inner steps (global batches): its epochs are sgd's; its deltas may be compressed.
+    const diloco = trainConfig({
+      algorithm: 'diloco',
+      localSteps: 'auto',
+      batch: '100',
+      epochs: '2',
+      compression: 'int8',
+      aggregation: 'median',
+    });
+    expect(diloco).toMatchObject({ steps: 1200, localSteps: 'auto', outerLr: 0.7, outerMomentum: 0.9, compression: { kind: 'int8' } });
+    expect(diloco).not.toHaveProperty('robust');
+    expect(trainConfig({ algorithm: 'diloco', localSteps: '50', outerLr: '1', outerMomentum: '0' })).toMatchObject({
+      localSteps: 50,
+      outerLr: 1,
+      outerMomentum: 0,
+    });
+    expect(trainConfig({ algorithm: 'sgd', outerLr: '0.3' })).not.toHaveProperty('outerLr');
   });
 
   it('gives tree jobs their own config', () => {
@@ -86,5 +103,7 @@ describe('training setup form', () => {
     // Conflicts come from the run-config schema, on the form field that set them.
     bad({ compression: 'fp16', aggregation: 'median' }, 'aggregation', /robust and compression: .*every contribution in the clear/);
     bad({ dpNoise: '1', aggregation: 'median' }, 'aggregation', /robust and dp: DP-SGD calibrates its noise/);
+    bad({ algorithm: 'fedavg', localSteps: 'auto' }, 'localSteps', /localSteps: "auto" must be a whole number from 1 to 1000/);
+    bad({ algorithm: 'diloco', outerMomentum: '1' }, 'outerMomentum', /from 0 to 0.999/);
   });
 });

@@ -15,11 +15,13 @@ import {
   type AggregationRuleConfig,
   type AlgorithmName,
   type CodecConfig,
+  OUTER_DEFAULTS,
 } from '../protocol/catalogs.ts';
 import { choicesOf, listed, namesOf, type Catalog } from '../protocol/registry.ts';
 import { ConfigError, parseJob, type Job } from '../protocol/run-config.ts';
 import { LOCAL_DATASET } from '../data/local.ts';
 import { trainSamples } from './datasets.ts';
+import { DEFAULT_LOCAL_STEPS } from './types.ts';
 
 /** The form's fields by name (strings, as the DOM gives them). */
 export type SetupFields = Record<string, string>;
@@ -37,7 +39,9 @@ export const SETUP_DEFAULTS: SetupFields = {
   lambda: '0.0001',
   batch: '128',
   epochs: '1',
-  localSteps: '5',
+  localSteps: String(DEFAULT_LOCAL_STEPS),
+  outerLr: String(OUTER_DEFAULTS.lr),
+  outerMomentum: String(OUTER_DEFAULTS.momentum),
   depth: '6',
   rounds: '10',
   bins: '32',
@@ -63,11 +67,12 @@ export const COMPRESSIONS: Record<string, CodecConfig | null> = choiceTable(CODE
 /** The aggregation choices by field value: the ring's sum, or a robust rule over an all-gather. */
 export const AGGREGATIONS: Record<string, AggregationRuleConfig | null> = choiceTable(AGGREGATION_RULES, 'rule', PLAIN_SUM.value);
 
-/** Samples one step covers, per algorithm: a global batch (sgd), the whole set (gd), localSteps batches per peer (fedavg). */
+/** Samples one step covers, per algorithm: a global batch (sgd; diloco counts inner steps), the whole set (gd), localSteps batches per peer (fedavg). */
 const SAMPLES_PER_STEP = {
   sgd: ({ batch }) => batch,
   gd: ({ samples }) => samples,
   fedavg: ({ batch, localSteps }) => batch * localSteps,
+  diloco: ({ batch }) => batch,
 } as const satisfies Record<AlgorithmName, (o: { batch: number; samples: number; localSteps: number }) => number>;
 
 function choice<T>(f: SetupFields, name: string, table: Record<string, T>): T {
@@ -167,13 +172,16 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       dataset === LOCAL_DATASET ? 'dataset: load your own data first (under "Your own data")' : `dataset: unknown dataset "${dataset}"`,
     );
   const epochs = num(f, 'epochs', { min: 0.01, max: 1000 });
-  const localSteps = num(f, 'localSteps', { int: true, min: 1, max: 1000 });
-  const perStep = SAMPLES_PER_STEP[algorithm as AlgorithmName]({ batch, samples, localSteps });
+  const rounds = algorithm === 'fedavg' || algorithm === 'diloco';
+  const autoSteps = algorithm === 'diloco' && f.localSteps?.trim() === 'auto';
+  const localSteps = autoSteps ? 'auto' : num(f, 'localSteps', { int: true, min: 1, max: 1000 });
+  const perStep = SAMPLES_PER_STEP[algorithm as AlgorithmName]({ batch, samples, localSteps: autoSteps ? 1 : (localSteps as number) });
   const steps = Math.max(1, Math.ceil((epochs * samples) / perStep));
   const every = Math.max(1, Math.round(steps / 20));
-  // FedAvg makes no gradient sum: the gradient options of the form do not apply to it.
-  const gradientSum = algorithm !== 'fedavg';
-  const compression = gradientSum ? choice(f, 'compression', COMPRESSIONS) : null;
+  // FedAvg makes no gradient sum, and DiLoCo sums weight changes: the robust rules and DP apply
+  // to gradient sums alone; DiLoCo's deltas may be compressed.
+  const gradientSum = !rounds;
+  const compression = algorithm !== 'fedavg' ? choice(f, 'compression', COMPRESSIONS) : null;
   const robust = gradientSum ? choice(f, 'aggregation', AGGREGATIONS) : null;
   const dpNoise = num(f, 'dpNoise', { min: 0, max: 100 });
   return {
@@ -187,11 +195,14 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       batch,
       steps,
       seed,
-      ...(algorithm === 'fedavg' ? { localSteps } : {}),
+      ...(rounds ? { localSteps } : {}),
+      ...(algorithm === 'diloco'
+        ? { outerLr: num(f, 'outerLr', { min: 1e-6, max: 10 }), outerMomentum: num(f, 'outerMomentum', { min: 0, max: 0.999 }) }
+        : {}),
       evalEvery: every,
       checkpointEvery: every,
       minPeers: num(f, 'minPeers', { int: true, min: 1, max: 1024 }),
-      ...(f.balance === 'on' && algorithm === 'sgd' ? { balance: true } : {}),
+      ...(f.balance === 'on' && (algorithm === 'sgd' || algorithm === 'diloco') ? { balance: true } : {}),
       ...(compression ? { compression } : {}),
       ...(robust ? { robust } : {}),
       ...(dpNoise > 0 && gradientSum ? { dp: { clip: num(f, 'dpClip', { min: 1e-6, max: 1e6 }), noiseMultiplier: dpNoise } } : {}),

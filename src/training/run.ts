@@ -6,6 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { featureSize, type Dataset } from '../data/dataset.ts';
 import { LOCAL_DATASET } from '../data/local.ts';
+import type { Batch } from '../ml/algorithms/distributed.ts';
+import { FEDAVG_OUTER, OuterOptimizer } from '../ml/algorithms/rounds.ts';
 import { RdpAccountant } from '../ml/dp.ts';
 import { buildExchange, type GradientExchange } from '../ml/exchange/builder.ts';
 import { Contribution } from '../ml/exchange/contribution.ts';
@@ -15,13 +17,14 @@ import { checksumHex, getFlatWeights, paramCount, weightLayout } from '../ml/fla
 import { lossKindFor, type LossKind, type ModelSpec } from '../ml/models.ts';
 import { createOptimizer } from '../ml/optimizer.ts';
 import { rffTransform } from '../ml/rff.ts';
+import { OUTER_DEFAULTS } from '../protocol/catalogs.ts';
 import { runKey, type TrainConfig } from '../protocol/run-config.ts';
-import { GlobalOrder, localBatchSize, type Sampler } from './sampler.ts';
+import { GlobalOrder, localBatchSize, partOf, type Sampler } from './sampler.ts';
 import { TrainingState } from './state.ts';
 import type { Group, TrainerDeps, TrainResult } from './types.ts';
 
 /**
- * Whether a run trains on served data: a dataset the server serves, split IID, by sgd or gd. Then
+ * Whether a run trains on served data: a dataset the server serves, split IID, by sgd, gd or diloco. Then
  * every peer holds the whole split and the global batch of step t is fixed by the seed and t
  * ({@link GlobalOrder}); the view only decides who computes which slice, so a run with crashes and
  * joins ends with the weights of a fault-free run. Otherwise (the tab's own data, a non-IID
@@ -102,6 +105,8 @@ export class Run {
   /** DP-SGD: every peer's training examples together (agreed with the group), and the ε spent so far. */
   trainTotal = 0;
   epsilon: number | undefined;
+  /** FedAvg and DiLoCo: local steps per round; null with `localSteps: 'auto'` until the view's probe round has measured them. */
+  localSteps: number | null = null;
   /** This peer's compute speed, samples per ms (moving average). */
   speed = 0;
   last = { accuracy: 0, loss: 0 };
@@ -126,7 +131,18 @@ export class Run {
     this.base = this.flags.wrap(overRaw(() => this.g));
     this.lossKind = lossKindFor(this.spec);
     this.params = paramCount(this.model);
-    this.st = new TrainingState(this.model, createOptimizer(cfg.optimizer, this.params), runKey(cfg), cfg.algorithm === 'fedavg');
+    const outer =
+      cfg.algorithm === 'fedavg'
+        ? FEDAVG_OUTER
+        : cfg.algorithm === 'diloco'
+          ? { lr: cfg.outerLr ?? OUTER_DEFAULTS.lr, momentum: cfg.outerMomentum ?? OUTER_DEFAULTS.momentum }
+          : null;
+    this.st = new TrainingState(
+      this.model,
+      createOptimizer(cfg.optimizer, this.params),
+      outer && new OuterOptimizer(outer, this.params),
+      runKey(cfg),
+    );
     this.exchange = buildExchange(cfg, weightLayout(this.model));
     this.order = this.served ? new GlobalOrder(shard.train, cfg.seed) : null;
     this.neighbour = cfg.dp && !cfg.secureAggregation ? new RdpAccountant() : null;
@@ -149,6 +165,14 @@ export class Run {
   /** `total` split over the view's ranks as evenly as can be. */
   evenSplit(total: number): number[] {
     return Array.from({ length: this.g.size }, (_, r) => localBatchSize(total, this.g.size, r));
+  }
+
+  /** This rank's part of global step `step`'s batch (sgd, diloco): its slice of the served batch, or its share drawn from its shard. */
+  batchOf(step: number): Batch {
+    const { g, cfg } = this;
+    if (!this.order) return this.sampler!.next(this.shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
+    const part = partOf(this.shares ?? this.evenSplit(cfg.batch), g.rank);
+    return this.order.slice(step, cfg.batch, part.from, part.count);
   }
 
   /** DP's sampling rate: the global batch over every peer's training examples (1 for full-batch GD). */

@@ -339,6 +339,88 @@ describe('train through faults (in-memory room)', () => {
     }
   });
 
+  const DILOCO: TrainConfig = { ...SGD, dataset: 'blobs', algorithm: 'diloco', localSteps: 4, steps: 32, evalEvery: 10 };
+
+  it('DiLoCo on served data: rounds of 4 inner steps, identical weights on 3 peers, and it learns', async () => {
+    const events: TrainEvent[][] = [[], [], []];
+    const rs = await trainRing(3, DILOCO, { onEvent: (r, e) => events[r]!.push(e) });
+    for (const [r, res] of rs.entries()) {
+      expect(res.steps).toBe(32);
+      expect(res.checksum).toBe(rs[0]!.checksum);
+      expect(res.accuracy).toBeGreaterThan(0.9);
+      expect(stepProblems(events[r]!)).toEqual([]);
+      expect(stepsOf(events[r]!)).toEqual(range(1, 8).map((k) => 4 * k));
+      // Evaluated where a round crosses a multiple of 10, and at the end.
+      expect(events[r]!.filter((e) => e.type === 'eval').map((e) => e.step)).toEqual([0, 12, 20, 32]);
+    }
+    // H = 1, outer lr 1, no momentum, inner SGD: sync SGD, to float rounding.
+    const inner = { optimizer: { kind: 'sgd', lr: 0.5 } } as const;
+    const [sync] = await trainRing(3, { ...SGD, ...inner, dataset: 'blobs', steps: 12 });
+    const [one] = await trainRing(3, { ...DILOCO, ...inner, steps: 12, localSteps: 1, outerLr: 1, outerMomentum: 0 });
+    expect(relativeDifference(one!.weights, sync!.weights)).toBeLessThan(1e-5);
+  });
+
+  it('DiLoCo auto: every peer picks the same H from the probe round, then runs rounds of it', async () => {
+    const events: TrainEvent[][] = [[], [], []];
+    const rs = await trainRing(3, { ...DILOCO, localSteps: 'auto', steps: 40 }, { onEvent: (r, e) => events[r]!.push(e) });
+    const picks = events.map((ev) => ev.filter((e) => e.type === 'rounds'));
+    for (const [r, p] of picks.entries()) {
+      expect(p).toHaveLength(1);
+      expect(p[0]).toMatchObject({ step: 1, localSteps: (picks[0]![0] as { localSteps: number }).localSteps });
+      expect(rs[r]!.checksum).toBe(rs[0]!.checksum);
+      expect(stepProblems(events[r]!)).toEqual([]);
+    }
+    const h = (picks[0]![0] as { localSteps: number }).localSteps;
+    expect(h).toBeGreaterThanOrEqual(1);
+    // After the probe round of 1, rounds of h (the last one cut at 40).
+    const steps = stepsOf(events[0]!);
+    expect(steps[0]).toBe(1);
+    for (let i = 1; i < steps.length; i++) expect(steps[i]! - steps[i - 1]!).toBe(Math.min(h, 40 - steps[i - 1]!));
+  });
+
+  it('DiLoCo through faults: a crash mid-round, then a joiner; the round runs again, and the joiner takes the outer state (same weights)', async () => {
+    const cfg: TrainConfig = { ...DILOCO, steps: 40 };
+    const room = new TestRoom(DATA);
+    const ids = ['p0', 'p1', 'p2'];
+    for (const id of ids) room.add(id);
+    let late: Promise<TrainResult> | null = null;
+    const lateEvents: TrainEvent[] = [];
+    const events = new Map(ids.map((id) => [id, [] as TrainEvent[]]));
+    const runs = ids.map((id) =>
+      train(
+        cfg,
+        room.deps(id, cfg, {
+          onEvent: (e) => {
+            events.get(id)!.push(e);
+            if (id === 'p2' && e.type === 'step' && e.step === 8) room.transport('p2').inject({ kind: 'crash', after: 3, detectMs: 20 });
+            if (e.type === 'fault' && room.members.includes('p2')) room.remove('p2');
+            if (id === 'p0' && e.type === 'step' && e.step === 20 && !late) {
+              room.add('p3');
+              late = train(cfg, room.deps('p3', cfg, { onEvent: (x) => lateEvents.push(x) }));
+            }
+          },
+        }),
+      ),
+    );
+    const results = await Promise.allSettled(runs);
+    expect(results[2]!.status).toBe('rejected');
+    const survivors = [...[0, 1].map((i) => (results[i] as PromiseFulfilledResult<TrainResult>).value), await late!];
+    for (const r of survivors) {
+      expect(r.steps).toBe(40);
+      expect(r.checksum).toBe(survivors[0]!.checksum);
+      expect(r.accuracy).toBeGreaterThan(0.9);
+    }
+    for (const id of ['p0', 'p1']) {
+      expect(stepProblems(events.get(id)!)).toEqual([]);
+      // The round the crash cut (steps 9-12) runs again from the state at 8, whoever had completed it.
+      const ev = events.get(id)!;
+      const fault = ev.findIndex((e) => e.type === 'fault');
+      expect(ev.slice(fault).find((e) => e.type === 'sync')).toMatchObject({ step: 8, size: 2 });
+    }
+    expect(stepProblems(lateEvents)).toEqual([]);
+    expect(lateEvents.find((e) => e.type === 'sync')).toMatchObject({ size: 3 });
+  });
+
   /**
    * A room of p0, p1 and p2 on served data, and p3 joining after step 12 (so the group agrees on a
    * state and sends it to p3), where `p0` behaves as `lie` says. Every honest peer must end with

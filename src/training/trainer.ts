@@ -1,6 +1,7 @@
 /**
  * The training loop every peer of a room runs with the same config: loads its shard, builds the
- * model from the shared seed, then steps (synchronous SGD, full-batch GD, or federated averaging)
+ * model from the shared seed, then steps (synchronous SGD, full-batch GD, or rounds of local
+ * steps: federated averaging and DiLoCo)
  * with the ring doing the sums. It reports typed events, evaluates on the peers' slices of the
  * test set, and checks that all weights are identical (resynchronising if not).
  *
@@ -34,14 +35,15 @@ export function recoverable(e: unknown): e is RingError {
   return e instanceof RingError && e.code !== 'aborted';
 }
 
-/** Whether `every` (a config's period, 0 or absent: never) falls on `step`. */
-const due = (every: number | undefined, step: number): boolean => !!every && step % every === 0;
+/** Whether a multiple of `every` (a config's period, 0 or absent: never) lies in (from, to]: a round may take many steps at once. */
+const due = (every: number | undefined, from: number, to: number): boolean => !!every && Math.floor(to / every) > Math.floor(from / every);
 
 /** The steps of one view, until the run ends, stops or the view fails. */
 async function stepsOfView(run: Run): Promise<void> {
   const { cfg, st, deps } = run;
   while (st.step < cfg.steps && !run.stopped) {
     if (deps.signal?.aborted) throw deps.signal.reason;
+    const from = st.step;
     await chooseAutoCodec(run, await step(run));
     if (st.step === cfg.steps) break;
     await holdWhilePaused(run);
@@ -50,9 +52,9 @@ async function stepsOfView(run: Run): Promise<void> {
       run.stopped = true;
       break;
     }
-    if (due(cfg.evalEvery, st.step)) await evaluate(run);
-    if (due(cfg.checksumEvery, st.step)) await verify(run);
-    if (due(cfg.checkpointEvery, st.step)) await checkpoint(run);
+    if (due(cfg.evalEvery, from, st.step)) await evaluate(run);
+    if (due(cfg.checksumEvery, from, st.step)) await verify(run);
+    if (due(cfg.checkpointEvery, from, st.step)) await checkpoint(run);
     if (balanceDue(run)) await rebalance(run);
   }
 }

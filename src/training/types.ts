@@ -18,11 +18,12 @@ export type { TrainConfig } from '../protocol/run-config.ts';
 export type TrainEvent =
   | { type: 'backend'; report: BackendReport }
   | { type: 'data'; train: number; test: number; rank: number; size: number }
-  /** `samples`: the global batch; `localSamples`: this peer's part of it. */
+  /** `samples`: the global batch (a round's: all its batches); `localSamples`: this peer's part of it; `span`: the global steps it committed (a DiLoCo round's inner steps; else 1). */
   | ({
       type: 'step';
       step: number;
       steps: number;
+      span: number;
       loss: number;
       samples: number;
       localSamples: number;
@@ -45,7 +46,9 @@ export type TrainEvent =
   /** The contributions of `ranks` were left out of step `step`'s sum; `self`: this peer's own. */
   | { type: 'rejected'; step: number; ranks: number[]; self: boolean }
   /** compression `auto`: the codec the group picked at `step`, and why. */
-  | { type: 'codec'; step: number; codec: string; reason: string };
+  | { type: 'codec'; step: number; codec: string; reason: string }
+  /** DiLoCo `localSteps: 'auto'`: the inner steps per round the group picked at `step` from its probe round's timings (ms). */
+  | { type: 'rounds'; step: number; localSteps: number; computeMs: number; commMs: number };
 
 export interface TrainResult {
   /** Steps completed: `config.steps`, or fewer when a peer stopped the run. */
@@ -75,6 +78,8 @@ export interface TrainControl {
 
 /** While paused, how often the peers exchange their control flags (ms). */
 export const PAUSE_POLL_MS = 200;
+/** FedAvg and DiLoCo: local steps per round when the config names none. */
+export const DEFAULT_LOCAL_STEPS = 5;
 /** sgd with `balance`: steps between speed measurements. */
 export const BALANCE_EVERY = 5;
 /**

@@ -21,7 +21,7 @@ describe('setup form choices', () => {
   it('keeps the values the page had (the e2e tests select by value), the default first', () => {
     expect(values('dataset')).toEqual(['fashion-mnist', 'local']);
     expect(values('model')).toEqual(['softmax', 'mlp', 'cnn', 'svm', 'tree', 'gbdt']);
-    expect(values('algorithm')).toEqual(['sgd', 'gd', 'fedavg']);
+    expect(values('algorithm')).toEqual(['sgd', 'gd', 'fedavg', 'diloco']);
     expect(values('optimizer')).toEqual(['adam', 'sgd', 'momentum', 'pegasos']);
     expect(values('compression')).toEqual(['none', 'auto', 'fp16', 'int8', 'powersgd-r1', 'powersgd-r2', 'powersgd-r4', 'randomk-1%']);
     expect(values('aggregation')).toEqual(['sum', 'median', 'trimmed-mean']);

@@ -229,6 +229,10 @@ export class Dashboard {
       this.log(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
     } else if (e.type === 'privacy') {
       s.privacy = describePrivacy(e);
+    } else if (e.type === 'rounds') {
+      this.log(
+        `DiLoCo: ${e.localSteps} local steps per round from step ${e.step} (an inner step takes ${e.computeMs.toFixed(0)} ms, the sum ${e.commMs.toFixed(0)} ms)`,
+      );
     } else if (e.type === 'codec') {
       s.codec = `auto picked ${e.codec} at step ${e.step}: ${e.reason}`;
       this.log(`compression: ${s.codec}`);

@@ -6,7 +6,9 @@ import { mulberry32 } from '../../core/random.ts';
 import { checksumHex, getFlatWeights, paramCount } from '../flat.ts';
 import { createModel, type ModelSpec } from '../models.ts';
 import { createOptimizer, type OptimizerSpec } from '../optimizer.ts';
-import { federatedRound, synchronousStep, type Batch } from './distributed.ts';
+import { relativeDifference } from '../compare.ts';
+import { synchronousStep, type Batch } from './distributed.ts';
+import { FEDAVG_OUTER, localRound, OuterOptimizer, type OuterSpec } from './rounds.ts';
 
 /**
  * The algorithms over the real ring code (Communicators on the in-memory transport), on tfjs's cpu
@@ -87,7 +89,7 @@ describe('distributed algorithms over the ring', () => {
       counts.map(async (c, r) => {
         const m = createModel(SPEC);
         const opt = createOptimizer({ kind: 'sgd', lr: 0.1 }, paramCount(m));
-        await federatedRound(m, opt, 'crossentropy', async (own) => own, batches(r, [c, c]));
+        await localRound(m, opt, new OuterOptimizer(FEDAVG_OUTER, 0), 'crossentropy', async (own) => own, batches(r, [c, c]));
         const w = await getFlatWeights(m);
         m.dispose();
         return w;
@@ -95,7 +97,14 @@ describe('distributed algorithms over the ring', () => {
     );
     const results = await Promise.all(
       peers.map((p, r) =>
-        federatedRound(p.model, p.opt, 'crossentropy', ringExchange(comms[r]!).sum, batches(r, [counts[r]!, counts[r]!])),
+        localRound(
+          p.model,
+          p.opt,
+          new OuterOptimizer(FEDAVG_OUTER, 0),
+          'crossentropy',
+          ringExchange(comms[r]!).sum,
+          batches(r, [counts[r]!, counts[r]!]),
+        ),
       ),
     );
     for (const r of results) expect(r.samples).toBe(2 * (4 + 8 + 12));
@@ -107,5 +116,66 @@ describe('distributed algorithms over the ring', () => {
       expect(weights[0]![i]).toBeCloseTo(expected, 5);
     }
     for (const p of peers) p.model.dispose();
+  });
+
+  /** `rounds` DiLoCo rounds on 3 peers (local batches of `counts`, `h` per round); each peer's weights. */
+  async function diloco(outer: OuterSpec, inner: OptimizerSpec, counts: number[], h: number, rounds: number): Promise<Float32Array[]> {
+    const comms = ring(counts.length);
+    const peers = comms.map(() => {
+      const model = createModel(SPEC);
+      const n = paramCount(model);
+      return { model, inner: createOptimizer(inner, n), outer: new OuterOptimizer(outer, n) };
+    });
+    for (let t = 0; t < rounds; t++) {
+      await Promise.all(
+        peers.map((p, r) =>
+          localRound(
+            p.model,
+            p.inner,
+            p.outer,
+            'crossentropy',
+            ringExchange(comms[r]!).sum,
+            Array.from({ length: h }, (_, k) => batches(t * h + k, counts)[r]!),
+          ),
+        ),
+      );
+    }
+    const out = await Promise.all(peers.map((p) => getFlatWeights(p.model)));
+    for (const p of peers) p.model.dispose();
+    return out;
+  }
+
+  it('DiLoCo on 3 peers: identical on every peer, the same bits when run again, and the outer Nesterov step taken exactly', async () => {
+    const outer = { lr: 0.7, momentum: 0.9 };
+    const counts = [5, 0, 9];
+    const a = await diloco(outer, ADAM, counts, 4, 3);
+    expect(new Set(a.map(checksumHex)).size).toBe(1);
+    const b = await diloco(outer, ADAM, counts, 4, 3);
+    expect(checksumHex(b[0]!)).toBe(checksumHex(a[0]!));
+    // The outer step by hand from the same round sums: b = Δ; θ1 = θ0 − lr (Δ + μ b).
+    const o = new OuterOptimizer(outer, 3);
+    const t1 = o.step(Float32Array.of(1, 2, 3), Float32Array.of(0.5, -1, 0));
+    expect(Array.from(t1)).toEqual(Array.from(Float32Array.of(1 - 0.7 * 0.5 * 1.9, 2 + 0.7 * 1.9, 3)));
+    const t2 = o.step(t1, Float32Array.of(0.5, 0, 1));
+    // b = 0.9·Δ1 + Δ2; θ2 = θ1 − lr (Δ2 + μ b).
+    const b2 = [0.9 * 0.5 + 0.5, 0.9 * -1, 1];
+    expect(Array.from(t2)).toEqual(Array.from(Float32Array.from([0.5, 0, 1], (d, i) => t1[i]! - 0.7 * (d + 0.9 * b2[i]!))));
+    expect(Array.from(o.getState())).toEqual(Array.from(Float32Array.from(b2)));
+  });
+
+  it('DiLoCo with H = 1, outer lr 1 and no momentum is sync SGD (inner SGD): 1e-6 after 10 rounds', async () => {
+    const counts = [6, 3, 7];
+    const sgd: OptimizerSpec = { kind: 'sgd', lr: 0.3 };
+    const [rounds] = await diloco(FEDAVG_OUTER, sgd, counts, 1, 10);
+    const solo = createModel(SPEC);
+    const opt = createOptimizer(sgd, paramCount(solo));
+    for (let s = 0; s < 10; s++) await synchronousStep(solo, opt, 'crossentropy', async (c) => c, concat(batches(s, counts)));
+    const ref = await getFlatWeights(solo);
+    solo.dispose();
+    // Not bit for bit: a round's Δ is a difference of float32 weights, the step's gradient is not.
+    expect(relativeDifference(rounds!, ref)).toBeLessThan(1e-6);
+    // …and a real step apart from a round with momentum.
+    const [nesterov] = await diloco({ lr: 1, momentum: 0.9 }, sgd, counts, 1, 10);
+    expect(relativeDifference(nesterov!, ref)).toBeGreaterThan(1e-2);
   });
 });

@@ -1,10 +1,9 @@
 /**
  * Distributed training steps over a ring allreduce: synchronous SGD (and full-batch GD, its
- * special case with the whole shard as the batch) and federated averaging. Every peer applies the
+ * special case with the whole shard as the batch); rounds of local steps are in rounds.ts. Every peer applies the
  * same bits (the ring hands every peer identical sums), so weights stay identical everywhere.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { getFlatWeights, setFlatWeights } from '../flat.ts';
 import type { WireSpec } from '../../protocol/wire.ts';
 import type { LossKind } from '../models.ts';
 import type { FlatOptimizer } from '../optimizer.ts';
@@ -66,46 +65,4 @@ export async function synchronousStep(
   const mean = total.toMean();
   const { applyMs } = await opt.apply(model, mean.grad);
   return { loss: mean.loss, samples: mean.count, timings: { computeMs: g.computeMs, readbackMs: g.readbackMs, allreduceMs, applyMs } };
-}
-
-/**
- * One federated-averaging round (local SGD): `batches.length` local steps with the local
- * optimizer, then the ring averages the weights, each peer weighted by the samples it used.
- */
-export async function federatedRound(
-  model: tf.LayersModel,
-  localOpt: FlatOptimizer,
-  lossKind: LossKind,
-  sum: SumOf,
-  batches: Batch[],
-): Promise<StepResult> {
-  const timings: StepTimings = { computeMs: 0, readbackMs: 0, allreduceMs: 0, applyMs: 0 };
-  let lossSum = 0;
-  let used = 0;
-  for (const b of batches) {
-    if (b.count === 0) continue;
-    const g = await computeGradients(model, b.x, b.y, b.count, lossKind);
-    for (let i = 0; i < g.grad.length; i++) g.grad[i]! /= g.count;
-    const a = await localOpt.apply(model, g.grad);
-    timings.computeMs += g.computeMs;
-    timings.readbackMs += g.readbackMs;
-    timings.applyMs += a.applyMs;
-    lossSum += g.loss;
-    used += g.count;
-  }
-  const w = await getFlatWeights(model);
-  const t0 = performance.now();
-  const total = await sum(
-    Contribution.gradient(
-      w.map((v) => v * used),
-      used,
-      lossSum,
-    ),
-  );
-  timings.allreduceMs = performance.now() - t0;
-  const mean = total.toMean();
-  const t1 = performance.now();
-  setFlatWeights(model, mean.grad);
-  timings.applyMs += performance.now() - t1;
-  return { loss: mean.loss, samples: mean.count, timings };
 }

@@ -7,6 +7,7 @@
 import { adoptChosen, gatherClaims, senderOf } from '../consensus.ts';
 import type { Run } from '../run.ts';
 import { Sampler } from '../sampler.ts';
+import { DEFAULT_LOCAL_STEPS } from '../types.ts';
 import { AUTO_PROBE_STEPS } from '../../ml/algorithms/auto.ts';
 
 export async function agree(run: Run): Promise<void> {
@@ -39,7 +40,9 @@ export async function agree(run: Run): Promise<void> {
   if (run.exchange.auto) run.probe = { from: st.step + 1, until: st.step + 1 + AUTO_PROBE_STEPS, commMs: 0, computeMs: 0 };
   // A fresh order of this peer's (possibly new) shard, the same on every run of this schedule.
   if (!run.order) run.sampler = new Sampler(shard.train, cfg.seed * 7919 + g.rank + 1 + 104_729 * st.step);
-  // A new group starts from the even split until its speeds are measured.
+  // A new group starts from the even split until its speeds are measured, and DiLoCo's `auto`
+  // measures its round afresh.
   run.shares = null;
+  run.localSteps = cfg.localSteps === 'auto' ? null : (cfg.localSteps ?? DEFAULT_LOCAL_STEPS);
   deps.emit({ type: 'sync', step: st.step, epoch: g.epoch, size: g.size, source });
 }
