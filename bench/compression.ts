@@ -41,6 +41,10 @@ export interface VariantRow {
   ms_ratio: number;
   /** compression `auto`: what it picked. */
   picked?: string;
+  /** Payload bytes rank 0 sent per training sample of the global batch. */
+  bytes_per_sample: number;
+  /** Seconds of training (evaluations left out) until each evaluation, and the accuracy there. */
+  curve: [number, number][];
 }
 
 export const CODEC_NAMES = Object.keys(COMPRESSIONS);
@@ -50,25 +54,51 @@ export const codecVariants = (names: string[]): Variant[] =>
 
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** Trains `config` on every page; rank 0's bytes sent and its mean step split (after 5 warm-up steps). */
+/**
+ * Trains `config` on every page; rank 0's bytes sent, its mean split of a global step (after 5
+ * warm-up step events; a DiLoCo round's event covers `span` steps), and its accuracy curve against
+ * training time (the time evaluations took left out).
+ */
 async function run(pages: Page[], config: TrainConfig) {
   const before = await pages[0]!.evaluate(() => window.ringtrain.stats().payloadBytesSent);
   const rs = await Promise.all(
     pages.map((p) =>
       p.evaluate(async (c) => {
-        const steps: { computeMs: number; readbackMs: number; allreduceMs: number; applyMs: number; t: number }[] = [];
+        // t: training time, the evaluations' left out.
+        const steps: {
+          step: number;
+          span: number;
+          computeMs: number;
+          readbackMs: number;
+          allreduceMs: number;
+          applyMs: number;
+          t: number;
+        }[] = [];
+        const curve: [number, number][] = [];
         let picked: string | undefined;
+        const t0 = performance.now();
+        let evaluating = 0;
+        let last = t0;
         const r = await window.ringtrain.train(c, (e) => {
-          if (e.type === 'step') steps.push({ ...e, t: performance.now() });
+          const t = performance.now();
+          if (e.type === 'step') steps.push({ ...e, t: t - evaluating });
           if (e.type === 'codec') picked = e.codec;
+          // An evaluation runs after a step (or another evaluation): the time since is its own.
+          if (e.type === 'eval') {
+            evaluating += t - last;
+            curve.push([(t - t0 - evaluating) / 1000, e.accuracy]);
+          }
+          last = t;
         });
         // No named functions in here: tsx would wrap them in a helper the page does not have.
-        const s = steps.slice(Math.min(5, steps.length - 1));
-        const wall = s.length > 1 ? (s.at(-1)!.t - s[0]!.t) / (s.length - 1) : NaN;
-        const compute = s.reduce((a, x) => a + x.computeMs + x.readbackMs + x.applyMs, 0) / s.length;
-        const readback = s.reduce((a, x) => a + x.readbackMs, 0) / s.length;
-        const comm = s.reduce((a, x) => a + x.allreduceMs, 0) / s.length;
-        return { accuracy: r.accuracy, checksum: r.checksum, ms: wall, compute, readback, comm, picked };
+        const s = steps.slice(Math.min(5, Math.max(0, steps.length - 2)));
+        const covered = s.length > 1 ? s.at(-1)!.step - s[0]!.step : NaN;
+        const perStep = s.slice(1).reduce((a, x) => a + x.span, 0);
+        const wall = (s.at(-1)!.t - s[0]!.t) / covered;
+        const compute = s.slice(1).reduce((a, x) => a + x.computeMs + x.readbackMs + x.applyMs, 0) / perStep;
+        const readback = s.slice(1).reduce((a, x) => a + x.readbackMs, 0) / perStep;
+        const comm = s.slice(1).reduce((a, x) => a + x.allreduceMs, 0) / perStep;
+        return { accuracy: r.accuracy, checksum: r.checksum, ms: wall, compute, readback, comm, picked, curve };
       }, config),
     ),
   );
@@ -100,6 +130,8 @@ export async function runVariants(pages: Page[], base: TrainConfig, variants: Va
       bytes_ratio: first ? round(first.bytes_per_step / r.bytes, 1) : 1,
       ms_ratio: first ? round(first.ms_per_step / r.ms, 2) : 1,
       ...(r.picked ? { picked: r.picked } : {}),
+      bytes_per_sample: round(r.bytes / (base.batch || 1), 1),
+      curve: r.curve.map(([t, a]) => [round(t, 2), round(a, 4)]),
     };
     rows.push(row);
     log(

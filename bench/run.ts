@@ -13,6 +13,7 @@
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
  *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean, secure aggregation; honest, then with a byzantine tab; state agreement's cost)
  *   wan        [--peers 4] [--steps 60] [--profiles lan,home,far] [--models cnn[,mlp]] [--codecs ...]   (root: network namespaces)
+ *              [--diloco 10,50,100 | --diloco ''] [--deltas fp16,int8]   (DiLoCo rows: H, and the codec of its deltas; against per-step sync)
  *   server     [--peers 500] [--room-size 10] [--hold-ms 5000] [--flood-peers 200]   (simulated peers, no browser; then
  *              --flood-peers honest joins with and without a reconnecting flooder, default limits; 0 skips that row)
  *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
@@ -65,6 +66,8 @@ async function main(): Promise<void> {
     options: {
       peers: { type: 'string' },
       runtime: { type: 'string' },
+      diloco: { type: 'string' },
+      deltas: { type: 'string' },
       'max-tabs': { type: 'string', default: '4' },
       'max-mesh': { type: 'string', default: '16' },
       sizes: { type: 'string', default: '65536,1048576,4194304,16777216' },
@@ -167,6 +170,8 @@ async function main(): Promise<void> {
       profiles: names(values.profiles, 'profiles', Object.keys(WAN_PROFILES) as WanProfileName[]),
       models: names(values.models ?? 'cnn', 'models', WAN_MODELS),
       codecs: names(values.codecs ?? CODEC_NAMES.join(','), 'codecs', CODEC_NAMES),
+      diloco: values.diloco === '' ? [] : list(values.diloco ?? '10,50,100', 'diloco'),
+      deltas: names(values.deltas ?? 'fp16,int8', 'deltas', CODEC_NAMES),
     };
     console.log(
       `wan benchmark: ${o.peers} peers (one Chromium per network namespace), ${o.models.join(', ')} on fashion-mnist, ${o.steps} steps per codec; profiles ${o.profiles.join(', ')}`,

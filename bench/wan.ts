@@ -8,13 +8,24 @@
 import type { ModelKind } from '../src/ml/models.ts';
 import type { TrainConfig } from '../src/training/trainer.ts';
 import { MLP_CONFIG } from '../src/harness/drills.ts';
-import { codecVariants, runVariants, type VariantRow } from './compression.ts';
+import { codecVariants, runVariants, type Variant, type VariantRow } from './compression.ts';
 import { startWanCluster, WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
 
 export interface WanRow extends Omit<VariantRow, 'variant'> {
   profile: string;
+  /** Per-step sync (`sgd`) or `diloco`; a DiLoCo row's codec is that of its deltas. */
+  algorithm: 'sgd' | 'diloco';
   codec: string;
+  /** DiLoCo: inner steps per round (H). */
+  local_steps?: number;
   model: ModelKind;
+  /** Against per-step sync without compression on the same profile and model: the seconds of training until this run first reached sync's final accuracy (null: never), and the ratio. */
+  time_to_sync_accuracy_s: number | null;
+  speedup_to_sync_accuracy: number | null;
+  /** Bytes per sample, sync's over this row's. */
+  bytes_per_sample_ratio: number;
+  /** Final accuracy minus sync's, in points, after the same samples. */
+  accuracy_vs_sync_points: number;
   /** How the link delay was made: by the kernel (netem) or by the app; and whether loss was emulated. */
   delay: 'netem' | 'app';
   loss_emulated: boolean;
@@ -28,8 +39,48 @@ const WAN_CONFIG: Record<'cnn' | 'mlp', { config: TrainConfig; backend: string }
 
 export const WAN_MODELS = Object.keys(WAN_CONFIG) as ('cnn' | 'mlp')[];
 
+/** DiLoCo variants: rounds of each H, with each codec for the deltas. */
+export function dilocoVariants(localSteps: number[], deltas: string[]): Variant[] {
+  return localSteps.flatMap((h) =>
+    codecVariants(deltas).map((v) => ({
+      name: `diloco H=${h} ${v.name}`,
+      config: { ...v.config, algorithm: 'diloco', localSteps: h },
+    })),
+  );
+}
+
+/** The columns against per-step sync: rows of one profile and model, the first of them sync without compression. */
+function againstSync(
+  rows: Omit<WanRow, 'time_to_sync_accuracy_s' | 'speedup_to_sync_accuracy' | 'bytes_per_sample_ratio' | 'accuracy_vs_sync_points'>[],
+): WanRow[] {
+  const sync = rows[0]!;
+  const target = sync.test_accuracy;
+  const reach = (curve: [number, number][]): number | null => curve.find(([, a]) => a >= target)?.[0] ?? null;
+  const syncTime = reach(sync.curve);
+  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  return rows.map((r) => {
+    const t = reach(r.curve);
+    return {
+      ...r,
+      time_to_sync_accuracy_s: t,
+      speedup_to_sync_accuracy: t !== null && syncTime !== null ? r2(syncTime / Math.max(t, 1e-3)) : null,
+      bytes_per_sample_ratio: r2(sync.bytes_per_sample / r.bytes_per_sample),
+      accuracy_vs_sync_points: r2((r.test_accuracy - target) * 100),
+    };
+  });
+}
+
 export async function benchWan(
-  o: { peers: number; steps: number; profiles: WanProfileName[]; codecs: string[]; models: ('cnn' | 'mlp')[] },
+  o: {
+    peers: number;
+    steps: number;
+    profiles: WanProfileName[];
+    codecs: string[];
+    models: ('cnn' | 'mlp')[];
+    /** DiLoCo's H values (none: no DiLoCo rows) and the codecs of its deltas. */
+    diloco: number[];
+    deltas: string[];
+  },
   log: (s: string) => void,
   save: (rows: WanRow[]) => void,
 ): Promise<WanRow[]> {
@@ -45,9 +96,30 @@ export async function benchWan(
       log(`\n${model} on ${profile}: ${p.delayMs} ms one way, ${p.rateMbit} Mbit/s${'lossPct' in p ? `, ${p.lossPct}% loss` : ''}`);
       const cluster = await startWanCluster({ profile, peers: o.peers, query: { backend }, deadAfterMs: 30_000, build: 'if-stale', log });
       try {
-        const got = await runVariants(cluster.pages, { ...config, steps: o.steps }, codecVariants(o.codecs), log);
-        for (const { variant, ...r } of got)
-          rows.push({ profile, codec: variant, model, delay: cluster.info.delay, loss_emulated: cluster.info.loss, ...r });
+        const variants = [...codecVariants(o.codecs), ...dilocoVariants(o.diloco, o.deltas)];
+        const evalEvery = Math.max(1, Math.round(o.steps / 20));
+        const got = await runVariants(cluster.pages, { ...config, steps: o.steps, evalEvery }, variants, log);
+        const here = got.map(({ variant: _, ...r }, i) => {
+          const v = variants[i]!.config;
+          return {
+            profile,
+            algorithm: v.algorithm === 'diloco' ? ('diloco' as const) : ('sgd' as const),
+            codec: v.compression?.kind ?? 'none',
+            ...(typeof v.localSteps === 'number' ? { local_steps: v.localSteps } : {}),
+            model,
+            delay: cluster.info.delay,
+            loss_emulated: cluster.info.loss,
+            ...r,
+          };
+        });
+        const compared = againstSync(here);
+        rows.push(...compared);
+        for (const [i, r] of compared.entries())
+          if (i > 0)
+            log(
+              `${variants[i]!.name}: ${r.bytes_per_sample_ratio}x fewer bytes per sample than sync, ` +
+                `${r.speedup_to_sync_accuracy === null ? 'never reached' : `${r.speedup_to_sync_accuracy}x faster to`} sync's accuracy ${compared[0]!.test_accuracy}, ${r.accuracy_vs_sync_points} points at equal samples`,
+            );
         save(rows);
       } finally {
         await cluster.close();

@@ -29,6 +29,7 @@ function fakeRuntime() {
     exportFiles: rec('exportFiles', Promise.resolve([])),
     memory: () => ({ tensors: 3, tensorBytes: 12, session: null }),
     poison: rec('poison'),
+    slow: rec('slow'),
   } satisfies Record<keyof FacadeRuntime, unknown>;
   return { rt: rt as unknown as FacadeRuntime, join: rt.join, calls };
 }

@@ -74,6 +74,8 @@ export interface RingTrainApi {
     refused(): number;
     /** From now on this tab sends NaN, 1e6-times or -100-times gradients and skips its own check (a poisoned peer); null: honest again. */
     poison(kind: Poison | null): void;
+    /** From now on every gradient computation of this tab takes `factor` times as long (a slow device); 1: full speed again. */
+    slow(factor: number): void;
   };
 }
 
@@ -123,6 +125,7 @@ export type FacadeRuntime = Pick<
   | 'exportFiles'
   | 'memory'
   | 'poison'
+  | 'slow'
 >;
 
 /** `window.ringtrain` over `rt`. */
@@ -180,6 +183,7 @@ export function pageApi(rt: FacadeRuntime, page: PageProbes): RingTrainApi {
       },
       dial: (peerId, holdMs, flood) => need().transport.dial(peerId, holdMs, flood),
       poison: (kind) => rt.poison(kind),
+      slow: (factor) => rt.slow(factor),
       refused: () => need().transport.refused,
     },
   };

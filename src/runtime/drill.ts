@@ -1,9 +1,9 @@
 /**
- * The one place where the poisoned-peer drill (`ringtrain.debug.poison`) reaches a run: the
- * runtime keeps the kind in force (read at every step, so a drill can start or end mid-run) and
- * this turns it into the trainer's injected drill (training/drills.ts).
+ * The one place where the fault drills of the page API (`ringtrain.debug.poison`, `.slow`) reach a
+ * run: the runtime keeps the drills in force (read at every step, so a drill can start or end
+ * mid-run) and this turns them into the trainer's injected drill (training/drills.ts).
  */
-import { poisonDrill, type Poison } from '../training/drills.ts';
+import { NO_DRILL, poisonDrill, type Poison } from '../training/drills.ts';
 import type { TrainControl, TrainerDeps } from '../training/trainer.ts';
 
 export type { Poison };
@@ -11,13 +11,20 @@ export type { Poison };
 /** This peer's pause/stop requests. */
 export type Requests = Pick<TrainControl, 'pause' | 'stop'>;
 
-/** The trainer's fields for `ctl` (pause/stop) and the drill `poison()` names (null: honest). */
-export function controlDeps(ctl: Requests, poison: () => Poison | null): Pick<TrainerDeps, 'control' | 'drill'> {
+/** The drills in force: a poisoned peer (null: honest) and a slow device (1: full speed). */
+export interface Drills {
+  poison: Poison | null;
+  slowdown: number;
+}
+
+/** The trainer's fields for `ctl` (pause/stop) and the drills `drills()` names (none: null). */
+export function controlDeps(ctl: Requests, drills: () => Drills): Pick<TrainerDeps, 'control' | 'drill'> {
   return {
     control: () => ctl,
     drill: () => {
-      const p = poison();
-      return p ? poisonDrill(p) : null;
+      const { poison, slowdown } = drills();
+      if (!poison && slowdown === 1) return null;
+      return { ...(poison ? poisonDrill(poison) : NO_DRILL), slowdown };
     },
   };
 }

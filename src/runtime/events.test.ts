@@ -47,10 +47,11 @@ describe('EventStream', () => {
 });
 
 describe('controlDeps (the drill wiring point)', () => {
-  it("carries this peer's requests, and injects the poison in force at each read as a drill", () => {
+  it("carries this peer's requests, and injects the poison and the slowdown in force at each read as a drill", () => {
     const ctl = { pause: false, stop: false };
     let kind: 'nan' | 'huge' | 'flip' | null = null;
-    const { control, drill } = controlDeps(ctl, () => kind);
+    let slowdown = 1;
+    const { control, drill } = controlDeps(ctl, () => ({ poison: kind, slowdown }));
     expect(control!()).toEqual({ pause: false, stop: false });
     expect(drill!()).toBeNull();
     ctl.pause = true;
@@ -60,7 +61,13 @@ describe('controlDeps (the drill wiring point)', () => {
     expect(d.selfCheck).toBe(false);
     const c = Contribution.gradient(new Float32Array([1, -2]), 4, 3);
     expect(Array.from(d.alter(c).body)).toEqual([-100, 200]);
+    expect(d.slowdown).toBe(1);
     kind = null;
     expect(drill!()).toBeNull();
+    slowdown = 10;
+    const slow = drill!()!;
+    expect(slow.slowdown).toBe(10);
+    expect(slow.selfCheck).toBe(true);
+    expect(slow.alter(c)).toBe(c);
   });
 });

@@ -18,7 +18,7 @@ import { jobFromFields, type SetupFields } from '../training/job.ts';
 import { train, type TrainConfig, type TrainEvent, type TrainResult } from '../training/trainer.ts';
 import { trainTrees, type TreeEvent, type TreeResult, type TreeTrainConfig } from '../training/trees.ts';
 import { checkpointFile, continuation, type CheckpointFile, type Continuation } from './checkpoints.ts';
-import { controlDeps, type Poison, type Requests } from './drill.ts';
+import { controlDeps, type Drills, type Poison, type Requests } from './drill.ts';
 import { EventStream, type Phase, type RuntimeEvent, type Subscriber } from './events.ts';
 import { groupOf, PeerKeys } from './group.ts';
 import { classResults, measureImported, modelFiles, treeResults, type ImportedModel, type ModelFile, type RunModel } from './model.ts';
@@ -77,8 +77,8 @@ export class PeerRuntime {
   private localData: LocalData | null = null;
   /** This peer's pause/stop requests for the training in progress (null when none runs). */
   private control: Requests | null = null;
-  /** The poisoned-peer drill in force, if any. */
-  private poisonKind: Poison | null = null;
+  /** The drills in force: a poisoned peer (null: honest), a slow device (1: full speed). */
+  private drill: Drills = { poison: null, slowdown: 1 };
   private phaseNow: Phase = 'not in a room';
   /** The room's run this peer takes part in (null when none). */
   run: { id: number; job: Job } | null = null;
@@ -195,7 +195,7 @@ export class PeerRuntime {
     try {
       const result = await train(config, {
         group: (failedEpoch) => this.group(s, config.minPeers, failedEpoch),
-        ...controlDeps(ctl, () => this.poisonKind),
+        ...controlDeps(ctl, () => this.drill),
         loadShard: (split, rank, size) => this.loadShardShown(config, split, rank, size),
         saveCheckpoint: (bytes) => checkpoints.save(bytes),
         loadCheckpoint: () => checkpoints.load(),
@@ -258,7 +258,14 @@ export class PeerRuntime {
 
   /** Fault drill: from now on this peer sends poisoned gradients (null: honest again). */
   poison(kind: Poison | null): void {
-    this.poisonKind = kind;
+    this.drill = { ...this.drill, poison: kind };
+  }
+
+  /** Fault drill: from now on this peer computes `factor` times slower (1: full speed). */
+  slow(factor: number): void {
+    if (!(Number.isFinite(factor) && factor >= 1 && factor <= 1000))
+      throw new RangeError(`slow: factor must be from 1 to 1000, got ${factor}`);
+    this.drill = { ...this.drill, slowdown: factor };
   }
 
   /** Starts `job` for the whole room. */

@@ -7,15 +7,17 @@ import type { Contribution } from '../ml/exchange/contribution.ts';
 
 export type Poison = 'nan' | 'huge' | 'flip';
 
-/** A fault drill: alters this peer's contribution before it enters the exchange (tests and the drill page API only). */
+/** A fault drill: alters this peer's contribution before it enters the exchange, or slows its compute (tests and the drill page API only). */
 export interface Drill {
   alter(c: Contribution): Contribution;
   /** false: this peer does not check its own contribution */
   selfCheck: boolean;
+  /** Every gradient computation takes this many times as long (1: as it is): a slow device. */
+  slowdown: number;
 }
 
-/** No drill: the contribution as it is, checked. */
-export const NO_DRILL: Drill = { alter: (c) => c, selfCheck: true };
+/** No drill: the contribution as it is, checked, at full speed. */
+export const NO_DRILL: Drill = { alter: (c) => c, selfCheck: true, slowdown: 1 };
 
 /**
  * A poisoned peer: it sends NaN, gradients 1e6 times too large, or (`flip`) its gradient times
@@ -24,6 +26,7 @@ export const NO_DRILL: Drill = { alter: (c) => c, selfCheck: true };
 export function poisonDrill(kind: Poison): Drill {
   return {
     selfCheck: false,
+    slowdown: 1,
     alter: (c) => {
       const bad = c.copy();
       const grad = bad.body;
@@ -32,4 +35,9 @@ export function poisonDrill(kind: Poison): Drill {
       return bad;
     },
   };
+}
+
+/** A straggler: every gradient computation of this peer waits (factor − 1) times its own duration more. */
+export function slowDrill(factor: number): Drill {
+  return { ...NO_DRILL, slowdown: factor };
 }

@@ -21,6 +21,7 @@ import { OUTER_DEFAULTS } from '../protocol/catalogs.ts';
 import { runKey, type TrainConfig } from '../protocol/run-config.ts';
 import { GlobalOrder, localBatchSize, partOf, type Sampler } from './sampler.ts';
 import { TrainingState } from './state.ts';
+import type { Stragglers } from './stragglers.ts';
 import type { Group, TrainerDeps, TrainResult } from './types.ts';
 
 /**
@@ -100,15 +101,19 @@ export class Run {
   probe: Probe = { from: 0, until: 0, commMs: 0, computeMs: 0 };
   /** Held data: this peer's own order of its shard, drawn afresh at every agreement. */
   sampler: Sampler | null = null;
-  /** sgd with `balance`: this peer's part of the global batch per rank; null = the even split. */
+  /** `balance`: the part of the global batch per rank (0: on standby); null = the even split. */
   shares: number[] | null = null;
   /** DP-SGD: every peer's training examples together (agreed with the group), and the ε spent so far. */
   trainTotal = 0;
   epsilon: number | undefined;
   /** FedAvg and DiLoCo: local steps per round; null with `localSteps: 'auto'` until the view's probe round has measured them. */
   localSteps: number | null = null;
-  /** This peer's compute speed, samples per ms (moving average). */
+  /** This peer's compute speed, samples per ms (moving average; a standby peer's: its last probe). */
   speed = 0;
+  /** ms the compute of this peer's last step (or round) took; 0 when it computed nothing. */
+  stepMs = 0;
+  /** `balance`: who is on standby and who missed deadlines, for the current group. */
+  stragglers: Stragglers | null = null;
   last = { accuracy: 0, loss: 0 };
   recoveries = 0;
   /** Failed views since the last step was committed, and the step at the last failure. */

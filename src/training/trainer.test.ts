@@ -12,6 +12,7 @@ import { FRAME_HEADER_BYTES, Op } from '../protocol/frame.ts';
 import { DIGEST_WORDS, digestWords } from './consensus.ts';
 import {
   poisonDrill,
+  slowDrill,
   train,
   type Drill,
   type Group,
@@ -419,6 +420,44 @@ describe('train through faults (in-memory room)', () => {
     }
     expect(stepProblems(lateEvents)).toEqual([]);
     expect(lateEvents.find((e) => e.type === 'sync')).toMatchObject({ size: 3 });
+  });
+
+  it('a straggler (one peer computing 10x slower) is shrunk, then put on standby with its state current, and steps back in; the served batch stays whole', async () => {
+    const cfg: TrainConfig = { ...SGD, dataset: 'blobs', balance: true, steps: 80 };
+    const [solo] = await trainRing(1, cfg);
+    let slow = 10;
+    const events: TrainEvent[][] = [[], [], [], []];
+    const rs = await trainRing(4, cfg, {
+      drill: (rank) => (rank === 3 && slow > 1 ? slowDrill(slow) : null),
+      onEvent: (rank, e) => {
+        events[rank]!.push(e);
+        // Its device recovers once it has been on standby for 10 steps.
+        const off = events[3]!.find((x) => x.type === 'straggler' && x.state === 'standby');
+        if (rank === 3 && e.type === 'step' && off?.type === 'straggler' && e.step >= off.step + 10) slow = 1;
+      },
+    });
+    const changes = events.map((ev) =>
+      ev.filter((e) => e.type === 'straggler').map((e) => e.type === 'straggler' && [e.step, e.rank, e.state]),
+    );
+    // Every peer saw the same decisions: rank 3 on standby, then back.
+    for (const c of changes) expect(c).toEqual(changes[0]);
+    expect(changes[0]!.map((c) => c && c.slice(1))).toEqual([
+      [3, 'standby'],
+      [3, 'active'],
+    ]);
+    const [off, back] = changes[0]!.map((c) => (c ? (c[0] as number) : -1));
+    const steps3 = events[3]!.filter((e) => e.type === 'step');
+    // Its share shrank before the standby (by speed), was 0 on standby, and came back.
+    const shareAt = (s: number): number => steps3.find((e) => e.step === s)!.localSamples;
+    expect(shareAt(off! - 1)).toBeLessThan(24 / 4);
+    for (let s = off! + 1; s <= back!; s++) expect(shareAt(s)).toBe(0);
+    expect(shareAt(cfg.steps)).toBeGreaterThan(0);
+    // The global batch stayed whole at every step, and every peer (the standby too) ends with the weights of 1 peer.
+    for (const ev of events) for (const e of ev) if (e.type === 'step') expect(e.samples).toBe(24);
+    for (const r of rs) {
+      expect(r.checksum).toBe(rs[0]!.checksum);
+      expect(relativeDifference(r.weights, solo!.weights)).toBeLessThan(1e-4);
+    }
   });
 
   /**

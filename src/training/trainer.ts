@@ -28,7 +28,7 @@ import { MAX_RECOVERIES, type TrainerDeps, type TrainResult } from './types.ts';
 
 export * from './types.ts';
 export { servedData } from './run.ts';
-export { poisonDrill, type Drill, type Poison } from './drills.ts';
+export { poisonDrill, slowDrill, type Drill, type Poison } from './drills.ts';
 
 /** Failures a new view can cure; anything else ends the run. */
 export function recoverable(e: unknown): e is RingError {

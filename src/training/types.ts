@@ -47,6 +47,8 @@ export type TrainEvent =
   | { type: 'rejected'; step: number; ranks: number[]; self: boolean }
   /** compression `auto`: the codec the group picked at `step`, and why. */
   | { type: 'codec'; step: number; codec: string; reason: string }
+  /** `balance`: rank `rank` went on standby (its step took `stepMs` against a deadline of `deadlineMs`, repeatedly) or stepped back in; `self`: this peer. */
+  | { type: 'straggler'; step: number; rank: number; state: 'standby' | 'active'; stepMs: number; deadlineMs: number; self: boolean }
   /** DiLoCo `localSteps: 'auto'`: the inner steps per round the group picked at `step` from its probe round's timings (ms). */
   | { type: 'rounds'; step: number; localSteps: number; computeMs: number; commMs: number };
 
@@ -80,7 +82,7 @@ export interface TrainControl {
 export const PAUSE_POLL_MS = 200;
 /** FedAvg and DiLoCo: local steps per round when the config names none. */
 export const DEFAULT_LOCAL_STEPS = 5;
-/** sgd with `balance`: steps between speed measurements. */
+/** sgd with `balance`: steps between speed measurements (DiLoCo: every round). */
 export const BALANCE_EVERY = 5;
 /**
  * Failed views a run recovers from before giving up: in a row without a committed step for

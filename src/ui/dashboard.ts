@@ -229,6 +229,14 @@ export class Dashboard {
       this.log(e.error ? `checkpoint at step ${e.step} failed: ${e.error}` : `checkpoint saved at step ${e.step}`);
     } else if (e.type === 'privacy') {
       s.privacy = describePrivacy(e);
+    } else if (e.type === 'straggler') {
+      const who = e.self ? 'this peer' : `rank ${e.rank}`;
+      const msg =
+        e.state === 'standby'
+          ? `${who} is on standby: its steps took ${e.stepMs.toFixed(0)} ms against a deadline of ${e.deadlineMs.toFixed(0)} ms, again and again; it keeps the model current and steps back in when it is fast enough`
+          : `${who} is fast enough again and steps back in`;
+      if (e.self) s.training = msg;
+      this.log(`step ${e.step}: ${msg}`);
     } else if (e.type === 'rounds') {
       this.log(
         `DiLoCo: ${e.localSteps} local steps per round from step ${e.step} (an inner step takes ${e.computeMs.toFixed(0)} ms, the sum ${e.commMs.toFixed(0)} ms)`,

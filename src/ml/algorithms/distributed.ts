@@ -43,8 +43,7 @@ export interface StepResult {
 /**
  * One synchronous step: the summed gradient of the local batch, `exchange` sums
  * `[gradient | loss | count]` over the peers (exchange/builder.ts: guard, codec, masks, robust rule),
- * and every peer applies the count-weighted mean. `chunkSize` bounds the samples per
- * forward/backward pass (full-batch GD over a whole shard).
+ * and every peer applies the count-weighted mean.
  */
 export async function synchronousStep(
   model: tf.LayersModel,
@@ -52,13 +51,10 @@ export async function synchronousStep(
   lossKind: LossKind,
   exchange: SumOf,
   batch: Batch,
-  chunkSize?: number,
-  /** Computes this peer's gradient sum instead of plain backprop (DP-SGD's clipped, noised sum). */
-  gradients?: (b: Batch) => Promise<GradientResult>,
+  /** Computes this peer's gradient sum instead of plain backprop (DP-SGD's clipped, noised sum; a drill's slowed device; full-batch GD's chunks). */
+  gradients: (b: Batch) => Promise<GradientResult> = (b) => computeGradients(model, b.x, b.y, b.count, lossKind),
 ): Promise<StepResult> {
-  const g = gradients
-    ? await gradients(batch)
-    : await computeGradients(model, batch.x, batch.y, batch.count, lossKind, chunkSize ? { chunkSize } : {});
+  const g = await gradients(batch);
   const t0 = performance.now();
   const total = await exchange(Contribution.gradient(g.grad, g.count, g.loss));
   const allreduceMs = performance.now() - t0;

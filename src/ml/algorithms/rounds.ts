@@ -16,7 +16,7 @@ import type { SumOf } from '../exchange/stage.ts';
 import { getFlatWeights, setFlatWeights } from '../flat.ts';
 import type { LossKind } from '../models.ts';
 import type { FlatOptimizer } from '../optimizer.ts';
-import { computeGradients } from '../step.ts';
+import { computeGradients, type GradientResult } from '../step.ts';
 import type { Batch, StepResult, StepTimings } from './distributed.ts';
 
 /** The outer optimizer's settings: FedAvg is `{ lr: 1, momentum: 0 }`. */
@@ -87,6 +87,8 @@ export async function localRound(
   lossKind: LossKind,
   sum: SumOf,
   batches: Iterable<Batch>,
+  /** Computes a batch's gradient sum instead of plain backprop (a fault drill's slowed device). */
+  gradients: (b: Batch) => Promise<GradientResult> = (b) => computeGradients(model, b.x, b.y, b.count, lossKind),
 ): Promise<StepResult> {
   const timings: StepTimings = { computeMs: 0, readbackMs: 0, allreduceMs: 0, applyMs: 0 };
   const start = await getFlatWeights(model);
@@ -94,7 +96,7 @@ export async function localRound(
   let used = 0;
   for (const b of batches) {
     if (b.count === 0) continue;
-    const g = await computeGradients(model, b.x, b.y, b.count, lossKind);
+    const g = await gradients(b);
     for (let i = 0; i < g.grad.length; i++) g.grad[i]! /= g.count;
     const a = await inner.apply(model, g.grad);
     timings.computeMs += g.computeMs;

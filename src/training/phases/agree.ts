@@ -7,6 +7,7 @@
 import { adoptChosen, gatherClaims, senderOf } from '../consensus.ts';
 import type { Run } from '../run.ts';
 import { Sampler } from '../sampler.ts';
+import { Stragglers } from '../stragglers.ts';
 import { DEFAULT_LOCAL_STEPS } from '../types.ts';
 import { AUTO_PROBE_STEPS } from '../../ml/algorithms/auto.ts';
 
@@ -43,6 +44,7 @@ export async function agree(run: Run): Promise<void> {
   // A new group starts from the even split until its speeds are measured, and DiLoCo's `auto`
   // measures its round afresh.
   run.shares = null;
+  run.stragglers = cfg.balance ? new Stragglers(g.size) : null;
   run.localSteps = cfg.localSteps === 'auto' ? null : (cfg.localSteps ?? DEFAULT_LOCAL_STEPS);
   deps.emit({ type: 'sync', step: st.step, epoch: g.epoch, size: g.size, source });
 }

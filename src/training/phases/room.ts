@@ -1,9 +1,11 @@
 /**
  * The phases where the room decides together: holding while some peer asks to pause, and (sgd
- * with `balance`) splitting the global batch by measured speed.
+ * and DiLoCo with `balance`) splitting the global batch by measured speed, stragglers on standby.
  */
-import { proportionalSplit } from '../sampler.ts';
 import type { Run } from '../run.ts';
+import { sliceOf } from '../sampler.ts';
+import { PROBE_SAMPLES } from '../stragglers.ts';
+import { gradientsOf } from './step.ts';
 import { BALANCE_EVERY, PAUSE_POLL_MS } from '../types.ts';
 
 /** Resolves after `ms`, or rejects with the signal's reason when it fires first. */
@@ -34,14 +36,33 @@ export async function holdWhilePaused(run: Run): Promise<void> {
   if (room.stop === 0) deps.emit({ type: 'control', step: st.step, state: 'resumed' });
 }
 
-/** Whether this step is one where `balance` measures speeds. */
+/** Whether `balance` measures speeds now: every BALANCE_EVERY steps of sgd, after every DiLoCo round. */
 export function balanceDue(run: Run): boolean {
-  return !!run.cfg.balance && run.cfg.algorithm === 'sgd' && run.st.step % BALANCE_EVERY === 0;
+  const { cfg, st } = run;
+  return !!cfg.balance && (cfg.algorithm === 'diloco' || (cfg.algorithm === 'sgd' && st.step % BALANCE_EVERY === 0));
 }
 
-/** sgd with `balance`: every peer reports its speed and all take the same proportional split. */
+/** A standby peer's measure of itself: a small batch through the same compute path, its gradient dropped. */
+async function probe(run: Run): Promise<void> {
+  const b = sliceOf(run.shard.train, 0, Math.min(PROBE_SAMPLES, run.shard.train.n));
+  const g = await gradientsOf(run)(b);
+  run.speed = g.count / Math.max(g.computeMs, 0.01);
+}
+
+/**
+ * `balance`: every peer reports its speed and its last step's compute time, and all take the same
+ * decision (training/stragglers.ts): the batch split by speed, slow peers shrunk, then on standby.
+ */
 export async function rebalance(run: Run): Promise<void> {
-  const v = new Float32Array(run.g.size);
-  v[run.g.rank] = run.speed;
-  run.shares = proportionalSplit(run.cfg.batch, await run.sum(v));
+  const { g, deps, st } = run;
+  const stragglers = run.stragglers!;
+  if (stragglers.probes(g.rank)) await probe(run);
+  const v = new Float32Array(2 * g.size);
+  v[g.rank] = run.speed;
+  v[g.size + g.rank] = run.stepMs;
+  const all = await run.sum(v);
+  const reports = Array.from({ length: g.size }, (_, r) => ({ speed: all[r]!, stepMs: all[g.size + r]! }));
+  const { shares, changes } = stragglers.decide(run.cfg.batch, reports);
+  run.shares = shares;
+  for (const c of changes) deps.emit({ type: 'straggler', step: st.step, ...c, self: c.rank === g.rank });
 }

@@ -6,7 +6,8 @@
  * {@link AUTO_COMM_SHARE} of a round.
  */
 import { localRound } from '../../ml/algorithms/rounds.ts';
-import type { StepResult } from '../../ml/algorithms/distributed.ts';
+import type { Batch, StepResult } from '../../ml/algorithms/distributed.ts';
+import type { GradientResult } from '../../ml/step.ts';
 import type { SumOf } from '../../ml/exchange/stage.ts';
 import type { Run } from '../run.ts';
 import type { Snapshot } from '../state.ts';
@@ -30,6 +31,7 @@ export async function round(
   run: Run,
   before: Snapshot,
   sum: (step: number) => SumOf,
+  gradients: (b: Batch) => Promise<GradientResult>,
 ): Promise<{ r: StepResult; local: number; steps: number }> {
   const { cfg, st } = run;
   const fedavg = cfg.algorithm === 'fedavg';
@@ -44,7 +46,7 @@ export async function round(
     }
   }
   try {
-    const r = await localRound(run.model, st.opt, st.outer!, run.lossKind, sum(st.step + h), batches());
+    const r = await localRound(run.model, st.opt, st.outer!, run.lossKind, sum(st.step + h), batches(), gradients);
     return { r, local, steps: fedavg ? 1 : h };
   } catch (e) {
     st.rollBack(before);

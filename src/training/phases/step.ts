@@ -4,8 +4,10 @@
  * one round of local steps (rounds.ts). Commits only when the exchange completed; reports the step
  * and DP's ε.
  */
-import { synchronousStep, type StepResult, type StepTimings } from '../../ml/algorithms/distributed.ts';
+import { synchronousStep, type Batch, type StepResult, type StepTimings } from '../../ml/algorithms/distributed.ts';
 import { dpEpsilon, privateGradients } from '../../ml/dp.ts';
+import { computeGradients, type GradientResult } from '../../ml/step.ts';
+import { delay } from './room.ts';
 import type { SumOf } from '../../ml/exchange/stage.ts';
 import { NO_DRILL } from '../drills.ts';
 import type { Run } from '../run.ts';
@@ -36,6 +38,30 @@ function gradientExchange(run: Run, step: number): SumOf {
   return (c) => sum(drill.alter(c));
 }
 
+/**
+ * This peer's gradient sum of a batch: plain backprop (in chunks of `chunkSize` samples: full-batch
+ * GD), or DP-SGD's clipped and noised sum; a slow-device drill in force makes it take longer.
+ */
+export function gradientsOf(run: Run, chunkSize?: number): (b: Batch) => Promise<GradientResult> {
+  const { cfg, g, deps } = run;
+  const dp = cfg.dp;
+  const compute = (b: Batch): Promise<GradientResult> => {
+    if (!dp) return computeGradients(run.model, b.x, b.y, b.count, run.lossKind, chunkSize ? { chunkSize } : {});
+    // Counted when made, not when committed: a step that fails after sending was seen.
+    if (b.count > 0) run.neighbour?.add(run.samplingRate(), dp.noiseMultiplier / Math.sqrt(g.size));
+    return privateGradients(run.model, b.x, b.y, b.count, run.lossKind, dp, g.size);
+  };
+  const slowdown = (deps.drill?.() ?? NO_DRILL).slowdown;
+  if (slowdown === 1) return compute;
+  return async (b) => {
+    const t0 = performance.now();
+    const r = await compute(b);
+    const extra = (performance.now() - t0) * (slowdown - 1);
+    await delay(extra, deps.signal);
+    return { ...r, computeMs: r.computeMs + extra };
+  };
+}
+
 /** sgd and gd: this rank's batch, its gradient, the exchange, the update. */
 async function synchronous(run: Run): Promise<{ r: StepResult; local: number }> {
   const { cfg, st, g, shard } = run;
@@ -46,22 +72,8 @@ async function synchronous(run: Run): Promise<{ r: StepResult; local: number }> 
     const part = run.served ? partOf(run.evenSplit(shard.train.n), g.rank) : { from: 0, count: shard.train.n };
     batch = sliceOf(shard.train, part.from, part.count);
   } else batch = run.batchOf(st.step + 1);
-  const dp = cfg.dp;
-  const r = await synchronousStep(
-    run.model,
-    st.opt,
-    run.lossKind,
-    gradientExchange(run, st.step + 1),
-    batch,
-    full ? 256 : undefined,
-    dp
-      ? (b) => {
-          // Counted when made, not when committed: a step that fails after sending was seen.
-          if (b.count > 0) run.neighbour?.add(run.samplingRate(), dp.noiseMultiplier / Math.sqrt(g.size));
-          return privateGradients(run.model, b.x, b.y, b.count, run.lossKind, dp, g.size);
-        }
-      : undefined,
-  );
+  const exchange = gradientExchange(run, st.step + 1);
+  const r = await synchronousStep(run.model, st.opt, run.lossKind, exchange, batch, gradientsOf(run, full ? 256 : undefined));
   return { r, local: batch.count };
 }
 
@@ -72,12 +84,13 @@ export async function step(run: Run): Promise<StepTimings> {
   const t0 = performance.now();
   const rounds = cfg.algorithm === 'fedavg' || cfg.algorithm === 'diloco';
   const { r, local, steps } = rounds
-    ? await round(run, before, (s) => gradientExchange(run, s))
+    ? await round(run, before, (s) => gradientExchange(run, s), gradientsOf(run))
     : { ...(await synchronous(run)), steps: 1 };
   st.commit(before, steps);
   if (cfg.algorithm === 'diloco' && run.localSteps === null) await chooseLocalSteps(run, r);
   const rate = local / Math.max(r.timings.computeMs, 0.01);
   if (local > 0) run.speed = run.speed === 0 ? rate : 0.7 * run.speed + 0.3 * rate;
+  run.stepMs = local > 0 ? r.timings.computeMs + r.timings.readbackMs : 0;
   const secs = (performance.now() - t0) / 1000;
   if (cfg.dp) {
     const delta = cfg.dp.delta ?? 1e-5;
