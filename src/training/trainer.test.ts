@@ -436,16 +436,14 @@ describe('train through faults (in-memory room)', () => {
         if (rank === 3 && e.type === 'step' && off?.type === 'straggler' && e.step >= off.step + 10) slow = 1;
       },
     });
-    const changes = events.map((ev) =>
-      ev.filter((e) => e.type === 'straggler').map((e) => e.type === 'straggler' && [e.step, e.rank, e.state]),
-    );
+    const changes = events.map((ev) => ev.flatMap((e) => (e.type === 'straggler' ? [{ step: e.step, rank: e.rank, state: e.state }] : [])));
     // Every peer saw the same decisions: rank 3 on standby, then back.
     for (const c of changes) expect(c).toEqual(changes[0]);
-    expect(changes[0]!.map((c) => c && c.slice(1))).toEqual([
+    expect(changes[0]!.map((c) => [c.rank, c.state])).toEqual([
       [3, 'standby'],
       [3, 'active'],
     ]);
-    const [off, back] = changes[0]!.map((c) => (c ? (c[0] as number) : -1));
+    const [off, back] = changes[0]!.map((c) => c.step);
     const steps3 = events[3]!.filter((e) => e.type === 'step');
     // Its share shrank before the standby (by speed), was 0 on standby, and came back.
     const shareAt = (s: number): number => steps3.find((e) => e.step === s)!.localSamples;
