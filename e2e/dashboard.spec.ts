@@ -92,3 +92,38 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
   expect(await a.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(420);
   await ctx.close();
 });
+
+test('DiLoCo from the form: two tabs pick H from their measured timings ("auto"), train in rounds and end with the same model', async ({
+  ringBrowser,
+  baseURL,
+}) => {
+  test.setTimeout(240_000);
+  const ctx = await newContext(ringBrowser, baseURL!);
+  const { page: a, link: shared } = await createRoomFromForm(ctx, 'diloco', 'wasm');
+  const b = await ctx.newPage();
+  shared.searchParams.set('backend', 'wasm');
+  await b.goto(shared.toString());
+  await expect(a.locator('#ring svg')).toHaveAttribute('data-peers', '2');
+  await a.getByLabel('Algorithm').selectOption('diloco');
+  await a.getByLabel(/Local steps/).fill('auto');
+  await a.getByLabel('Epochs').fill('0.2');
+  await a.getByRole('button', { name: 'Start for the room' }).click();
+  for (const p of [a, b]) await expect(p.getByTestId('phase')).toHaveText('done', { timeout: 180_000 });
+  const [ra, rb] = [await summary(a), await summary(b)];
+  expect(rb).toEqual(ra);
+  expect(ra.accuracy).toBeGreaterThan(60);
+  // Both tabs logged the same choice of H, and the loss plot has a point per round, not per step.
+  const picked = await Promise.all(
+    [a, b].map((p) =>
+      p
+        .getByTestId('event-log')
+        .getByText(/^DiLoCo: \d+ local steps per round/)
+        .textContent(),
+    ),
+  );
+  const h = Number(/DiLoCo: (\d+)/.exec(picked[0]!)![1]);
+  expect(/DiLoCo: (\d+)/.exec(picked[1]!)![1]).toBe(String(h));
+  const rounds = 1 + Math.ceil((94 - 1) / h);
+  expect((await a.evaluate(() => window.ringtrain.debug.chartPoints()))['loss']).toBe(rounds);
+  await ctx.close();
+});

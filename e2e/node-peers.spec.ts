@@ -78,82 +78,86 @@ test('ringtrain train --runtime node: 3 Node peers, no browser, print the accura
   }
 });
 
-test('a volunteer joins mid-run through "ringtrain peer --node", a Node peer is killed by PID: the run ends with equal weights', async () => {
-  test.setTimeout(240_000);
-  const cluster = await startNodeCluster({ peers: 3, backend: 'cpu', stdio: 'ignore' });
-  const volunteer = spawn(process.execPath, [BIN, 'peer', cluster.link, '--node', '--backend', 'cpu'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+for (const algo of [
+  { name: 'sync SGD', config: {} },
+  { name: 'DiLoCo (H 5, int8 deltas)', config: { algorithm: 'diloco', localSteps: 5, compression: { kind: 'int8' } } },
+] as const)
+  test(`${algo.name}: a volunteer joins mid-run through "ringtrain peer --node", a Node peer is killed by PID: the run ends with equal weights`, async () => {
+    test.setTimeout(240_000);
+    const cluster = await startNodeCluster({ peers: 3, backend: 'cpu', stdio: 'ignore' });
+    const volunteer = spawn(process.execPath, [BIN, 'peer', cluster.link, '--node', '--backend', 'cpu'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let said = '';
+    const heard: ((text: string) => void)[] = [];
+    const onText = (b: Buffer): void => {
+      said += b.toString();
+      for (const h of heard) h(said);
+    };
+    volunteer.stdout.on('data', onText);
+    volunteer.stderr.on('data', onText);
+    /** Resolves when the volunteer's output matches `re` (rejecting after `ms`). */
+    const output = (re: RegExp, ms: number): Promise<RegExpExecArray> =>
+      new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`the volunteer did not print ${re} within ${ms} ms:\n${said}`)), ms);
+        const check = (text: string): void => {
+          const m = re.exec(text);
+          if (!m) return;
+          clearTimeout(t);
+          resolve(m);
+        };
+        heard.push(check);
+        check(said);
+      });
+    /** Resolves with the first of `peer`'s training events that satisfies `pred`. */
+    const trainEvent = (peer: NodePeer, pred: (e: TrainEvent) => boolean): Promise<TrainEvent> =>
+      new Promise((resolve) => {
+        const on = (e: RuntimeEvent): void => {
+          if (e.type !== 'train' || !pred(e.event)) return;
+          peer.off('event', on);
+          resolve(e.event);
+        };
+        peer.on('event', on);
+      });
+    try {
+      const [a, b, victim] = cluster.peers as [NodePeer, NodePeer, NodePeer];
+      const finished = [a, b].map(
+        (p) =>
+          new Promise<TrainResult>((resolve, reject) => {
+            p.on('event', (e) => {
+              if (e.type === 'run-finished' && e.outcome.kind === 'train') resolve(e.outcome.result);
+              else if (e.type === 'run-failed') reject(new Error(e.message));
+            });
+          }),
+      );
+      const config: TrainConfig = { ...MLP_CONFIG, steps: 60, checksumEvery: 20, ...algo.config };
+      await a.call('start', { kind: 'train', config });
+      await trainEvent(a, (e) => e.type === 'step' && e.step >= 5);
+      // Hold the room while the volunteer starts, so that it joins a run still going.
+      const paused = trainEvent(a, (e) => e.type === 'control' && e.state === 'paused');
+      await a.call('pause');
+      await paused;
+      await output(/Node volunteer peer\(s\) \(pids (\d+)\) in room/, 60_000);
+      await output(/peer 0: training/, 60_000);
+      process.kill(victim.pid, 'SIGKILL');
+      await victim.exited;
+      await a.call('resume');
+      const [ra, rb] = await Promise.all(finished);
+      const v = await output(/peer 0: test accuracy ([\d.]+)%, checksum ([0-9a-f]{8})/, 60_000);
+      expect(ra!.steps).toBe(60);
+      expect([rb!.checksum, v[2]]).toEqual([ra!.checksum, ra!.checksum]);
+      expect(ra!.recoveries).toBeGreaterThanOrEqual(1);
+      expect(ra!.accuracy).toBeGreaterThan(0.6);
+      // Ctrl-C: the volunteer leaves and says so.
+      const code = new Promise<number | null>((resolve) => volunteer.once('close', resolve));
+      volunteer.kill('SIGINT');
+      expect(await code).toBe(130);
+      expect(said).toContain('leaving the room');
+    } finally {
+      volunteer.kill('SIGKILL');
+      await cluster.close();
+    }
   });
-  let said = '';
-  const heard: ((text: string) => void)[] = [];
-  const onText = (b: Buffer): void => {
-    said += b.toString();
-    for (const h of heard) h(said);
-  };
-  volunteer.stdout.on('data', onText);
-  volunteer.stderr.on('data', onText);
-  /** Resolves when the volunteer's output matches `re` (rejecting after `ms`). */
-  const output = (re: RegExp, ms: number): Promise<RegExpExecArray> =>
-    new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`the volunteer did not print ${re} within ${ms} ms:\n${said}`)), ms);
-      const check = (text: string): void => {
-        const m = re.exec(text);
-        if (!m) return;
-        clearTimeout(t);
-        resolve(m);
-      };
-      heard.push(check);
-      check(said);
-    });
-  /** Resolves with the first of `peer`'s training events that satisfies `pred`. */
-  const trainEvent = (peer: NodePeer, pred: (e: TrainEvent) => boolean): Promise<TrainEvent> =>
-    new Promise((resolve) => {
-      const on = (e: RuntimeEvent): void => {
-        if (e.type !== 'train' || !pred(e.event)) return;
-        peer.off('event', on);
-        resolve(e.event);
-      };
-      peer.on('event', on);
-    });
-  try {
-    const [a, b, victim] = cluster.peers as [NodePeer, NodePeer, NodePeer];
-    const finished = [a, b].map(
-      (p) =>
-        new Promise<TrainResult>((resolve, reject) => {
-          p.on('event', (e) => {
-            if (e.type === 'run-finished' && e.outcome.kind === 'train') resolve(e.outcome.result);
-            else if (e.type === 'run-failed') reject(new Error(e.message));
-          });
-        }),
-    );
-    const config: TrainConfig = { ...MLP_CONFIG, steps: 60, checksumEvery: 20 };
-    await a.call('start', { kind: 'train', config });
-    await trainEvent(a, (e) => e.type === 'step' && e.step >= 5);
-    // Hold the room while the volunteer starts, so that it joins a run still going.
-    const paused = trainEvent(a, (e) => e.type === 'control' && e.state === 'paused');
-    await a.call('pause');
-    await paused;
-    await output(/Node volunteer peer\(s\) \(pids (\d+)\) in room/, 60_000);
-    await output(/peer 0: training/, 60_000);
-    process.kill(victim.pid, 'SIGKILL');
-    await victim.exited;
-    await a.call('resume');
-    const [ra, rb] = await Promise.all(finished);
-    const v = await output(/peer 0: test accuracy ([\d.]+)%, checksum ([0-9a-f]{8})/, 60_000);
-    expect(ra!.steps).toBe(60);
-    expect([rb!.checksum, v[2]]).toEqual([ra!.checksum, ra!.checksum]);
-    expect(ra!.recoveries).toBeGreaterThanOrEqual(1);
-    expect(ra!.accuracy).toBeGreaterThan(0.6);
-    // Ctrl-C: the volunteer leaves and says so.
-    const code = new Promise<number | null>((resolve) => volunteer.once('close', resolve));
-    volunteer.kill('SIGINT');
-    expect(await code).toBe(130);
-    expect(said).toContain('leaving the room');
-  } finally {
-    volunteer.kill('SIGKILL');
-    await cluster.close();
-  }
-});
 
 test('16 Node peers in one ring end with the weights of 1 peer (sync SGD on served data, 1e-4 relative)', async () => {
   test.setTimeout(300_000);
@@ -181,4 +185,37 @@ test('16 Node peers in one ring end with the weights of 1 peer (sync SGD on serv
   expect(diff).toBeLessThan(1e-4);
   // The same model, not merely the same start: training moved the weights well beyond that.
   expect(ring[0]!.accuracy).toBeGreaterThan(0.6);
+});
+
+test('a Node peer computing 10x slower is shrunk, then put on standby with its model kept current; the global batch stays whole', async () => {
+  test.setTimeout(240_000);
+  const c = await startNodeCluster({ peers: 4, backend: 'cpu', stdio: 'ignore', deadAfterMs: 30_000 });
+  try {
+    const events: TrainEvent[][] = c.peers.map(() => []);
+    c.peers.forEach((p, i) =>
+      p.on('event', (e: RuntimeEvent) => {
+        if (e.type === 'train') events[i]!.push(e.event);
+      }),
+    );
+    const slow = c.peers[3]!;
+    await slow.call('debug.slow', 10);
+    const config: TrainConfig = { ...MLP_CONFIG, hidden: [32], steps: 60, balance: true };
+    const rs = await Promise.all(c.peers.map((p) => p.call<TrainResult>('train', config)));
+    expect(new Set(rs.map((r) => r.checksum)).size).toBe(1);
+    const standby = events.map((ev) => ev.find((e) => e.type === 'straggler' && e.state === 'standby'));
+    // Every peer saw the slow one go on standby at the same step; it saw itself.
+    for (const e of standby) expect(e).toMatchObject({ rank: standby[3]!.type === 'straggler' ? standby[3]!.rank : -1 });
+    expect(standby[3]).toMatchObject({ self: true });
+    const at = standby[3]!.type === 'straggler' ? standby[3]!.step : Infinity;
+    for (const ev of events)
+      for (const e of ev)
+        if (e.type === 'step') {
+          expect(e.samples).toBe(128);
+          if (ev === events[3] && e.step > at) expect(e.localSamples).toBe(0);
+        }
+    console.log(`the slow Node peer went on standby at step ${at}; accuracy ${rs[0]!.accuracy}`);
+    expect(at).toBeLessThan(60);
+  } finally {
+    await c.close();
+  }
 });
