@@ -1,12 +1,14 @@
 /**
  * `npm run bench -- allreduce`: ring allreduce against the link speed (a concurrent ring shift
- * under the same load) and against the naive all-to-all sum, over real WebRTC between headless
- * Chromium tabs or Node peer processes (`--runtime browser,node`), all measured side by side in one
- * run. Per runtime it fits the ring's cost model, T = 2(N-1)·(α + β·M/N): α the per-hop latency,
+ * under the same load), against the naive all-to-all sum and, between Node peers, against the
+ * two-level allreduce (core/collectives/two-level.ts, groups of `autoGroupSize(N)`), over real
+ * WebRTC between headless Chromium tabs or Node peer processes (`--runtime browser,node`), all
+ * measured side by side in one run. Per runtime it fits the ring's cost model, T = 2(N-1)·(α + β·M/N): α the per-hop latency,
  * β the per-byte cost of a hop.
  */
 import { startCluster } from '../src/harness/cluster.ts';
 import { nodePeer, pagePeer, type DrivenPeer } from '../src/harness/driven.ts';
+import { autoGroupSize } from '../src/core/collectives/communicator.ts';
 import { startNodeCluster } from '../src/harness/node-peers.ts';
 import { median, timeOp, type Op } from '../src/harness/timing.ts';
 
@@ -24,6 +26,14 @@ export interface AllreduceRow {
   alltoall_ms: number | null;
   speedup_vs_alltoall: number | null;
   bytes_sent_per_peer: number;
+  /**
+   * The two-level allreduce in groups of `two_level_group`, and `ring_ms / two_level_ms` (above 1:
+   * two-level is faster). Null where not run (tabs, fewer than 4 peers); absent in rows measured
+   * before it existed.
+   */
+  two_level_ms?: number | null;
+  two_level_group?: number | null;
+  two_level_speedup?: number | null;
 }
 
 export interface AllreduceBenchOptions {
@@ -81,24 +91,31 @@ export async function benchAllreduce(
         // Open the all-to-all mesh and warm every link up gradually: a fresh channel is slow for its
         // first megabytes, and a burst on many fresh channels at once can stall them for seconds.
         const mesh = n <= o.maxMesh;
+        // Two-level between Node peers only: tabs stop at --max-tabs (4), two groups of 2.
+        const group = autoGroupSize(n);
+        const twoLevel = runtime === 'node' && group > 1 && group < n;
         for (const bytes of [64 << 10, 1 << 20, 4 << 20]) {
           if (mesh) await timeOp(cluster.peers, 'alltoall', bytes);
           await timeOp(cluster.peers, 'ring', bytes);
+          // Its first call opens the links between groups.
+          if (twoLevel) await timeOp(cluster.peers, 'twolevel', bytes);
         }
         for (const bytes of o.sizes) {
-          const samples: Record<Op, number[]> = { shift: [], ring: [], alltoall: [] };
+          const samples: Record<Op, number[]> = { shift: [], ring: [], twolevel: [], alltoall: [] };
           let sent = 0;
           for (let r = 0; r < o.reps; r++) {
-            // Interleave the three so drift in machine load hits them alike.
+            // Interleave them so drift in machine load hits them alike.
             samples.shift.push((await timeOp(cluster.peers, 'shift', bytes)).ms);
             const ring = await timeOp(cluster.peers, 'ring', bytes);
             samples.ring.push(ring.ms);
             sent = ring.sent;
+            if (twoLevel) samples.twolevel.push((await timeOp(cluster.peers, 'twolevel', bytes)).ms);
             if (mesh) samples.alltoall.push((await timeOp(cluster.peers, 'alltoall', bytes)).ms);
           }
           const shift = median(samples.shift);
           const ring = median(samples.ring);
           const alltoall = mesh ? median(samples.alltoall) : null;
+          const two = twoLevel ? median(samples.twolevel) : null;
           const bound = 2 * (n - 1) * shift;
           const row: AllreduceRow = {
             runtime,
@@ -111,6 +128,9 @@ export async function benchAllreduce(
             alltoall_ms: alltoall === null ? null : round(alltoall),
             speedup_vs_alltoall: alltoall === null ? null : round(alltoall / ring, 3),
             bytes_sent_per_peer: Math.round(sent),
+            two_level_ms: two === null ? null : round(two),
+            two_level_group: twoLevel ? group : null,
+            two_level_speedup: two === null ? null : round(ring / two, 3),
           };
           rows.push(row);
           log(formatRow(row));
@@ -155,7 +175,8 @@ export function fitRing(rows: AllreduceRow[], runtime: PeerRuntime): RingFit | n
   return { runtime, alpha_ms: round(alpha, 3), beta_mb_per_s: round(1 / (beta * 1000), 1), r2: round(1 - res / tot, 3), rows: mine.length };
 }
 
-const HEADER = 'runtime peers      bytes   shift_ms    ring_ms   bound_ms  effic.  alltoall_ms  speedup  sent/peer  optimum  framing';
+const HEADER =
+  'runtime peers      bytes   shift_ms    ring_ms   bound_ms  effic.  alltoall_ms  speedup  sent/peer  optimum  framing  2level_ms  g  vs ring';
 
 export function formatRow(r: AllreduceRow): string {
   const optimum = (2 * (r.peers - 1) * r.bytes) / r.peers;
@@ -173,6 +194,9 @@ export function formatRow(r: AllreduceRow): string {
     String(r.bytes_sent_per_peer).padStart(10),
     String(Math.round(optimum)).padStart(8),
     `${(framing * 100).toFixed(2)}%`.padStart(8),
+    (r.two_level_ms?.toFixed(1) ?? '-').padStart(10),
+    String(r.two_level_group ?? '-').padStart(2),
+    (r.two_level_speedup == null ? '-' : `${r.two_level_speedup.toFixed(2)}x`).padStart(8),
   ].join(' ');
 }
 

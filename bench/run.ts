@@ -3,7 +3,7 @@
  * bench/results/<scenario>.json (or `<--out DIR>/<scenario>.json`).
  *
  *   allreduce  [--runtime browser[,node]] [--peers 4[,8,16,32]] [--max-tabs 4] [--max-mesh 16] [--sizes 65536,1048576,4194304,16777216] [--reps 3]
- *              (rows per runtime side by side, and the fitted per-hop latency α and per-link rate 1/β)
+ *              (rows per runtime side by side, the two-level allreduce between Node peers, and the fitted per-hop latency α and per-link rate 1/β)
  *   train      [--peers 1,2,4] [--backends cpu,wasm,webgl,webgpu] [--models softmax[,mlp]] [--steps 40]
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]

@@ -25,6 +25,7 @@ export interface RingTrainApi {
   view(): View | null;
   /** Resolves when the view has `n` members (or satisfies `pred`). */
   waitForView(n: number | ((v: View) => boolean), timeoutMs?: number): Promise<View>;
+  /** Sum over the view; with `o.topology` two-level, the links it needs are opened first. */
   allreduce(data: Float32Array, o?: CollectiveOptions): Promise<Float32Array>;
   allreduceMean(data: Float32Array, count: number, o?: CollectiveOptions): Promise<{ mean: Float32Array; count: number }>;
   broadcast(root: number, data: Uint8Array | null, o?: CollectiveOptions): Promise<Uint8Array>;
@@ -143,7 +144,13 @@ export function pageApi(rt: FacadeRuntime, page: PageProbes): RingTrainApi {
     status: () => rt.session?.status ?? 'idle',
     view: () => rt.session?.view ?? null,
     waitForView: (n, timeoutMs = 30_000) => need().waitForView(typeof n === 'number' ? (v) => v.members.length === n : n, timeoutMs),
-    allreduce: async (data, o) => (await comm()).allreduce(data, o),
+    allreduce: async (data, o) => {
+      // The ring's links are open with the view; a two-level topology talks to more peers.
+      const s = need();
+      const c = await s.communicator();
+      await s.transport.connect(c.allreducePeers(o), 15_000);
+      return c.allreduce(data, o);
+    },
     allreduceMean: async (data, count, o) => (await comm()).allreduceMean(data, count, o),
     broadcast: async (root, data, o) => (await comm()).broadcast(root, data, o),
     barrier: async (o) => (await comm()).barrier(o),

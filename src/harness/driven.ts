@@ -67,6 +67,7 @@ export function pagePeer(page: Page): DrivenPeer {
           const t0 = performance.now();
           if (op === 'shift') await api.shift(Math.ceil(bytes / n));
           else if (op === 'ring') await api.allreduce(data);
+          else if (op === 'twolevel') await api.allreduce(data, { topology: { kind: 'auto', minPeers: 1 } });
           else await api.allToAllSum(data);
           return { ms: performance.now() - t0, sent: api.stats().frameBytesSent - before };
         },

@@ -4,7 +4,11 @@
  */
 import type { DrivenPeer } from './driven.ts';
 
-export type Op = 'shift' | 'ring' | 'alltoall';
+/**
+ * `ring`: `allreduce` on the ring; `twolevel`: with the topology `{ kind: 'auto', minPeers: 1 }`,
+ * the two-level allreduce in groups of `autoGroupSize(N)` (from 4 peers; the ring below).
+ */
+export type Op = 'shift' | 'ring' | 'twolevel' | 'alltoall';
 
 /** Times one op on every peer at once, started from a barrier; returns the slowest peer's ms and mean bytes sent. */
 export async function timeOp(peers: DrivenPeer[], op: Op, bytes: number): Promise<{ ms: number; sent: number }> {

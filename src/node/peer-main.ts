@@ -53,7 +53,7 @@ const api = pageApi(runtime, { linkSecretFor: (r) => (r === room ? secret : unde
 
 /** Benchmarks: one collective from a barrier on this peer, its ms and the bytes it sent (as harness/timing.ts in a tab). */
 let benchBuf = new Float32Array(0);
-async function timed(op: 'shift' | 'ring' | 'alltoall', bytes: number): Promise<{ ms: number; sent: number }> {
+async function timed(op: 'shift' | 'ring' | 'twolevel' | 'alltoall', bytes: number): Promise<{ ms: number; sent: number }> {
   const n = api.view()!.members.length;
   if (benchBuf.length !== bytes / 4) benchBuf = Float32Array.from({ length: bytes / 4 }, (_, i) => i % 1024);
   await api.barrier();
@@ -61,6 +61,7 @@ async function timed(op: 'shift' | 'ring' | 'alltoall', bytes: number): Promise<
   const t0 = performance.now();
   if (op === 'shift') await api.shift(Math.ceil(bytes / n));
   else if (op === 'ring') await api.allreduce(benchBuf);
+  else if (op === 'twolevel') await api.allreduce(benchBuf, { topology: { kind: 'auto', minPeers: 1 } });
   else await api.allToAllSum(benchBuf);
   return { ms: performance.now() - t0, sent: api.stats().frameBytesSent - before };
 }

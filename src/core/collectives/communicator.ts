@@ -8,6 +8,7 @@ import type { CollectiveContext, TrafficStats } from './context.ts';
 import { allToAllSum, ringShift } from './direct.ts';
 import type { Mailbox } from './mailbox.ts';
 import { ringAllreduce } from './ring-allreduce.ts';
+import { effectiveGroupSize, twoLevelAllreduce, twoLevelPeers, twoLevelWireOk } from './two-level.ts';
 
 /**
  * Default frame payload: a whole frame fills one 64 KiB message (Chromium measured no gain from
@@ -26,6 +27,66 @@ function checkTimeout(where: string, ms: number): void {
   }
 }
 
+/**
+ * Views of at least this many peers sum by the two-level allreduce under `{ kind: 'auto' }`.
+ * Measured (`npm run bench -- allreduce --runtime node --peers 8,16,32`, 2 cores, median of 3;
+ * README): at 32 Node peers two-level beat the ring at both sizes (1.17× at 1 MiB, 1.15× at
+ * 4 MiB); at 8 and 16 it was 0.83× to 1.11×, no consistent winner. So 32, the smallest view
+ * where it won throughout. In the α/β model two-level sends the same bytes in 2(g−1) + 2(G−1)
+ * steps instead of 2(N−1) and should win from 4 peers; on 2 cores α is mostly waiting for the CPU,
+ * which fewer steps do not save, so the model's gain appears only late.
+ */
+export const AUTO_TWO_LEVEL_MIN_PEERS = 32;
+
+/**
+ * How `allreduce` sums: the ring of all peers, the two-level allreduce (two-level.ts) in groups of
+ * `groupSize` consecutive ranks, or `auto`: two-level from `minPeers` peers (default
+ * AUTO_TWO_LEVEL_MIN_PEERS) with {@link autoGroupSize}, else the ring. Every peer of a view must
+ * use the same topology; what it picks is a function of the view's size (and the wire) alone.
+ */
+export type Topology = { kind: 'ring' } | { kind: 'two-level'; groupSize: number } | { kind: 'auto'; minPeers?: number };
+
+/** The algorithm an allreduce runs: the ring, or two-level with a group size in [2, N). */
+export type AllreducePlan = { kind: 'ring' } | { kind: 'two-level'; groupSize: number };
+
+/**
+ * The group size `auto` takes for `n` peers: the one with fewest steps, 2(g−1) + 2(⌈n/g⌉−1); among
+ * those, the most even groups (the largest last group relative to g: its peers carry g/m shards
+ * across), then the nearest to √n: 8 → 2, 10 → 2, 13 → 5 (5, 5, 3), 16 → 4, 32 → 4.
+ */
+export function autoGroupSize(n: number): number {
+  let best = 1;
+  let key = [Infinity, 0, Infinity];
+  for (let g = 1; g <= n; g++) {
+    const groups = Math.ceil(n / g);
+    const last = n - (groups - 1) * g;
+    const k = [g - 1 + groups - 1, last / g, Math.abs(g - Math.sqrt(n))];
+    if (k[0]! < key[0]! || (k[0] === key[0] && (k[1]! > key[1]! || (k[1] === key[1] && k[2]! < key[2]!)))) {
+      best = g;
+      key = k;
+    }
+  }
+  return best;
+}
+
+/**
+ * What `topology` runs on a view of `n` peers with `wire`. The quantised wires (f16, i8) always
+ * take the ring (two-level.ts says why), and a group size of 1 or ≥ n is the ring itself. A
+ * RangeError for a group size or minPeers that is not a positive integer.
+ */
+export function planAllreduce(topology: Topology, n: number, wire?: WireSpec): AllreducePlan {
+  let groupSize: number;
+  if (topology.kind === 'ring') return topology;
+  if (topology.kind === 'auto') {
+    const min = topology.minPeers ?? AUTO_TWO_LEVEL_MIN_PEERS;
+    if (!(Number.isInteger(min) && min >= 1)) throw new RangeError(`topology auto: minPeers must be a positive integer, got ${min}`);
+    if (n < min) return { kind: 'ring' };
+    groupSize = autoGroupSize(n);
+  } else groupSize = effectiveGroupSize(topology.groupSize, n);
+  if (groupSize <= 1 || groupSize >= n || !twoLevelWireOk(wire)) return { kind: 'ring' };
+  return { kind: 'two-level', groupSize };
+}
+
 export interface CommunicatorOptions {
   transport: Transport;
   mailbox: Mailbox;
@@ -36,6 +97,8 @@ export interface CommunicatorOptions {
   timeoutMs?: number;
   /** Counters to add this communicator's traffic to (shared across views by a session). */
   stats?: TrafficStats;
+  /** How `allreduce` sums (default: the ring). The other collectives always take the ring. */
+  topology?: Topology;
 }
 
 export interface CollectiveOptions {
@@ -48,6 +111,8 @@ export interface CollectiveOptions {
   wire?: WireSpec;
   /** broadcast: the most bytes a receiver accepts (default: a checkpoint's cap, 64 MiB). */
   maxBytes?: number;
+  /** allreduce: overrides the communicator's topology for this call (every peer must pass the same). */
+  topology?: Topology;
 }
 
 /**
@@ -70,6 +135,7 @@ export class Communicator {
   /** Peers the transport has reported down since this communicator was built. */
   private readonly down = new Set<PeerId>();
   private readonly offDown: Unsubscribe;
+  private readonly topology: Topology;
 
   constructor(private readonly opts: CommunicatorOptions) {
     const pos = ringPosition(opts.view, opts.transport.self);
@@ -84,6 +150,8 @@ export class Communicator {
     // A collective that starts after a neighbour died must fail at once, not wait for its timeout.
     this.offDown = opts.transport.onPeerDown((peer) => this.down.add(peer));
     this.stats = opts.stats ?? { framesSent: 0, frameBytesSent: 0, payloadBytesSent: 0, framesReceived: 0 };
+    this.topology = opts.topology ?? { kind: 'ring' };
+    planAllreduce(this.topology, this.size);
   }
 
   get rank(): number {
@@ -93,13 +161,31 @@ export class Communicator {
     return this.pos.size;
   }
 
-  /** Elementwise sum over all peers. Returns a new array; `data` is not modified. */
+  /**
+   * Elementwise sum over all peers, by the ring or the two-level allreduce (the topology). Returns a
+   * new array; `data` is not modified. Throws a RangeError for an invalid per-call topology.
+   */
   allreduce(data: Float32Array, o: CollectiveOptions = {}): Promise<Float32Array> {
-    return this.run('allreduce', this.neighbours(), o, async (ctx) => {
+    const plan = this.plan(o);
+    return this.run('allreduce', this.allreducePeers(o), o, async (ctx) => {
       const buf = data.slice();
-      await ringAllreduce(ctx, buf, o.wire ? { wire: o.wire } : {});
+      const wire = o.wire ? { wire: o.wire } : {};
+      if (plan.kind === 'two-level') await twoLevelAllreduce(ctx, buf, plan.groupSize, wire);
+      else await ringAllreduce(ctx, buf, wire);
       return buf;
     });
+  }
+
+  /** What an allreduce with these options runs on this view. */
+  plan(o: Pick<CollectiveOptions, 'topology' | 'wire'> = {}): AllreducePlan {
+    return planAllreduce(o.topology ?? this.topology, this.size, o.wire);
+  }
+
+  /** The peers an allreduce with these options exchanges frames with: those whose links it needs. */
+  allreducePeers(o: Pick<CollectiveOptions, 'topology' | 'wire'> = {}): PeerId[] {
+    const plan = this.plan(o);
+    if (plan.kind === 'ring') return this.neighbours();
+    return twoLevelPeers(this.size, plan.groupSize, this.rank).map((r) => this.view.members[r]!.peerId);
   }
 
   /**
@@ -114,7 +200,7 @@ export class Communicator {
       // The ring's all-gather starts with peer r holding segment r + 1.
       const slot = (r: number): number => ((r + 1) % n) * len;
       buf.set(data, slot(this.rank));
-      await ringAllreduce(ctx, buf, { gatherOnly: true });
+      await ringAllreduce(ctx, buf, { only: 'all-gather' });
       return Array.from({ length: n }, (_, r) => buf.subarray(slot(r), slot(r) + len));
     });
   }
