@@ -432,13 +432,16 @@ export class RingSession {
       stats: this.stats,
       ...(this.opts.chunkBytes ? { chunkBytes: this.opts.chunkBytes } : {}),
       ...(this.opts.collectiveTimeoutMs ? { timeoutMs: this.opts.collectiveTimeoutMs } : {}),
+      // The ring below AUTO_TWO_LEVEL_MIN_PEERS, the two-level allreduce from there (measured: bench allreduce).
+      topology: { kind: 'auto' },
     };
     const comm = new Communicator(copts);
     this.comm = comm;
     this.setStatus('forming-ring', `epoch ${view.epoch}`);
     this.events.emit({ type: 'view', view });
     this.viewChanged.emit();
-    const neighbours = pos.size > 1 ? [pos.prev, pos.next] : [];
+    // The ring's neighbours, and the two-level allreduce's group and shard-ring neighbours.
+    const neighbours = pos.size > 1 ? [...new Set([pos.prev, pos.next, ...comm.allreducePeers()])] : [];
     this.ready = this.transport.connect(neighbours, this.opts.linkTimeoutMs ?? 15_000).then(
       () => {
         if (this.comm === comm) this.setStatus('ready', `epoch ${view.epoch}, rank ${pos.rank} of ${pos.size}`);
