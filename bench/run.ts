@@ -9,6 +9,7 @@
  *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
  *   faults     [--faults 10] [--every 10] [--seed 1]
  *   soak       [--minutes 60] [--peers 4] [--model mlp] [--cut-every S]   (one long run, sampled every minute; also soak.svg)
+ *   stragglers [--peers 4] [--steps 80] [--slowdown 10]   (Node peers; one slowed: sync SGD and DiLoCo, with and without balance)
  *   chaos      [--seeds 1-2000]   (the chaos harness of npm test over more seeds; Node, no browser)
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
  *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean, secure aggregation; honest, then with a byzantine tab; state agreement's cost)
@@ -31,6 +32,7 @@ import { benchAgreement } from './agreement.ts';
 import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
 import { benchServer, benchServerFlood } from './server.ts';
 import { benchSoak } from './soak.ts';
+import { benchStragglers } from './stragglers.ts';
 import { WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
 import { benchWan, WAN_MODELS } from './wan.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
@@ -58,7 +60,20 @@ function positive(s: string, name: string): number {
   return v;
 }
 
-const SCENARIOS = ['allreduce', 'train', 'accuracy', 'faults', 'soak', 'chaos', 'svm-trees', 'server', 'compression', 'robust', 'wan'];
+const SCENARIOS = [
+  'allreduce',
+  'train',
+  'accuracy',
+  'faults',
+  'soak',
+  'chaos',
+  'svm-trees',
+  'server',
+  'compression',
+  'robust',
+  'wan',
+  'stragglers',
+];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -67,6 +82,7 @@ async function main(): Promise<void> {
       peers: { type: 'string' },
       runtime: { type: 'string' },
       diloco: { type: 'string' },
+      slowdown: { type: 'string', default: '10' },
       deltas: { type: 'string' },
       'max-tabs': { type: 'string', default: '4' },
       'max-mesh': { type: 'string', default: '16' },
@@ -136,6 +152,20 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(summary, null, 2));
     console.log(`wrote ${path.relative(process.cwd(), file)} and ${path.relative(process.cwd(), svg)}`);
     if (summary.failed_runs > 0) process.exitCode = 1;
+    return;
+  }
+  if (scenario === 'stragglers') {
+    const o = {
+      peers: list(values.peers ?? '4', 'peers')[0]!,
+      steps: list(values.steps ?? '80', 'steps')[0]!,
+      slowdown: positive(values.slowdown, 'slowdown'),
+    };
+    console.log(
+      `stragglers benchmark: ${o.peers} Node peers, MLP on served fashion-mnist, ${o.steps} steps; the last peer computes ${o.slowdown}x slower`,
+    );
+    rows = await benchStragglers(o, log);
+    save(rows);
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   }
   if (scenario === 'chaos') {

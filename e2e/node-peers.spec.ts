@@ -159,33 +159,37 @@ for (const algo of [
     }
   });
 
-test('16 Node peers in one ring end with the weights of 1 peer (sync SGD on served data, 1e-4 relative)', async () => {
-  test.setTimeout(300_000);
-  // Served data: the global batch of each step is fixed by the seed and the step, whoever computes
-  // which slice; the MLP (784-32-10), 20 steps of 256 on the cpu backend.
-  const config: TrainConfig = { ...MLP_CONFIG, hidden: [32], batch: 256, steps: 20 };
-  const train = async (n: number): Promise<TrainResult[]> => {
-    const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore', deadAfterMs: 30_000 });
-    try {
-      return await Promise.all(c.peers.map((p) => p.call<TrainResult>('train', config)));
-    } finally {
-      await c.close();
-    }
-  };
-  const [solo] = await train(1);
-  const ring = await train(16);
-  expect(ring).toHaveLength(16);
-  expect(new Set(ring.map((r) => r.checksum)).size).toBe(1);
-  expect(ring[0]!.steps).toBe(20);
-  expect(ring[0]!.backend).toBe('cpu');
-  const diff = relativeDifference(ring[0]!.weights, solo!.weights);
-  console.log(
-    `16 Node peers vs 1: relative weight difference ${diff.toExponential(2)}, accuracy ${ring[0]!.accuracy} vs ${solo!.accuracy}`,
-  );
-  expect(diff).toBeLessThan(1e-4);
-  // The same model, not merely the same start: training moved the weights well beyond that.
-  expect(ring[0]!.accuracy).toBeGreaterThan(0.6);
-});
+for (const { peers, topology } of [
+  { peers: 16, topology: 'one ring' },
+  { peers: 32, topology: 'the two-level allreduce (groups of 4)' },
+])
+  test(`${peers} Node peers by ${topology} end with the weights of 1 peer (sync SGD on served data, 1e-4 relative)`, async () => {
+    test.setTimeout(420_000);
+    // Served data: the global batch of each step is fixed by the seed and the step, whoever computes
+    // which slice; the MLP (784-32-10), 20 steps of 256 on the cpu backend.
+    const config: TrainConfig = { ...MLP_CONFIG, hidden: [32], batch: 256, steps: 20 };
+    const train = async (n: number): Promise<TrainResult[]> => {
+      const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore', deadAfterMs: 30_000 });
+      try {
+        return await Promise.all(c.peers.map((p) => p.call<TrainResult>('train', config)));
+      } finally {
+        await c.close();
+      }
+    };
+    const [solo] = await train(1);
+    const ring = await train(peers);
+    expect(ring).toHaveLength(peers);
+    expect(new Set(ring.map((r) => r.checksum)).size).toBe(1);
+    expect(ring[0]!.steps).toBe(20);
+    expect(ring[0]!.backend).toBe('cpu');
+    const diff = relativeDifference(ring[0]!.weights, solo!.weights);
+    console.log(
+      `${peers} Node peers vs 1: relative weight difference ${diff.toExponential(2)}, accuracy ${ring[0]!.accuracy} vs ${solo!.accuracy}`,
+    );
+    expect(diff).toBeLessThan(1e-4);
+    // The same model, not merely the same start: training moved the weights well beyond that.
+    expect(ring[0]!.accuracy).toBeGreaterThan(0.6);
+  });
 
 test('a Node peer computing 10x slower is shrunk, then put on standby with its model kept current; the global batch stays whole', async () => {
   test.setTimeout(240_000);

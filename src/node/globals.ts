@@ -37,9 +37,22 @@ class PeerConnection extends RTCPeerConnection {
   }
 }
 
+/**
+ * A browser's WebSocket reports an error as an event and goes on to close; ws's is an EventEmitter,
+ * whose 'error' with no listener throws and ends the process (closing a socket that is still
+ * connecting emits one: the coordinator client does so when the server is slow to answer). A
+ * listener that does nothing gives it the browser's behaviour; onerror and onclose still fire.
+ */
+class BrowserWebSocket extends WebSocket {
+  constructor(...args: ConstructorParameters<typeof WebSocket>) {
+    super(...args);
+    this.on('error', () => undefined);
+  }
+}
+
 Object.assign(globalThis, {
   RTCPeerConnection: globalThis.RTCPeerConnection ?? PeerConnection,
   RTCSessionDescription: globalThis.RTCSessionDescription ?? RTCSessionDescription,
   RTCIceCandidate: globalThis.RTCIceCandidate ?? RTCIceCandidate,
-  WebSocket: globalThis.WebSocket ?? WebSocket,
+  WebSocket: globalThis.WebSocket ?? BrowserWebSocket,
 });

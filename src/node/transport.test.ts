@@ -4,6 +4,8 @@
  * channels on loopback, and sum exactly.
  */
 import './globals.ts';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RingSession } from '../net/session.ts';
 import { startServer, type RunningServer } from '../server/app.ts';
@@ -54,4 +56,21 @@ describe('Node peers over node-datachannel', () => {
       new Float32Array([3]),
     ]);
   }, 60_000);
+
+  it('a WebSocket closed while still connecting closes as in a browser, without ending the process', async () => {
+    // A server that accepts the TCP connection and never answers the upgrade: a coordinator too
+    // busy to answer (32 Node peers starting on 2 cores), whose client gives up and closes.
+    const silent = createServer(() => undefined).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${(silent.address() as AddressInfo).port}`);
+      const closed = new Promise<CloseEvent>((resolve) => {
+        ws.onclose = resolve;
+      });
+      ws.close();
+      expect((await closed).wasClean).toBe(false);
+    } finally {
+      silent.close();
+    }
+  });
 });
