@@ -458,6 +458,23 @@ describe('train through faults (in-memory room)', () => {
     }
   });
 
+  it('DiLoCo with balance: the per-round deadline puts a 10x slower peer on standby; its rounds stay whole and its model current', async () => {
+    const cfg: TrainConfig = { ...DILOCO, balance: true, localSteps: 2, steps: 60 };
+    const events: TrainEvent[][] = [[], [], []];
+    const rs = await trainRing(3, cfg, { drill: (rank) => (rank === 2 ? slowDrill(10) : null), onEvent: (r, e) => events[r]!.push(e) });
+    const off = events.map((ev) => ev.find((e) => e.type === 'straggler'));
+    for (const e of off) expect(e).toMatchObject({ rank: 2, state: 'standby' });
+    const at = off[0]!.type === 'straggler' ? off[0]!.step : Infinity;
+    for (const [r, ev] of events.entries())
+      for (const e of ev)
+        if (e.type === 'step') {
+          expect(e.samples).toBe(24 * e.span);
+          if (r === 2 && e.step > at) expect(e.localSamples).toBe(0);
+        }
+    for (const r of rs) expect(r.checksum).toBe(rs[0]!.checksum);
+    expect(rs[0]!.accuracy).toBeGreaterThan(0.9);
+  });
+
   /**
    * A room of p0, p1 and p2 on served data, and p3 joining after step 12 (so the group agrees on a
    * state and sends it to p3), where `p0` behaves as `lie` says. Every honest peer must end with
