@@ -34,7 +34,7 @@ import { benchServer, benchServerFlood } from './server.ts';
 import { benchSoak } from './soak.ts';
 import { benchStragglers } from './stragglers.ts';
 import { WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
-import { benchWan, WAN_MODELS } from './wan.ts';
+import { benchWan, mergeWanRows, WAN_MODELS, type WanRow } from './wan.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
@@ -206,7 +206,10 @@ async function main(): Promise<void> {
     console.log(
       `wan benchmark: ${o.peers} peers (one Chromium per network namespace), ${o.models.join(', ')} on fashion-mnist, ${o.steps} steps per codec; profiles ${o.profiles.join(', ')}`,
     );
-    save(await benchWan(o, log, save));
+    // Rows not measured again are kept (a run of some profiles, models or variants adds to the rest).
+    const earlier: WanRow[] = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : [];
+    const keep = (fresh: WanRow[]): void => save(mergeWanRows(earlier, fresh));
+    keep(await benchWan(o, log, keep));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   }

@@ -49,11 +49,12 @@ export function dilocoVariants(localSteps: number[], deltas: string[]): Variant[
   );
 }
 
-/** The columns against per-step sync: rows of one profile and model, the first of them sync without compression. */
+/** The columns against per-step sync without compression, among rows of one profile and model. */
 function againstSync(
   rows: Omit<WanRow, 'time_to_sync_accuracy_s' | 'speedup_to_sync_accuracy' | 'bytes_per_sample_ratio' | 'accuracy_vs_sync_points'>[],
 ): WanRow[] {
-  const sync = rows[0]!;
+  const sync = rows.find((r) => r.algorithm === 'sgd' && r.codec === 'none');
+  if (!sync) throw new Error('the wan benchmark compares every row with per-step sync in float32: keep none in --codecs');
   const target = sync.test_accuracy;
   const reach = (curve: [number, number][]): number | null => curve.find(([, a]) => a >= target)?.[0] ?? null;
   const syncTime = reach(sync.curve);
@@ -99,12 +100,13 @@ export async function benchWan(
         const variants = [...codecVariants(o.codecs), ...dilocoVariants(o.diloco, o.deltas)];
         const evalEvery = Math.max(1, Math.round(o.steps / 20));
         const got = await runVariants(cluster.pages, { ...config, steps: o.steps, evalEvery }, variants, log);
-        const here = got.map(({ variant: _, ...r }, i) => {
+        const here = got.map(({ variant, ...r }, i) => {
           const v = variants[i]!.config;
           return {
             profile,
             algorithm: v.algorithm === 'diloco' ? ('diloco' as const) : ('sgd' as const),
-            codec: v.compression?.kind ?? 'none',
+            // The codec's name in the form (powersgd-r2, randomk-1%), as the earlier rows have it.
+            codec: variant.replace(/^diloco H=\d+ /, ''),
             ...(typeof v.localSteps === 'number' ? { local_steps: v.localSteps } : {}),
             model,
             delay: cluster.info.delay,
@@ -115,10 +117,10 @@ export async function benchWan(
         const compared = againstSync(here);
         rows.push(...compared);
         for (const [i, r] of compared.entries())
-          if (i > 0)
+          if (r.algorithm === 'diloco' || r.codec !== 'none')
             log(
               `${variants[i]!.name}: ${r.bytes_per_sample_ratio}x fewer bytes per sample than sync, ` +
-                `${r.speedup_to_sync_accuracy === null ? 'never reached' : `${r.speedup_to_sync_accuracy}x faster to`} sync's accuracy ${compared[0]!.test_accuracy}, ${r.accuracy_vs_sync_points} points at equal samples`,
+                `${r.speedup_to_sync_accuracy === null ? 'never reached' : `${r.speedup_to_sync_accuracy}x faster to`} sync's accuracy, ${r.accuracy_vs_sync_points} points at equal samples`,
             );
         save(rows);
       } finally {
@@ -127,4 +129,11 @@ export async function benchWan(
     }
   }
   return rows;
+}
+
+/** The rows of `earlier` that `fresh` does not measure again (by profile, model, algorithm, codec and H), then `fresh`. */
+export function mergeWanRows(earlier: WanRow[], fresh: WanRow[]): WanRow[] {
+  const key = (r: WanRow): string => JSON.stringify([r.profile, r.model, r.algorithm ?? 'sgd', r.codec, r.local_steps ?? null]);
+  const again = new Set(fresh.map(key));
+  return [...earlier.filter((r) => !again.has(key(r))), ...fresh];
 }
