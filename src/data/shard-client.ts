@@ -65,8 +65,38 @@ export interface FetchShardOptions {
  * 'aborted', or whatever {@link decodeShard} returns for a malformed body.
  */
 export async function fetchShard(url: string, opts: FetchShardOptions = {}): Promise<Dataset | DataError> {
+  for (let attempt = 1; ; attempt++) {
+    const got = await downloadOnce(url, opts);
+    if (!(got instanceof NetworkError)) return got;
+    if (attempt === SHARD_ATTEMPTS)
+      return new DataError(
+        'fetch-failed',
+        `fetchShard: could not download ${url} (${got.message}; ${attempt} attempts); is the server running?`,
+      );
+    // A server busy with many peers fetching at once can drop a connection: wait, then ask again.
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, attempt * SHARD_RETRY_MS);
+      const stop = (): void => {
+        clearTimeout(t);
+        resolve();
+      };
+      opts.signal?.addEventListener('abort', stop, { once: true });
+    });
+  }
+}
+
+/** Downloads of a shard tried before a network error is final (HTTP errors are final at once). */
+export const SHARD_ATTEMPTS = 3;
+/** Wait before the second attempt, ms (doubled before the third). */
+const SHARD_RETRY_MS = 500;
+
+/** A download that failed on the network (no HTTP answer): worth another attempt. */
+class NetworkError extends Error {}
+
+async function downloadOnce(url: string, opts: FetchShardOptions): Promise<Dataset | DataError | NetworkError> {
   const f = opts.fetch ?? globalThis.fetch;
   const aborted = (): DataError => new DataError('aborted', `fetchShard: the download of ${url} was aborted`);
+  if (opts.signal?.aborted) return aborted();
   try {
     const res = await f(url, opts.signal ? { signal: opts.signal } : {});
     if (!res.ok) {
@@ -101,9 +131,6 @@ export async function fetchShard(url: string, opts: FetchShardOptions = {}): Pro
     return decodeShard(buf.subarray(0, loaded));
   } catch (e) {
     if (opts.signal?.aborted) return aborted();
-    return new DataError(
-      'fetch-failed',
-      `fetchShard: could not download ${url} (${e instanceof Error ? e.message : String(e)}); is the server running?`,
-    );
+    return new NetworkError(e instanceof Error ? e.message : String(e));
   }
 }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FASHION_MNIST } from '../data/builtin.ts';
 import { DataError, labelHistogram, type Dataset } from '../data/dataset.ts';
-import { fetchShard, shardPath, type DatasetInfo, type ShardRequest } from '../data/shard-client.ts';
+import { fetchShard, SHARD_ATTEMPTS, shardPath, type DatasetInfo, type ShardRequest } from '../data/shard-client.ts';
 import { decodeShard, readShardHeader } from '../data/shard-format.ts';
 import { loadBuiltinSplit, registerDatasets } from './datasets.ts';
 
@@ -192,6 +192,26 @@ describe('GET /api/datasets/:name/shard', () => {
       signal: AbortSignal.abort(),
     });
     expect(aborted).toMatchObject({ code: 'aborted' });
+  });
+
+  it('fetchShard asks again after a dropped connection (a server busy with many peers), and gives up after 3 attempts saying so', async () => {
+    const url = srv.base + shardPath('fashion-mnist', { split: 'test', rank: 0, size: 4 });
+    let calls = 0;
+    const dropsOnce: typeof fetch = (input, init) => (++calls === 1 ? Promise.reject(new TypeError('fetch failed')) : fetch(input, init));
+    const ds = await fetchShard(url, { fetch: dropsOnce });
+    expect(ds).not.toBeInstanceOf(DataError);
+    expect((ds as Dataset).n).toBe(2500);
+    expect(calls).toBe(2);
+    calls = 0;
+    const down: typeof fetch = () => {
+      calls++;
+      return Promise.reject(new TypeError('fetch failed'));
+    };
+    expect(await fetchShard(url, { fetch: down })).toMatchObject({
+      code: 'fetch-failed',
+      message: expect.stringMatching(/fetch failed; 3 attempts/),
+    });
+    expect(calls).toBe(SHARD_ATTEMPTS);
   });
 
   it('answers 500 with what to do when the dataset files are missing', async () => {

@@ -3,7 +3,7 @@
  * before its sum, so a round that fails is rolled back and runs again in the next view from the
  * agreed state. DiLoCo's `localSteps: 'auto'`: the first round of each view is a probe of one
  * inner step; from its timings the group picks H so that communication takes about
- * {@link AUTO_COMM_SHARE} of a round.
+ * {@link AUTO_COMM_SHARE} of a round (a run keeps at least {@link AUTO_MIN_ROUNDS} rounds).
  */
 import { localRound } from '../../ml/algorithms/rounds.ts';
 import type { Batch, StepResult } from '../../ml/algorithms/distributed.ts';
@@ -16,14 +16,17 @@ import type { Snapshot } from '../state.ts';
 export const AUTO_COMM_SHARE = 0.1;
 /** `localSteps: 'auto'`: the most inner steps a round takes. */
 export const AUTO_MAX_LOCAL_STEPS = 500;
+/** `localSteps: 'auto'`: a run of `steps` has rounds of at most steps / AUTO_MIN_ROUNDS (a short run still takes this many outer steps). */
+export const AUTO_MIN_ROUNDS = 10;
 
 /**
  * H for a round whose inner steps take `computeMs` each (the slowest peer's) and whose sum takes
- * `commMs`: the fewest steps for which communication is at most AUTO_COMM_SHARE of the round.
+ * `commMs`: the fewest steps for which communication is at most AUTO_COMM_SHARE of the round,
+ * within AUTO_MAX_LOCAL_STEPS and a tenth of a run of `steps`.
  */
-export function autoLocalSteps(computeMs: number, commMs: number): number {
+export function autoLocalSteps(computeMs: number, commMs: number, steps: number): number {
   const h = Math.ceil(((1 - AUTO_COMM_SHARE) * commMs) / (AUTO_COMM_SHARE * Math.max(computeMs, 1e-3)));
-  return Math.min(AUTO_MAX_LOCAL_STEPS, Math.max(1, h));
+  return Math.max(1, Math.min(h, AUTO_MAX_LOCAL_STEPS, Math.floor(steps / AUTO_MIN_ROUNDS)));
 }
 
 /** One round; returns its result, this peer's samples, and the global steps it commits. */
@@ -65,6 +68,6 @@ export async function chooseLocalSteps(run: Run, r: StepResult): Promise<void> {
   // The slowest peer's compute gates every round; the quickest peer's sum waited least for it.
   const computeMs = Math.max(...all.subarray(0, g.size));
   const commMs = Math.min(...all.subarray(g.size));
-  run.localSteps = autoLocalSteps(computeMs, commMs);
+  run.localSteps = autoLocalSteps(computeMs, commMs, run.cfg.steps);
   deps.emit({ type: 'rounds', step: st.step, localSteps: run.localSteps, computeMs, commMs });
 }
