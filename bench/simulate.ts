@@ -142,6 +142,8 @@ export interface ProjectionRow {
 
 export interface SimulateReport {
   date: string;
+  /** When the calibration and validation runs were made (`--no-validate` keeps those of an earlier run). */
+  validation_date: string;
   options: SimulateOptions;
   inputs: Record<string, unknown>;
   calibration: Calibration;
@@ -491,6 +493,7 @@ export async function benchSimulate(o: SimulateOptions, dir: string, log: (s: st
   );
   let calibration: Calibration;
   let validation: ValidationRow[];
+  let validationDate = new Date().toISOString().slice(0, 10);
   if (o.validate.length > 0) {
     for (const n of o.validate)
       if (o.batch % n) throw new Error(`--validate ${n}: the global batch ${o.batch} does not split evenly over ${n} peers`);
@@ -499,11 +502,12 @@ export async function benchSimulate(o: SimulateOptions, dir: string, log: (s: st
     if (!earlier)
       throw new Error('simulate: no earlier bench/results/simulate.json to take the calibration from: run with --validate 4,8,16');
     calibration = earlier.calibration;
+    validationDate = earlier.validation_date ?? earlier.date;
     // The stored measurements against the current model (its inputs may have changed since).
     validation = earlier.validation.map((r) =>
       validationRow(r, { compute_ms: r.solo_compute_ms, step_ms: r.solo_compute_ms + r.solo_after_ms }, shared, plain, o.cores),
     );
-    log(`calibration and validation runs of ${earlier.date} (not re-run):`);
+    log(`calibration and validation runs of ${validationDate} (not re-run):`);
     log(VALIDATION_HEADER);
     for (const r of validation) log(formatValidation(r));
   }
@@ -521,6 +525,7 @@ export async function benchSimulate(o: SimulateOptions, dir: string, log: (s: st
 
   const report: SimulateReport = {
     date: new Date().toISOString().slice(0, 10),
+    validation_date: validationDate,
     options: o,
     inputs: {
       link_fit_plain: { ...plain, source: 'allreduce.json, Node rows; the first model' },
