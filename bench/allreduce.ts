@@ -50,6 +50,8 @@ export interface AllreduceBenchOptions {
 /** The ring's cost model fitted to one runtime's rows by least squares. */
 export interface RingFit {
   runtime: PeerRuntime;
+  /** Fitted with the peers sharing this many cores (see {@link fitRing}); absent: no sharing modelled. */
+  cores?: number;
   /** Per-hop latency, ms. */
   alpha_ms: number;
   /** Per-byte cost of a hop, as a rate: MB/s. */
@@ -59,7 +61,7 @@ export interface RingFit {
   rows: number;
 }
 
-const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+export const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /** N peers of `runtime` in one room, with a way to close them. */
 async function startPeers(runtime: PeerRuntime, n: number): Promise<{ peers: DrivenPeer[]; close(): Promise<void> }> {
@@ -147,13 +149,18 @@ export async function benchAllreduce(
 /**
  * Fits T = 2(N-1)·α + 2(N-1)(M/N)·β to a runtime's ring times (two features, no intercept: the
  * normal equations of a 2×2 system). Null with fewer than 2 rows or a singular system.
+ *
+ * With `cores`: the N peers of a row shared that many cores, and each hop is CPU work every peer
+ * does at once, so a hop took max(1, N/cores) times its cost on a core of its own:
+ * T = 2(N-1)·max(1, N/cores)·(α + β·M/N), and α, β are the costs on a dedicated core.
  */
-export function fitRing(rows: AllreduceRow[], runtime: PeerRuntime): RingFit | null {
+export function fitRing(rows: AllreduceRow[], runtime: PeerRuntime, cores?: number): RingFit | null {
   const mine = rows.filter((r) => r.runtime === runtime);
   if (mine.length < 2) return null;
+  const hops = (n: number): number => 2 * (n - 1) * (cores ? Math.max(1, n / cores) : 1);
   let [aa, ab, bb, ay, by] = [0, 0, 0, 0, 0];
   for (const r of mine) {
-    const a = 2 * (r.peers - 1);
+    const a = hops(r.peers);
     const b = (a * r.bytes) / r.peers;
     aa += a * a;
     ab += a * b;
@@ -168,11 +175,18 @@ export function fitRing(rows: AllreduceRow[], runtime: PeerRuntime): RingFit | n
   const mean = mine.reduce((s, r) => s + r.ring_ms, 0) / mine.length;
   let [res, tot] = [0, 0];
   for (const r of mine) {
-    const a = 2 * (r.peers - 1);
+    const a = hops(r.peers);
     res += (r.ring_ms - a * alpha - ((a * r.bytes) / r.peers) * beta) ** 2;
     tot += (r.ring_ms - mean) ** 2;
   }
-  return { runtime, alpha_ms: round(alpha, 3), beta_mb_per_s: round(1 / (beta * 1000), 1), r2: round(1 - res / tot, 3), rows: mine.length };
+  return {
+    runtime,
+    ...(cores ? { cores } : {}),
+    alpha_ms: round(alpha, 3),
+    beta_mb_per_s: round(1 / (beta * 1000), 1),
+    r2: round(1 - res / tot, 3),
+    rows: mine.length,
+  };
 }
 
 const HEADER =

@@ -19,8 +19,17 @@
  *              --flood-peers honest joins with and without a reconnecting flooder, default limits; 0 skips that row)
  *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
  *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
+ *   simulate   [--validate 4,8,16 | --no-validate] [--reps 2] [--steps 20] [--warmup 5] [--batch 128] [--backend cpu] [--cores 2]
+ *              [--quiet-wait 300] [--peers 4,8,...,1024] [--profiles lan,home,far] [--backend-to wasm] [--local-batch 32]
+ *              [--diloco-h 50] [--diloco-codec fp16|int8] [--device-sigma 0.5] [--jitter-sigma 0.1] [--session-min 60]
+ *              [--crash-per-hour 0.1] [--recovery-ms (faults.json)] [--hours 2] [--seed 1]
+ *              (a discrete-event model of ring vs two-level allreduce × per-step sync vs DiLoCo under churn, calibrated
+ *              by one-peer Node runs and checked against real runs of --validate N Node peers on this machine (predicted vs
+ *              measured ms/step); then goodput for N volunteers per profile: simulate.json and simulate.svg. --no-validate
+ *              (or --validate '') keeps the calibration and validation runs of the last simulate.json; see bench/simulate.ts)
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
@@ -36,6 +45,7 @@ import { benchStragglers } from './stragglers.ts';
 import { WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
 import { benchWan, mergeWanRows, WAN_MODELS, type WanRow } from './wan.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
+import { benchSimulate } from './simulate.ts';
 import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
 
 const list = (s: string, name: string): number[] =>
@@ -73,7 +83,15 @@ const SCENARIOS = [
   'robust',
   'wan',
   'stragglers',
+  'simulate',
 ];
+
+/** A number ≥ 0 (`--name`). */
+function nonNegative(s: string, name: string): number {
+  const v = Number(s);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name}: "${s}" is not a non-negative number`);
+  return v;
+}
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -87,7 +105,7 @@ async function main(): Promise<void> {
       'max-tabs': { type: 'string', default: '4' },
       'max-mesh': { type: 'string', default: '16' },
       sizes: { type: 'string', default: '65536,1048576,4194304,16777216' },
-      reps: { type: 'string', default: '3' },
+      reps: { type: 'string' },
       backends: { type: 'string', default: 'cpu,wasm,webgl,webgpu' },
       models: { type: 'string' },
       steps: { type: 'string' },
@@ -116,6 +134,21 @@ async function main(): Promise<void> {
       minutes: { type: 'string', default: '60' },
       model: { type: 'string', default: 'mlp' },
       'cut-every': { type: 'string' },
+      validate: { type: 'string', default: '4,8,16' },
+      'no-validate': { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'cpu' },
+      cores: { type: 'string' },
+      'quiet-wait': { type: 'string', default: '300' },
+      'backend-to': { type: 'string', default: 'wasm' },
+      'local-batch': { type: 'string', default: '32' },
+      'diloco-h': { type: 'string', default: '50' },
+      'diloco-codec': { type: 'string', default: 'fp16' },
+      'device-sigma': { type: 'string', default: '0.5' },
+      'jitter-sigma': { type: 'string', default: '0.1' },
+      'session-min': { type: 'string', default: '60' },
+      'crash-per-hour': { type: 'string', default: '0.1' },
+      'recovery-ms': { type: 'string' },
+      hours: { type: 'string', default: '2' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
@@ -166,6 +199,39 @@ async function main(): Promise<void> {
     rows = await benchStragglers(o, log);
     save(rows);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'simulate') {
+    const o = {
+      validate: values['no-validate'] || values.validate === '' ? [] : list(values.validate, 'validate'),
+      reps: list(values.reps ?? '2', 'reps')[0]!,
+      steps: list(values.steps ?? '20', 'steps')[0]!,
+      warmup: nonNegative(values.warmup, 'warmup'),
+      batch: list(values.batch, 'batch')[0]!,
+      backend: names(values.backend, 'backend', ['cpu', 'wasm'])[0]!,
+      cores: list(values.cores ?? String(availableParallelism()), 'cores')[0]!,
+      quietWaitS: nonNegative(values['quiet-wait'], 'quiet-wait'),
+      peers: list(values.peers ?? '4,8,16,32,64,128,256,512,1024', 'peers'),
+      profiles: names(values.profiles, 'profiles', Object.keys(WAN_PROFILES) as WanProfileName[]),
+      backendTo: names<BackendName>(values['backend-to'], 'backend-to', BACKEND_NAMES)[0]!,
+      localBatch: list(values['local-batch'], 'local-batch')[0]!,
+      dilocoH: list(values['diloco-h'], 'diloco-h')[0]!,
+      dilocoCodec: names(values['diloco-codec'], 'diloco-codec', ['fp16', 'int8'] as const)[0]!,
+      deviceSigma: nonNegative(values['device-sigma'], 'device-sigma'),
+      jitterSigma: nonNegative(values['jitter-sigma'], 'jitter-sigma'),
+      sessionMin: positive(values['session-min'], 'session-min'),
+      crashPerHour: nonNegative(values['crash-per-hour'], 'crash-per-hour'),
+      ...(values['recovery-ms'] ? { recoveryMs: nonNegative(values['recovery-ms'], 'recovery-ms') } : {}),
+      hours: positive(values.hours, 'hours'),
+      seed: Number(values.seed),
+    };
+    console.log(
+      `simulate: ${o.validate.length ? `calibration (1 Node peer) and validation runs (${o.validate.join(', ')} Node peers on ${o.cores} cores), then ` : ''}` +
+        `projection for N = ${o.peers.join(', ')} on ${o.profiles.join(', ')}`,
+    );
+    const r = await benchSimulate(o, outDir, log);
+    console.log(`wrote ${path.relative(process.cwd(), file)} and ${path.relative(process.cwd(), path.join(outDir, 'simulate.svg'))}`);
+    if (r.validation.some((v) => !v.within_20pct)) process.exitCode = 1;
     return;
   }
   if (scenario === 'chaos') {
@@ -282,7 +348,7 @@ async function main(): Promise<void> {
     for (const s of sizes) if (s % 4) throw new Error(`--sizes: ${s} is not a multiple of 4 bytes (float32)`);
     const runtimes = names<PeerRuntime>(values.runtime ?? 'browser', 'runtime', ['browser', 'node']);
     console.log(
-      `allreduce benchmark: ${runtimes.join(' and ')} peers ${peers.join(',')}, sizes ${sizes.join(',')} B, median of ${values.reps}`,
+      `allreduce benchmark: ${runtimes.join(' and ')} peers ${peers.join(',')}, sizes ${sizes.join(',')} B, median of ${values.reps ?? '3'}`,
     );
     console.log(ALLREDUCE_HEADER);
     const maxTabs = list(values['max-tabs'], 'max-tabs')[0]!;
@@ -296,7 +362,7 @@ async function main(): Promise<void> {
       writeFileSync(file, `${JSON.stringify({ rows: all, fits }, null, 2)}\n`);
       return fits;
     };
-    await benchAllreduce({ peers, sizes, reps: list(values.reps, 'reps')[0]!, runtimes, maxTabs, maxMesh }, log, (row) => {
+    await benchAllreduce({ peers, sizes, reps: list(values.reps ?? '3', 'reps')[0]!, runtimes, maxTabs, maxMesh }, log, (row) => {
       all = [...all.filter((r) => key(r) !== key(row)), row].sort(
         (a, b) => a.runtime.localeCompare(b.runtime) || a.peers - b.peers || a.bytes - b.bytes,
       );
