@@ -76,7 +76,7 @@ export async function benchStragglers(
         ms_per_step: r2(r.ms),
         vs_no_straggler: r2(r.ms / clean),
         standby_at: r.standby,
-        test_accuracy: r2(r.accuracy * 100) / 100,
+        test_accuracy: Math.round(r.accuracy * 1e4) / 1e4,
       };
       rows.push(row);
       log(
