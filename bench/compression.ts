@@ -57,7 +57,7 @@ const round = (x: number, digits: number): number => Math.round(x * 10 ** digits
 /**
  * Trains `config` on every page; rank 0's bytes sent, its mean split of a global step (after 5
  * warm-up step events; a DiLoCo round's event covers `span` steps), and its accuracy curve against
- * training time (the time evaluations took left out).
+ * training time (from the first agreement, the time evaluations took left out).
  */
 async function run(pages: Page[], config: TrainConfig) {
   const before = await pages[0]!.evaluate(() => window.ringtrain.stats().payloadBytesSent);
@@ -76,11 +76,13 @@ async function run(pages: Page[], config: TrainConfig) {
         }[] = [];
         const curve: [number, number][] = [];
         let picked: string | undefined;
-        const t0 = performance.now();
+        // Training time counts from the group's first agreement: loading data and picking a backend are left out.
+        let t0 = Number.NaN;
         let evaluating = 0;
-        let last = t0;
+        let last = performance.now();
         const r = await window.ringtrain.train(c, (e) => {
           const t = performance.now();
+          if (e.type === 'sync' && Number.isNaN(t0)) t0 = t;
           if (e.type === 'step') steps.push({ ...e, t: t - evaluating });
           if (e.type === 'codec') picked = e.codec;
           // An evaluation runs after a step (or another evaluation): the time since is its own.
