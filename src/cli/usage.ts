@@ -10,6 +10,7 @@ import {
   MODELS,
   NO_CODEC,
   OPTIMIZERS,
+  SCHEDULES,
   PLAIN_SUM,
   TREE_MODELS,
   type DatasetName,
@@ -50,6 +51,10 @@ export const TRAIN_USAGE = `ringtrain train [options]
   --algorithm A      ${listed(Object.keys(ALGORITHMS))}${dflt('algorithm')}
   --optimizer O      ${listed(Object.keys(OPTIMIZERS))}${dflt('optimizer')}; the SVM uses pegasos
   --lr X             learning rate${dflt('lr')}
+  --schedule S       ${listed(Object.keys(SCHEDULES))}: the lr over the run (step: x0.1 at each third)${dflt('schedule')}
+  --warmup-steps N   linear warm-up of the lr over the first N steps${dflt('warmupSteps')}
+  --weight-decay X   decoupled weight decay (Adam becomes AdamW)${dflt('weightDecay')}
+  --clip-norm X      clip the mean gradient to this global norm (0: off)${dflt('clipNorm')}
   --batch B          global batch${dflt('batch')}
   --local-steps H    fedavg and diloco: local steps per round; diloco also takes auto${dflt('localSteps')}
   --outer-lr X, --outer-momentum M   diloco: the outer Nesterov step (${SETUP_DEFAULTS['outerLr']}, ${SETUP_DEFAULTS['outerMomentum']})

@@ -76,6 +76,26 @@ describe('FlatOptimizer', () => {
     expect(state.length).toBe(2 + (spec.kind === 'sgd' ? 0 : spec.kind === 'momentum' ? n : 2 * n));
   });
 
+  it('AdamW decays the weights apart from the moments; clipNorm scales a long mean gradient down to that norm, and leaves the caller’s', () => {
+    // First Adam step: m̂ = g and v̂ = g², so the step is lr·g/(|g| + eps) ≈ lr·sign(g), plus lr·wd·w.
+    const adamw = createOptimizer({ kind: 'adam', lr: 0.1, eps: 1e-8, weightDecay: 0.5 }, 2);
+    const w = Float32Array.of(2, -4);
+    adamw.update(w, Float32Array.of(3, 0));
+    expect(w[0]).toBeCloseTo(2 - 0.1 * (3 / (3 + 1e-8)) - 0.1 * 0.5 * 2, 6);
+    expect(w[1]).toBeCloseTo(-4 + 0.1 * 0.5 * 4, 6);
+    // SGD with the gradient (3, 4) (norm 5) clipped to 1: a step of lr·(0.6, 0.8).
+    const clipped = createOptimizer({ kind: 'sgd', lr: 1, clipNorm: 1 }, 2);
+    const g = Float32Array.of(3, 4);
+    const v = Float32Array.of(0, 0);
+    clipped.update(v, g);
+    expect(Array.from(v)).toEqual([Math.fround(-0.6), Math.fround(-0.8)]);
+    expect(Array.from(g)).toEqual([3, 4]);
+    // A short gradient is left as it is.
+    clipped.update(v, Float32Array.of(0.3, 0));
+    expect(v[0]).toBeCloseTo(-0.9, 6);
+    expect(() => createOptimizer({ kind: 'sgd', lr: 1, clipNorm: 0 }, 2)).toThrow(/clipNorm must be a positive number/);
+  });
+
   it('pegasos: step 1/(lambda t) with the L2 shrink, resumable from its state', () => {
     const opt = createOptimizer({ kind: 'pegasos', lambda: 0.5 }, 2);
     const w = Float32Array.from([3, -1]);

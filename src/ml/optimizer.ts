@@ -40,10 +40,10 @@ export type OptimizerKind = OptimizerName;
 
 /** The spec with every default filled in. */
 export type ResolvedOptimizerSpec =
-  | { kind: 'sgd'; lr: number }
-  | { kind: 'momentum'; lr: number; beta: number }
-  | { kind: 'adam'; lr: number; beta1: number; beta2: number; eps: number }
-  | { kind: 'pegasos'; lambda: number; average: boolean };
+  | { kind: 'sgd'; lr: number; clipNorm: number }
+  | { kind: 'momentum'; lr: number; beta: number; clipNorm: number }
+  | { kind: 'adam'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; clipNorm: number }
+  | { kind: 'pegasos'; lambda: number; average: boolean; clipNorm: number };
 
 const KIND_CODE: Record<OptimizerKind, number> = { sgd: 0, momentum: 1, adam: 2, pegasos: 3 };
 const HEADER = 2;
@@ -59,6 +59,12 @@ function checkBeta(bad: Bad, name: string, v: number): number {
   return v;
 }
 
+function checkClip(bad: Bad, clip: number | undefined): number {
+  if (clip === undefined) return Infinity;
+  if (!(clip > 0)) bad(`clipNorm must be a positive number; got ${clip}`);
+  return clip;
+}
+
 function checkLr(bad: Bad, lr: number): number {
   if (!(Number.isFinite(lr) && lr > 0)) bad(`lr must be a positive number; got ${lr}`);
   return lr;
@@ -66,23 +72,32 @@ function checkLr(bad: Bad, lr: number): number {
 
 /** Each optimizer of the catalog with its defaults filled in and checked: one without does not compile. */
 const OPTIMIZER_FACTORIES: { [K in OptimizerKind]: Resolver<K> } = {
-  sgd: (spec, bad) => ({ kind: 'sgd', lr: checkLr(bad, spec.lr) }),
-  momentum: (spec, bad) => ({ kind: 'momentum', lr: checkLr(bad, spec.lr), beta: checkBeta(bad, 'beta', spec.beta ?? 0.9) }),
+  sgd: (spec, bad) => ({ kind: 'sgd', lr: checkLr(bad, spec.lr), clipNorm: checkClip(bad, spec.clipNorm) }),
+  momentum: (spec, bad) => ({
+    kind: 'momentum',
+    lr: checkLr(bad, spec.lr),
+    beta: checkBeta(bad, 'beta', spec.beta ?? 0.9),
+    clipNorm: checkClip(bad, spec.clipNorm),
+  }),
   adam: (spec, bad) => {
     const lr = checkLr(bad, spec.lr);
     const eps = spec.eps ?? 1e-8;
     if (!(Number.isFinite(eps) && eps > 0)) bad(`eps must be a positive number; got ${eps}`);
+    const weightDecay = spec.weightDecay ?? 0;
+    if (!(Number.isFinite(weightDecay) && weightDecay >= 0)) bad(`weightDecay must be a number >= 0; got ${weightDecay}`);
     return {
       kind: 'adam',
       lr,
       beta1: checkBeta(bad, 'beta1', spec.beta1 ?? 0.9),
       beta2: checkBeta(bad, 'beta2', spec.beta2 ?? 0.999),
       eps,
+      weightDecay,
+      clipNorm: checkClip(bad, spec.clipNorm),
     };
   },
   pegasos: (spec, bad) => {
     if (!(Number.isFinite(spec.lambda) && spec.lambda > 0)) bad(`lambda must be a positive number; got ${spec.lambda}`);
-    return { kind: 'pegasos', lambda: spec.lambda, average: spec.average ?? true };
+    return { kind: 'pegasos', lambda: spec.lambda, average: spec.average ?? true, clipNorm: Infinity };
   },
 };
 
@@ -131,9 +146,9 @@ export class FlatOptimizer {
     return this.t;
   }
 
-  /** Changes the learning rate for later steps (schedules); the state is unaffected. */
+  /** Changes the learning rate for later steps (schedules: 0 at a cosine's end); the state is unaffected. */
   setLearningRate(lr: number): void {
-    if (!(Number.isFinite(lr) && lr > 0)) throw new MlError('invalid-argument', `setLearningRate: lr must be a positive number; got ${lr}`);
+    if (!(Number.isFinite(lr) && lr >= 0)) throw new MlError('invalid-argument', `setLearningRate: lr must be a number >= 0; got ${lr}`);
     (this.spec as { lr: number }).lr = lr;
   }
 
@@ -155,6 +170,13 @@ export class FlatOptimizer {
     const s = this.spec;
     const n = this.size;
     this.t += 1;
+    if (s.clipNorm < Infinity) {
+      // Global norm clipping: the same scale for every coordinate, on a copy (the caller's gradient stays).
+      let sq = 0;
+      for (let i = 0; i < n; i++) sq += meanGrad[i]! * meanGrad[i]!;
+      const norm = Math.sqrt(sq);
+      if (norm > s.clipNorm) meanGrad = meanGrad.map((g) => (g * s.clipNorm) / norm);
+    }
     if (s.kind === 'sgd') {
       const lr = s.lr;
       for (let i = 0; i < n; i++) weights[i] = weights[i]! - lr * meanGrad[i]!;
@@ -176,7 +198,7 @@ export class FlatOptimizer {
         weights[i] = weights[i]! - lr * vi;
       }
     } else {
-      const { lr, beta1, beta2, eps } = s;
+      const { lr, beta1, beta2, eps, weightDecay } = s;
       this.b1t *= beta1;
       this.b2t *= beta2;
       const c1 = 1 - this.b1t;
@@ -189,7 +211,8 @@ export class FlatOptimizer {
         const vi = beta2 * v[i]! + (1 - beta2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        weights[i] = weights[i]! - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + eps);
+        // AdamW: the decay is decoupled from the gradient's moments (Loshchilov & Hutter).
+        weights[i] = weights[i]! - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + eps) - lr * weightDecay * weights[i]!;
       }
     }
   }

@@ -75,18 +75,28 @@ export const DATASETS = catalog({
 export type DatasetName = Name<typeof DATASETS>;
 export type DatasetSource = (typeof DATASETS)[DatasetName]['source'];
 
+/** Every gradient optimizer's: the largest global norm of the mean gradient it applies (larger ones are scaled down to it). */
+const clipNorm = z.number().positive().max(1e12).optional().describe('global gradient-norm clipping');
+
 /** Optimizers (the config's `optimizer.kind`), in the order the form offers them. */
 export const OPTIMIZERS = catalog({
   adam: {
     label: 'Adam',
-    description: 'Adam with bias correction (beta1 0.9, beta2 0.999, eps 1e-8 by default)',
-    options: z.strictObject({ lr, beta1: beta.optional(), beta2: beta.optional(), eps: z.number().positive().max(1e12).optional() }),
+    description: 'Adam with bias correction (beta1 0.9, beta2 0.999, eps 1e-8 by default); `weightDecay`: decoupled, as AdamW',
+    options: z.strictObject({
+      lr,
+      beta1: beta.optional(),
+      beta2: beta.optional(),
+      eps: z.number().positive().max(1e12).optional(),
+      weightDecay: z.number().min(0).max(1).optional().describe('decoupled weight decay (AdamW)'),
+      clipNorm,
+    }),
   },
-  sgd: { label: 'SGD', description: 'plain SGD', options: z.strictObject({ lr }) },
+  sgd: { label: 'SGD', description: 'plain SGD', options: z.strictObject({ lr, clipNorm }) },
   momentum: {
     label: 'momentum',
     description: 'heavy-ball momentum (beta 0.9 by default)',
-    options: z.strictObject({ lr, beta: beta.optional() }),
+    options: z.strictObject({ lr, beta: beta.optional(), clipNorm }),
   },
   /** Pegasos for the hinge loss (ml/optimizer.ts): no learning rate; `average` (default true) returns the averaged iterate. */
   pegasos: {
@@ -103,6 +113,28 @@ export type OptimizerConfig = SpecOf<typeof OPTIMIZERS, 'kind'>;
 const localSteps = whole(1, 1000).optional().describe('local steps per round (H)');
 /** DiLoCo's outer optimizer by default: the paper's (arXiv 2311.08105, section 3: Nesterov, lr 0.7, momentum 0.9). */
 export const OUTER_DEFAULTS = { lr: 0.7, momentum: 0.9 } as const;
+
+/** Learning-rate schedules (the config's `schedule.kind`): a factor of the optimizer's lr at each global step, after a linear warm-up. */
+export const SCHEDULES = catalog({
+  constant: {
+    label: 'constant',
+    description: 'the same lr throughout (after the warm-up)',
+    options: z.strictObject({ warmupSteps: whole(0, 1e7).optional() }),
+  },
+  cosine: {
+    label: 'cosine',
+    description: 'cosine decay from lr to `minFactor` x lr (default 0) at the last step, after the warm-up',
+    options: z.strictObject({ warmupSteps: whole(0, 1e7).optional(), minFactor: z.number().min(0).max(1).optional() }),
+  },
+  step: {
+    label: 'step decay',
+    description: 'lr times `gamma` every `every` steps after the warm-up',
+    options: z.strictObject({ warmupSteps: whole(0, 1e7).optional(), every: whole(1, 1e7), gamma: z.number().positive().max(1) }),
+  },
+});
+export type ScheduleName = Name<typeof SCHEDULES>;
+/** The config's `schedule`. */
+export type ScheduleConfig = SpecOf<typeof SCHEDULES, 'kind'>;
 
 /** Training algorithms (the config's `algorithm`); their options are top-level config fields. */
 export const ALGORITHMS = catalog({

@@ -110,6 +110,7 @@ describe('runKey', () => {
     hidden: { hidden: [16] },
     algorithm: { algorithm: 'sgd' },
     optimizer: { optimizer: { kind: 'momentum', lr: 0.3, beta: 0.8 } },
+    schedule: { schedule: { kind: 'cosine', warmupSteps: 5 } },
     batch: { batch: 64 },
     localSteps: { localSteps: 3 },
     outerLr: { outerLr: 0.5 },

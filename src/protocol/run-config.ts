@@ -6,7 +6,7 @@
  * options that cannot work together, once, with a message naming both.
  */
 import { z } from 'zod';
-import { ALGORITHMS, AGGREGATION_RULES, CODECS, DATASETS, MODELS, OPTIMIZERS, TREE_MODELS } from './catalogs.ts';
+import { ALGORITHMS, AGGREGATION_RULES, CODECS, DATASETS, MODELS, OPTIMIZERS, SCHEDULES, TREE_MODELS } from './catalogs.ts';
 import { listed, nameSchema, namesOf, specSchema } from './registry.ts';
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
@@ -41,6 +41,8 @@ export const trainConfigSchema = z
     hidden: MODELS.mlp.options.shape.hidden,
     algorithm: nameSchema(ALGORITHMS),
     optimizer: specSchema(OPTIMIZERS, 'kind'),
+    /** The optimizer's lr over the run: warm-up, then constant, cosine or step decay, by global step (default: constant). */
+    schedule: specSchema(SCHEDULES, 'kind').optional(),
     /** sgd and diloco: the global batch, split across peers (diloco: per inner step); fedavg: each peer's local batch; gd: unused. */
     batch: whole(0, 65_536),
     /** sgd/gd: steps; diloco: inner steps (global batches), in rounds of `localSteps`; fedavg: rounds. */
@@ -145,6 +147,8 @@ function conflicts(c: TrainConfig): [keyof TrainConfig, string][] {
       `secureAggregation and compression ${c.compression.kind}: the masks are too large for fp16/int8 on the wire: pick PowerSGD or random-k, or no compression`,
     ]);
   }
+  if (c.schedule && c.optimizer.kind === 'pegasos')
+    out.push(['schedule', 'schedule and optimizer pegasos: Pegasos sets its own step sizes (1/(lambda t)): drop the schedule']);
   if (c.optimizer.kind === 'pegasos' && c.model !== 'svm')
     out.push(['optimizer', `optimizer pegasos and model ${c.model}: pegasos is for the linear SVM: pick sgd, momentum or adam`]);
   if (c.rff && c.model === 'cnn')
@@ -165,6 +169,7 @@ export const TRAJECTORY_FIELDS = [
   'hidden',
   'algorithm',
   'optimizer',
+  'schedule',
   'batch',
   'localSteps',
   'outerLr',

@@ -62,6 +62,14 @@ describe('training setup form', () => {
       outerMomentum: 0,
     });
     expect(trainConfig({ algorithm: 'sgd', outerLr: '0.3' })).not.toHaveProperty('outerLr');
+    // Schedules, AdamW and clipping from the form; constant without warm-up is no schedule.
+    expect(jobFromFields({}).config).not.toHaveProperty('schedule');
+    expect(trainConfig({ schedule: 'cosine', warmupSteps: '20', weightDecay: '0.01', clipNorm: '1' })).toMatchObject({
+      schedule: { kind: 'cosine', warmupSteps: 20 },
+      optimizer: { kind: 'adam', lr: 0.003, weightDecay: 0.01, clipNorm: 1 },
+    });
+    expect(trainConfig({ schedule: 'step', epochs: '1' }).schedule).toEqual({ kind: 'step', every: 156, gamma: 0.1 });
+    expect(trainConfig({ model: 'svm', schedule: 'cosine' })).not.toHaveProperty('schedule');
   });
 
   it('gives tree jobs their own config', () => {

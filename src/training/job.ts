@@ -16,6 +16,8 @@ import {
   type AlgorithmName,
   type CodecConfig,
   OUTER_DEFAULTS,
+  SCHEDULES,
+  type ScheduleName,
 } from '../protocol/catalogs.ts';
 import { choicesOf, listed, namesOf, type Catalog } from '../protocol/registry.ts';
 import { ConfigError, parseJob, type Job } from '../protocol/run-config.ts';
@@ -36,6 +38,10 @@ export const SETUP_DEFAULTS: SetupFields = {
   algorithm: 'sgd',
   optimizer: 'adam',
   lr: '0.003',
+  schedule: 'constant',
+  warmupSteps: '0',
+  weightDecay: '0',
+  clipNorm: '0',
   lambda: '0.0001',
   batch: '128',
   epochs: '1',
@@ -60,6 +66,9 @@ function choiceTable<T>(c: Catalog, key: string, noneValue: string): Record<stri
     ...Object.fromEntries(choicesOf(c).map((ch) => [ch.value, { [key]: ch.name, ...ch.options } as T])),
   };
 }
+
+/** The schedules by field value. */
+const SCHEDULE_CHOICES = Object.fromEntries(namesOf(SCHEDULES).map((n) => [n, n])) as Record<ScheduleName, ScheduleName>;
 
 /** The compression choices by field value (`auto` decides from measured timings: ml/algorithms/auto.ts). */
 export const COMPRESSIONS: Record<string, CodecConfig | null> = choiceTable(CODECS, 'kind', NO_CODEC.value);
@@ -162,8 +171,17 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
     throw new SetupError('algorithm', `algorithm: "${algorithm}" is not ${listed(namesOf(ALGORITHMS))}`);
   const kind = model === 'svm' ? 'pegasos' : f.optimizer!;
   if (!Object.hasOwn(OPTIMIZERS, kind)) throw new SetupError('optimizer', `optimizer: "${kind}" is not ${listed(namesOf(OPTIMIZERS))}`);
+  const weightDecay = num(f, 'weightDecay', { min: 0, max: 1 });
+  const clipNorm = num(f, 'clipNorm', { min: 0, max: 1e12 });
   const optimizer =
-    kind === 'pegasos' ? { kind, lambda: num(f, 'lambda', { min: 1e-9, max: 10 }) } : { kind, lr: num(f, 'lr', { min: 1e-7, max: 10 }) };
+    kind === 'pegasos'
+      ? { kind, lambda: num(f, 'lambda', { min: 1e-9, max: 10 }) }
+      : {
+          kind,
+          lr: num(f, 'lr', { min: 1e-7, max: 10 }),
+          ...(weightDecay > 0 ? { weightDecay } : {}),
+          ...(clipNorm > 0 ? { clipNorm } : {}),
+        };
   const batch = num(f, 'batch', { int: true, min: 1, max: 65_536 });
   const samples = trainSamples(dataset, localSamples);
   if (!samples)
@@ -178,6 +196,17 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
   const perStep = SAMPLES_PER_STEP[algorithm as AlgorithmName]({ batch, samples, localSteps: autoSteps ? 1 : (localSteps as number) });
   const steps = Math.max(1, Math.ceil((epochs * samples) / perStep));
   const every = Math.max(1, Math.round(steps / 20));
+  const warmupSteps = num(f, 'warmupSteps', { int: true, min: 0, max: 10_000_000 });
+  const scheduleKind = choice(f, 'schedule', SCHEDULE_CHOICES);
+  // The form's step decay: x0.1 at each third of the run. Constant without warm-up is no schedule.
+  const schedule =
+    kind === 'pegasos' || (scheduleKind === 'constant' && warmupSteps === 0)
+      ? null
+      : {
+          kind: scheduleKind,
+          ...(warmupSteps > 0 ? { warmupSteps } : {}),
+          ...(scheduleKind === 'step' ? { every: Math.max(1, Math.round(steps / 3)), gamma: 0.1 } : {}),
+        };
   // FedAvg makes no gradient sum, and DiLoCo sums weight changes: the robust rules and DP apply
   // to gradient sums alone; DiLoCo's deltas may be compressed.
   const gradientSum = !rounds;
@@ -192,6 +221,7 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       model,
       algorithm,
       optimizer,
+      ...(schedule ? { schedule } : {}),
       batch,
       steps,
       seed,

@@ -17,6 +17,7 @@ import { checksumHex, getFlatWeights, paramCount, weightLayout } from '../ml/fla
 import { lossKindFor, type LossKind, type ModelSpec } from '../ml/models.ts';
 import { createOptimizer } from '../ml/optimizer.ts';
 import { rffTransform } from '../ml/rff.ts';
+import { lrFactor } from '../ml/schedule.ts';
 import { OUTER_DEFAULTS } from '../protocol/catalogs.ts';
 import { runKey, type TrainConfig } from '../protocol/run-config.ts';
 import { GlobalOrder, localBatchSize, partOf, type Sampler } from './sampler.ts';
@@ -178,6 +179,12 @@ export class Run {
     if (!this.order) return this.sampler!.next(this.shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
     const part = partOf(this.shares ?? this.evenSplit(cfg.batch), g.rank);
     return this.order.slice(step, cfg.batch, part.from, part.count);
+  }
+
+  /** Sets the optimizer's lr for global step `step` by the config's schedule (none: the lr as configured). */
+  scheduleLr(step: number): void {
+    const { schedule, optimizer, steps } = this.cfg;
+    if (schedule && 'lr' in optimizer) this.st.opt.setLearningRate(optimizer.lr * lrFactor(schedule, step, steps));
   }
 
   /** DP's sampling rate: the global batch over every peer's training examples (1 for full-batch GD). */

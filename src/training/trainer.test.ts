@@ -668,6 +668,44 @@ describe('train through faults (in-memory room)', () => {
   });
 });
 
+describe('learning-rate schedules through the loop', () => {
+  for (const schedule of [
+    { kind: 'cosine', warmupSteps: 3, minFactor: 0.05 },
+    { kind: 'step', warmupSteps: 2, every: 4, gamma: 0.5 },
+  ] as const)
+    it(`${schedule.kind}: a run stopped at step 7 and resumed from its checkpoint ends with the weights of an uninterrupted run; the schedule changes them`, async () => {
+      const cfg: TrainConfig = { ...BASE, steps: 12, checkpointEvery: 3, schedule };
+      const room = new TestRoom(DATA);
+      for (const id of ['p0', 'p1']) room.add(id);
+      let at = 0;
+      const stopped = await Promise.all(
+        ['p0', 'p1'].map((id) =>
+          train(
+            cfg,
+            room.deps(id, cfg, {
+              onEvent: (e) => {
+                if (e.type === 'step') at = Math.max(at, e.step);
+              },
+              control: () => ({ pause: false, stop: at >= 6 }),
+            }),
+          ),
+        ),
+      );
+      // The request rides on step 7's sums: the room stops after it, and stores its checkpoint.
+      expect(stopped[0]!.steps).toBe(7);
+      await expect.poll(() => room.checkpoints.length).toBe(3);
+      const again = new TestRoom(DATA);
+      again.checkpoints.push(...room.checkpoints);
+      for (const id of ['q0', 'q1']) again.add(id);
+      const resumed = await Promise.all(['q0', 'q1'].map((id) => train(cfg, again.deps(id, cfg))));
+      const [straight] = await trainRing(2, cfg);
+      expect(resumed[0]!.steps).toBe(12);
+      expect(resumed[0]!.weights).toEqual(straight!.weights);
+      const [flat] = await trainRing(2, { ...cfg, schedule: undefined });
+      expect(relativeDifference(flat!.weights, straight!.weights)).toBeGreaterThan(1e-3);
+    });
+});
+
 describe('kernel SVM by random Fourier features', () => {
   it('separates two spirals that the linear SVM cannot, with the same weights on 2 peers', async () => {
     const spirals = holdOut(twoSpirals({ n: 600, noise: 0.02, seed: 5 }), 'spirals', 1);

@@ -25,6 +25,7 @@ export function setupChoices(): Record<string, FormChoice[]> {
     model: [...options(catalogs.MODELS), ...options(catalogs.TREE_MODELS)],
     algorithm: options(catalogs.ALGORITHMS),
     optimizer: options(catalogs.OPTIMIZERS),
+    schedule: options(catalogs.SCHEDULES),
     compression: [catalogs.NO_CODEC, ...options(catalogs.CODECS)],
     aggregation: [catalogs.PLAIN_SUM, ...options(catalogs.AGGREGATION_RULES)],
   };

@@ -45,6 +45,8 @@ export async function round(
     for (let k = 1; k <= h; k++) {
       const b = fedavg ? run.sampler!.next(cfg.batch) : run.batchOf(st.step + k);
       local += b.count;
+      // DiLoCo's schedule runs over inner steps; FedAvg's over rounds.
+      run.scheduleLr(fedavg ? st.step + 1 : st.step + k);
       yield b;
     }
   }

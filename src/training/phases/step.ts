@@ -73,6 +73,7 @@ async function synchronous(run: Run): Promise<{ r: StepResult; local: number }> 
     batch = sliceOf(shard.train, part.from, part.count);
   } else batch = run.batchOf(st.step + 1);
   const exchange = gradientExchange(run, st.step + 1);
+  run.scheduleLr(st.step + 1);
   const r = await synchronousStep(run.model, st.opt, run.lossKind, exchange, batch, gradientsOf(run, full ? 256 : undefined));
   return { r, local: batch.count };
 }
