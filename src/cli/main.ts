@@ -120,6 +120,7 @@ async function train(argv: string[]): Promise<number> {
       'warmup-steps': { type: 'string' },
       'weight-decay': { type: 'string' },
       'clip-norm': { type: 'string' },
+      'label-smoothing': { type: 'string' },
       'local-steps': { type: 'string' },
       'outer-lr': { type: 'string' },
       'outer-momentum': { type: 'string' },

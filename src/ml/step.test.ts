@@ -108,6 +108,23 @@ describe('computeGradients', () => {
   });
 });
 
+describe('label smoothing', () => {
+  it('sums the cross-entropy against (1 − ε)·one-hot + ε/K targets, and changes the gradient', async () => {
+    const spec: ModelSpec = { kind: 'softmax', inputShape: [3], numClasses: 4, seed: 7 };
+    const m = build(spec);
+    const { x, y } = batch(spec, 6, 5);
+    const eps = 0.2;
+    const smooth = await computeGradients(m, x, y, 6, 'crossentropy', { labelSmoothing: eps });
+    const plain = await computeGradients(m, x, y, 6, 'crossentropy');
+    const p = (await predict(m, x)).outputs;
+    let expected = 0;
+    for (let i = 0; i < 6; i++) for (let k = 0; k < 4; k++) expected -= ((k === y[i] ? 1 - eps : 0) + eps / 4) * Math.log(p[i * 4 + k]!);
+    expect(smooth.loss).toBeCloseTo(expected, 4);
+    expect(smooth.loss).not.toBeCloseTo(plain.loss, 2);
+    expect(Math.max(...smooth.grad.map((g, i) => Math.abs(g - plain.grad[i]!)))).toBeGreaterThan(1e-3);
+  });
+});
+
 describe('evaluate and predict', () => {
   it('count correct argmax predictions and sum the loss, in batches, agreeing with predict', async () => {
     const spec: ModelSpec = { kind: 'mlp', inputShape: [5], numClasses: 3, hidden: [6], seed: 8 };

@@ -39,6 +39,8 @@ export interface ComputeGradientsOptions {
    * whose gradients are summed on the device and read back once (full-batch GD over a shard).
    */
   chunkSize?: number;
+  /** Cross-entropy only: the targets become (1 − ε)·one-hot + ε/K (label smoothing; default 0). */
+  labelSmoothing?: number;
 }
 
 /** Shape of one sample, without the batch dimension. */
@@ -121,8 +123,9 @@ function targetsTensor(y: Targets, start: number, m: number, out: number, lossKi
 }
 
 /** Summed loss of a batch (scalar), from the model's outputs. */
-function summedLoss(pred: tf.Tensor, targets: tf.Tensor, lossKind: LossKind): tf.Scalar {
-  if (lossKind === 'crossentropy') return tf.losses.softmaxCrossEntropy(targets, pred, undefined, 0, tf.Reduction.SUM) as tf.Scalar;
+function summedLoss(pred: tf.Tensor, targets: tf.Tensor, lossKind: LossKind, labelSmoothing = 0): tf.Scalar {
+  if (lossKind === 'crossentropy')
+    return tf.losses.softmaxCrossEntropy(targets, pred, undefined, labelSmoothing, tf.Reduction.SUM) as tf.Scalar;
   if (lossKind === 'hinge') return tf.sum(tf.relu(tf.sub(1, tf.mul(targets, pred))));
   return tf.sum(tf.squaredDifference(pred, targets));
 }
@@ -161,7 +164,10 @@ export async function computeGradients(
       const next: tf.Tensor = tf.tidy(() => {
         const xs = tf.tensor(x.subarray(start * c.per, (start + m) * c.per), [m, ...c.shape], 'float32');
         const ts = targetsTensor(y, start, m, c.out, lossKind);
-        const { value, grads } = tf.variableGrads(() => summedLoss(model.apply(xs, { training: true }) as tf.Tensor, ts, lossKind), vars);
+        const { value, grads } = tf.variableGrads(
+          () => summedLoss(model.apply(xs, { training: true }) as tf.Tensor, ts, lossKind, options.labelSmoothing),
+          vars,
+        );
         // Layout [grad | loss]: one readback brings both.
         const parts = vars.map((v) => tf.reshape(grads[v.name] ?? tf.zerosLike(v), [-1]));
         parts.push(tf.reshape(value, [1]));

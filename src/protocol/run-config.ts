@@ -41,6 +41,8 @@ export const trainConfigSchema = z
     hidden: MODELS.mlp.options.shape.hidden,
     algorithm: nameSchema(ALGORITHMS),
     optimizer: specSchema(OPTIMIZERS, 'kind'),
+    /** Softmax, MLP and CNN: label smoothing ε of the cross-entropy's targets. */
+    labelSmoothing: z.number().min(0).lt(1).optional(),
     /** The optimizer's lr over the run: warm-up, then constant, cosine or step decay, by global step (default: constant). */
     schedule: specSchema(SCHEDULES, 'kind').optional(),
     /** sgd and diloco: the global batch, split across peers (diloco: per inner step); fedavg: each peer's local batch; gd: unused. */
@@ -147,6 +149,13 @@ function conflicts(c: TrainConfig): [keyof TrainConfig, string][] {
       `secureAggregation and compression ${c.compression.kind}: the masks are too large for fp16/int8 on the wire: pick PowerSGD or random-k, or no compression`,
     ]);
   }
+  if (c.labelSmoothing && (c.model === 'svm' || c.dp))
+    out.push([
+      'labelSmoothing',
+      c.dp
+        ? 'labelSmoothing and dp: DP-SGD clips per-example gradients of the plain cross-entropy: drop one of them'
+        : 'labelSmoothing and model svm: label smoothing is for the cross-entropy of softmax, MLP and CNN',
+    ]);
   if (c.schedule && c.optimizer.kind === 'pegasos')
     out.push(['schedule', 'schedule and optimizer pegasos: Pegasos sets its own step sizes (1/(lambda t)): drop the schedule']);
   if (c.optimizer.kind === 'pegasos' && c.model !== 'svm')
@@ -170,6 +179,7 @@ export const TRAJECTORY_FIELDS = [
   'algorithm',
   'optimizer',
   'schedule',
+  'labelSmoothing',
   'batch',
   'localSteps',
   'outerLr',

@@ -70,6 +70,8 @@ describe('training setup form', () => {
     });
     expect(trainConfig({ schedule: 'step', epochs: '1' }).schedule).toEqual({ kind: 'step', every: 156, gamma: 0.1 });
     expect(trainConfig({ model: 'svm', schedule: 'cosine' })).not.toHaveProperty('schedule');
+    expect(trainConfig({ labelSmoothing: '0.1' }).labelSmoothing).toBe(0.1);
+    expect(trainConfig({ model: 'svm', labelSmoothing: '0.1' })).not.toHaveProperty('labelSmoothing');
   });
 
   it('gives tree jobs their own config', () => {

@@ -42,6 +42,7 @@ export const SETUP_DEFAULTS: SetupFields = {
   warmupSteps: '0',
   weightDecay: '0',
   clipNorm: '0',
+  labelSmoothing: '0',
   lambda: '0.0001',
   batch: '128',
   epochs: '1',
@@ -172,6 +173,8 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
   const kind = model === 'svm' ? 'pegasos' : f.optimizer!;
   if (!Object.hasOwn(OPTIMIZERS, kind)) throw new SetupError('optimizer', `optimizer: "${kind}" is not ${listed(namesOf(OPTIMIZERS))}`);
   const weightDecay = num(f, 'weightDecay', { min: 0, max: 1 });
+  // The SVM's hinge loss has no targets to smooth: the field does not apply to it.
+  const labelSmoothing = model === 'svm' ? 0 : num(f, 'labelSmoothing', { min: 0, max: 0.99 });
   const clipNorm = num(f, 'clipNorm', { min: 0, max: 1e12 });
   const optimizer =
     kind === 'pegasos'
@@ -222,6 +225,7 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       algorithm,
       optimizer,
       ...(schedule ? { schedule } : {}),
+      ...(labelSmoothing > 0 ? { labelSmoothing } : {}),
       batch,
       steps,
       seed,

@@ -46,7 +46,11 @@ export function gradientsOf(run: Run, chunkSize?: number): (b: Batch) => Promise
   const { cfg, g, deps } = run;
   const dp = cfg.dp;
   const compute = (b: Batch): Promise<GradientResult> => {
-    if (!dp) return computeGradients(run.model, b.x, b.y, b.count, run.lossKind, chunkSize ? { chunkSize } : {});
+    if (!dp)
+      return computeGradients(run.model, b.x, b.y, b.count, run.lossKind, {
+        ...(chunkSize ? { chunkSize } : {}),
+        ...(cfg.labelSmoothing ? { labelSmoothing: cfg.labelSmoothing } : {}),
+      });
     // Counted when made, not when committed: a step that fails after sending was seen.
     if (b.count > 0) run.neighbour?.add(run.samplingRate(), dp.noiseMultiplier / Math.sqrt(g.size));
     return privateGradients(run.model, b.x, b.y, b.count, run.lossKind, dp, g.size);
