@@ -121,6 +121,7 @@ async function train(argv: string[]): Promise<number> {
       'weight-decay': { type: 'string' },
       'clip-norm': { type: 'string' },
       'label-smoothing': { type: 'string' },
+      augment: { type: 'string' },
       'local-steps': { type: 'string' },
       'outer-lr': { type: 'string' },
       'outer-momentum': { type: 'string' },

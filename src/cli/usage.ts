@@ -56,6 +56,7 @@ export const TRAIN_USAGE = `ringtrain train [options]
   --weight-decay X   decoupled weight decay (Adam becomes AdamW)${dflt('weightDecay')}
   --clip-norm X      clip the mean gradient to this global norm (0: off)${dflt('clipNorm')}
   --label-smoothing E  targets (1 - E) one-hot + E/K for the cross-entropy${dflt('labelSmoothing')}
+  --augment A        images: none, shift (up to 2 pixels) or shift-flip (and mirroring), seeded per sample${dflt('augment')}
   --batch B          global batch${dflt('batch')}
   --local-steps H    fedavg and diloco: local steps per round; diloco also takes auto${dflt('localSteps')}
   --outer-lr X, --outer-momentum M   diloco: the outer Nesterov step (${SETUP_DEFAULTS['outerLr']}, ${SETUP_DEFAULTS['outerMomentum']})

@@ -113,6 +113,7 @@ describe('runKey', () => {
     optimizer: { optimizer: { kind: 'momentum', lr: 0.3, beta: 0.8 } },
     schedule: { schedule: { kind: 'cosine', warmupSteps: 5 } },
     labelSmoothing: { labelSmoothing: 0.1 },
+    augment: { augment: { shift: 2, flip: true } },
     batch: { batch: 64 },
     localSteps: { localSteps: 3 },
     outerLr: { outerLr: 0.5 },

@@ -41,6 +41,8 @@ export const trainConfigSchema = z
     hidden: MODELS.mlp.options.shape.hidden,
     algorithm: nameSchema(ALGORITHMS),
     optimizer: specSchema(OPTIMIZERS, 'kind'),
+    /** Images: each sample of a batch shifted by up to `shift` pixels and (`flip`) mirrored, drawn from the seed, the step and its place in the global batch. */
+    augment: z.strictObject({ shift: whole(0, 8), flip: z.boolean() }).optional(),
     /** Softmax, MLP and CNN: label smoothing ε of the cross-entropy's targets. */
     labelSmoothing: z.number().min(0).lt(1).optional(),
     /** The optimizer's lr over the run: warm-up, then constant, cosine or step decay, by global step (default: constant). */
@@ -180,6 +182,7 @@ export const TRAJECTORY_FIELDS = [
   'optimizer',
   'schedule',
   'labelSmoothing',
+  'augment',
   'batch',
   'localSteps',
   'outerLr',

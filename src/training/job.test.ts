@@ -71,6 +71,8 @@ describe('training setup form', () => {
     expect(trainConfig({ schedule: 'step', epochs: '1' }).schedule).toEqual({ kind: 'step', every: 156, gamma: 0.1 });
     expect(trainConfig({ model: 'svm', schedule: 'cosine' })).not.toHaveProperty('schedule');
     expect(trainConfig({ labelSmoothing: '0.1' }).labelSmoothing).toBe(0.1);
+    expect(trainConfig({ augment: 'shift-flip' }).augment).toEqual({ shift: 2, flip: true });
+    expect(jobFromFields({}).config).not.toHaveProperty('augment');
     expect(trainConfig({ model: 'svm', labelSmoothing: '0.1' })).not.toHaveProperty('labelSmoothing');
   });
 

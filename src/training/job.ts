@@ -43,6 +43,7 @@ export const SETUP_DEFAULTS: SetupFields = {
   weightDecay: '0',
   clipNorm: '0',
   labelSmoothing: '0',
+  augment: 'none',
   lambda: '0.0001',
   batch: '128',
   epochs: '1',
@@ -67,6 +68,13 @@ function choiceTable<T>(c: Catalog, key: string, noneValue: string): Record<stri
     ...Object.fromEntries(choicesOf(c).map((ch) => [ch.value, { [key]: ch.name, ...ch.options } as T])),
   };
 }
+
+/** The augmentations by field value (images only). */
+export const AUGMENTS: Record<string, { shift: number; flip: boolean } | null> = {
+  none: null,
+  shift: { shift: 2, flip: false },
+  'shift-flip': { shift: 2, flip: true },
+};
 
 /** The schedules by field value. */
 const SCHEDULE_CHOICES = Object.fromEntries(namesOf(SCHEDULES).map((n) => [n, n])) as Record<ScheduleName, ScheduleName>;
@@ -173,6 +181,7 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
   const kind = model === 'svm' ? 'pegasos' : f.optimizer!;
   if (!Object.hasOwn(OPTIMIZERS, kind)) throw new SetupError('optimizer', `optimizer: "${kind}" is not ${listed(namesOf(OPTIMIZERS))}`);
   const weightDecay = num(f, 'weightDecay', { min: 0, max: 1 });
+  const augment = choice(f, 'augment', AUGMENTS);
   // The SVM's hinge loss has no targets to smooth: the field does not apply to it.
   const labelSmoothing = model === 'svm' ? 0 : num(f, 'labelSmoothing', { min: 0, max: 0.99 });
   const clipNorm = num(f, 'clipNorm', { min: 0, max: 1e12 });
@@ -226,6 +235,7 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       optimizer,
       ...(schedule ? { schedule } : {}),
       ...(labelSmoothing > 0 ? { labelSmoothing } : {}),
+      ...(augment ? { augment } : {}),
       batch,
       steps,
       seed,

@@ -4,7 +4,8 @@
  * that carry from step to step (the `auto` probe, the batch shares, DP's accounting, the speed).
  */
 import * as tf from '@tensorflow/tfjs';
-import { featureSize, type Dataset } from '../data/dataset.ts';
+import { augmentImages } from '../data/augment.ts';
+import { DataError, featureSize, type Dataset } from '../data/dataset.ts';
 import { LOCAL_DATASET } from '../data/local.ts';
 import type { Batch } from '../ml/algorithms/distributed.ts';
 import { FEDAVG_OUTER, OuterOptimizer } from '../ml/algorithms/rounds.ts';
@@ -133,6 +134,11 @@ export class Run {
     readonly spec: ModelSpec,
   ) {
     this.served = servedData(cfg);
+    if (cfg.augment && shard.train.shape.length !== 3)
+      throw new DataError(
+        'bad-argument',
+        `augment shifts and mirrors images; ${cfg.dataset}'s samples have shape [${shard.train.shape.join(', ')}]: drop augment for this dataset`,
+      );
     this.flags = new ControlFlags(deps.control);
     this.base = this.flags.wrap(overRaw(() => this.g));
     this.lossKind = lossKindFor(this.spec);
@@ -176,9 +182,22 @@ export class Run {
   /** This rank's part of global step `step`'s batch (sgd, diloco): its slice of the served batch, or its share drawn from its shard. */
   batchOf(step: number): Batch {
     const { g, cfg } = this;
-    if (!this.order) return this.sampler!.next(this.shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
-    const part = partOf(this.shares ?? this.evenSplit(cfg.batch), g.rank);
-    return this.order.slice(step, cfg.batch, part.from, part.count);
+    // Served data: a sample's place in the global batch keys its augmentation (the same on every
+    // peer whatever the split); held data: this rank's own place.
+    let b: Batch;
+    let first: number;
+    if (!this.order) {
+      b = this.sampler!.next(this.shares?.[g.rank] ?? localBatchSize(cfg.batch, g.size, g.rank));
+      first = (g.rank + 1) * 1_000_003;
+    } else {
+      const part = partOf(this.shares ?? this.evenSplit(cfg.batch), g.rank);
+      b = this.order.slice(step, cfg.batch, part.from, part.count);
+      first = part.from;
+    }
+    if (!cfg.augment) return b;
+    const key = (i: number): number =>
+      Math.imul(cfg.seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step, 0xc2b2ae35) ^ Math.imul(first + i + 1, 0x27d4eb2f);
+    return { ...b, x: augmentImages(b.x, b.count, this.shard.train.shape, cfg.augment, key) };
   }
 
   /** Sets the optimizer's lr for global step `step` by the config's schedule (none: the lr as configured). */

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AUTO_PROBE_STEPS } from '../ml/algorithms/auto.ts';
 import { dpEpsilon } from '../ml/dp.ts';
 import { holdOut } from '../data/local.ts';
-import { twoSpirals } from '../data/synthetic.ts';
+import { gaussianBlobs, twoSpirals } from '../data/synthetic.ts';
 import { relativeDifference } from '../ml/compare.ts';
 import { BLOBS, BLOBS_GD, TestRoom } from '../test/room.ts';
 import { stepProblems } from './history.ts';
@@ -704,6 +704,32 @@ describe('learning-rate schedules through the loop', () => {
       const [flat] = await trainRing(2, { ...cfg, schedule: undefined });
       expect(relativeDifference(flat!.weights, straight!.weights)).toBeGreaterThan(1e-3);
     });
+});
+
+describe('seeded augmentation through the loop', () => {
+  it('served images: 3 peers make the same views as 1 peer (its weights to 1e-4), the views change the model, and non-images are refused', async () => {
+    const blobs = gaussianBlobs({ n: 300, classes: 3, dims: 16, spread: 0.4, seed: 8 });
+    const images = holdOut({ ...blobs, shape: [4, 4, 1] }, 'images', 1);
+    const cfg: TrainConfig = { ...BASE, dataset: 'images', algorithm: 'sgd', batch: 30, steps: 15, augment: { shift: 1, flip: true } };
+    const run = async (c: TrainConfig, n: number): Promise<TrainResult[]> => {
+      const room = new TestRoom(images);
+      const ids = Array.from({ length: n }, (_, i) => `p${i}`);
+      for (const id of ids) room.add(id);
+      return Promise.all(ids.map((id) => train(c, room.deps(id, c))));
+    };
+    const [solo] = await run(cfg, 1);
+    const three = await run(cfg, 3);
+    for (const r of three) expect(r.checksum).toBe(three[0]!.checksum);
+    expect(relativeDifference(three[0]!.weights, solo!.weights)).toBeLessThan(1e-4);
+    const [plain] = await run({ ...cfg, augment: undefined }, 1);
+    expect(relativeDifference(plain!.weights, solo!.weights)).toBeGreaterThan(1e-3);
+    const flat = new TestRoom(DATA);
+    flat.add('q');
+    const onBlobs: TrainConfig = { ...BASE, dataset: 'blobs', algorithm: 'sgd', batch: 24, augment: { shift: 1, flip: false } };
+    await expect(train(onBlobs, flat.deps('q', onBlobs))).rejects.toThrow(
+      /augment shifts and mirrors images; blobs's samples have shape \[4\]/,
+    );
+  });
 });
 
 describe('kernel SVM by random Fourier features', () => {
