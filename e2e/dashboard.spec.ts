@@ -93,7 +93,7 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
   await ctx.close();
 });
 
-test('DiLoCo from the form: two tabs pick H from their measured timings ("auto"), train in rounds and end with the same model', async ({
+test("DiLoCo from the form (after a model's defaults filled it): two tabs pick H from their measured timings (auto), train in rounds and end with the same model", async ({
   ringBrowser,
   baseURL,
 }) => {
@@ -104,6 +104,14 @@ test('DiLoCo from the form: two tabs pick H from their measured timings ("auto")
   shared.searchParams.set('backend', 'wasm');
   await b.goto(shared.toString());
   await expect(a.locator('#ring svg')).toHaveAttribute('data-peers', '2');
+  // A model's own defaults fill the form when it is picked, and go back with the model.
+  await a.getByLabel('Model').selectOption('mlp');
+  await expect(a.getByLabel('Learning rate')).toHaveValue('0.002');
+  await expect(a.getByLabel('Epochs')).toHaveValue('3');
+  await expect(a.getByLabel(/^Schedule/)).toHaveValue('cosine');
+  await a.getByLabel('Model').selectOption('softmax');
+  await expect(a.getByLabel('Learning rate')).toHaveValue('0.003');
+  await expect(a.getByLabel(/^Schedule/)).toHaveValue('constant');
   await a.getByLabel('Algorithm').selectOption('diloco');
   await a.getByLabel(/Local steps/).fill('auto');
   await a.getByLabel('Epochs').fill('0.2');

@@ -69,6 +69,18 @@ function choiceTable<T>(c: Catalog, key: string, noneValue: string): Record<stri
   };
 }
 
+/**
+ * Each model's own defaults over SETUP_DEFAULTS: the form sets its fields to them when the model
+ * changes, and the CLI uses them for the flags it is not given. The MLP and the CNN train longer
+ * and with a cosine decay of the lr, which a constant lr plateaus without (bench accuracy).
+ */
+export const MODEL_DEFAULTS: Readonly<Record<string, SetupFields>> = {
+  softmax: { lr: '0.003', epochs: '1', schedule: 'constant' },
+  mlp: { lr: '0.002', epochs: '3', schedule: 'cosine' },
+  cnn: { lr: '0.005', epochs: '3', schedule: 'cosine' },
+  svm: { epochs: '2', schedule: 'constant' },
+};
+
 /** The augmentations by field value (images only). */
 export const AUGMENTS: Record<string, { shift: number; flip: boolean } | null> = {
   none: null,
@@ -146,7 +158,7 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
 
 /** The job as the fields spell it, before the schema has seen it. */
 function rawJob(fields: SetupFields, localSamples: number | undefined): unknown {
-  const f = { ...SETUP_DEFAULTS, ...fields };
+  const f = { ...SETUP_DEFAULTS, ...MODEL_DEFAULTS[fields['model'] ?? SETUP_DEFAULTS['model']!], ...fields };
   const dataset = f.dataset!;
   const seed = 1;
   const scheme = f.partition!;

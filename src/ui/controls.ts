@@ -23,6 +23,8 @@ export interface DashboardActions {
   join(room: string): void;
   /** The run the setup form's fields name; an error with a `field` names the field to fix. */
   jobFrom(fields: FormFields): Job;
+  /** A model's own defaults for the setup form's fields (lr, epochs, schedule), by field name. */
+  modelDefaults(model: string): FormFields;
   /** Starts `job` for the room. */
   start(job: Job): void;
   pause(): void;
@@ -69,6 +71,15 @@ export function bindControls(doc: Document, dash: Dashboard, actions: DashboardA
   const joinForm = byId<HTMLFormElement>('join-form');
   const roomInput = byId<HTMLInputElement>('room-input');
   const fail = (what: string) => (err: unknown) => dash.showImport(`Could not ${what}: ${(err as Error).message}`, true);
+
+  // A model's own defaults (lr, epochs, schedule) replace the form's when the model changes.
+  const model = setup.querySelector<HTMLSelectElement>('select[name="model"]')!;
+  model.addEventListener('change', () => {
+    for (const [name, value] of Object.entries(actions.modelDefaults(model.value))) {
+      const field = setup.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement | null;
+      if (field) field.value = value;
+    }
+  });
 
   setup.addEventListener('submit', (e) => {
     e.preventDefault();
