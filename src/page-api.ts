@@ -145,10 +145,13 @@ export function pageApi(rt: FacadeRuntime, page: PageProbes): RingTrainApi {
     view: () => rt.session?.view ?? null,
     waitForView: (n, timeoutMs = 30_000) => need().waitForView(typeof n === 'number' ? (v) => v.members.length === n : n, timeoutMs),
     allreduce: async (data, o) => {
-      // The ring's links are open with the view; a two-level topology talks to more peers.
+      // The view's links are open (the ring's, and the two-level neighbours from 32 peers); a
+      // per-call topology may talk to more peers: only then is there anything to open first.
       const s = need();
       const c = await s.communicator();
-      await s.transport.connect(c.allreducePeers(o), 15_000);
+      const open = new Set([c.pos.prev, c.pos.next, ...c.allreducePeers()]);
+      const more = c.allreducePeers(o).filter((p) => !open.has(p));
+      if (more.length > 0) await s.transport.connect(more, 15_000);
       return c.allreduce(data, o);
     },
     allreduceMean: async (data, count, o) => (await comm()).allreduceMean(data, count, o),
