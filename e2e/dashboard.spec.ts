@@ -105,11 +105,11 @@ test("DiLoCo from the form (after a model's defaults filled it): two tabs pick H
   await b.goto(shared.toString());
   await expect(a.locator('#ring svg')).toHaveAttribute('data-peers', '2');
   // A model's own defaults fill the form when it is picked, and go back with the model.
-  await a.getByLabel('Model').selectOption('mlp');
+  await a.locator('select[name="model"]').selectOption('mlp');
   await expect(a.getByLabel('Learning rate')).toHaveValue('0.002');
   await expect(a.getByLabel('Epochs')).toHaveValue('3');
   await expect(a.getByLabel(/^Schedule/)).toHaveValue('cosine');
-  await a.getByLabel('Model').selectOption('softmax');
+  await a.locator('select[name="model"]').selectOption('softmax');
   await expect(a.getByLabel('Learning rate')).toHaveValue('0.003');
   await expect(a.getByLabel(/^Schedule/)).toHaveValue('constant');
   await a.getByLabel('Algorithm').selectOption('diloco');
