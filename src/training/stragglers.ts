@@ -4,6 +4,7 @@
  *
  * - The batch is split in proportion to each active peer's measured speed (samples per ms), so a
  *   slow peer's share shrinks and the others take the work over: the global batch stays whole.
+ *   The shrinking stops at {@link SHARE_FLOOR} of the median speed.
  * - A peer's deadline is {@link DEADLINE_FACTOR} times the median step time of the other active peers. A peer
  *   whose step takes longer misses it; one that misses {@link MISSES_TO_STANDBY} rebalances in a
  *   row (its share already shrunk, so what is left is fixed cost: a slow device, a busy tab) goes on
@@ -25,6 +26,13 @@ export const RETURN_SPEED = 0.5;
 export const PROBE_EVERY = 4;
 /** Samples in a standby peer's probe batch. */
 export const PROBE_SAMPLES = 16;
+/**
+ * A share shrinks with the speed down to that of a peer this fraction of the active peers' median
+ * speed, no further: a peer slower than that (about 8 times, with the deadline at twice) then
+ * misses its deadline at every rebalance and goes on standby, while one merely 2 to 4 times slower
+ * keeps a share that fits its speed.
+ */
+export const SHARE_FLOOR = 0.25;
 
 /** What one rank reports at a rebalance. */
 export interface Report {
@@ -98,9 +106,10 @@ export class Stragglers {
       }
     });
     const on = active();
+    const floor = SHARE_FLOOR * speedOf(on);
     const split = proportionalSplit(
       batch,
-      on.map((r) => reports[r]!.speed),
+      on.map((r) => Math.max(reports[r]!.speed, floor)),
     );
     const shares = reports.map(() => 0);
     on.forEach((r, i) => {
