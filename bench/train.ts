@@ -82,7 +82,13 @@ export interface AccuracyBenchOptions {
 }
 
 /** The backend each model trains on in the accuracy run: wasm lacks conv gradients in tfjs 4.22. */
-export const ACCURACY_BACKEND: Record<ModelKind, BackendName> = { softmax: 'wasm', mlp: 'wasm', cnn: 'webgl', svm: 'wasm' };
+export const ACCURACY_BACKEND: Record<ModelKind, BackendName> = {
+  softmax: 'wasm',
+  mlp: 'wasm',
+  cnn: 'webgl',
+  svm: 'wasm',
+  transformer: 'wasm',
+};
 
 function config(model: ModelKind, steps: number, batch: number, lr: number, evalEvery: number): TrainConfig {
   return {

@@ -15,7 +15,7 @@ import { fillSetupChoices } from './ui/choices.ts';
 import { bindControls } from './ui/controls.ts';
 import { Dashboard } from './ui/dashboard.ts';
 import { environmentNotes, probeEnvironment, renderEnvironment } from './ui/environment.ts';
-import { MODEL_DEFAULTS } from './training/job.ts';
+import { modelDefaults } from './training/job.ts';
 
 const params = new URLSearchParams(location.search);
 // The setup form's choices come from the registries (protocol/catalogs.ts).
@@ -65,7 +65,7 @@ bindControls(document, dashboard, {
     api.join(fromLink || !env.subtle ? { room } : { room, secret: newSecret(), createRoom: true }).catch(() => undefined);
   },
   jobFrom: (fields) => runtime.jobFromFields(fields),
-  modelDefaults: (model) => ({ ...MODEL_DEFAULTS[model] }),
+  modelDefaults: (model, dataset) => modelDefaults(model, dataset),
   start: (job) => runtime.start(job),
   pause: () => runtime.pause(),
   resume: () => runtime.resume(),

@@ -186,7 +186,14 @@ async function train(argv: string[]): Promise<number> {
     let privacy = '';
     const onEvent = (e: RunEvent): void => {
       if (e.type === 'eval')
-        progress.score('rmse' in e && e.rmse !== undefined ? `rmse ${e.rmse.toPrecision(4)}` : `accuracy ${e.accuracy.toFixed(4)}`);
+        progress.score(
+          'rmse' in e && e.rmse !== undefined
+            ? `rmse ${e.rmse.toPrecision(4)}`
+            : 'bitsPerChar' in e && e.bitsPerChar !== undefined
+              ? `${e.bitsPerChar.toFixed(3)} bits/char`
+              : `accuracy ${e.accuracy.toFixed(4)}`,
+        );
+      else if (e.type === 'sample') progress.note(`ringtrain: step ${e.step}: ${JSON.stringify(e.prompt + e.text)}`);
       else if (e.type === 'step')
         progress.update(e.step, e.steps, 'step', `loss ${e.loss.toFixed(4)}, ${Math.round(e.samplesPerSec)} samples/s`);
       else if (e.type === 'round') progress.update(e.round, e.rounds, 'round');

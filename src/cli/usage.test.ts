@@ -16,10 +16,10 @@ describe('ringtrain train --help', () => {
         );
       }
     for (const c of [CODECS, AGGREGATION_RULES]) for (const ch of choicesOf(c)) expect(TRAIN_USAGE).toContain(ch.value);
-    expect(CLI_DATASETS).toEqual(['fashion-mnist', 'blobs', 'spirals', 'linear']);
+    expect(CLI_DATASETS).toEqual(['fashion-mnist', 'moby-dick', 'blobs', 'spirals', 'linear']);
     for (const d of CLI_DATASETS) expect(TRAIN_USAGE).toContain(`  ${d}  `);
     expect(TRAIN_USAGE).not.toMatch(/\n {2}local /);
-    expect(TRAIN_USAGE).toMatch(/--dataset D {8}fashion-mnist, blobs, spirals or linear \(default fashion-mnist\)/);
+    expect(TRAIN_USAGE).toMatch(/--dataset D {8}fashion-mnist, moby-dick, blobs, spirals or linear \(default fashion-mnist\)/);
   });
 });
 

@@ -4,6 +4,7 @@ import { MODELS, type ModelName } from '../protocol/catalogs.ts';
 import { namesOf } from '../protocol/registry.ts';
 import { MlError } from './errors.ts';
 import { setFlatWeights, trainableVariables } from './flat.ts';
+import { addTransformer, TRANSFORMER_DEFAULTS, type TransformerShape } from './transformer.ts';
 
 /** The model families RingTrain trains (protocol/catalogs.ts's MODELS). `svm`: a linear multi-class SVM (one-vs-rest hinge loss). */
 export type ModelKind = ModelName;
@@ -11,9 +12,10 @@ export type ModelKind = ModelName;
 /**
  * Loss of a model: softmax cross-entropy on logits (classification), squared error (regression), or
  * the one-vs-rest hinge loss `sum_c max(0, 1 - t_c s_c)` with `t_c = +1` for the true class and -1
- * for the others (linear SVM).
+ * for the others (linear SVM), or next-token cross-entropy averaged over a window's positions
+ * (the transformer language model; the targets are the window itself, shifted by one).
  */
-export type LossKind = 'crossentropy' | 'mse' | 'hinge';
+export type LossKind = 'crossentropy' | 'mse' | 'hinge' | 'lm';
 
 /** What {@link createModel} builds. Equal specs give bit-identical initial weights on every peer and backend. */
 export interface ModelSpec {
@@ -30,6 +32,8 @@ export interface ModelSpec {
    * conv 3x3 relu + maxpool 2x2 block (default [8, 16]). softmax: must be absent or empty.
    */
   hidden?: number[];
+  /** transformer: its shape; absent fields take {@link TRANSFORMER_DEFAULTS} and the whole window as context. */
+  transformer?: Partial<TransformerShape>;
   /** Seed of the initial weights (any finite number; used as a uint32). */
   seed: number;
 }
@@ -42,6 +46,7 @@ export const DEFAULT_CNN_FILTERS: readonly number[] = [8, 16];
 /** The loss a spec trains with: 'hinge' for the SVM, 'mse' when numClasses is 0, else 'crossentropy'. */
 export function lossKindFor(spec: Pick<ModelSpec, 'numClasses' | 'kind'>): LossKind {
   if (spec.kind === 'svm') return 'hinge';
+  if (spec.kind === 'transformer') return 'lm';
   return spec.numClasses === 0 ? 'mse' : 'crossentropy';
 }
 
@@ -77,6 +82,18 @@ export function validateModelSpec(spec: ModelSpec): void {
   if (spec.kind === 'svm' && spec.numClasses < 2) bad(`numClasses must be >= 2 for the SVM (a classifier); got ${spec.numClasses}`);
   if (!Number.isFinite(spec.seed)) bad(`seed must be a finite number; got ${spec.seed}`);
   if (spec.kind === 'cnn') cnnImageShape(spec.inputShape);
+  if (spec.transformer !== undefined && spec.kind !== 'transformer')
+    bad(`transformer is only for the transformer model; got kind ${spec.kind}`);
+  if (spec.kind === 'transformer') {
+    if (spec.inputShape.length !== 1 || spec.inputShape[0]! < 2)
+      bad(`inputShape must be [window] with window >= 2 token ids for the transformer; got ${JSON.stringify(spec.inputShape)}`);
+    if (spec.numClasses < 2) bad(`numClasses must be the vocabulary size (>= 2) for the transformer; got ${spec.numClasses}`);
+  }
+}
+
+/** A transformer spec's shape, with the defaults filled in. */
+export function transformerShape(spec: Pick<ModelSpec, 'inputShape' | 'transformer'>): TransformerShape {
+  return { ...TRANSFORMER_DEFAULTS, context: spec.inputShape[0]! - 1, ...spec.transformer };
 }
 
 /** [h, w, c] for the CNN's input, or throws. */
@@ -126,6 +143,7 @@ export const MODEL_FACTORIES = {
   mlp: (model, spec) => dense(model, spec, spec.hidden ?? DEFAULT_MLP_HIDDEN),
   cnn,
   svm: (model, spec) => dense(model, spec, []),
+  transformer: (model, spec) => addTransformer(model, transformerShape(spec), spec.inputShape[0]!, spec.numClasses),
 } as const satisfies Record<ModelKind, ModelFactory>;
 
 /**

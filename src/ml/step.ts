@@ -3,6 +3,7 @@ import { MlError } from './errors.ts';
 import { Contribution } from './exchange/contribution.ts';
 import { trainableVariables } from './flat.ts';
 import type { LossKind } from './models.ts';
+import { oneHotTokens } from './transformer.ts';
 
 /**
  * Per-step primitives: the summed gradient of a batch, distributed evaluation, prediction, and the
@@ -52,12 +53,15 @@ export function sampleShape(model: tf.LayersModel): number[] {
   return shape.slice(1) as number[];
 }
 
-/** Outputs per sample (numClasses logits, or 1 for regression). */
+/** Outputs per sample (numClasses logits, or 1 for regression); per position for a language model's [batch, positions, vocab]. */
 export function modelOutputSize(model: tf.LayersModel): number {
   const shape = model.outputs[0]?.shape;
-  const d = shape?.[1];
-  if (shape?.length !== 2 || d == null) {
-    throw new MlError('invalid-argument', `modelOutputSize: model '${model.name}' must output [batch, k]; got ${JSON.stringify(shape)}`);
+  const d = shape?.at(-1);
+  if ((shape?.length !== 2 && shape?.length !== 3) || d == null) {
+    throw new MlError(
+      'invalid-argument',
+      `modelOutputSize: model '${model.name}' must output [batch, k] or [batch, positions, k]; got ${JSON.stringify(shape)}`,
+    );
   }
   return d;
 }
@@ -89,7 +93,9 @@ function check(fn: string, model: tf.LayersModel, x: Float32Array, y: Targets, c
     throw new MlError('invalid-argument', `${fn}: x has ${x.length} values; ${n} samples of shape [${shape}] need ${n * per}`);
   }
   if (y.length !== n) throw new MlError('invalid-argument', `${fn}: y has ${y.length} values; expected one per sample (${n})`);
-  if (lossKind === 'crossentropy' || lossKind === 'hinge') {
+  if (lossKind === 'lm' && model.outputs[0]!.shape.length !== 3)
+    throw new MlError('invalid-argument', `${fn}: lossKind 'lm' needs a language model's [batch, positions, vocab] output`);
+  if (lossKind === 'crossentropy' || lossKind === 'hinge' || lossKind === 'lm') {
     if (out < 2)
       throw new MlError('invalid-argument', `${fn}: lossKind '${lossKind}' needs a classifier; model '${model.name}' has ${out} output`);
     for (let i = 0; i < n; i++) {
@@ -102,17 +108,28 @@ function check(fn: string, model: tf.LayersModel, x: Float32Array, y: Targets, c
     if (out !== 1) throw new MlError('invalid-argument', `${fn}: lossKind 'mse' needs one output; model '${model.name}' has ${out}`);
     if (!(y instanceof Float32Array)) throw new MlError('invalid-argument', `${fn}: regression targets y must be a Float32Array`);
   } else {
-    throw new MlError('invalid-argument', `${fn}: lossKind must be 'crossentropy', 'hinge' or 'mse'; got ${String(lossKind)}`);
+    throw new MlError('invalid-argument', `${fn}: lossKind must be 'crossentropy', 'hinge', 'lm' or 'mse'; got ${String(lossKind)}`);
   }
   return { shape, per, out, count: n };
 }
 
 /**
  * The targets of a batch slice as a tensor: one-hot float32 [m, out] for classification, [m, 1] for
- * regression. The one-hot is built in JS and uploaded: tfjs 4.22's wasm OneHot kernel ignores the
- * float32 dtype and writes int32 bits (1 reads as 1.4e-45), which silently zeroes the loss.
+ * regression, and for a language model the one-hot of each next token, [m, positions, out], from
+ * the inputs `xs` themselves. The one-hot is built in JS and uploaded (or, from `xs`, with
+ * `equal`): tfjs 4.22's wasm OneHot kernel ignores the float32 dtype and writes int32 bits (1
+ * reads as 1.4e-45), which silently zeroes the loss.
  */
-function targetsTensor(y: Targets, start: number, m: number, out: number, lossKind: LossKind): tf.Tensor {
+function targetsTensor(
+  y: Targets,
+  start: number,
+  m: number,
+  out: number,
+  lossKind: LossKind,
+  xs: tf.Tensor,
+  model: tf.LayersModel,
+): tf.Tensor {
+  if (lossKind === 'lm') return oneHotTokens(nextTokens(xs, model), out);
   if (lossKind !== 'mse') {
     // One-hot; for the hinge loss +1 / -1.
     const hot = new Float32Array(m * out).fill(lossKind === 'hinge' ? -1 : 0);
@@ -122,8 +139,24 @@ function targetsTensor(y: Targets, start: number, m: number, out: number, lossKi
   return tf.tensor2d(y.subarray(start, start + m) as Float32Array, [m, 1], 'float32');
 }
 
-/** Summed loss of a batch (scalar), from the model's outputs. */
+/** The token each position of a language model predicts: the window shifted by one, [m, positions]. */
+function nextTokens(xs: tf.Tensor, model: tf.LayersModel): tf.Tensor {
+  return tf.slice(xs, [0, 1], [xs.shape[0]!, model.outputs[0]!.shape[1]!]);
+}
+
+/** Summed loss of a batch (scalar), from the model's outputs; a language model's per sample is its mean over the positions. */
 function summedLoss(pred: tf.Tensor, targets: tf.Tensor, lossKind: LossKind, labelSmoothing = 0): tf.Scalar {
+  if (lossKind === 'lm') {
+    const [m, t, v] = pred.shape as [number, number, number];
+    const sum = tf.losses.softmaxCrossEntropy(
+      tf.reshape(targets, [m * t, v]),
+      tf.reshape(pred, [m * t, v]),
+      undefined,
+      labelSmoothing,
+      tf.Reduction.SUM,
+    );
+    return tf.div(sum, t) as tf.Scalar;
+  }
   if (lossKind === 'crossentropy')
     return tf.losses.softmaxCrossEntropy(targets, pred, undefined, labelSmoothing, tf.Reduction.SUM) as tf.Scalar;
   if (lossKind === 'hinge') return tf.sum(tf.relu(tf.sub(1, tf.mul(targets, pred))));
@@ -163,7 +196,7 @@ export async function computeGradients(
       const prev: tf.Tensor | null = acc;
       const next: tf.Tensor = tf.tidy(() => {
         const xs = tf.tensor(x.subarray(start * c.per, (start + m) * c.per), [m, ...c.shape], 'float32');
-        const ts = targetsTensor(y, start, m, c.out, lossKind);
+        const ts = targetsTensor(y, start, m, c.out, lossKind, xs, model);
         const { value, grads } = tf.variableGrads(
           () => summedLoss(model.apply(xs, { training: true }) as tf.Tensor, ts, lossKind, options.labelSmoothing),
           vars,
@@ -199,10 +232,10 @@ export async function computeGradients(
 
 /** Sums for distributed evaluation; add them up across peers, then accuracy = correct / count. */
 export interface EvalResult {
-  /** Samples whose argmax output equals the label (always 0 for regression). */
+  /** Samples whose argmax output equals the label (always 0 for regression; a language model's: each sample's share of next tokens right). */
   correct: number;
   count: number;
-  /** Summed loss (cross-entropy, or squared error for regression). */
+  /** Summed loss (cross-entropy, or squared error for regression; a language model's: nats per token, summed over samples). */
   lossSum: number;
 }
 
@@ -241,13 +274,17 @@ export async function evaluate(model: tf.LayersModel, x: Float32Array, y: Target
       const prev: tf.Tensor | null = acc;
       const next: tf.Tensor = tf.tidy(() => {
         const xs = tf.tensor(x.subarray(start * c.per, (start + m) * c.per), [m, ...c.shape], 'float32');
-        const ts = targetsTensor(y, start, m, c.out, lossKind);
+        const ts = targetsTensor(y, start, m, c.out, lossKind, xs, model);
         const pred = model.apply(xs, { training: false }) as tf.Tensor;
         const loss = summedLoss(pred, ts, lossKind);
         const correct =
-          lossKind !== 'mse'
-            ? tf.sum(tf.cast(tf.equal(tf.argMax(pred, 1), tf.tensor1d(Int32Array.from(y.subarray(start, start + m)), 'int32')), 'float32'))
-            : tf.scalar(0);
+          lossKind === 'lm'
+            ? tf.div(tf.sum(tf.cast(tf.equal(tf.cast(tf.argMax(pred, 2), 'float32'), nextTokens(xs, model)), 'float32')), pred.shape[1]!)
+            : lossKind !== 'mse'
+              ? tf.sum(
+                  tf.cast(tf.equal(tf.argMax(pred, 1), tf.tensor1d(Int32Array.from(y.subarray(start, start + m)), 'int32')), 'float32'),
+                )
+              : tf.scalar(0);
         const v = tf.stack([correct, loss]);
         return prev ? tf.add(prev, v) : v;
       });
@@ -272,6 +309,8 @@ export interface Prediction {
 
 /** Runs the model forward on `x` (count = x.length / sample size) in batches. */
 export async function predict(model: tf.LayersModel, x: Float32Array, options: BatchOptions = {}): Promise<Prediction> {
+  if (model.outputs[0]?.shape.length === 3)
+    throw new MlError('invalid-argument', `predict: model '${model.name}' is a language model: use generate (ml/transformer.ts)`);
   const shape = sampleShape(model);
   const per = prod(shape);
   const out = modelOutputSize(model);

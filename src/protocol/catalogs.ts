@@ -24,6 +24,21 @@ export const MODELS = catalog({
   },
   cnn: { label: 'CNN', description: 'a small CNN: conv 8 and 16 3x3 relu + maxpool blocks, then dense', options: none },
   svm: { label: 'linear SVM', description: 'a linear multi-class SVM (one-vs-rest hinge loss), trained with pegasos', options: none },
+  transformer: {
+    label: 'transformer LM (text)',
+    description: 'a small decoder-only transformer language model on characters (layers 2, dModel 128, heads 4 by default)',
+    options: z.strictObject({
+      transformer: z
+        .strictObject({
+          layers: whole(1, 48).optional(),
+          dModel: whole(4, 2048).optional(),
+          heads: whole(1, 64).optional(),
+          context: whole(1, 4096).optional(),
+        })
+        .optional()
+        .describe("the transformer's shape (context: positions read, default the whole window)"),
+    }),
+  },
 });
 export type ModelName = Name<typeof MODELS>;
 
@@ -44,6 +59,12 @@ export const DATASETS = catalog({
   'fashion-mnist': {
     label: 'Fashion-MNIST (built in)',
     description: 'Fashion-MNIST, 28x28 grey images of 10 kinds of clothing (built in)',
+    options: none,
+    source: 'builtin',
+  },
+  'moby-dick': {
+    label: 'Moby-Dick, text (built in)',
+    description: "Melville's Moby-Dick (public domain), windows of 129 characters for the transformer language model (built in)",
     options: none,
     source: 'builtin',
   },
@@ -73,6 +94,8 @@ export const DATASETS = catalog({
   },
 });
 export type DatasetName = Name<typeof DATASETS>;
+/** The datasets of text (samples are windows of token ids), for the transformer language model only. */
+export const TEXT_DATASETS: readonly string[] = ['moby-dick'];
 export type DatasetSource = (typeof DATASETS)[DatasetName]['source'];
 
 /** Every gradient optimizer's: the largest global norm of the mean gradient it applies (larger ones are scaled down to it). */

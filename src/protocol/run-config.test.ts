@@ -79,6 +79,23 @@ describe('run config schema', () => {
       [{ optimizer: { kind: 'pegasos', lambda: 0.01 } }, 'optimizer', /optimizer pegasos and model softmax/],
       [{ model: 'cnn', rff: { features: 10, gamma: 1 } }, 'rff', /rff and model cnn/],
       [{ hidden: [8] }, 'hidden', /hidden and model softmax/],
+      [
+        { transformer: { layers: 1 } },
+        'transformer',
+        /transformer and model softmax: the transformer's shape is for the transformer model/,
+      ],
+      [
+        { model: 'transformer', dataset: 'fashion-mnist' },
+        'model',
+        /model transformer and dataset fashion-mnist: the language model reads text: pick moby-dick/,
+      ],
+      [
+        { dataset: 'moby-dick' },
+        'model',
+        /model softmax and dataset moby-dick: moby-dick is text, for the transformer language model: pick transformer/,
+      ],
+      [{ model: 'transformer', dataset: 'moby-dick', rff: { features: 10, gamma: 1 } }, 'rff', /rff and model transformer/],
+      [{ model: 'transformer', dataset: 'moby-dick', dp: { clip: 1, noiseMultiplier: 1 } }, 'dp', /dp and model transformer/],
     ];
     for (const [change, field, msg] of cases) {
       const e = refused({ ...BASE, ...change });
@@ -109,6 +126,7 @@ describe('runKey', () => {
     partition: { partition: { scheme: 'dirichlet', seed: 2, alpha: 0.5 } },
     model: { model: 'mlp' },
     hidden: { hidden: [16] },
+    transformer: { transformer: { layers: 1 } },
     algorithm: { algorithm: 'sgd' },
     optimizer: { optimizer: { kind: 'momentum', lr: 0.3, beta: 0.8 } },
     schedule: { schedule: { kind: 'cosine', warmupSteps: 5 } },

@@ -6,7 +6,7 @@
  * options that cannot work together, once, with a message naming both.
  */
 import { z } from 'zod';
-import { ALGORITHMS, AGGREGATION_RULES, CODECS, DATASETS, MODELS, OPTIMIZERS, SCHEDULES, TREE_MODELS } from './catalogs.ts';
+import { ALGORITHMS, AGGREGATION_RULES, CODECS, DATASETS, MODELS, OPTIMIZERS, SCHEDULES, TEXT_DATASETS, TREE_MODELS } from './catalogs.ts';
 import { listed, nameSchema, namesOf, specSchema } from './registry.ts';
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
@@ -39,6 +39,8 @@ export const trainConfigSchema = z
     model: nameSchema(MODELS),
     /** mlp: hidden layer widths. */
     hidden: MODELS.mlp.options.shape.hidden,
+    /** transformer: layers, dModel, heads, context. */
+    transformer: MODELS.transformer.options.shape.transformer,
     algorithm: nameSchema(ALGORITHMS),
     optimizer: specSchema(OPTIMIZERS, 'kind'),
     /** Images: each sample of a batch shifted by up to `shift` pixels and (`flip`) mirrored, drawn from the seed, the step and its place in the global batch. */
@@ -165,6 +167,28 @@ function conflicts(c: TrainConfig): [keyof TrainConfig, string][] {
   if (c.rff && c.model === 'cnn')
     out.push(['rff', 'rff and model cnn: random Fourier features flatten the images the CNN needs: pick softmax, mlp or svm with rff']);
   if (c.hidden && c.model !== 'mlp') out.push(['hidden', `hidden and model ${c.model}: hidden layer widths are for the MLP`]);
+  if (c.transformer && c.model !== 'transformer')
+    out.push(['transformer', `transformer and model ${c.model}: the transformer's shape is for the transformer model`]);
+  const text = TEXT_DATASETS.includes(c.dataset);
+  if (
+    c.model === 'transformer' &&
+    !text &&
+    Object.hasOwn(DATASETS, c.dataset) &&
+    DATASETS[c.dataset as keyof typeof DATASETS].source !== 'local'
+  )
+    out.push(['model', `model transformer and dataset ${c.dataset}: the language model reads text: pick ${listed(TEXT_DATASETS)}`]);
+  if (text && c.model !== 'transformer')
+    out.push([
+      'model',
+      `model ${c.model} and dataset ${c.dataset}: ${c.dataset} is text, for the transformer language model: pick transformer`,
+    ]);
+  if (c.model === 'transformer')
+    for (const f of ['rff', 'dp'] as const)
+      if (c[f] !== undefined)
+        out.push([
+          f,
+          `${f} and model transformer: ${f === 'rff' ? 'random Fourier features' : 'DP-SGD'} is for the classifiers of images and tables: drop ${f}`,
+        ]);
   return out;
 }
 
@@ -178,6 +202,7 @@ export const TRAJECTORY_FIELDS = [
   'partition',
   'model',
   'hidden',
+  'transformer',
   'algorithm',
   'optimizer',
   'schedule',

@@ -63,9 +63,10 @@ export function treeResults(model: RunModel & { kind: 'trees' }, test: Dataset):
   };
 }
 
-/** The confusion matrix of `model` on `test` and up to 12 sample predictions (square images only); null for regression. */
+/** The confusion matrix of `model` on `test` and up to 12 sample predictions (square images only); null for regression and language models. */
 export async function classResults(model: RunModel, test: Dataset): Promise<ModelResults | null> {
-  if (test.numClasses === 0) return null;
+  // Regression has no classes; a language model shows its samples of text instead (report.ts).
+  if (test.numClasses === 0 || (model.kind === 'train' && model.config.model === 'transformer')) return null;
   const pred = await predictions(model, test);
   const k = test.numClasses;
   const matrix = new Int32Array(k * k);

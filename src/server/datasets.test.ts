@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FASHION_MNIST } from '../data/builtin.ts';
+import { FASHION_MNIST, MOBY_DICK } from '../data/builtin.ts';
+import { decodeText, TEXT_VOCABULARY } from '../data/text.ts';
 import { DataError, labelHistogram, type Dataset } from '../data/dataset.ts';
 import { fetchShard, SHARD_ATTEMPTS, shardPath, type DatasetInfo, type ShardRequest } from '../data/shard-client.ts';
 import { decodeShard, readShardHeader } from '../data/shard-format.ts';
@@ -70,6 +71,34 @@ describe('GET /api/datasets', () => {
   });
 });
 
+describe('the built-in text (Moby-Dick)', () => {
+  it('is listed with its vocabulary and windows, and 2 shards of its windows are the text: consecutive windows share one token', async () => {
+    const { datasets } = (await (await fetch(`${srv.base}/api/datasets`)).json()) as { datasets: DatasetInfo[] };
+    expect(datasets).toContainEqual(
+      expect.objectContaining({ name: 'moby-dick', classes: 96, train: 8626, test: 850, shape: [129], classNames: [...TEXT_VOCABULARY] }),
+    );
+    const full = await loadBuiltinSplit(ROOT, MOBY_DICK, 'test');
+    expect(full.x).toBeInstanceOf(Float32Array);
+    const text = decodeText(full.x.subarray(0, 129));
+    expect(text.startsWith('CHAPTER 126. The Life-Buoy.')).toBe(true);
+    for (let i = 0; i + 1 < full.n; i++) expect(full.x[i * 129 + 128]).toBe(full.x[(i + 1) * 129]);
+    const parts = await Promise.all([0, 1].map((rank) => shard({ split: 'test', rank, size: 2, seed: 3 }, 'moby-dick')));
+    expect(parts[0]!.n + parts[1]!.n).toBe(850);
+    const windows = new Set<string>();
+    for (const p of parts) {
+      expect(p.shape).toEqual([129]);
+      for (let i = 0; i < p.n; i++) {
+        const w = p.x.subarray(i * 129, (i + 1) * 129);
+        expect(w.every((t) => Number.isInteger(t) && t >= 0 && t < 96)).toBe(true);
+        expect(p.y[i]).toBe(w[128]);
+        windows.add(decodeText(w));
+      }
+    }
+    const all = new Set(Array.from({ length: full.n }, (_, i) => decodeText(full.x.subarray(i * 129, (i + 1) * 129))));
+    expect(windows).toEqual(all);
+  });
+});
+
 describe('GET /api/datasets/:name/shard', () => {
   it('names the partition in a header and reports download progress', async () => {
     const url = srv.base + shardPath('fashion-mnist', { split: 'test', rank: 1, size: 4, seed: 7 });
@@ -127,7 +156,7 @@ describe('GET /api/datasets/:name/shard', () => {
     }
     const full = await loadBuiltinSplit(ROOT, FASHION_MNIST, 'train');
     const want = new Uint32Array(full.n);
-    for (let i = 0; i < full.n; i++) want[i] = fingerprint(full.pixels, i * d, d, full.labels[i]!);
+    for (let i = 0; i < full.n; i++) want[i] = fingerprint(full.x as Uint8Array, i * d, d, full.labels[i]!);
     got.sort();
     want.sort();
     let differ = 0;
@@ -184,7 +213,7 @@ describe('GET /api/datasets/:name/shard', () => {
   it('answers 404 for an unknown dataset, and fetchShard turns errors into DataError values', async () => {
     const res = await fetch(`${srv.base}/api/datasets/mnist/shard?rank=0&size=1`);
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: 'unknown dataset "mnist"; available: fashion-mnist' });
+    expect(await res.json()).toEqual({ error: 'unknown dataset "mnist"; available: fashion-mnist, moby-dick' });
     const e = await fetchShard(srv.base + shardPath('fashion-mnist', { split: 'train', rank: 5, size: 2 }));
     expect(e).toBeInstanceOf(DataError);
     expect(e).toMatchObject({ code: 'fetch-failed', message: expect.stringMatching(/answered 400: bad query parameter "rank"/) });

@@ -5,7 +5,7 @@
  *   train and test sizes).
  * - `GET /api/datasets/:name/shard?split=train|test&rank=&size=&scheme=&seed=&alpha=&shardsPerPart=`
  *   -> the samples of part `rank` of `partition(labels, {parts: size, scheme, seed, ...})`, encoded
- *   by `encodeShardParts` with u8 pixels (`application/octet-stream`, with Content-Length so the
+ *   by `encodeShardParts` with u8 pixels (text: token ids as f32) (`application/octet-stream`, with Content-Length so the
  *   page can show progress). For `split=test` the scheme is ignored and the test set is split IID
  *   with the seed, so each peer evaluates a disjoint slice. A bad query answers 400 and an unknown
  *   dataset 404, both with `{error}` saying what is allowed.
@@ -26,6 +26,7 @@ import { shardPartitionOptions } from '../data/local.ts';
 import { partition, partitionKey, PARTITION_SCHEMES, type PartitionOptions } from '../data/partition.ts';
 import type { DatasetInfo } from '../data/shard-client.ts';
 import { encodeShardParts } from '../data/shard-format.ts';
+import { encodeText, textWindows } from '../data/text.ts';
 
 const gunzip = promisify(gunzipCb);
 
@@ -34,12 +35,12 @@ export const MAX_SHARD_PARTS = 4096;
 /** Partitions kept in memory (each is one Int32Array of the split's size). */
 const PARTITION_CACHE_SIZE = 32;
 
-/** One split in memory: raw u8 pixels and labels. */
+/** One split in memory: raw u8 pixels (images) or token ids as floats (text), and labels. */
 export interface LoadedSplit {
   n: number;
   shape: readonly number[];
-  /** `n * prod(shape)` bytes, 0..255. */
-  pixels: Uint8Array;
+  /** `n * prod(shape)` values: u8 pixels 0..255 (sent as is, read as value / 255) or token ids. */
+  x: Uint8Array | Float32Array;
   labels: Int32Array;
 }
 
@@ -56,8 +57,8 @@ export function datasetDir(root: string, name: string): string {
 
 /**
  * Reads one split of a built-in dataset from `<root>/public/datasets/<name>/`, checking it against
- * the catalog (u8 images of the declared shape, one integer label per image, labels < classes).
- * Rejects with DataError naming the file and what to do.
+ * the catalog (u8 images of the declared shape, one integer label per image, labels < classes; a
+ * text's windows as many as declared). Rejects with DataError naming the file and what to do.
  */
 export async function loadBuiltinSplit(root: string, ds: BuiltinDataset, split: Split): Promise<LoadedSplit> {
   const dir = datasetDir(root, ds.name);
@@ -82,6 +83,13 @@ export async function loadBuiltinSplit(root: string, ds: BuiltinDataset, split: 
       );
     }
   };
+  if (ds.format === 'text') {
+    const file = ds[split].text;
+    const windows = textWindows(encodeText(new TextDecoder().decode(await read(file)), ds.classNames), ds.shape[0]!, ds.classNames);
+    if (windows.n !== ds[split].n)
+      throw new DataError('size-mismatch', `${ds.name}: ${file} makes ${windows.n} windows, expected ${ds[split].n}; restore it from git`);
+    return { n: windows.n, shape: ds.shape, x: windows.x, labels: windows.y as Int32Array };
+  }
   const s = ds[split];
   const [imBytes, lbBytes] = await Promise.all([read(s.images), read(s.labels)]);
   const im = parseIdx(imBytes);
@@ -105,13 +113,12 @@ export async function loadBuiltinSplit(root: string, ds: BuiltinDataset, split: 
       throw new DataError('bad-value', `${ds.name}: label ${i} in ${s.labels} is ${labels[i]}, outside [0, ${ds.classNames.length})`);
     }
   }
-  return { n: s.n, shape: ds.shape, pixels: im.data, labels };
+  return { n: s.n, shape: ds.shape, x: im.data, labels };
 }
 
-/** A loaded split as a Dataset (pixels scaled to [0, 1]): for Node-side tools and benchmarks. */
+/** A loaded split as a Dataset (pixels scaled to [0, 1], as a peer decodes its shard): for Node-side tools and benchmarks. */
 export function splitToDataset(ds: BuiltinDataset, s: LoadedSplit): Dataset {
-  const x = new Float32Array(s.pixels.length);
-  for (let i = 0; i < x.length; i++) x[i] = s.pixels[i]! / 255;
+  const x = s.x instanceof Float32Array ? s.x.slice() : Float32Array.from(s.x, (v) => v / 255);
   return { n: s.n, shape: [...s.shape], x, y: s.labels, numClasses: ds.classNames.length, classNames: [...ds.classNames] };
 }
 
@@ -242,18 +249,18 @@ export function registerDatasets(app: express.Express, root: string, opts: Datas
         const { key, parts: all } = parts(ds, q.split, s.labels, o);
         const idx = all[q.rank]!;
         const d = featureSize(s.shape);
-        const pixels = new Uint8Array(idx.length * d);
+        const x = s.x instanceof Float32Array ? new Float32Array(idx.length * d) : new Uint8Array(idx.length * d);
         const y = new Int32Array(idx.length);
         for (let j = 0; j < idx.length; j++) {
           const i = idx[j]!;
-          pixels.set(s.pixels.subarray(i * d, (i + 1) * d), j * d);
+          x.set(s.x.subarray(i * d, (i + 1) * d), j * d);
           y[j] = s.labels[i]!;
         }
         const body = encodeShardParts({
           n: idx.length,
           shape: s.shape,
           numClasses: ds.classNames.length,
-          x: pixels,
+          x,
           y,
           classNames: ds.classNames,
         });

@@ -3,7 +3,7 @@
  * DATASETS) is made: served from its IDX files, generated from a seed in every peer, or loaded by
  * the tab. A dataset without a factory, or with one of another source, does not compile.
  */
-import { FASHION_MNIST, type BuiltinDataset } from '../data/builtin.ts';
+import { FASHION_MNIST, MOBY_DICK, type BuiltinDataset } from '../data/builtin.ts';
 import { LOCAL_DATASET, testSize } from '../data/local.ts';
 import type { UserDataInput } from '../data/user-files.ts';
 import type { DATASETS, DatasetName } from '../protocol/catalogs.ts';
@@ -19,6 +19,7 @@ export type DatasetFactory =
 
 export const DATASET_FACTORIES = {
   'fashion-mnist': { source: 'builtin', dataset: FASHION_MNIST },
+  'moby-dick': { source: 'builtin', dataset: MOBY_DICK },
   blobs: { source: 'synthetic', input: { kind: 'blobs', n: 2000, classes: 4, dims: 8, spread: 0.5, seed: 1 } },
   spirals: { source: 'synthetic', input: { kind: 'spirals', n: 2000, noise: 0.1, seed: 1 } },
   linear: { source: 'synthetic', input: { kind: 'linear', n: 2000, dims: 8, noise: 0.1, seed: 1 } },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TrainConfig } from '../protocol/run-config.ts';
-import { jobFromFields, SetupError } from './job.ts';
+import { jobFromFields, modelDefaults, SetupError } from './job.ts';
 
 /** The training config of a train job (fails the test for a trees job). */
 function trainConfig(fields: Record<string, string>, localSamples?: number): TrainConfig {
@@ -77,6 +77,19 @@ describe('training setup form', () => {
     expect(trainConfig({ model: 'mlp', epochs: '1', schedule: 'constant' })).not.toHaveProperty('schedule');
     expect(jobFromFields({}).config).not.toHaveProperty('augment');
     expect(trainConfig({ model: 'svm', labelSmoothing: '0.1' })).not.toHaveProperty('labelSmoothing');
+  });
+
+  it('the transformer defaults to one pass over Moby-Dick with AdamW, warm-up and cosine; the form changes a dataset that does not fit the model', () => {
+    expect(trainConfig({ model: 'transformer' })).toMatchObject({
+      dataset: 'moby-dick',
+      batch: 32,
+      steps: Math.ceil(8626 / 32),
+      optimizer: { kind: 'adam', lr: 0.002, weightDecay: 0.01 },
+      schedule: { kind: 'cosine', warmupSteps: 20 },
+    });
+    expect(modelDefaults('transformer', 'fashion-mnist')['dataset']).toBe('moby-dick');
+    expect(modelDefaults('mlp', 'moby-dick')['dataset']).toBe('fashion-mnist');
+    expect(modelDefaults('mlp', 'local')).not.toHaveProperty('dataset');
   });
 
   it('gives tree jobs their own config', () => {

@@ -11,6 +11,7 @@ import {
   NO_CODEC,
   OPTIMIZERS,
   PLAIN_SUM,
+  TEXT_DATASETS,
   TREE_MODELS,
   type AggregationRuleConfig,
   type AlgorithmName,
@@ -79,7 +80,19 @@ export const MODEL_DEFAULTS: Readonly<Record<string, SetupFields>> = {
   mlp: { lr: '0.002', epochs: '3', schedule: 'cosine' },
   cnn: { lr: '0.005', epochs: '3', schedule: 'cosine' },
   svm: { epochs: '2', schedule: 'constant' },
+  // A character language model: AdamW with a short warm-up and a cosine decay (as GPT training does), one pass over the text.
+  transformer: { dataset: 'moby-dick', lr: '0.002', epochs: '1', batch: '32', schedule: 'cosine', warmupSteps: '20', weightDecay: '0.01' },
 };
+
+/**
+ * The fields to set when the form's model becomes `model` while it names `dataset`: the model's
+ * defaults, and a dataset that fits it (text is for the language model alone).
+ */
+export function modelDefaults(model: string, dataset: string): SetupFields {
+  const d = { ...MODEL_DEFAULTS[model] };
+  if (model !== 'transformer' && TEXT_DATASETS.includes(dataset)) d['dataset'] = SETUP_DEFAULTS['dataset']!;
+  return d;
+}
 
 /** The augmentations by field value (images only). */
 export const AUGMENTS: Record<string, { shift: number; flip: boolean } | null> = {

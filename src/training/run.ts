@@ -81,6 +81,7 @@ export function modelSpec(cfg: TrainConfig, shard: Shard): ModelSpec {
     numClasses: shard.train.numClasses,
     seed: cfg.seed,
     ...(cfg.hidden ? { hidden: cfg.hidden } : {}),
+    ...(cfg.transformer ? { transformer: cfg.transformer } : {}),
   };
 }
 

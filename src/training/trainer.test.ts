@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AUTO_PROBE_STEPS } from '../ml/algorithms/auto.ts';
 import { dpEpsilon } from '../ml/dp.ts';
-import { holdOut } from '../data/local.ts';
+import { holdOut, type LocalData } from '../data/local.ts';
+import { encodeText, textWindows } from '../data/text.ts';
 import { gaussianBlobs, twoSpirals } from '../data/synthetic.ts';
 import { relativeDifference } from '../ml/compare.ts';
 import { BLOBS, BLOBS_GD, TestRoom } from '../test/room.ts';
@@ -772,5 +773,55 @@ describe('kernel SVM by random Fourier features', () => {
     expect(kernel[0]!.params).toBe(300 * 2 + 2);
     expect(linear!.accuracy).toBeLessThan(0.75);
     expect(kernel[0]!.accuracy).toBeGreaterThan(0.9);
+  });
+});
+
+describe('the transformer language model in the loop', () => {
+  /** Windows of 17 characters of the start of Moby-Dick's first chapter, a fifth held out. */
+  const TEXT: LocalData = (() => {
+    const words =
+      'Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, and nothing particular to interest me on shore, I thought I would sail about a little and see the watery part of the world. ';
+    const all = textWindows(encodeText(words.repeat(2)), 17);
+    return holdOut(all, 'text', 4);
+  })();
+  const LM: TrainConfig = {
+    dataset: 'moby-dick',
+    partition: { scheme: 'iid', seed: 1 },
+    model: 'transformer',
+    transformer: { layers: 1, dModel: 16, heads: 2 },
+    algorithm: 'sgd',
+    optimizer: { kind: 'adam', lr: 0.005, weightDecay: 0.01 },
+    schedule: { kind: 'cosine', warmupSteps: 5 },
+    batch: 8,
+    steps: 20,
+    evalEvery: 10,
+    seed: 3,
+  };
+
+  async function lmRing(n: number, events: TrainEvent[] = []): Promise<TrainResult[]> {
+    const room = new TestRoom(TEXT);
+    const ids = Array.from({ length: n }, (_, i) => `p${i}`);
+    for (const id of ids) room.add(id);
+    return Promise.all(ids.map((id, rank) => train(LM, room.deps(id, LM, { onEvent: (e) => rank === 0 && events.push(e) }))));
+  }
+
+  it('2 peers end 20 steps of AdamW with a cosine schedule with the weights of 1 peer (1e-4), reporting bits per character and samples', async () => {
+    const events: TrainEvent[] = [];
+    const [solo] = await lmRing(1, events);
+    const pair = await lmRing(2);
+    expect(pair[0]!.weights).toEqual(pair[1]!.weights);
+    expect(relativeDifference(pair[0]!.weights, solo!.weights)).toBeLessThan(1e-4);
+    const evals = events.filter((e): e is Extract<TrainEvent, { type: 'eval' }> => e.type === 'eval');
+    expect(evals.map((e) => e.step)).toEqual([0, 10, 20]);
+    for (const e of evals) expect(e.bitsPerChar).toBeCloseTo(e.loss / Math.LN2, 9);
+    // It learns the repeated sentence: the validation loss falls well below the untrained model's.
+    expect(evals.at(-1)!.bitsPerChar!).toBeLessThan(evals[0]!.bitsPerChar! - 1);
+    const samples = events.filter((e): e is Extract<TrainEvent, { type: 'sample' }> => e.type === 'sample');
+    expect(samples.map((e) => e.step)).toEqual([0, 10, 20]);
+    for (const s of samples) {
+      expect(s.prompt).toBe('The whale ');
+      expect(s.text).toHaveLength(120);
+    }
+    expect(samples[2]!.text).not.toBe(samples[0]!.text);
   });
 });

@@ -31,7 +31,10 @@ export type TrainEvent =
       epoch: number;
       size: number;
     } & StepTimings)
-  | { type: 'eval'; step: number; accuracy: number; loss: number; count: number }
+  /** `accuracy`: a language model's share of next characters right; `bitsPerChar`: its validation loss in bits per character. */
+  | { type: 'eval'; step: number; accuracy: number; loss: number; count: number; bitsPerChar?: number }
+  /** A language model's text after `prompt` at `step` (the same prompt and seed at every evaluation). */
+  | { type: 'sample'; step: number; prompt: string; text: string }
   | { type: 'checksum'; step: number; checksum: string; resynced: boolean }
   /** The room paused (some peer asked), resumed (no peer asks any more), or is stopping after `step`. */
   | { type: 'control'; step: number; state: 'paused' | 'resumed' | 'stopping' }

@@ -1,6 +1,7 @@
 /**
  * Live plots over steps (uPlot): training loss, test accuracy, samples/s, and the step's time split
- * into compute, readback, allreduce and apply. DOM only; fed by training events.
+ * into compute, readback, allreduce and apply; for a language model also the validation loss in
+ * bits per character (hidden until it has a point). DOM only; fed by training events.
  */
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
@@ -17,8 +18,17 @@ interface Chart {
   series: BoundedSeries;
 }
 
-const PLOTS: { id: string; title: string; y: string; series: Series[] }[] = [
+type PlotId = 'loss' | 'bits' | 'accuracy' | 'throughput' | 'time';
+
+const PLOTS: { id: PlotId; title: string; y: string; series: Series[]; hidden?: boolean }[] = [
   { id: 'loss', title: 'Training loss', y: 'loss', series: [{ label: 'loss', stroke: '#d9534f' }] },
+  {
+    id: 'bits',
+    title: 'Validation loss, bits per character (language model)',
+    y: 'bits/char',
+    series: [{ label: 'bits/char', stroke: '#a5c' }],
+    hidden: true,
+  },
   { id: 'accuracy', title: 'Test accuracy', y: 'accuracy', series: [{ label: 'accuracy', stroke: '#2a7' }] },
   { id: 'throughput', title: 'Samples per second (room)', y: 'samples/s', series: [{ label: 'samples/s', stroke: '#37c' }] },
   {
@@ -45,6 +55,7 @@ export class Charts {
       const box = document.createElement('figure');
       box.className = 'chart';
       box.dataset.chart = p.id;
+      box.hidden = p.hidden ?? false;
       const cap = document.createElement('figcaption');
       cap.textContent = p.title;
       box.append(cap);
@@ -74,8 +85,11 @@ export class Charts {
   }
 
   /** Adds one point to plot `id` (values in its series' order). */
-  point(id: 'loss' | 'accuracy' | 'throughput' | 'time', step: number, ...values: number[]): void {
-    if (!this.charts.get(id)!.series.push(step, ...values)) return;
+  point(id: PlotId, step: number, ...values: number[]): void {
+    const chart = this.charts.get(id)!;
+    if (!chart.series.push(step, ...values)) return;
+    const box = chart.plot.root.parentElement;
+    if (box?.hidden) box.hidden = false;
     this.dirty.add(id);
     // Redrawn at most once per frame however many steps arrive.
     this.frame ||= requestAnimationFrame(() => {

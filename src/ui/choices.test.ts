@@ -19,8 +19,8 @@ describe('setup form choices', () => {
   });
 
   it('keeps the values the page had (the e2e tests select by value), the default first', () => {
-    expect(values('dataset')).toEqual(['fashion-mnist', 'local']);
-    expect(values('model')).toEqual(['softmax', 'mlp', 'cnn', 'svm', 'tree', 'gbdt']);
+    expect(values('dataset')).toEqual(['fashion-mnist', 'moby-dick', 'local']);
+    expect(values('model')).toEqual(['softmax', 'mlp', 'cnn', 'svm', 'transformer', 'tree', 'gbdt']);
     expect(values('algorithm')).toEqual(['sgd', 'gd', 'fedavg', 'diloco']);
     expect(values('optimizer')).toEqual(['adam', 'sgd', 'momentum', 'pegasos']);
     expect(values('compression')).toEqual(['none', 'auto', 'fp16', 'int8', 'powersgd-r1', 'powersgd-r2', 'powersgd-r4', 'randomk-1%']);
@@ -32,6 +32,13 @@ describe('setup form choices', () => {
     for (const [select, choices] of Object.entries(setupChoices()))
       for (const { value } of choices) {
         if (select === 'dataset' && value === 'local') continue;
+        if (select === 'dataset' && value === 'moby-dick') {
+          expect(() => jobFromFields({ dataset: value })).toThrow(
+            /moby-dick is text, for the transformer language model: pick transformer/,
+          );
+          expect(jobFromFields({ dataset: value, model: 'transformer' }).config.dataset).toBe('moby-dick');
+          continue;
+        }
         if (select === 'optimizer' && value === 'pegasos') {
           expect(() => jobFromFields({ optimizer: value })).toThrow(/pegasos is for the linear SVM/);
           continue;

@@ -23,8 +23,8 @@ export interface DashboardActions {
   join(room: string): void;
   /** The run the setup form's fields name; an error with a `field` names the field to fix. */
   jobFrom(fields: FormFields): Job;
-  /** A model's own defaults for the setup form's fields (lr, epochs, schedule), by field name. */
-  modelDefaults(model: string): FormFields;
+  /** A model's own defaults for the setup form's fields (lr, epochs, schedule; a dataset that fits it), by field name. */
+  modelDefaults(model: string, dataset: string): FormFields;
   /** Starts `job` for the room. */
   start(job: Job): void;
   pause(): void;
@@ -75,7 +75,8 @@ export function bindControls(doc: Document, dash: Dashboard, actions: DashboardA
   // A model's own defaults (lr, epochs, schedule) replace the form's when the model changes.
   const model = setup.querySelector<HTMLSelectElement>('select[name="model"]')!;
   model.addEventListener('change', () => {
-    for (const [name, value] of Object.entries(actions.modelDefaults(model.value))) {
+    const dataset = (setup.elements.namedItem('dataset') as HTMLSelectElement | null)?.value ?? '';
+    for (const [name, value] of Object.entries(actions.modelDefaults(model.value, dataset))) {
       const field = setup.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement | null;
       if (field) field.value = value;
     }

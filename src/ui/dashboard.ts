@@ -137,6 +137,7 @@ export class Dashboard {
         // Rows that describe the previous run.
         for (const k of ['privacy', 'codec', 'checkpoint'] as const) delete s[k];
         this.charts.reset();
+        this.byId('lm-samples').replaceChildren();
         this.setupError('');
         this.setProgress(0, 1, '');
         this.log(`run ${e.id} (${e.job.config.model}) started by ${e.self ? 'this tab' : e.by.slice(0, 6)}`);
@@ -149,7 +150,11 @@ export class Dashboard {
         let text: string;
         if (o.kind === 'train') {
           const r = o.result;
-          text = `Run ${e.id}: test accuracy ${(r.accuracy * 100).toFixed(2)}% after ${r.steps} steps (${r.params} parameters, ${r.backend}); weights checksum ${r.checksum}, the same on every peer.`;
+          const score =
+            r.spec.kind === 'transformer'
+              ? `validation loss ${(r.loss / Math.LN2).toFixed(3)} bits/char (${(r.accuracy * 100).toFixed(1)}% of next characters right)`
+              : `test accuracy ${(r.accuracy * 100).toFixed(2)}%`;
+          text = `Run ${e.id}: ${score} after ${r.steps} steps (${r.params} parameters, ${r.backend}); weights checksum ${r.checksum}, the same on every peer.`;
         } else {
           const r = o.result;
           const score = r.rmse !== undefined ? `test RMSE ${r.rmse.toPrecision(4)}` : `test accuracy ${(r.accuracy * 100).toFixed(2)}%`;
@@ -251,8 +256,13 @@ export class Dashboard {
           : `step ${e.step}: left out the invalid gradients of rank(s) ${e.ranks.join(', ')}`,
       );
     } else if (e.type === 'eval') {
-      s.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
+      if (e.bitsPerChar !== undefined) {
+        s.accuracy = `validation loss ${e.bitsPerChar.toFixed(3)} bits/char, ${(e.accuracy * 100).toFixed(1)}% of next characters right on ${e.count} test windows (step ${e.step})`;
+        this.charts.point('bits', e.step, e.bitsPerChar);
+      } else s.accuracy = `${(e.accuracy * 100).toFixed(2)}% on ${e.count} test samples (step ${e.step})`;
       this.charts.point('accuracy', e.step, e.accuracy);
+    } else if (e.type === 'sample') {
+      this.showSample(e.step, e.prompt, e.text);
     } else return;
     this.draw();
   }
@@ -287,6 +297,21 @@ export class Dashboard {
     }
     if (r.confusion) renderConfusion(this.byId('confusion'), r.confusion.matrix, r.confusion.classNames);
     if (r.samples) renderSamples(this.byId('samples'), r.samples);
+  }
+
+  /** A language model's text at `step`, newest first (the last 6 kept). */
+  private showSample(step: number, prompt: string, text: string): void {
+    const list = this.byId('lm-samples');
+    const item = this.doc.createElement('li');
+    const at = this.doc.createElement('span');
+    at.className = 'at';
+    at.textContent = `step ${step}: `;
+    const given = this.doc.createElement('b');
+    given.textContent = prompt;
+    item.append(at, given, text);
+    list.prepend(item);
+    while (list.children.length > 6) list.lastElementChild!.remove();
+    this.byId('lm-samples-box').hidden = false;
   }
 
   private setProgress(done: number, total: number, text: string): void {

@@ -2,13 +2,23 @@
  * The phases that look at the model without training it: evaluation on the peers' slices of the
  * test set, the weight check (and resync), and checkpoints.
  */
+import { decodeText, encodeText, TEXT_VOCABULARY } from '../../data/text.ts';
 import { getFlatWeights, checksumHex, setFlatWeights } from '../../ml/flat.ts';
 import { evaluate as evaluateModel } from '../../ml/step.ts';
+import { generate } from '../../ml/transformer.ts';
 import { adoptChosen, gatherClaims } from '../consensus.ts';
 import type { Run } from '../run.ts';
 import { partOf, sliceOf } from '../sampler.ts';
 
-/** Evaluates the optimizer's averaged weights where it keeps them (the iterate stays for training). */
+/** What a language model writes after each evaluation: this many characters after {@link SAMPLE_PROMPT}, drawn with the run's seed. */
+export const SAMPLE_CHARS = 120;
+export const SAMPLE_PROMPT = 'The whale ';
+
+/**
+ * Evaluates the optimizer's averaged weights where it keeps them (the iterate stays for training).
+ * A language model also reports bits per character and a sample of its text, from the same prompt
+ * and seed each time, so the samples show what training changed.
+ */
 export async function evaluate(run: Run): Promise<void> {
   const { st, model, shard, g } = run;
   const avg = st.opt.averagedWeights();
@@ -20,7 +30,20 @@ export async function evaluate(run: Run): Promise<void> {
   const r = await evaluateModel(model, test.x, test.y, { lossKind: run.lossKind }).finally(() => iterate && setFlatWeights(model, iterate));
   const s = await run.sum(new Float32Array([r.correct, r.count, r.lossSum]));
   run.last = { accuracy: s[0]! / s[1]!, loss: s[2]! / s[1]! };
-  run.deps.emit({ type: 'eval', step: st.step, accuracy: run.last.accuracy, loss: run.last.loss, count: s[1]! });
+  const lm = run.lossKind === 'lm';
+  run.deps.emit({
+    type: 'eval',
+    step: st.step,
+    accuracy: run.last.accuracy,
+    loss: run.last.loss,
+    count: s[1]!,
+    ...(lm ? { bitsPerChar: run.last.loss / Math.LN2 } : {}),
+  });
+  if (lm) {
+    const vocab = shard.train.classNames ?? TEXT_VOCABULARY;
+    const written = await generate(model, Array.from(encodeText(SAMPLE_PROMPT, vocab)), SAMPLE_CHARS, { seed: run.cfg.seed });
+    run.deps.emit({ type: 'sample', step: st.step, prompt: SAMPLE_PROMPT, text: decodeText(written, vocab) });
+  }
 }
 
 /**
