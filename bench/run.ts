@@ -10,6 +10,9 @@
  *   faults     [--faults 10] [--every 10] [--seed 1]
  *   soak       [--minutes 60] [--peers 4] [--model mlp] [--cut-every S]   (one long run, sampled every minute; also soak.svg)
  *   stragglers [--peers 4] [--steps 80] [--slowdown 10]   (Node peers; one slowed: sync SGD and DiLoCo, with and without balance)
+ *   lm         [--backends cpu,wasm,webgl,webgpu] [--models ringtrain,gpt-nano] [--steps 6] [--budget-steps 60] [--budget-batch 16] [--peers 1,4]
+ *              (the transformer on Moby-Dick: ms per token per backend at batch 8, context 128, after 2 warm-up steps, against DISCO's gpt-nano; then a
+ *              budget of tokens with 1 and 4 Node peers: bits per character reached and wall time)
  *   chaos      [--seeds 1-2000]   (the chaos harness of npm test over more seeds; Node, no browser)
  *   compression [--peers 4] [--steps 150] [--codecs none,auto,fp16,int8,powersgd-r1,powersgd-r2,powersgd-r4,randomk-1%]
  *   robust     [--peers 4] [--steps 150]   (sum, median, trimmed mean, secure aggregation; honest, then with a byzantine tab; state agreement's cost)
@@ -42,6 +45,7 @@ import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
 import { benchServer, benchServerFlood } from './server.ts';
 import { benchSoak } from './soak.ts';
 import { benchStragglers } from './stragglers.ts';
+import { benchLm, LM_SHAPES, type LmShape } from './lm.ts';
 import { WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
 import { benchWan, mergeWanRows, WAN_MODELS, type WanRow } from './wan.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
@@ -83,6 +87,7 @@ const SCENARIOS = [
   'robust',
   'wan',
   'stragglers',
+  'lm',
   'simulate',
 ];
 
@@ -102,6 +107,8 @@ async function main(): Promise<void> {
       diloco: { type: 'string' },
       slowdown: { type: 'string', default: '10' },
       deltas: { type: 'string' },
+      'budget-steps': { type: 'string' },
+      'budget-batch': { type: 'string' },
       'max-tabs': { type: 'string', default: '4' },
       'max-mesh': { type: 'string', default: '16' },
       sizes: { type: 'string', default: '65536,1048576,4194304,16777216' },
@@ -198,6 +205,24 @@ async function main(): Promise<void> {
     );
     rows = await benchStragglers(o, log);
     save(rows);
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'lm') {
+    const o = {
+      backends: names(values.backends, 'backends', BACKEND_NAMES),
+      shapes: names(values.models ?? Object.keys(LM_SHAPES).join(','), 'models', Object.keys(LM_SHAPES) as LmShape[]),
+      steps: list(values.steps ?? '6', 'steps')[0]!,
+      warmup: 2,
+      budgetSteps: list(values['budget-steps'] ?? '60', 'budget-steps')[0]!,
+      budgetBatch: list(values['budget-batch'] ?? '16', 'budget-batch')[0]!,
+      peers: list(values.peers ?? '1,4', 'peers'),
+    };
+    console.log(
+      `language model benchmark: ${o.backends.join(', ')} x ${o.shapes.join(', ')}, ${o.steps} steps (${o.warmup} warm-up) at batch 8, context 128; then ${o.budgetSteps} steps of ${o.budgetBatch} windows with ${o.peers.join(' and ')} Node peers`,
+    );
+    const r = await benchLm(o, log);
+    writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
   }

@@ -3,7 +3,7 @@
  * is started from the form, the plots, ring and table fill in, and the exported model, imported
  * again, measures the accuracy the page showed.
  */
-import { createRoomFromForm, expect, newContext, summary, test } from './peers.ts';
+import { createRoomFromForm, expect, newContext, openShared, runFromForm, summary, test } from './peers.ts';
 
 test('two tabs join by the shared link, train from the form, fill plots and ring; the exported model measures what the page showed', async ({
   ringBrowser,
@@ -14,9 +14,7 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
   const { page: a, link: shared } = await createRoomFromForm(ctx, 'dashboard', 'wasm');
   expect(await a.locator('#share-qr').evaluate((c: HTMLCanvasElement) => c.toDataURL().length)).toBeGreaterThan(1000);
 
-  const b = await ctx.newPage();
-  shared.searchParams.set('backend', 'wasm');
-  await b.goto(shared.toString());
+  const b = await openShared(ctx, shared, 'wasm');
   for (const p of [a, b]) {
     await expect(p.locator('#ring svg')).toHaveAttribute('data-peers', '2');
     await expect(p.locator('#peers-table tbody tr')).toHaveCount(2);
@@ -24,11 +22,7 @@ test('two tabs join by the shared link, train from the form, fill plots and ring
 
   // 0.2 epoch of softmax regression from the form, started in tab A for the room.
   await a.getByLabel('Epochs').fill('0.2');
-  await a.getByRole('button', { name: 'Start for the room' }).click();
-  for (const p of [a, b]) await expect(p.getByTestId('phase')).toHaveText('done', { timeout: 180_000 });
-
-  const [ra, rb] = [await summary(a), await summary(b)];
-  expect(rb).toEqual(ra);
+  const ra = await runFromForm(a, [a, b]);
   expect(ra.accuracy).toBeGreaterThan(60);
   for (const p of [a, b]) {
     const points = await p.evaluate(() => window.ringtrain.debug.chartPoints());
@@ -100,9 +94,7 @@ test("DiLoCo from the form (after a model's defaults filled it): two tabs pick H
   test.setTimeout(240_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const { page: a, link: shared } = await createRoomFromForm(ctx, 'diloco', 'wasm');
-  const b = await ctx.newPage();
-  shared.searchParams.set('backend', 'wasm');
-  await b.goto(shared.toString());
+  const b = await openShared(ctx, shared, 'wasm');
   await expect(a.locator('#ring svg')).toHaveAttribute('data-peers', '2');
   // A model's own defaults fill the form when it is picked, and go back with the model.
   await a.locator('select[name="model"]').selectOption('mlp');
@@ -115,11 +107,7 @@ test("DiLoCo from the form (after a model's defaults filled it): two tabs pick H
   await a.getByLabel('Algorithm').selectOption('diloco');
   await a.getByLabel(/Local steps/).fill('auto');
   await a.getByLabel('Epochs').fill('0.2');
-  await a.getByRole('button', { name: 'Start for the room' }).click();
-  for (const p of [a, b]) await expect(p.getByTestId('phase')).toHaveText('done', { timeout: 180_000 });
-  const [ra, rb] = [await summary(a), await summary(b)];
-  expect(rb).toEqual(ra);
-  expect(ra.accuracy).toBeGreaterThan(60);
+  expect((await runFromForm(a, [a, b])).accuracy).toBeGreaterThan(60);
   // Both tabs logged the same choice of H, and the loss plot has a point per round, not per step.
   const picked = await Promise.all(
     [a, b].map((p) =>

@@ -59,11 +59,33 @@ export async function createRoomFromForm(ctx: BrowserContext, title: string, bac
 }
 
 /** The accuracy (percent) and checksum a finished run's summary shows. */
-export async function summary(page: Page): Promise<{ accuracy: number; checksum: string }> {
+export async function summary(page: Page): Promise<{ accuracy: number; bitsPerChar: number | null; checksum: string }> {
   const text = (await page.getByTestId('result-summary').textContent()) ?? '';
-  const m = /test accuracy ([\d.]+)%.*checksum ([0-9a-f]{8})/.exec(text);
+  // A classifier's test accuracy, or a language model's bits per character and share of next characters right.
+  const m =
+    /(?:test accuracy ([\d.]+)%|validation loss ([\d.]+) bits\/char \(([\d.]+)% of next characters right\)).*checksum ([0-9a-f]{8})/.exec(
+      text,
+    );
   expect(m, `result summary: ${text}`).not.toBeNull();
-  return { accuracy: Number(m![1]), checksum: m![2]! };
+  return { accuracy: Number(m![1] ?? m![3]), bitsPerChar: m![2] ? Number(m![2]) : null, checksum: m![4]! };
+}
+
+/** Opens the room's shared `link` in a new tab of `ctx` with `backend`. */
+export async function openShared(ctx: BrowserContext, link: URL, backend: string): Promise<Page> {
+  const page = await ctx.newPage();
+  const url = new URL(link);
+  url.searchParams.set('backend', backend);
+  await page.goto(url.toString());
+  return page;
+}
+
+/** Starts the form's run from `starter` for the room, waits until every tab of `pages` is done, and returns their (equal) summaries. */
+export async function runFromForm(starter: Page, pages: Page[]): Promise<Awaited<ReturnType<typeof summary>>> {
+  await starter.getByRole('button', { name: 'Start for the room' }).click();
+  for (const p of pages) await expect(p.getByTestId('phase')).toHaveText('done', { timeout: 180_000 });
+  const [first, ...rest] = await Promise.all(pages.map(summary));
+  for (const r of rest) expect(r).toEqual(first);
+  return first!;
 }
 
 /** The `ringtrain` command (src/cli/bin.mjs) as a user runs it. */

@@ -13,6 +13,8 @@ import { partOf, sliceOf } from '../sampler.ts';
 /** What a language model writes after each evaluation: this many characters after {@link SAMPLE_PROMPT}, drawn with the run's seed. */
 export const SAMPLE_CHARS = 120;
 export const SAMPLE_PROMPT = 'The whale ';
+/** Windows a language model's validation scores, over all peers (of Moby-Dick's 850: 32 768 characters). */
+export const LM_EVAL_WINDOWS = 256;
 
 /**
  * Evaluates the optimizer's averaged weights where it keeps them (the iterate stays for training).
@@ -24,13 +26,15 @@ export async function evaluate(run: Run): Promise<void> {
   const avg = st.opt.averagedWeights();
   const iterate = avg ? await getFlatWeights(model) : null;
   if (avg) setFlatWeights(model, avg);
-  // Each peer scores its slice of the test set (the whole of its shard on held data).
-  const part = run.served ? partOf(run.evenSplit(shard.test.n), g.rank) : { from: 0, count: shard.test.n };
+  // Each peer scores its slice of the test set (the whole of its shard on held data); a language
+  // model's validation reads the first LM_EVAL_WINDOWS windows, as GPT training scores a few batches.
+  const lm = run.lossKind === 'lm';
+  const n = lm ? Math.min(shard.test.n, run.served ? LM_EVAL_WINDOWS : Math.ceil(LM_EVAL_WINDOWS / g.size)) : shard.test.n;
+  const part = run.served ? partOf(run.evenSplit(n), g.rank) : { from: 0, count: n };
   const test = sliceOf(shard.test, part.from, part.count);
   const r = await evaluateModel(model, test.x, test.y, { lossKind: run.lossKind }).finally(() => iterate && setFlatWeights(model, iterate));
   const s = await run.sum(new Float32Array([r.correct, r.count, r.lossSum]));
   run.last = { accuracy: s[0]! / s[1]!, loss: s[2]! / s[1]! };
-  const lm = run.lossKind === 'lm';
   run.deps.emit({
     type: 'eval',
     step: st.step,
