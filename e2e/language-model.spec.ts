@@ -84,6 +84,6 @@ test("the transformer from the dashboard's form with its defaults: two tabs, bit
     await expect(p.getByTestId('lm-samples').locator('li').first()).toContainText(/^step 5: The whale .{120}$/s);
   }
   // Both tabs' model wrote the same text.
-  expect(await b.getByTestId('lm-samples').innerText()).toBe(await a.getByTestId('lm-samples').innerText());
+  expect(await b.getByTestId('lm-samples').textContent()).toBe(await a.getByTestId('lm-samples').textContent());
   await ctx.close();
 });

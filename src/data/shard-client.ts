@@ -3,6 +3,7 @@
  * progress. Uses only `fetch` and web streams (browser and Node alike); the fetch function is
  * injectable for tests.
  */
+import { delay } from '../core/delay.ts';
 import type { Split } from './builtin.ts';
 import { DataError, type Dataset } from './dataset.ts';
 import type { PartitionScheme } from './partition.ts';
@@ -74,14 +75,8 @@ export async function fetchShard(url: string, opts: FetchShardOptions = {}): Pro
         `fetchShard: could not download ${url} (${got.message}; ${attempt} attempts); is the server running?`,
       );
     // A server busy with many peers fetching at once can drop a connection: wait, then ask again.
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, attempt * SHARD_RETRY_MS);
-      const stop = (): void => {
-        clearTimeout(t);
-        resolve();
-      };
-      opts.signal?.addEventListener('abort', stop, { once: true });
-    });
+    // Aborted while waiting: the next attempt says so at once.
+    await delay(attempt * SHARD_RETRY_MS, opts.signal).catch(() => undefined);
   }
 }
 

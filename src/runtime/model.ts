@@ -10,7 +10,7 @@ import type { PickedFile } from '../data/user-files.ts';
 import { setFlatWeights } from '../ml/flat.ts';
 import { createModel } from '../ml/models.ts';
 import { rffTransform } from '../ml/rff.ts';
-import { predict } from '../ml/step.ts';
+import { evaluate, predict } from '../ml/step.ts';
 import type { TrainConfig, TrainResult } from '../training/trainer.ts';
 import { scoresOf, type TreeModel, type TreeResult, type TreeTrainConfig } from '../training/trees.ts';
 import type { ModelResults } from './events.ts';
@@ -182,6 +182,9 @@ export async function measureImported(files: PickedFile[], dataset: string, test
         throw new Error(
           `the model takes ${want} features per sample; ${dataset} has ${featureSize(ds.shape)} (a model on random Fourier features cannot be measured here)`,
         );
+      // A language model's accuracy: the share of next characters it gets right, window by window.
+      if (m.outputs[0]!.shape.length === 3)
+        return { correct: (await evaluate(m, ds.x, ds.y, { lossKind: 'lm' })).correct, n: ds.n, dataset };
       pred = (await predict(m, ds.x)).classes ?? new Int32Array(ds.n);
     } finally {
       m.dispose();

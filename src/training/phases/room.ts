@@ -2,27 +2,12 @@
  * The phases where the room decides together: holding while some peer asks to pause, and (sgd
  * and DiLoCo with `balance`) splitting the global batch by measured speed, stragglers on standby.
  */
+import { delay } from '../../core/delay.ts';
 import type { Run } from '../run.ts';
 import { sliceOf } from '../sampler.ts';
 import { PROBE_SAMPLES } from '../stragglers.ts';
 import { gradientsOf } from './step.ts';
 import { BALANCE_EVERY, PAUSE_POLL_MS } from '../types.ts';
-
-/** Resolves after `ms`, or rejects with the signal's reason when it fires first. */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal!.reason as Error);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /** Holds the room after the current step while any peer asks to pause (and none to stop). */
 export async function holdWhilePaused(run: Run): Promise<void> {

@@ -7,7 +7,7 @@
 import { synchronousStep, type Batch, type StepResult, type StepTimings } from '../../ml/algorithms/distributed.ts';
 import { dpEpsilon, privateGradients } from '../../ml/dp.ts';
 import { computeGradients, type GradientResult } from '../../ml/step.ts';
-import { delay } from './room.ts';
+import { delay } from '../../core/delay.ts';
 import type { SumOf } from '../../ml/exchange/stage.ts';
 import { NO_DRILL } from '../drills.ts';
 import type { Run } from '../run.ts';
