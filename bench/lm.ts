@@ -3,7 +3,7 @@
  *
  * 1. Throughput per backend: one peer trains batch 8 at context 128 (DISCO's published shape for
  *    its gpt-nano) for a few steps; ms per token (forward, backward and the optimizer's apply),
- *    tokens per second, and the ratio to DISCO's ~0.5 ms per token. Two shapes: RingTrain's
+ *    tokens per second, and the ratio to DISCO's ~0.53 ms per token. Two shapes: RingTrain's
  *    default (2 layers, d 128, 4 heads) and gpt-nano's (3 layers, d 48, 3 heads; DISCO's 50 257-token
  *    GPT-2 vocabulary is 96 characters here, so its 2.4 M embedding parameters are not). cpu and
  *    wasm run in Node peers, webgl and webgpu in headless Chromium tabs (software renderers on a
@@ -18,8 +18,8 @@ import { startNodeCluster } from '../src/harness/node-peers.ts';
 import type { BackendName } from '../src/ml/backend.ts';
 import type { TrainConfig, TrainResult } from '../src/training/trainer.ts';
 
-/** DISCO's gpt-nano on a laptop: about 0.5 ms per token at batch 8 and context 128 (its README's figure; see README). */
-export const DISCO_MS_PER_TOKEN = 0.5;
+/** DISCO's gpt-nano (2.5 M parameters) on a laptop, in Node: about 0.53 ms per token at batch 8 and context 128 (epfml/disco PR #659; ../shared/REFERENCES.md). */
+export const DISCO_MS_PER_TOKEN = 0.53;
 
 export const LM_SHAPES = {
   ringtrain: { layers: 2, dModel: 128, heads: 4 },
@@ -156,14 +156,14 @@ export async function benchLm(
         });
         throughput.push(row);
         log(
-          `${row.runtime.padEnd(7)} ${backend.padEnd(6)} ${shape.padEnd(9)} ${String(row.params).padStart(7)} params  ${row.ms_per_token} ms/token  ${row.tokens_per_sec} tokens/s  ${row.vs_disco}x DISCO's 0.5 ms/token`,
+          `${row.runtime.padEnd(7)} ${backend.padEnd(6)} ${shape.padEnd(9)} ${String(row.params).padStart(7)} params  ${row.ms_per_token} ms/token  ${row.tokens_per_sec} tokens/s  ${row.vs_disco}x DISCO's ${DISCO_MS_PER_TOKEN} ms/token`,
         );
       } catch (e) {
         log(`${backend} ${shape}: no row (${(e as Error).message.split('\n')[0]})`);
       }
     }
   const budget: LmBudgetRow[] = [];
-  for (const n of o.peers) {
+  for (const n of o.budgetSteps > 0 ? o.peers : []) {
     const row = await withPeers('wasm', n, async (peers) => {
       const cfg = { ...config('ringtrain', o.budgetBatch, o.budgetSteps) };
       const run = await trainOn(peers, cfg);

@@ -10,7 +10,7 @@
  *   faults     [--faults 10] [--every 10] [--seed 1]
  *   soak       [--minutes 60] [--peers 4] [--model mlp] [--cut-every S]   (one long run, sampled every minute; also soak.svg)
  *   stragglers [--peers 4] [--steps 80] [--slowdown 10]   (Node peers; one slowed: sync SGD and DiLoCo, with and without balance)
- *   lm         [--backends cpu,wasm,webgl,webgpu] [--models ringtrain,gpt-nano] [--steps 6] [--budget-steps 60] [--budget-batch 16] [--peers 1,4]
+ *   lm         [--backends cpu,wasm,webgl,webgpu] [--models ringtrain,gpt-nano] [--steps 6] [--budget-steps 60 | 0] [--budget-batch 16] [--peers 1,4]
  *              (the transformer on Moby-Dick: ms per token per backend at batch 8, context 128, after 2 warm-up steps, against DISCO's gpt-nano; then a
  *              budget of tokens with 1 and 4 Node peers: bits per character reached and wall time)
  *   chaos      [--seeds 1-2000]   (the chaos harness of npm test over more seeds; Node, no browser)
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
       shapes: names(values.models ?? Object.keys(LM_SHAPES).join(','), 'models', Object.keys(LM_SHAPES) as LmShape[]),
       steps: list(values.steps ?? '6', 'steps')[0]!,
       warmup: 2,
-      budgetSteps: list(values['budget-steps'] ?? '60', 'budget-steps')[0]!,
+      budgetSteps: nonNegative(values['budget-steps'] ?? '60', 'budget-steps'),
       budgetBatch: list(values['budget-batch'] ?? '16', 'budget-batch')[0]!,
       peers: list(values.peers ?? '1,4', 'peers'),
     };

@@ -11,7 +11,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Page } from 'playwright-core';
 import type { ModelFile } from '../runtime/model.ts';
 import { runServer } from '../server/run.ts';
-import { jobFromFields, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
+import { jobFromFields, MODEL_DEFAULTS, SETUP_DEFAULTS, SetupError } from '../training/job.ts';
 import type { TrainResult } from '../training/trainer.ts';
 import type { TreeResult } from '../training/trees.ts';
 import type { RunningServer } from '../server/app.ts';
@@ -102,7 +102,7 @@ async function train(argv: string[]): Promise<number> {
     {
       peers: { type: 'string', default: '2' },
       runtime: { type: 'string', default: 'browser' },
-      dataset: { type: 'string', default: SETUP_DEFAULTS['dataset'] },
+      dataset: { type: 'string' },
       model: { type: 'string' },
       epochs: { type: 'string' },
       algorithm: { type: 'string' },
@@ -138,7 +138,9 @@ async function train(argv: string[]): Promise<number> {
   const peers = Number(values.peers);
   if (!Number.isInteger(peers) || peers < 1 || peers > 32)
     throw new UsageError(`--peers: "${String(values.peers)}" must be a whole number from 1 to 32`);
-  const dataset = String(values.dataset);
+  // Absent, the model's own (the transformer's text) or the form's default.
+  const dataset =
+    (values.dataset as string | undefined) ?? MODEL_DEFAULTS[String(values.model ?? '')]?.['dataset'] ?? SETUP_DEFAULTS['dataset']!;
   if (!(CLI_DATASETS as string[]).includes(dataset)) throw new UsageError(`--dataset: "${dataset}" is not ${listed(CLI_DATASETS)}`);
   const made = DATASET_FACTORIES[dataset as DatasetName];
   const synthetic = made.source === 'synthetic' ? made.input : null;

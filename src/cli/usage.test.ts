@@ -19,7 +19,9 @@ describe('ringtrain train --help', () => {
     expect(CLI_DATASETS).toEqual(['fashion-mnist', 'moby-dick', 'blobs', 'spirals', 'linear']);
     for (const d of CLI_DATASETS) expect(TRAIN_USAGE).toContain(`  ${d}  `);
     expect(TRAIN_USAGE).not.toMatch(/\n {2}local /);
-    expect(TRAIN_USAGE).toMatch(/--dataset D {8}fashion-mnist, moby-dick, blobs, spirals or linear \(default fashion-mnist\)/);
+    expect(TRAIN_USAGE).toMatch(
+      /--dataset D {8}fashion-mnist, moby-dick, blobs, spirals or linear \(default fashion-mnist; moby-dick for the transformer\)/,
+    );
   });
 });
 

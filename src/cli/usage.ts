@@ -45,7 +45,7 @@ export const TRAIN_USAGE = `ringtrain train [options]
   --peers N          headless peers (default 2; up to 32)
   --runtime R        browser (headless Chromium tabs) or node (Node processes: WebRTC from node-datachannel,
                      WebGPU from Dawn where a Vulkan driver is found, else wasm or cpu) (default browser)
-  --dataset D        ${listed(CLI_DATASETS)}${dflt('dataset')}
+  --dataset D        ${listed(CLI_DATASETS)} (default ${SETUP_DEFAULTS['dataset']}; moby-dick for the transformer)
   --model M          ${listed([...Object.keys(MODELS), ...Object.keys(TREE_MODELS)])}${dflt('model')}
   --epochs E         passes over the training set${dflt('epochs')}
   --algorithm A      ${listed(Object.keys(ALGORITHMS))}${dflt('algorithm')}

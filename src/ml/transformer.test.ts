@@ -130,7 +130,7 @@ describe('the transformer language model', () => {
     const prompt = Array.from(encodeText('the wh'));
     const next = await generate(m, prompt, 5, { temperature: 0 });
     expect(String.fromCharCode(...next.map((t) => (t === 0 ? 10 : t + 31)))).toBe('ale! ');
-  });
+  }, 90_000);
 
   it('generates the same text from the same seed, only tokens of the vocabulary, and refuses an empty prompt', async () => {
     const m = build(TINY);
