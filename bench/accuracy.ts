@@ -10,7 +10,7 @@
 import type { DrivenPeer, RunEvent } from '../src/harness/driven.ts';
 import type { BackendName } from '../src/ml/backend.ts';
 import type { Job } from '../src/protocol/index.ts';
-import { jobFromFields, type SetupFields } from '../src/training/job.ts';
+import { jobFromFields, MODEL_DEFAULTS, SETUP_DEFAULTS, type SetupFields } from '../src/training/job.ts';
 import type { TrainConfig, TrainResult } from '../src/training/trainer.ts';
 import { type PeerRuntime, startPeers } from './allreduce.ts';
 import type { SvmTreeRow } from './svm-trees.ts';
@@ -89,9 +89,18 @@ export interface AccuracyBenchOptions {
 
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
 
+/** The form's model for a row: both SVM rows are the form's svm. */
+const formModel = (model: AccuracyModel): string => (model.endsWith('svm') ? 'svm' : model);
+
+/** The fields of `fields` whose value differs from the form's default for `model`. */
+export function changedFields(model: AccuracyModel, fields: SetupFields): SetupFields {
+  const defaults = { ...SETUP_DEFAULTS, ...MODEL_DEFAULTS[formModel(model)] };
+  return Object.fromEntries(Object.entries(fields).filter(([k, v]) => defaults[k] !== v));
+}
+
 /** The run a dashboard user starts for `model` with `fields` changed. */
 export function accuracyConfig(model: AccuracyModel, o: Pick<AccuracyBenchOptions, 'fields' | 'rff'>): TrainConfig {
-  const job: Job = jobFromFields({ model: model.endsWith('svm') ? 'svm' : model, ...o.fields });
+  const job: Job = jobFromFields({ model: formModel(model), ...o.fields });
   if (job.kind !== 'train') throw new Error(`${model}: not a training job`);
   return {
     ...job.config,
@@ -174,7 +183,7 @@ export async function benchAccuracy(
           steps: config.steps,
           steps_done: done,
           batch: config.batch,
-          changed_fields: o.fields,
+          changed_fields: changedFields(model, o.fields),
           test_accuracy: round(accuracy),
           target,
           met: accuracy >= target,

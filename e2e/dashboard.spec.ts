@@ -110,8 +110,8 @@ test("DiLoCo from the form (after a model's defaults filled it): two tabs pick H
   await expect(a.getByLabel('Epochs')).toHaveValue('3');
   await expect(a.getByLabel(/^Schedule/)).toHaveValue('cosine');
   await a.locator('select[name="model"]').selectOption('softmax');
-  await expect(a.getByLabel('Learning rate')).toHaveValue('0.003');
-  await expect(a.getByLabel(/^Schedule/)).toHaveValue('constant');
+  await expect(a.getByLabel('Learning rate')).toHaveValue('0.005');
+  await expect(a.getByLabel(/^Schedule/)).toHaveValue('cosine');
   await a.getByLabel('Algorithm').selectOption('diloco');
   await a.getByLabel(/Local steps/).fill('auto');
   await a.getByLabel('Epochs').fill('0.2');
