@@ -6,7 +6,7 @@
  * the same parameters with 1 peer (`same_as_1_peer`: the models' checksums are equal).
  */
 import { createHash } from 'node:crypto';
-import type { DrivenPeer } from '../src/harness/driven.ts';
+import type { DrivenPeer, RunEvent } from '../src/harness/driven.ts';
 import type { TrainConfig, TrainResult } from '../src/training/trainer.ts';
 import type { TreeResult, TreeTrainConfig } from '../src/training/trees.ts';
 import { type PeerRuntime, startPeers } from './allreduce.ts';
@@ -104,10 +104,14 @@ async function svm(pages: DrivenPeer[], steps: number, rff?: TrainConfig['rff'])
 async function trees(
   pages: DrivenPeer[],
   config: TreeTrainConfig,
+  log: (s: string) => void,
 ): Promise<{ accuracy: number; s: number; bytes: number; floats: number; without: number; json: string }> {
   const before = await sent(pages[0]!);
   const t0 = performance.now();
-  const rs = (await Promise.all(pages.map((p) => p.run({ kind: 'trees', config })))) as TreeResult[];
+  const progress = (e: RunEvent): void => {
+    if (e.type === 'round') log(`  ${config.model} round ${e.round}/${e.rounds} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  };
+  const rs = (await Promise.all(pages.map((p, i) => p.run({ kind: 'trees', config }, i === 0 ? progress : undefined)))) as TreeResult[];
   if (new Set(rs.map((r) => r.checksum)).size !== 1)
     throw new Error(`peers disagree on the ${config.model}: checksums ${rs.map((r) => r.checksum).join(', ')}`);
   const s = (performance.now() - t0) / 1000;
@@ -155,15 +159,19 @@ export async function benchSvmTrees(
     const cluster = await startPeers(runtime, n, { backend: 'wasm', build: !built });
     built = true;
     const treeRow = async (model: 'tree' | 'gbdt', depth: number, params: Record<string, number>): Promise<void> => {
-      const t = await trees(cluster.peers, {
-        dataset: 'fashion-mnist',
-        partition: { scheme: 'iid', seed: 1 },
-        model,
-        rounds: o.rounds,
-        maxDepth: depth,
-        bins: o.bins,
-        seed: 1,
-      });
+      const t = await trees(
+        cluster.peers,
+        {
+          dataset: 'fashion-mnist',
+          partition: { scheme: 'iid', seed: 1 },
+          model,
+          rounds: o.rounds,
+          maxDepth: depth,
+          bins: o.bins,
+          seed: 1,
+        },
+        log,
+      );
       const all = { ...params, depth, bins: o.bins, features: 784 };
       const one = n > 1 ? alone(model, all) : undefined;
       const splits = createHash('sha256')
