@@ -81,7 +81,7 @@ export const MODEL_DEFAULTS: Readonly<Record<string, SetupFields>> = {
   softmax: { lr: '0.005', epochs: '10', schedule: 'cosine' },
   mlp: { lr: '0.002', epochs: '3', schedule: 'cosine' },
   cnn: { lr: '0.005', epochs: '3', schedule: 'cosine' },
-  svm: { epochs: '2', schedule: 'constant' },
+  svm: { epochs: '10', schedule: 'constant', lambda: '0.003' },
 };
 
 /** The augmentations by field value (images only). */
