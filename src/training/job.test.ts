@@ -74,7 +74,13 @@ describe('training setup form', () => {
     expect(trainConfig({ labelSmoothing: '0.1' }).labelSmoothing).toBe(0.1);
     expect(trainConfig({ augment: 'shift-flip' }).augment).toEqual({ shift: 2, flip: true });
     // A model's own defaults fill what the fields leave out (the CLI's absent flags); given fields win.
-    expect(trainConfig({ model: 'mlp' })).toMatchObject({ steps: 1407, schedule: { kind: 'cosine' }, optimizer: { lr: 0.002 } });
+    expect(trainConfig({ model: 'mlp' })).toMatchObject({
+      steps: 7032,
+      schedule: { kind: 'cosine' },
+      optimizer: { lr: 0.002, weightDecay: 0.05 },
+      labelSmoothing: 0.1,
+    });
+    expect(trainConfig({ model: 'softmax' })).not.toHaveProperty('labelSmoothing');
     expect(trainConfig({ model: 'mlp', epochs: '1', schedule: 'constant' })).not.toHaveProperty('schedule');
     expect(jobFromFields({}).config).not.toHaveProperty('augment');
     expect(trainConfig({ model: 'svm', labelSmoothing: '0.1' })).not.toHaveProperty('labelSmoothing');
