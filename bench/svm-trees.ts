@@ -25,8 +25,8 @@ export interface SvmTreeRow {
   /**
    * Trees: a checksum of the model's splits (features, thresholds, counts; not the leaf values, whose
    * sums over N peers round differently), and whether they equal the 1-peer model's (rows of N > 1
-   * peers, when that row exists); with the 1-peer model from the same run, the largest difference
-   * between the two models' leaf values.
+   * peers, when that row exists); with the 1-peer model from the same run and the same splits, the
+   * largest difference between the two models' leaf values.
    */
   splits_checksum?: string;
   same_as_1_peer?: boolean;
@@ -191,7 +191,10 @@ export async function benchSvmTrees(
         histogram_bytes_without_subtraction: 4 * t.without,
         splits_checksum: splits,
         ...(one ? { same_as_1_peer: one.splits_checksum === splits } : {}),
-        ...(soloJson ? { max_leaf_diff_vs_1_peer: maxDiff(splitsOf(soloJson, true), splitsOf(t.json, true)) } : {}),
+        // Leaf values compare only between models of the same splits.
+        ...(soloJson && one?.splits_checksum === splits
+          ? { max_leaf_diff_vs_1_peer: maxDiff(splitsOf(soloJson, true), splitsOf(t.json, true)) }
+          : {}),
       };
       add({ model, params: all, ...row });
     };
