@@ -413,7 +413,8 @@ async function main(): Promise<void> {
     const o = {
       peers: list(values.peers ?? '4', 'peers')[0]!,
       runtime: names<PeerRuntime>(values.runtime ?? 'node', 'runtime', ['browser', 'node'])[0]!,
-      models: names(values.models ?? ACCURACY_MODELS.join(','), 'models', ACCURACY_MODELS),
+      // --models '': none (the table's rows are only merged again, e.g. after svm-trees made the GBDT row).
+      models: values.models === '' ? [] : names(values.models ?? ACCURACY_MODELS.join(','), 'models', ACCURACY_MODELS),
       fields,
       rff: { features: list(values['rff-features'], 'rff-features')[0]!, gamma: positive(values.gamma, 'gamma') },
       ...(values['max-minutes'] ? { maxMinutes: positive(values['max-minutes'], 'max-minutes') } : {}),
