@@ -63,15 +63,26 @@ export interface RingFit {
 
 export const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
-/** N peers of `runtime` in one room, with a way to close them. */
-async function startPeers(runtime: PeerRuntime, n: number): Promise<{ peers: DrivenPeer[]; close(): Promise<void> }> {
+/**
+ * N peers of `runtime` in one room, with a way to close them. `backend`: the tensor backend the
+ * peers use (default: cpu for Node peers, the tab's probe for tabs).
+ */
+export async function startPeers(
+  runtime: PeerRuntime,
+  n: number,
+  o: { backend?: string; build?: boolean } = {},
+): Promise<{ peers: DrivenPeer[]; close(): Promise<void> }> {
   if (runtime === 'node') {
     // 16 to 32 processes on 2 cores starve each other's timers at times: a peer is declared dead
     // only after 30 s of silence, so that a slow tick does not end the measurement with a new view.
-    const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore', deadAfterMs: 30_000 });
+    const c = await startNodeCluster({ peers: n, backend: o.backend ?? 'cpu', stdio: 'ignore', deadAfterMs: 30_000 });
     return { peers: c.peers.map(nodePeer), close: c.close };
   }
-  const c = await startCluster({ peers: n });
+  const c = await startCluster({
+    peers: n,
+    ...(o.build === false ? { build: false } : {}),
+    ...(o.backend ? { deadAfterMs: 30_000, query: { backend: o.backend } } : {}),
+  });
   return { peers: c.pages.map(pagePeer), close: c.close };
 }
 

@@ -6,7 +6,9 @@
  *              (rows per runtime side by side, the two-level allreduce between Node peers, and the fitted per-hop latency α and per-link rate 1/β)
  *   train      [--peers 1,2,4] [--backends cpu,wasm,webgl,webgpu] [--models softmax[,mlp]] [--steps 40]
  *              [--warmup 5] [--batch 128] [--lr 0.005] [--eval-every 10] [--target 0.7]
- *   accuracy   [--peers 4] [--models softmax,mlp,cnn] [--epochs 2 | --steps N[,N,N]] [--batch 128] [--lr 0.005]
+ *   accuracy   [--runtime node|browser] [--peers 4] [--models softmax,mlp,cnn,linear-svm,rff-svm] [--set lr=0.001,epochs=10,...]
+ *              [--rff-features 2000] [--gamma 0.02] [--max-minutes M]   (the dashboard's default run of each model, with the
+ *              form fields --set changes; test accuracy after each evaluation, time to the model's target; rows not re-run are kept)
  *   faults     [--faults 10] [--every 10] [--seed 1]
  *   soak       [--minutes 60] [--peers 4] [--model mlp] [--cut-every S]   (one long run, sampled every minute; also soak.svg)
  *   stragglers [--peers 4] [--steps 80] [--slowdown 10]   (Node peers; one slowed: sync SGD and DiLoCo, with and without balance)
@@ -20,7 +22,7 @@
  *              [--diloco 10,50,100 | --diloco ''] [--deltas fp16,int8]   (DiLoCo rows: H, and the codec of its deltas; against per-step sync)
  *   server     [--peers 500] [--room-size 10] [--hold-ms 5000] [--flood-peers 200]   (simulated peers, no browser; then
  *              --flood-peers honest joins with and without a reconnecting flooder, default limits; 0 skips that row)
- *   svm-trees  [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
+ *   svm-trees  [--runtime browser|node] [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
  *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
  *   simulate   [--validate 4,8,16 | --no-validate] [--reps 2] [--steps 20] [--warmup 5] [--batch 128] [--backend cpu] [--cores 2]
  *              [--quiet-wait 300] [--peers 4,8,...,1024] [--profiles lan,home,far] [--backend-to wasm] [--local-batch 32]
@@ -50,7 +52,8 @@ import { WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
 import { benchWan, mergeWanRows, WAN_MODELS, type WanRow } from './wan.ts';
 import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
 import { benchSimulate } from './simulate.ts';
-import { ACCURACY_BACKEND, ACCURACY_HEADER, benchAccuracy, type AccuracyRow, benchTrain, TRAIN_HEADER, TRAIN_SIZE } from './train.ts';
+import { benchTrain, TRAIN_HEADER } from './train.ts';
+import { ACCURACY_HEADER, ACCURACY_MODELS, type AccuracyRow, benchAccuracy, gbdtRow } from './accuracy.ts';
 
 const list = (s: string, name: string): number[] =>
   s.split(',').map((x) => {
@@ -156,6 +159,8 @@ async function main(): Promise<void> {
       'crash-per-hour': { type: 'string', default: '0.1' },
       'recovery-ms': { type: 'string' },
       hours: { type: 'string', default: '2' },
+      set: { type: 'string', default: '' },
+      'max-minutes': { type: 'string' },
     },
   });
   const scenario = positionals[0] ?? 'allreduce';
@@ -359,10 +364,11 @@ async function main(): Promise<void> {
       bins: list(values.bins, 'bins')[0]!,
       rffFeatures: list(values['rff-features'], 'rff-features')[0]!,
       gamma: positive(values.gamma, 'gamma'),
+      runtime: names<PeerRuntime>(values.runtime ?? 'browser', 'runtime', ['browser', 'node'])[0]!,
     };
     console.log(`svm-trees benchmark on fashion-mnist: ${JSON.stringify(o)}`);
     const earlier = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SvmTreeRow[]) : [];
-    rows = await benchSvmTrees(o, log, (fresh) => save(mergeRows(earlier, fresh)));
+    rows = await benchSvmTrees(o, log, (fresh) => save(mergeRows(earlier, fresh)), earlier);
     save(mergeRows(earlier, rows as SvmTreeRow[]));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;
@@ -419,25 +425,37 @@ async function main(): Promise<void> {
     console.log(TRAIN_HEADER);
     rows = await benchTrain(o, log, save);
   } else {
-    const models = names(values.models ?? MODELS.join(','), 'models', MODELS);
-    const batch = list(values.batch, 'batch')[0]!;
-    const perModel = values.steps
-      ? list(values.steps, 'steps')
-      : models.map(() => Math.ceil((positive(values.epochs, 'epochs') * TRAIN_SIZE) / batch));
-    if (perModel.length !== 1 && perModel.length !== models.length)
-      throw new Error(`--steps: give one count or one per model (${models.join(',')})`);
-    const steps = Object.fromEntries(models.map((m, i) => [m, perModel[perModel.length === 1 ? 0 : i]!])) as Record<ModelKind, number>;
-    const o = { peers: list(values.peers ?? '4', 'peers')[0]!, models, steps, batch, lr: positive(values.lr, 'lr') };
-    console.log(
-      `accuracy benchmark: sync SGD on fashion-mnist (IID), ${o.peers} peers, global batch ${batch}, adam lr ${o.lr}; ` +
-        models.map((m) => `${m} ${steps[m]} steps on ${ACCURACY_BACKEND[m]}`).join(', '),
+    const fields = Object.fromEntries(
+      values.set
+        .split(',')
+        .filter(Boolean)
+        .map((kv) => {
+          const [k, v] = kv.split('=');
+          if (!k || v === undefined) throw new Error(`--set: "${kv}" is not field=value`);
+          return [k, v];
+        }),
     );
+    const o = {
+      peers: list(values.peers ?? '4', 'peers')[0]!,
+      runtime: names<PeerRuntime>(values.runtime ?? 'node', 'runtime', ['browser', 'node'])[0]!,
+      // --models '': none (the table's rows are only merged again, e.g. after svm-trees made the GBDT row).
+      models: values.models === '' ? [] : names(values.models ?? ACCURACY_MODELS.join(','), 'models', ACCURACY_MODELS),
+      fields,
+      rff: { features: list(values['rff-features'], 'rff-features')[0]!, gamma: positive(values.gamma, 'gamma') },
+      ...(values['max-minutes'] ? { maxMinutes: positive(values['max-minutes'], 'max-minutes') } : {}),
+    };
+    console.log(`accuracy benchmark on fashion-mnist: ${JSON.stringify(o)}`);
     console.log(ACCURACY_HEADER);
-    // Models not run this time keep their earlier rows (a CNN run takes far longer than the others).
+    // Models not run this time keep their earlier rows; the GBDT row comes from svm-trees.json.
+    const trees = path.join(outDir, 'svm-trees.json');
+    const gbdt = existsSync(trees) ? gbdtRow(JSON.parse(readFileSync(trees, 'utf8')) as SvmTreeRow[]) : [];
     const earlier = existsSync(file)
-      ? (JSON.parse(readFileSync(file, 'utf8')) as AccuracyRow[]).filter((r) => !models.includes(r.model))
+      ? (JSON.parse(readFileSync(file, 'utf8')) as AccuracyRow[]).filter((r) => !o.models.includes(r.model as AccuracyRow['model']))
       : [];
-    const merged = (fresh: AccuracyRow[]): AccuracyRow[] => MODELS.flatMap((m) => [...earlier, ...fresh].filter((r) => r.model === m));
+    const merged = (fresh: AccuracyRow[]): unknown[] => [
+      ...ACCURACY_MODELS.flatMap((m) => [...earlier, ...fresh].filter((r) => r.model === m)),
+      ...gbdt,
+    ];
     rows = merged(await benchAccuracy(o, log, (fresh) => save(merged(fresh))));
   }
   save(rows);

@@ -1,12 +1,15 @@
 /**
  * `npm run bench -- svm-trees`: Fashion-MNIST test accuracy, training time and histogram traffic of
  * the linear SVM (hinge loss, averaged Pegasos steps), the SVM on random Fourier features, decision
- * trees of the given depths, and gradient-boosted trees, each with N = 1 and N = 4 headless peers.
+ * trees of the given depths, and gradient-boosted trees, each with N = 1 and N = 4 peers (headless
+ * tabs, or Node peers with `--runtime node`). A tree row of N > 1 peers is checked against the row of
+ * the same parameters with 1 peer (`same_as_1_peer`: the models' checksums are equal).
  */
-import type { Page } from 'playwright-core';
-import { startCluster } from '../src/harness/cluster.ts';
-import type { TrainConfig } from '../src/training/trainer.ts';
-import type { TreeTrainConfig } from '../src/training/trees.ts';
+import { createHash } from 'node:crypto';
+import type { DrivenPeer, RunEvent } from '../src/harness/driven.ts';
+import type { TrainConfig, TrainResult } from '../src/training/trainer.ts';
+import type { TreeResult, TreeTrainConfig } from '../src/training/trees.ts';
+import { type PeerRuntime, startPeers } from './allreduce.ts';
 
 export const SVM_TREE_MODELS = ['linear-svm', 'rff-svm', 'tree', 'gbdt'] as const;
 export type SvmTreeModel = (typeof SVM_TREE_MODELS)[number];
@@ -15,8 +18,19 @@ export interface SvmTreeRow {
   model: SvmTreeModel;
   params: Record<string, number | string>;
   peers: number;
+  /** Where the peers ran (absent in rows measured before Node peers: headless tabs). */
+  runtime?: PeerRuntime;
   test_accuracy: number;
   train_s: number;
+  /**
+   * Trees: a checksum of the model's splits (features, thresholds, counts; not the leaf values, whose
+   * sums over N peers round differently), and whether they equal the 1-peer model's (rows of N > 1
+   * peers, when that row exists); with the 1-peer model from the same run and the same splits, the
+   * largest difference between the two models' leaf values.
+   */
+  splits_checksum?: string;
+  same_as_1_peer?: boolean;
+  max_leaf_diff_vs_1_peer?: number;
   /** Payload bytes rank 0 sent over its data channels during the run (0 with one peer). */
   bytes_sent: number;
   /** Trees: bytes of the histograms summed, and what summing both children of every split would have been. */
@@ -36,11 +50,13 @@ export interface SvmTreeOptions {
   /** rff-svm: random features and the RBF width. */
   rffFeatures: number;
   gamma: number;
+  /** Headless tabs (default) or Node peers; both on the wasm backend. */
+  runtime?: PeerRuntime;
 }
 
-/** Rows measured now replace earlier rows of the same model, parameters and peers; the others stay. */
+/** Rows measured now replace earlier rows of the same model, parameters, peers and runtime; the others stay. */
 export function mergeRows(earlier: SvmTreeRow[], fresh: SvmTreeRow[]): SvmTreeRow[] {
-  const key = (r: SvmTreeRow): string => JSON.stringify([r.model, r.params, r.peers]);
+  const key = (r: SvmTreeRow): string => JSON.stringify([r.model, r.params, r.peers, r.runtime ?? 'browser']);
   const replaced = new Set(fresh.map(key));
   return [...earlier.filter((r) => !replaced.has(key(r))), ...fresh].sort(
     (a, b) => SVM_TREE_MODELS.indexOf(a.model) - SVM_TREE_MODELS.indexOf(b.model) || a.peers - b.peers,
@@ -49,12 +65,25 @@ export function mergeRows(earlier: SvmTreeRow[], fresh: SvmTreeRow[]): SvmTreeRo
 
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
 
+/** The model's JSON without its split gains, and without its leaf values unless `leaves`. */
+const splitsOf = (json: string, leaves = false): unknown =>
+  JSON.parse(json, (k, v: unknown) => (k === 'gain' || (!leaves && (k === 'value' || k === 'base')) ? undefined : v));
+
+/** The largest difference between the numbers of two models of the same shape (Infinity: not the same shape). */
+export function maxDiff(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b);
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return a === b ? 0 : Infinity;
+  const [ka, kb] = [Object.keys(a), Object.keys(b)];
+  if (ka.length !== kb.length || Array.isArray(a) !== Array.isArray(b)) return Infinity;
+  return ka.reduce((m, k) => Math.max(m, maxDiff(Reflect.get(a, k), Reflect.get(b, k))), 0);
+}
+
 /** Payload bytes rank 0 has sent so far. */
-const sent = (p: Page): Promise<number> => p.evaluate(() => window.ringtrain.stats().payloadBytesSent);
+const sent = async (p: DrivenPeer): Promise<number> => (await p.call<{ payloadBytesSent: number }>('stats')).payloadBytesSent;
 
 const SVM = { batch: 128, optimizer: 'pegasos', lambda: 1e-4 } as const;
 
-async function svm(pages: Page[], steps: number, rff?: TrainConfig['rff']): Promise<{ accuracy: number; s: number; bytes: number }> {
+async function svm(pages: DrivenPeer[], steps: number, rff?: TrainConfig['rff']): Promise<{ accuracy: number; s: number; bytes: number }> {
   const config: TrainConfig = {
     dataset: 'fashion-mnist',
     partition: { scheme: 'iid', seed: 1 },
@@ -68,17 +97,21 @@ async function svm(pages: Page[], steps: number, rff?: TrainConfig['rff']): Prom
   };
   const before = await sent(pages[0]!);
   const t0 = performance.now();
-  const rs = await Promise.all(pages.map((p) => p.evaluate((c) => window.ringtrain.train(c), config)));
+  const rs = (await Promise.all(pages.map((p) => p.run({ kind: 'train', config })))) as TrainResult[];
   return { accuracy: rs[0]!.accuracy, s: (performance.now() - t0) / 1000, bytes: (await sent(pages[0]!)) - before };
 }
 
 async function trees(
-  pages: Page[],
+  pages: DrivenPeer[],
   config: TreeTrainConfig,
-): Promise<{ accuracy: number; s: number; bytes: number; floats: number; without: number }> {
+  log: (s: string) => void,
+): Promise<{ accuracy: number; s: number; bytes: number; floats: number; without: number; json: string }> {
   const before = await sent(pages[0]!);
   const t0 = performance.now();
-  const rs = await Promise.all(pages.map((p) => p.evaluate((c) => window.ringtrain.trainTrees(c), config)));
+  const progress = (e: RunEvent): void => {
+    if (e.type === 'round') log(`  ${config.model} round ${e.round}/${e.rounds} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  };
+  const rs = (await Promise.all(pages.map((p, i) => p.run({ kind: 'trees', config }, i === 0 ? progress : undefined)))) as TreeResult[];
   if (new Set(rs.map((r) => r.checksum)).size !== 1)
     throw new Error(`peers disagree on the ${config.model}: checksums ${rs.map((r) => r.checksum).join(', ')}`);
   const s = (performance.now() - t0) / 1000;
@@ -88,6 +121,7 @@ async function trees(
     bytes: (await sent(pages[0]!)) - before,
     floats: rs[0]!.floatsSummed,
     without: rs[0]!.floatsWithoutSubtraction,
+    json: rs[0]!.json,
   };
 }
 
@@ -95,6 +129,8 @@ export async function benchSvmTrees(
   o: SvmTreeOptions,
   log: (s: string) => void,
   onRows: (rows: SvmTreeRow[]) => void,
+  /** Rows of earlier runs: a tree row of N > 1 peers is compared with the 1-peer row there when this run has none. */
+  earlier: SvmTreeRow[] = [],
 ): Promise<SvmTreeRow[]> {
   const rows: SvmTreeRow[] = [];
   const add = (r: SvmTreeRow): void => {
@@ -103,52 +139,85 @@ export async function benchSvmTrees(
     const hist = r.histogram_bytes
       ? `, histograms ${(r.histogram_bytes / 1e6).toFixed(1)} MB (${(r.histogram_bytes_without_subtraction! / 1e6).toFixed(1)} MB without subtraction)`
       : '';
+    const same =
+      r.same_as_1_peer === undefined
+        ? ''
+        : `, ${r.same_as_1_peer ? 'the same splits as' : 'NOT the same splits as'} 1 peer${r.max_leaf_diff_vs_1_peer === undefined ? '' : ` (leaves within ${r.max_leaf_diff_vs_1_peer.toExponential(1)})`}`;
     log(
-      `${r.model.padEnd(10)} peers ${r.peers}  accuracy ${r.test_accuracy.toFixed(4)}  ${r.train_s.toFixed(1)} s  sent ${(r.bytes_sent / 1e6).toFixed(1)} MB${hist}  ${JSON.stringify(r.params)}`,
+      `${r.model.padEnd(10)} ${r.runtime} peers ${r.peers}  accuracy ${r.test_accuracy.toFixed(4)}  ${r.train_s.toFixed(1)} s  sent ${(r.bytes_sent / 1e6).toFixed(1)} MB${hist}${same}  ${JSON.stringify(r.params)}`,
     );
   };
+  const runtime = o.runtime ?? 'browser';
+  const alone = (model: SvmTreeModel, params: SvmTreeRow['params']): SvmTreeRow | undefined =>
+    [...rows, ...earlier].find(
+      (r) => r.peers === 1 && r.model === model && r.splits_checksum && JSON.stringify(r.params) === JSON.stringify(params),
+    );
+  /** The 1-peer models of this run, by their row's model and parameters. */
+  const solo = new Map<string, string>();
   let built = false;
   for (const n of o.peers) {
-    const cluster = await startCluster({ peers: n, build: !built, deadAfterMs: 30_000, query: { backend: 'wasm' } });
+    const cluster = await startPeers(runtime, n, { backend: 'wasm', build: !built });
     built = true;
     const treeRow = async (model: 'tree' | 'gbdt', depth: number, params: Record<string, number>): Promise<void> => {
-      const t = await trees(cluster.pages, {
-        dataset: 'fashion-mnist',
-        partition: { scheme: 'iid', seed: 1 },
-        model,
-        rounds: o.rounds,
-        maxDepth: depth,
-        bins: o.bins,
-        seed: 1,
-      });
+      const t = await trees(
+        cluster.peers,
+        {
+          dataset: 'fashion-mnist',
+          partition: { scheme: 'iid', seed: 1 },
+          model,
+          rounds: o.rounds,
+          maxDepth: depth,
+          bins: o.bins,
+          seed: 1,
+        },
+        log,
+      );
+      const all = { ...params, depth, bins: o.bins, features: 784 };
+      const one = n > 1 ? alone(model, all) : undefined;
+      const splits = createHash('sha256')
+        .update(JSON.stringify(splitsOf(t.json)))
+        .digest('hex')
+        .slice(0, 12);
+      const key = JSON.stringify([model, all]);
+      if (n === 1) solo.set(key, t.json);
+      const soloJson = n > 1 ? solo.get(key) : undefined;
       const row = {
         peers: n,
+        runtime,
         test_accuracy: round(t.accuracy),
         train_s: round(t.s, 1),
         bytes_sent: t.bytes,
         histogram_bytes: 4 * t.floats,
         histogram_bytes_without_subtraction: 4 * t.without,
+        splits_checksum: splits,
+        ...(one ? { same_as_1_peer: one.splits_checksum === splits } : {}),
+        // Leaf values compare only between models of the same splits.
+        ...(soloJson && one?.splits_checksum === splits
+          ? { max_leaf_diff_vs_1_peer: maxDiff(splitsOf(soloJson, true), splitsOf(t.json, true)) }
+          : {}),
       };
-      add({ model, params: { ...params, depth, bins: o.bins, features: 784 }, ...row });
+      add({ model, params: all, ...row });
     };
     try {
       if (o.models.includes('linear-svm')) {
-        const s = await svm(cluster.pages, o.svmSteps);
+        const s = await svm(cluster.peers, o.svmSteps);
         add({
           model: 'linear-svm',
           params: { steps: o.svmSteps, ...SVM },
           peers: n,
+          runtime,
           test_accuracy: round(s.accuracy),
           train_s: round(s.s, 1),
           bytes_sent: s.bytes,
         });
       }
       if (o.models.includes('rff-svm')) {
-        const s = await svm(cluster.pages, o.svmSteps, { features: o.rffFeatures, gamma: o.gamma });
+        const s = await svm(cluster.peers, o.svmSteps, { features: o.rffFeatures, gamma: o.gamma });
         add({
           model: 'rff-svm',
           params: { steps: o.svmSteps, ...SVM, features: o.rffFeatures, gamma: o.gamma },
           peers: n,
+          runtime,
           test_accuracy: round(s.accuracy),
           train_s: round(s.s, 1),
           bytes_sent: s.bytes,

@@ -1,19 +1,16 @@
 /**
  * `npm run bench -- train`: synchronous SGD on Fashion-MNIST across N headless Chromium tabs, per
  * forced tfjs backend: ms/step split into compute / readback / allreduce / apply, samples/s and
- * time to a target test accuracy.
+ * time to a target test accuracy. (The accuracy table is bench/accuracy.ts.)
  *
- * `npm run bench -- accuracy`: trains softmax regression, the MLP and the small CNN with 4 peers
- * long enough to report the final test accuracy.
- *
- * Both drive `window.ringtrain.train` in every tab with the same config and collect its typed
+ * It drives `window.ringtrain.train` in every tab with the same config and collects its typed
  * events, each stamped with the tab's `performance.now()`.
  */
 import type { Page } from 'playwright-core';
 import { startCluster } from '../src/harness/cluster.ts';
 import type { BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
-import type { Algorithm, TrainConfig, TrainEvent, TrainResult } from '../src/training/trainer.ts';
+import type { TrainConfig, TrainEvent, TrainResult } from '../src/training/trainer.ts';
 
 /** Fashion-MNIST's training set size, for epochs = samples seen / TRAIN_SIZE. */
 export const TRAIN_SIZE = 60_000;
@@ -58,37 +55,6 @@ export interface TrainBenchOptions {
   evalEvery: number;
   target: number;
 }
-
-export interface AccuracyRow {
-  model: ModelKind;
-  algorithm: Algorithm;
-  peers: number;
-  epochs: number;
-  test_accuracy: number;
-  backend: string;
-  steps: number;
-  batch: number;
-  lr: number;
-  wall_s: number;
-}
-
-export interface AccuracyBenchOptions {
-  peers: number;
-  models: ModelKind[];
-  /** Steps per model. */
-  steps: Record<ModelKind, number>;
-  batch: number;
-  lr: number;
-}
-
-/** The backend each model trains on in the accuracy run: wasm lacks conv gradients in tfjs 4.22. */
-export const ACCURACY_BACKEND: Record<ModelKind, BackendName> = {
-  softmax: 'wasm',
-  mlp: 'wasm',
-  cnn: 'webgl',
-  svm: 'wasm',
-  transformer: 'wasm',
-};
 
 function config(model: ModelKind, steps: number, batch: number, lr: number, evalEvery: number): TrainConfig {
   return {
@@ -226,50 +192,6 @@ export async function benchTrain(o: TrainBenchOptions, log: (s: string) => void,
   return rows;
 }
 
-export async function benchAccuracy(
-  o: AccuracyBenchOptions,
-  log: (s: string) => void,
-  onRows?: (rows: AccuracyRow[]) => void,
-): Promise<AccuracyRow[]> {
-  const rows: AccuracyRow[] = [];
-  let built = false;
-  for (const model of o.models) {
-    const backend = ACCURACY_BACKEND[model];
-    const steps = o.steps[model];
-    log(`${model}: ${o.peers} peers on ${backend}, ${steps} steps of global batch ${o.batch} ...`);
-    try {
-      const cluster = await startCluster({ peers: o.peers, build: !built, deadAfterMs: DEAD_AFTER_MS, query: { backend } });
-      built = true;
-      try {
-        const t0 = performance.now();
-        const runs = await trainAll(cluster.pages, config(model, steps, o.batch, o.lr, 0));
-        const r = runs[0]!;
-        const seen = stepsOf(r).reduce((a, e) => a + e.samples, 0);
-        const row: AccuracyRow = {
-          model,
-          algorithm: 'sgd',
-          peers: o.peers,
-          epochs: round(seen / TRAIN_SIZE, 3),
-          test_accuracy: round(r.result.accuracy, 4),
-          backend: runs.every((x) => x.backend === r.backend) ? r.backend : runs.map((x) => x.backend).join('/'),
-          steps,
-          batch: o.batch,
-          lr: o.lr,
-          wall_s: round((performance.now() - t0) / 1000, 1),
-        };
-        rows.push(row);
-        onRows?.(rows);
-        log(formatAccuracyRow(row));
-      } finally {
-        await cluster.close();
-      }
-    } catch (e) {
-      log(`${model}: failed, no row: ${(e as Error).message.split('\n')[0]}`);
-    }
-  }
-  return rows;
-}
-
 export const TRAIN_HEADER =
   'backend  peers  model    compute_ms  readback_ms  allreduce_ms  apply_ms  step_ms  samples/s  to_target_s  final_acc';
 
@@ -288,21 +210,5 @@ export function formatTrainRow(r: TrainRow): string {
     r.samples_per_sec.toFixed(0).padStart(10),
     (r.time_to_target_s === null ? `null(<${r.target})` : r.time_to_target_s.toFixed(1)).padStart(12),
     r.final_accuracy.toFixed(4).padStart(10),
-  ].join(' ');
-}
-
-export const ACCURACY_HEADER = 'model    algorithm  peers  backend   steps  batch  epochs  test_accuracy  wall_s';
-
-export function formatAccuracyRow(r: AccuracyRow): string {
-  return [
-    r.model.padEnd(8),
-    r.algorithm.padEnd(10),
-    String(r.peers).padStart(5),
-    ` ${r.backend.padEnd(8)}`,
-    String(r.steps).padStart(6),
-    String(r.batch).padStart(6),
-    r.epochs.toFixed(2).padStart(7),
-    r.test_accuracy.toFixed(4).padStart(14),
-    r.wall_s.toFixed(0).padStart(7),
   ].join(' ');
 }

@@ -99,11 +99,13 @@ test("DiLoCo from the form (after a model's defaults filled it): two tabs pick H
   // A model's own defaults fill the form when it is picked, and go back with the model.
   await a.locator('select[name="model"]').selectOption('mlp');
   await expect(a.getByLabel('Learning rate')).toHaveValue('0.002');
-  await expect(a.getByLabel('Epochs')).toHaveValue('3');
+  await expect(a.getByLabel('Epochs')).toHaveValue('15');
+  await expect(a.getByLabel('Label smoothing')).toHaveValue('0.1');
   await expect(a.getByLabel(/^Schedule/)).toHaveValue('cosine');
   await a.locator('select[name="model"]').selectOption('softmax');
-  await expect(a.getByLabel('Learning rate')).toHaveValue('0.003');
-  await expect(a.getByLabel(/^Schedule/)).toHaveValue('constant');
+  await expect(a.getByLabel('Learning rate')).toHaveValue('0.005');
+  await expect(a.getByLabel(/^Schedule/)).toHaveValue('cosine');
+  await expect(a.getByLabel('Label smoothing')).toHaveValue('0');
   await a.getByLabel('Algorithm').selectOption('diloco');
   await a.getByLabel(/Local steps/).fill('auto');
   await a.getByLabel('Epochs').fill('0.2');

@@ -51,7 +51,7 @@ export const TRAIN_USAGE = `ringtrain train [options]
   --algorithm A      ${listed(Object.keys(ALGORITHMS))}${dflt('algorithm')}
   --optimizer O      ${listed(Object.keys(OPTIMIZERS))}${dflt('optimizer')}; the SVM uses pegasos
   --lr X             learning rate${dflt('lr')}
-  --schedule S       ${listed(Object.keys(SCHEDULES))}: the lr over the run (step: x0.1 at each third)${dflt('schedule')}
+  --schedule S       ${listed(Object.keys(SCHEDULES))}: the lr over the run (step: x0.1 at each third; default: the model's, cosine but for the SVM)
   --warmup-steps N   linear warm-up of the lr over the first N steps${dflt('warmupSteps')}
   --weight-decay X   decoupled weight decay (Adam becomes AdamW)${dflt('weightDecay')}
   --clip-norm X      clip the mean gradient to this global norm (0: off)${dflt('clipNorm')}

@@ -88,6 +88,11 @@ const FORWARDED = new Set<RuntimeEvent['type']>([
   'error',
 ]);
 
+// A forced wasm or cpu backend is active from the start: a run loads its data (and maps it to
+// random Fourier features, a large matmul) before it selects the model's backend, and did that on
+// tfjs's first backend in Node, cpu (10 minutes instead of seconds for the RFF SVM's 2000 features).
+if (prefer === 'wasm' || prefer === 'cpu') await selectNodeBackend({ prefer, forcedBy: '--backend' });
+
 if (process.send) {
   const send = process.send.bind(process);
   runtime.subscribe((e) => {

@@ -10,7 +10,7 @@ function trainConfig(fields: Record<string, string>, localSamples?: number): Tra
 }
 
 describe('training setup form', () => {
-  it('defaults to one epoch of softmax regression with Adam on Fashion-MNIST', () => {
+  it('defaults to 10 epochs of softmax regression with Adam and a cosine decay on Fashion-MNIST', () => {
     const job = jobFromFields({});
     expect(job).toEqual({
       kind: 'train',
@@ -19,13 +19,14 @@ describe('training setup form', () => {
         partition: { scheme: 'iid', seed: 1 },
         model: 'softmax',
         algorithm: 'sgd',
-        optimizer: { kind: 'adam', lr: 0.003 },
+        optimizer: { kind: 'adam', lr: 0.005 },
+        schedule: { kind: 'cosine' },
         batch: 128,
-        // One epoch of the 60000 training images (the trainer trains on the whole split).
-        steps: 469,
+        // 10 epochs of the 60000 training images (the trainer trains on the whole split).
+        steps: 4688,
         seed: 1,
-        evalEvery: 23,
-        checkpointEvery: 23,
+        evalEvery: 234,
+        checkpointEvery: 234,
         minPeers: 1,
       },
     });
@@ -63,17 +64,23 @@ describe('training setup form', () => {
     });
     expect(trainConfig({ algorithm: 'sgd', outerLr: '0.3' })).not.toHaveProperty('outerLr');
     // Schedules, AdamW and clipping from the form; constant without warm-up is no schedule.
-    expect(jobFromFields({}).config).not.toHaveProperty('schedule');
+    expect(jobFromFields({ schedule: 'constant' }).config).not.toHaveProperty('schedule');
     expect(trainConfig({ schedule: 'cosine', warmupSteps: '20', weightDecay: '0.01', clipNorm: '1' })).toMatchObject({
       schedule: { kind: 'cosine', warmupSteps: 20 },
-      optimizer: { kind: 'adam', lr: 0.003, weightDecay: 0.01, clipNorm: 1 },
+      optimizer: { kind: 'adam', lr: 0.005, weightDecay: 0.01, clipNorm: 1 },
     });
     expect(trainConfig({ schedule: 'step', epochs: '1' }).schedule).toEqual({ kind: 'step', every: 156, gamma: 0.1 });
     expect(trainConfig({ model: 'svm', schedule: 'cosine' })).not.toHaveProperty('schedule');
     expect(trainConfig({ labelSmoothing: '0.1' }).labelSmoothing).toBe(0.1);
     expect(trainConfig({ augment: 'shift-flip' }).augment).toEqual({ shift: 2, flip: true });
     // A model's own defaults fill what the fields leave out (the CLI's absent flags); given fields win.
-    expect(trainConfig({ model: 'mlp' })).toMatchObject({ steps: 1407, schedule: { kind: 'cosine' }, optimizer: { lr: 0.002 } });
+    expect(trainConfig({ model: 'mlp' })).toMatchObject({
+      steps: 7032,
+      schedule: { kind: 'cosine' },
+      optimizer: { lr: 0.002, weightDecay: 0.05 },
+      labelSmoothing: 0.1,
+    });
+    expect(trainConfig({ model: 'softmax' })).not.toHaveProperty('labelSmoothing');
     expect(trainConfig({ model: 'mlp', epochs: '1', schedule: 'constant' })).not.toHaveProperty('schedule');
     expect(jobFromFields({}).config).not.toHaveProperty('augment');
     expect(trainConfig({ model: 'svm', labelSmoothing: '0.1' })).not.toHaveProperty('labelSmoothing');
@@ -90,6 +97,13 @@ describe('training setup form', () => {
     expect(modelDefaults('transformer', 'fashion-mnist')['dataset']).toBe('moby-dick');
     expect(modelDefaults('mlp', 'moby-dick')['dataset']).toBe('fashion-mnist');
     expect(modelDefaults('mlp', 'local')).not.toHaveProperty('dataset');
+    // Back from the transformer, an image model's batch and warm-up come back too.
+    expect(modelDefaults('softmax', 'moby-dick')).toMatchObject({
+      dataset: 'fashion-mnist',
+      batch: '128',
+      warmupSteps: '0',
+      weightDecay: '0',
+    });
   });
 
   it('gives tree jobs their own config', () => {

@@ -72,15 +72,18 @@ export function bindControls(doc: Document, dash: Dashboard, actions: DashboardA
   const roomInput = byId<HTMLInputElement>('room-input');
   const fail = (what: string) => (err: unknown) => dash.showImport(`Could not ${what}: ${(err as Error).message}`, true);
 
-  // A model's own defaults (lr, epochs, schedule) replace the form's when the model changes.
+  // A model's own defaults (lr, epochs, schedule) replace the form's when the model changes, and
+  // fill the form as it comes for the model it starts with.
   const model = setup.querySelector<HTMLSelectElement>('select[name="model"]')!;
-  model.addEventListener('change', () => {
+  const applyModelDefaults = (): void => {
     const dataset = (setup.elements.namedItem('dataset') as HTMLSelectElement | null)?.value ?? '';
     for (const [name, value] of Object.entries(actions.modelDefaults(model.value, dataset))) {
       const field = setup.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement | null;
       if (field) field.value = value;
     }
-  });
+  };
+  model.addEventListener('change', applyModelDefaults);
+  applyModelDefaults();
 
   setup.addEventListener('submit', (e) => {
     e.preventDefault();
