@@ -35,7 +35,7 @@ test('train --peers 2 on synthetic blobs prints the accuracy and writes a tfjs m
 test('bad flags and a missing browser give a clear message and a non-zero status', async () => {
   const cases: [string[], Record<string, string>, number, RegExp][] = [
     [['train', '--peers', '0'], {}, 2, /--peers: "0" must be a whole number from 1 to 32/],
-    [['train', '--model', 'forest'], {}, 2, /model: "forest" is not one of softmax, mlp, cnn, svm, tree, gbdt/],
+    [['train', '--model', 'forest'], {}, 2, /model: "forest" is not one of softmax, mlp, cnn, svm, transformer, tree, gbdt/],
     [['train', '--epochs'], {}, 2, /--epochs/],
     [['peer', 'not a url'], {}, 2, /is not a URL/],
     [['launch'], {}, 2, /unknown command "launch"/],
