@@ -268,7 +268,6 @@ export function gbdtRow(trees: SvmTreeRow[]): object[] {
       peers: four.peers,
       test_accuracy: four.test_accuracy,
       same_as_1_peer: four.same_as_1_peer ?? null,
-      max_leaf_diff_vs_1_peer: four.max_leaf_diff_vs_1_peer ?? null,
       met: four.test_accuracy >= GBDT_ROW.target && four.same_as_1_peer === true,
       // The tree trainer evaluates once, at the end: the time to accuracy is the training time.
       time_to_accuracy_s: four.test_accuracy >= GBDT_ROW.target ? four.train_s : null,

@@ -23,14 +23,12 @@ export interface SvmTreeRow {
   test_accuracy: number;
   train_s: number;
   /**
-   * Trees: a checksum of the model's splits (features, thresholds, counts; not the leaf values, whose
-   * sums over N peers round differently), and whether they equal the 1-peer model's (rows of N > 1
-   * peers, when that row exists); with the 1-peer model from the same run and the same splits, the
-   * largest difference between the two models' leaf values.
+   * Trees: a checksum of the whole model (splits, thresholds, counts, leaf values), and whether it
+   * equals the 1-peer model's (rows of N > 1 peers, when that row exists): the histogram sums are
+   * exact, so N peers must grow the 1-peer model bit for bit.
    */
-  splits_checksum?: string;
+  model_checksum?: string;
   same_as_1_peer?: boolean;
-  max_leaf_diff_vs_1_peer?: number;
   /** Payload bytes rank 0 sent over its data channels during the run (0 with one peer). */
   bytes_sent: number;
   /** Trees: bytes of the histograms summed, and what summing both children of every split would have been. */
@@ -64,19 +62,6 @@ export function mergeRows(earlier: SvmTreeRow[], fresh: SvmTreeRow[]): SvmTreeRo
 }
 
 const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
-
-/** The model's JSON without its split gains, and without its leaf values unless `leaves`. */
-const splitsOf = (json: string, leaves = false): unknown =>
-  JSON.parse(json, (k, v: unknown) => (k === 'gain' || (!leaves && (k === 'value' || k === 'base')) ? undefined : v));
-
-/** The largest difference between the numbers of two models of the same shape (Infinity: not the same shape). */
-export function maxDiff(a: unknown, b: unknown): number {
-  if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b);
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return a === b ? 0 : Infinity;
-  const [ka, kb] = [Object.keys(a), Object.keys(b)];
-  if (ka.length !== kb.length || Array.isArray(a) !== Array.isArray(b)) return Infinity;
-  return ka.reduce((m, k) => Math.max(m, maxDiff(Reflect.get(a, k), Reflect.get(b, k))), 0);
-}
 
 /** Payload bytes rank 0 has sent so far. */
 const sent = async (p: DrivenPeer): Promise<number> => (await p.call<{ payloadBytesSent: number }>('stats')).payloadBytesSent;
@@ -139,10 +124,7 @@ export async function benchSvmTrees(
     const hist = r.histogram_bytes
       ? `, histograms ${(r.histogram_bytes / 1e6).toFixed(1)} MB (${(r.histogram_bytes_without_subtraction! / 1e6).toFixed(1)} MB without subtraction)`
       : '';
-    const same =
-      r.same_as_1_peer === undefined
-        ? ''
-        : `, ${r.same_as_1_peer ? 'the same splits as' : 'NOT the same splits as'} 1 peer${r.max_leaf_diff_vs_1_peer === undefined ? '' : ` (leaves within ${r.max_leaf_diff_vs_1_peer.toExponential(1)})`}`;
+    const same = r.same_as_1_peer === undefined ? '' : `, ${r.same_as_1_peer ? 'the same model as' : 'NOT the same model as'} 1 peer`;
     log(
       `${r.model.padEnd(10)} ${r.runtime} peers ${r.peers}  accuracy ${r.test_accuracy.toFixed(4)}  ${r.train_s.toFixed(1)} s  sent ${(r.bytes_sent / 1e6).toFixed(1)} MB${hist}${same}  ${JSON.stringify(r.params)}`,
     );
@@ -150,10 +132,8 @@ export async function benchSvmTrees(
   const runtime = o.runtime ?? 'browser';
   const alone = (model: SvmTreeModel, params: SvmTreeRow['params']): SvmTreeRow | undefined =>
     [...rows, ...earlier].find(
-      (r) => r.peers === 1 && r.model === model && r.splits_checksum && JSON.stringify(r.params) === JSON.stringify(params),
+      (r) => r.peers === 1 && r.model === model && r.model_checksum && JSON.stringify(r.params) === JSON.stringify(params),
     );
-  /** The 1-peer models of this run, by their row's model and parameters. */
-  const solo = new Map<string, string>();
   let built = false;
   for (const n of o.peers) {
     const cluster = await startPeers(runtime, n, { backend: 'wasm', build: !built });
@@ -174,13 +154,7 @@ export async function benchSvmTrees(
       );
       const all = { ...params, depth, bins: o.bins, features: 784 };
       const one = n > 1 ? alone(model, all) : undefined;
-      const splits = createHash('sha256')
-        .update(JSON.stringify(splitsOf(t.json)))
-        .digest('hex')
-        .slice(0, 12);
-      const key = JSON.stringify([model, all]);
-      if (n === 1) solo.set(key, t.json);
-      const soloJson = n > 1 ? solo.get(key) : undefined;
+      const checksum = createHash('sha256').update(t.json).digest('hex').slice(0, 12);
       const row = {
         peers: n,
         runtime,
@@ -189,12 +163,8 @@ export async function benchSvmTrees(
         bytes_sent: t.bytes,
         histogram_bytes: 4 * t.floats,
         histogram_bytes_without_subtraction: 4 * t.without,
-        splits_checksum: splits,
-        ...(one ? { same_as_1_peer: one.splits_checksum === splits } : {}),
-        // Leaf values compare only between models of the same splits.
-        ...(soloJson && one?.splits_checksum === splits
-          ? { max_leaf_diff_vs_1_peer: maxDiff(splitsOf(soloJson, true), splitsOf(t.json, true)) }
-          : {}),
+        model_checksum: checksum,
+        ...(one ? { same_as_1_peer: one.model_checksum === checksum } : {}),
       };
       add({ model, params: all, ...row });
     };

@@ -5,6 +5,14 @@
  * sums (ties go to the lower feature, then the lower bin). Only the smaller child of each split is
  * summed; its sibling is the parent's histogram minus it (the subtraction trick).
  *
+ * The sums are exact, so N peers grow bit for bit the tree one peer grows on the union. Each row's
+ * statistics are rounded once to fixed point (a power-of-two scale per statistic, agreed from the
+ * global row count and largest value, {@link agreeScales}) and the histograms travel as int32 words
+ * on the u32 wire, added modulo 2^32 without ever wrapping. Float32 sums, added in another order
+ * by another number of peers, differed in their last bits; the subtraction trick amplified that in
+ * small nodes, and near-ties between splits flipped (Fashion-MNIST, 5 rounds of depth 6: 1 and 4
+ * peers grew different trees).
+ *
  * Statistics per row (`K` of them, the last one always the row count):
  * - classification: one-hot class counts, then 1; impurity by Gini;
  * - second order (boosting, regression): gradient, hessian, then 1; gain
@@ -16,8 +24,11 @@ import { binCount, type Bins } from './bins.ts';
 /** Rows added to a histogram between two yields to the event loop. */
 const ROWS_PER_SLICE = 2000;
 
-/** Relative gain difference below which two splits are a tie. */
-export const TIE_TOLERANCE = 1e-5;
+/** Every histogram sum stays below 2^SUM_BITS in magnitude, so int32 sums never wrap. */
+const SUM_BITS = 30;
+/** Float32 magnitudes lie in [2^EXP_MIN, 2^(EXP_MIN + EXP_SLOTS)). */
+const EXP_MIN = -150;
+const EXP_SLOTS = 280;
 
 export type Criterion = { kind: 'gini'; classes: number } | { kind: 'second-order'; lambda: number; gamma: number; minChildWeight: number };
 
@@ -78,6 +89,29 @@ interface Split {
 }
 
 /**
+ * The fixed-point scale of each of the `K` statistics: 2^(SUM_BITS - ⌈log2 rows⌉ - e), where 2^e
+ * bounds the statistic's magnitude over all rows, so a sum of any rows' rounded values stays below
+ * 2^SUM_BITS. A max is not a sum, so each peer sends its exponents one-hot (and its row count) and
+ * reads the highest exponent any peer sent: the same scales for any split of the same rows.
+ */
+async function agreeScales(sum: SumAllPeers, stats: Float32Array, n: number, K: number): Promise<Float64Array> {
+  const v = new Float32Array(K * EXP_SLOTS + 1);
+  for (let k = 0; k < K; k++) {
+    let max = 0;
+    for (let i = 0; i < n; i++) max = Math.max(max, Math.abs(stats[i * K + k]!));
+    if (max > 0) v[k * EXP_SLOTS + Math.ceil(Math.log2(max)) - EXP_MIN] = 1;
+  }
+  v[K * EXP_SLOTS] = n;
+  const all = await sum(v);
+  const rowBits = Math.ceil(Math.log2(Math.max(all[K * EXP_SLOTS]!, 1)));
+  return Float64Array.from({ length: K }, (_, k) => {
+    let top = EXP_SLOTS - 1;
+    while (top >= 0 && all[k * EXP_SLOTS + top] === 0) top--;
+    return 2 ** (SUM_BITS - rowBits - (top < 0 ? 0 : top + EXP_MIN));
+  });
+}
+
+/**
  * Grows one tree on this peer's rows. `binned` is `n x d` bins, `stats` is `n x K` per-row
  * statistics (see {@link statsPerRow}). Every peer of the group must call it with the same bins and
  * options; all get the same tree.
@@ -97,11 +131,15 @@ export async function growTree(
   const features = o.features ?? Array.from({ length: d }, (_, f) => f);
   const maxLeaves = o.maxLeaves ?? 2 ** o.maxDepth;
   const traffic: GrowStats = { floatsSummed: 0, floatsWithoutSubtraction: 0 };
+  // Histograms hold whole numbers: statistic k in units of 1 / scales[k].
+  const scales = await agreeScales(sum, stats, n, K);
+  const unit = scales.map((x) => 1 / x);
+  const fixed = Float64Array.from(stats, (v, j) => Math.round(v * scales[j % K]!));
 
   /**
-   * Adds the rows' statistics into `out` (float64: the local sums lose nothing before the ring's
-   * float32). Yields to the event loop every {@link ROWS_PER_SLICE} rows: a level of a deep tree on
-   * many features takes seconds, and the peer's link heartbeats must keep flowing meanwhile.
+   * Adds the rows' fixed-point statistics into `out`. Yields to the event loop every
+   * {@link ROWS_PER_SLICE} rows: a level of a deep tree on many features takes seconds, and the
+   * peer's link heartbeats must keep flowing meanwhile.
    */
   const build = async (rows: Int32Array, out: Float64Array): Promise<void> => {
     // Only a row's non-zero statistics are added (class counts are one-hot: 2 of K).
@@ -112,7 +150,7 @@ export async function growTree(
       if (++done % ROWS_PER_SLICE === 0) await new Promise((r) => setTimeout(r, 0));
       let m = 0;
       for (let k = 0; k < K; k++) {
-        const v = stats[i * K + k]!;
+        const v = fixed[i * K + k]!;
         if (v !== 0) {
           ks[m] = k;
           vs[m++] = v;
@@ -125,43 +163,50 @@ export async function growTree(
       }
     }
   };
+  /** The group's sum of whole-number histograms, exact: int32 words on the u32 wire. */
+  const sumExact = async (local: Float64Array): Promise<Float64Array> => {
+    const words = new Float32Array(local.length);
+    new Int32Array(words.buffer).set(local);
+    const total = await sum(words, { wire: 'u32', exact: 0 });
+    traffic.floatsSummed += local.length;
+    return Float64Array.from(new Int32Array(total.buffer, total.byteOffset, total.length));
+  };
   /** Node totals: feature 0's bins summed (every row is in exactly one bin of each feature). */
   const totals = (hist: Float64Array): Float64Array => {
     const t = new Float64Array(K);
     for (let b = 0; b < B; b++) for (let k = 0; k < K; k++) t[k]! += hist[b * K + k]!;
     return t;
   };
+  /** Rows (over all peers) in a node with totals `t`. */
+  const rowsOf = (t: Float64Array): number => t[K - 1]! * unit[K - 1]!;
   const leafValue = (t: Float64Array): number[] => {
     const c = o.criterion;
-    if (c.kind === 'gini') return Array.from(t.subarray(0, c.classes), (v) => (t[K - 1]! > 0 ? v / t[K - 1]! : 0));
-    return [-t[0]! / (t[1]! + c.lambda)];
+    const rows = rowsOf(t);
+    if (c.kind === 'gini') return Array.from(t.subarray(0, c.classes), (v, k) => (rows > 0 ? (v * unit[k]!) / rows : 0));
+    return [-(t[0]! * unit[0]!) / (t[1]! * unit[1]! + c.lambda)];
   };
   /** Impurity decrease (gini, weighted by rows) or second-order gain of a left/right split. */
   const gainOf = (parent: Float64Array, left: Float64Array, right: Float64Array): number => {
     const c = o.criterion;
     if (c.kind === 'gini') {
       const weighted = (s: Float64Array): number => {
-        const cnt = s[K - 1]!;
+        const cnt = rowsOf(s);
         if (cnt <= 0) return 0;
         let sq = 0;
-        for (let k = 0; k < c.classes; k++) sq += s[k]! * s[k]!;
+        for (let k = 0; k < c.classes; k++) sq += (s[k]! * unit[k]!) ** 2;
         return cnt - sq / cnt; // cnt * gini
       };
       return weighted(parent) - weighted(left) - weighted(right);
     }
-    const score = (s: Float64Array): number => (s[0]! * s[0]!) / (s[1]! + c.lambda);
+    const score = (s: Float64Array): number => (s[0]! * unit[0]!) ** 2 / (s[1]! * unit[1]! + c.lambda);
     return 0.5 * (score(left) + score(right) - score(parent)) - c.gamma;
   };
   const admissible = (s: Float64Array): boolean =>
-    s[K - 1]! >= o.minSamplesLeaf && (o.criterion.kind !== 'second-order' || s[1]! >= o.criterion.minChildWeight);
+    rowsOf(s) >= o.minSamplesLeaf && (o.criterion.kind !== 'second-order' || s[1]! * unit[1]! >= o.criterion.minChildWeight);
 
-  /**
-   * The best admissible split. Gains within {@link TIE_TOLERANCE} of the best count as ties and go
-   * to the lowest feature, then bin: summed in another order (other peers, other shards), float32
-   * statistics differ in their last bits, and that must not change the tree.
-   */
+  /** The best admissible split; the sums being exact, every peer computes the same gains. */
   const best = (hist: Float64Array, parent: Float64Array): Split | null => {
-    const found: Split[] = [];
+    let top: Split | null = null;
     const left = new Float64Array(K);
     const right = new Float64Array(K);
     for (const f of features) {
@@ -175,18 +220,16 @@ export async function growTree(
         }
         if (!admissible(left) || !admissible(right)) continue;
         const gain = gainOf(parent, left, right);
-        if (gain > 1e-9) found.push({ feature: f, bin: b, gain, left: left.slice() });
+        if (gain > (top?.gain ?? 1e-9)) top = { feature: f, bin: b, gain, left: left.slice() };
       }
     }
-    if (found.length === 0) return null;
-    const top = Math.max(...found.map((x) => x.gain));
-    return found.find((x) => x.gain >= top - TIE_TOLERANCE * top)!;
+    return top;
   };
 
   const nodes: TreeNode[] = [];
   const makeNode = (hist: Float64Array): number => {
     const t = totals(hist);
-    nodes.push({ feature: -1, bin: -1, threshold: NaN, left: -1, right: -1, count: t[K - 1]!, value: leafValue(t), gain: 0 });
+    nodes.push({ feature: -1, bin: -1, threshold: NaN, left: -1, right: -1, count: rowsOf(t), value: leafValue(t), gain: 0 });
     return nodes.length - 1;
   };
 
@@ -195,8 +238,7 @@ export async function growTree(
     Int32Array.from({ length: n }, (_, i) => i),
     rootLocal,
   );
-  const rootHist = Float64Array.from(await sum(Float32Array.from(rootLocal)));
-  traffic.floatsSummed += histSize;
+  const rootHist = await sumExact(rootLocal);
   traffic.floatsWithoutSubtraction += histSize;
   let frontier: Frontier[] = [{ node: makeNode(rootHist), rows: Int32Array.from({ length: n }, (_, i) => i), hist: rootHist, depth: 0 }];
   let leaves = 1;
@@ -226,8 +268,7 @@ export async function growTree(
     });
     const local = new Float64Array(pending.length * histSize);
     for (const [j, p] of pending.entries()) await build(p.leftSmaller ? p.left : p.right, local.subarray(j * histSize, (j + 1) * histSize));
-    const summed = Float64Array.from(await sum(Float32Array.from(local)));
-    traffic.floatsSummed += local.length;
+    const summed = await sumExact(local);
     traffic.floatsWithoutSubtraction += 2 * local.length;
     const next: Frontier[] = [];
     pending.forEach((p, j) => {
