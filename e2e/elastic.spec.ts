@@ -7,12 +7,9 @@
  * stepped and the run failed with "frame chunks is 1, expected 2".)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import type { Page } from '@playwright/test';
 import { descendants } from '../src/harness/procs.ts';
-import { createRoomFromForm, expect, newContext, summary, test } from './peers.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../src/cli/bin.mjs');
+import { BIN, createRoomFromForm, expect, newContext, summary, test } from './peers.ts';
 
 /** A `ringtrain peer` process: its output so far, and a wait for a line of it. */
 class Volunteer {

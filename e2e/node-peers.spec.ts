@@ -85,7 +85,9 @@ for (const algo of [
   test(`${algo.name}: a volunteer joins mid-run through "ringtrain peer --node", a Node peer is killed by PID: the run ends with equal weights`, async () => {
     test.setTimeout(240_000);
     const cluster = await startNodeCluster({ peers: 3, backend: 'cpu', stdio: 'ignore' });
+    // Run from another directory, as a volunteer would: the Node peers must still find their loader.
     const volunteer = spawn(process.execPath, [BIN, 'peer', cluster.link, '--node', '--backend', 'cpu'], {
+      cwd: tmpdir(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let said = '';

@@ -11,6 +11,8 @@ import type { RuntimeEvent } from '../runtime/events.ts';
 import { startServer, type RunningServer, type ServerOptions } from '../server/app.ts';
 
 const ENTRY = path.resolve(import.meta.dirname, '../node/peer-main.ts');
+/** tsx's loader by its file URL: a bare `--import tsx` would resolve from the cwd, which need not be this project. */
+const TSX = import.meta.resolve('tsx');
 
 export interface NodePeerOptions {
   /** The room's link, e.g. http://127.0.0.1:8080/?room=lab (a private room's `#k=` included). */
@@ -59,7 +61,7 @@ export class NodePeer extends EventEmitter<{ event: [RuntimeEvent]; exit: [numbe
 
   /** Starts a Node peer process; resolves once it listens (it has not joined the room yet: call `join`). */
   static async start(o: NodePeerOptions): Promise<NodePeer> {
-    const entry = o.entry ?? { script: ENTRY, execArgv: ['--import', 'tsx'] };
+    const entry = o.entry ?? { script: ENTRY, execArgv: ['--import', TSX] };
     const child = fork(entry.script, [o.link, ...(o.backend ? [o.backend] : [])], {
       execArgv: entry.execArgv,
       serialization: 'advanced',
