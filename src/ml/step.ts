@@ -131,8 +131,7 @@ function targetsTensor(
 ): tf.Tensor {
   if (lossKind === 'lm') return oneHotTokens(nextTokens(xs, model), out);
   if (lossKind !== 'mse') {
-    // One-hot; for the hinge loss +1 / -1.
-    const hot = new Float32Array(m * out).fill(lossKind === 'hinge' ? -1 : 0);
+    const hot = new Float32Array(m * out);
     for (let i = 0; i < m; i++) hot[i * out + y[start + i]!] = 1;
     return tf.tensor2d(hot, [m, out], 'float32');
   }
@@ -159,7 +158,8 @@ function summedLoss(pred: tf.Tensor, targets: tf.Tensor, lossKind: LossKind, lab
   }
   if (lossKind === 'crossentropy')
     return tf.losses.softmaxCrossEntropy(targets, pred, undefined, labelSmoothing, tf.Reduction.SUM) as tf.Scalar;
-  if (lossKind === 'hinge') return tf.sum(tf.relu(tf.sub(1, tf.mul(targets, pred))));
+  // Multi-class hinge: max_c (s_c + [c ≠ y]) − s_y = max(0, 1 + max_{c≠y} s_c − s_y).
+  if (lossKind === 'hinge') return tf.sum(tf.sub(tf.max(tf.sub(tf.add(pred, 1), targets), 1), tf.sum(tf.mul(pred, targets), 1)));
   return tf.sum(tf.squaredDifference(pred, targets));
 }
 

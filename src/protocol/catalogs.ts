@@ -23,7 +23,7 @@ export const MODELS = catalog({
     options: z.strictObject({ hidden: z.array(whole(1, 4096)).min(1).max(8).optional().describe('hidden layer widths') }),
   },
   cnn: { label: 'CNN', description: 'a small CNN: conv 8 and 16 3x3 relu + maxpool blocks, then dense', options: none },
-  svm: { label: 'linear SVM', description: 'a linear multi-class SVM (one-vs-rest hinge loss), trained with pegasos', options: none },
+  svm: { label: 'linear SVM', description: 'a linear multi-class SVM (Crammer–Singer hinge loss), trained with pegasos', options: none },
   transformer: {
     label: 'transformer LM (text)',
     description: 'a small decoder-only transformer language model on characters (layers 2, dModel 128, heads 4 by default)',
