@@ -92,21 +92,23 @@ const round = (x: number, d = 4): number => Math.round(x * 10 ** d) / 10 ** d;
 /** The form's model for a row: both SVM rows are the form's svm. */
 const formModel = (model: AccuracyModel): string => (model.endsWith('svm') ? 'svm' : model);
 
-/** The fields of `fields` whose value differs from the form's default for `model`. */
-export function changedFields(model: AccuracyModel, fields: SetupFields): SetupFields {
+/** The form's fields for a row: `fields` over the kernel SVM's kernel fields (from `--rff-features` and `--gamma`). */
+const formFields = (model: AccuracyModel, o: Pick<AccuracyBenchOptions, 'fields' | 'rff'>): SetupFields => ({
+  ...(model === 'rff-svm' ? { kernelFeatures: String(o.rff.features), kernelGamma: String(o.rff.gamma) } : {}),
+  ...o.fields,
+});
+
+/** The fields of the row's form whose value differs from the form's default for `model`. */
+export function changedFields(model: AccuracyModel, o: Pick<AccuracyBenchOptions, 'fields' | 'rff'>): SetupFields {
   const defaults = { ...SETUP_DEFAULTS, ...MODEL_DEFAULTS[formModel(model)] };
-  return Object.fromEntries(Object.entries(fields).filter(([k, v]) => defaults[k] !== v));
+  return Object.fromEntries(Object.entries(formFields(model, o)).filter(([k, v]) => defaults[k] !== v));
 }
 
 /** The run a dashboard user starts for `model` with `fields` changed. */
 export function accuracyConfig(model: AccuracyModel, o: Pick<AccuracyBenchOptions, 'fields' | 'rff'>): TrainConfig {
-  const job: Job = jobFromFields({ model: formModel(model), ...o.fields });
+  const job: Job = jobFromFields({ model: formModel(model), ...formFields(model, o) });
   if (job.kind !== 'train') throw new Error(`${model}: not a training job`);
-  return {
-    ...job.config,
-    ...(model === 'rff-svm' ? { rff: o.rff } : {}),
-    checksumEvery: 0,
-  };
+  return { ...job.config, checksumEvery: 0 };
 }
 
 /** Trains `config` on every peer, each event stamped on this process's clock; stops them after `maxMs`. */
@@ -183,7 +185,7 @@ export async function benchAccuracy(
           steps: config.steps,
           steps_done: done,
           batch: config.batch,
-          changed_fields: changedFields(model, o.fields),
+          changed_fields: changedFields(model, o),
           test_accuracy: round(accuracy),
           target,
           met: accuracy >= target,

@@ -1,8 +1,7 @@
 import type { TreeTrainConfig } from '../src/training/trees.ts';
-import type { TrainConfig } from '../src/training/trainer.ts';
-import { expect, newContext, openPeers, roomName, test } from './peers.ts';
+import { createRoomFromForm, expect, newContext, openPeers, openShared, roomName, runFromForm, test } from './peers.ts';
 
-/** 3 tabs train on their Fashion-MNIST shards through the real ring; every tab ends with the same model. */
+/** Tabs train on their Fashion-MNIST shards through the real ring; every tab ends with the same model. */
 
 test('3 tabs grow the same boosted trees by histogram allreduce on Fashion-MNIST shards', async ({ ringBrowser, baseURL }) => {
   test.setTimeout(240_000);
@@ -32,44 +31,21 @@ test('3 tabs grow the same boosted trees by histogram allreduce on Fashion-MNIST
   expect(results[0]!.accuracy).toBeGreaterThan(0.65);
 });
 
-test('3 tabs train a linear SVM (hinge loss, Pegasos steps) on Fashion-MNIST shards to identical weights', async ({
+test('from the dashboard: 2 tabs train a kernel SVM (random Fourier features, Pegasos steps) on Fashion-MNIST to identical weights', async ({
   ringBrowser,
   baseURL,
 }) => {
   test.setTimeout(240_000);
   const ctx = await newContext(ringBrowser, baseURL!);
-  const peers = await openPeers(ctx, 3, roomName('svm'), { backend: 'wasm' });
-  await Promise.all(peers.map((p) => p.waitForMembers(3)));
-  const config: TrainConfig = {
-    dataset: 'fashion-mnist',
-    partition: { scheme: 'iid', seed: 1 },
-    model: 'svm',
-    algorithm: 'sgd',
-    optimizer: { kind: 'pegasos', lambda: 1e-3 },
-    batch: 128,
-    steps: 150,
-    evalEvery: 75,
-    seed: 3,
-  };
-  const results = await Promise.all(
-    peers.map((p) =>
-      p.page.evaluate(async (c) => {
-        const losses: number[] = [];
-        const r = await window.ringtrain.train(c, (e) => e.type === 'step' && losses.push(e.loss));
-        return {
-          checksum: r.checksum,
-          accuracy: r.accuracy,
-          first: losses.slice(0, 10).reduce((a, b) => a + b) / 10,
-          last: losses.slice(-10).reduce((a, b) => a + b) / 10,
-        };
-      }, config),
-    ),
-  );
+  const { page: a, link } = await createRoomFromForm(ctx, 'kernel-svm', 'wasm');
+  const b = await openShared(ctx, link, 'wasm');
+  await expect(a.locator('#ring svg')).toHaveAttribute('data-peers', '2');
+  await a.locator('select[name="model"]').selectOption('svm');
+  await expect(a.getByLabel('SVM λ')).toHaveValue('0.003');
+  await a.getByLabel(/SVM kernel: random features/).fill('500');
+  await a.getByLabel('Epochs').fill('0.3');
+  const r = await runFromForm(a, [a, b]);
   await ctx.close();
-  for (const r of results) {
-    expect(r.checksum).toBe(results[0]!.checksum);
-    // The hinge loss falls, and the model beats chance (0.1) by far.
-    expect(r.last).toBeLessThan(r.first);
-    expect(r.accuracy).toBeGreaterThan(0.65);
-  }
+  // 0.3 epoch: far above chance (10%), with the same checksum in both tabs (runFromForm).
+  expect(r.accuracy).toBeGreaterThan(70);
 });

@@ -16,7 +16,7 @@ import {
   type DatasetName,
 } from '../protocol/catalogs.ts';
 import { choicesOf, listed, type Catalog } from '../protocol/registry.ts';
-import { SETUP_DEFAULTS } from '../training/job.ts';
+import { MODEL_DEFAULTS, SETUP_DEFAULTS } from '../training/job.ts';
 
 /** The datasets `ringtrain train` offers: the built-in ones and the synthetic sets (not the tab's own data). */
 export const CLI_DATASETS = (Object.keys(DATASETS) as DatasetName[]).filter((d) => DATASETS[d].source !== 'local');
@@ -57,6 +57,9 @@ export const TRAIN_USAGE = `ringtrain train [options]
   --clip-norm X      clip the mean gradient to this global norm (0: off)${dflt('clipNorm')}
   --label-smoothing E  targets (1 - E) one-hot + E/K for the cross-entropy${dflt('labelSmoothing')}
   --augment A        images: none, shift (up to 2 pixels) or shift-flip (and mirroring), seeded per sample${dflt('augment')}
+  --lambda X         the SVM's L2 strength (Pegasos: no learning rate) (default ${MODEL_DEFAULTS['svm']!['lambda']})
+  --kernel-features F, --kernel-gamma G   the SVM's RBF kernel exp(-G |x - y|²) by F random Fourier features
+                     (default ${SETUP_DEFAULTS['kernelFeatures']}: the linear SVM; G ${SETUP_DEFAULTS['kernelGamma']})
   --batch B          global batch${dflt('batch')}
   --local-steps H    fedavg and diloco: local steps per round; diloco also takes auto${dflt('localSteps')}
   --outer-lr X, --outer-momentum M   diloco: the outer Nesterov step (${SETUP_DEFAULTS['outerLr']}, ${SETUP_DEFAULTS['outerMomentum']})

@@ -38,6 +38,12 @@ describe('training setup form', () => {
     expect(trainConfig({ algorithm: 'gd', epochs: '30' }).steps).toBe(30);
     const svm = jobFromFields({ model: 'svm', optimizer: 'adam', lambda: '0.001', balance: 'on' });
     expect(svm.config).toMatchObject({ optimizer: { kind: 'pegasos', lambda: 0.001 }, balance: true });
+    expect(svm.config).not.toHaveProperty('rff');
+    // The SVM's kernel fields make random Fourier features; the other models ignore them, as they do λ.
+    expect(trainConfig({ model: 'svm', kernelFeatures: '4000', kernelGamma: '0.05' }).rff).toEqual({ features: 4000, gamma: 0.05 });
+    expect(trainConfig({ model: 'mlp', kernelFeatures: '4000' })).not.toHaveProperty('rff');
+    expect(() => jobFromFields({ model: 'svm', kernelFeatures: '2.5' })).toThrow(/kernelFeatures/);
+    expect(() => jobFromFields({ model: 'svm', kernelFeatures: '10', kernelGamma: '0' })).toThrow(/kernelGamma/);
     expect(trainConfig({ dataset: 'local', epochs: '1', batch: '10' }, 95).steps).toBe(10);
     expect(trainConfig({ dpNoise: '1.1', dpClip: '0.5' }).dp).toEqual({ clip: 0.5, noiseMultiplier: 1.1 });
     expect(jobFromFields({}).config).not.toHaveProperty('dp');

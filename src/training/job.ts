@@ -49,6 +49,8 @@ export const SETUP_DEFAULTS: SetupFields = {
   labelSmoothing: '0',
   augment: 'none',
   lambda: '0.0001',
+  kernelFeatures: '0',
+  kernelGamma: '0.02',
   batch: '128',
   epochs: '10',
   localSteps: String(DEFAULT_LOCAL_STEPS),
@@ -240,6 +242,9 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
           ...(weightDecay > 0 ? { weightDecay } : {}),
           ...(clipNorm > 0 ? { clipNorm } : {}),
         };
+  // The SVM's RBF kernel, approximated by random Fourier features (0: the linear SVM).
+  const kernelFeatures = model === 'svm' ? num(f, 'kernelFeatures', { int: true, min: 0, max: 100_000 }) : 0;
+  const rff = kernelFeatures > 0 ? { features: kernelFeatures, gamma: num(f, 'kernelGamma', { min: 1e-9, max: 1e6 }) } : null;
   const batch = num(f, 'batch', { int: true, min: 1, max: 65_536 });
   const samples = trainSamples(dataset, localSamples);
   if (!samples)
@@ -282,6 +287,7 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       ...(schedule ? { schedule } : {}),
       ...(labelSmoothing > 0 ? { labelSmoothing } : {}),
       ...(augment ? { augment } : {}),
+      ...(rff ? { rff } : {}),
       batch,
       steps,
       seed,
