@@ -41,7 +41,11 @@ test('from the dashboard: 2 tabs train a kernel SVM (random Fourier features, Pe
   const b = await openShared(ctx, link, 'wasm');
   await expect(a.locator('#ring svg')).toHaveAttribute('data-peers', '2');
   await a.locator('select[name="model"]').selectOption('svm');
-  await expect(a.getByLabel('SVM λ')).toHaveValue('0.003');
+  await a.getByLabel('SVM λ').fill('0.01');
+  await a.locator('select[name="model"]').selectOption('softmax');
+  await a.locator('select[name="model"]').selectOption('svm');
+  // Picking the SVM again restores its λ.
+  await expect(a.getByLabel('SVM λ')).toHaveValue('0.0001');
   await a.getByLabel(/SVM kernel: random features/).fill('500');
   await a.getByLabel('Epochs').fill('0.3');
   const r = await runFromForm(a, [a, b]);
