@@ -60,6 +60,8 @@ export const TRAIN_USAGE = `ringtrain train [options]
   --lambda X         the SVM's L2 strength (Pegasos: no learning rate) (default ${MODEL_DEFAULTS['svm']!['lambda']})
   --kernel-features F, --kernel-gamma G   the SVM's RBF kernel exp(-G |x - y|²) by F random Fourier features
                      (default ${SETUP_DEFAULTS['kernelFeatures']}: the linear SVM; G ${SETUP_DEFAULTS['kernelGamma']})
+  --lm-layers L, --lm-width W, --lm-heads H   the transformer's blocks, d_model and attention heads
+                     (H must divide W) (${SETUP_DEFAULTS['lmLayers']}, ${SETUP_DEFAULTS['lmWidth']}, ${SETUP_DEFAULTS['lmHeads']})
   --batch B          global batch${dflt('batch')}
   --local-steps H    fedavg and diloco: local steps per round; diloco also takes auto${dflt('localSteps')}
   --outer-lr X, --outer-momentum M   diloco: the outer Nesterov step (${SETUP_DEFAULTS['outerLr']}, ${SETUP_DEFAULTS['outerMomentum']})

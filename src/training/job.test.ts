@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TrainConfig } from '../protocol/run-config.ts';
+import { TRANSFORMER_DEFAULTS } from '../ml/transformer.ts';
 import { jobFromFields, modelDefaults, SetupError } from './job.ts';
 
 /** The training config of a train job (fails the test for a trees job). */
@@ -110,6 +111,30 @@ describe('training setup form', () => {
       warmupSteps: '0',
       weightDecay: '0',
     });
+  });
+
+  it("the transformer's shape comes from its fields, whose defaults are the model's; heads must divide the width", () => {
+    expect(trainConfig({ model: 'transformer' }).transformer).toEqual({
+      layers: TRANSFORMER_DEFAULTS.layers,
+      dModel: TRANSFORMER_DEFAULTS.dModel,
+      heads: TRANSFORMER_DEFAULTS.heads,
+    });
+    expect(trainConfig({ model: 'transformer', lmLayers: '3', lmWidth: '96', lmHeads: '6' }).transformer).toEqual({
+      layers: 3,
+      dModel: 96,
+      heads: 6,
+    });
+    expect(trainConfig({ model: 'softmax', lmLayers: '3' })).not.toHaveProperty('transformer');
+    const err = (() => {
+      try {
+        jobFromFields({ model: 'transformer', lmWidth: '100', lmHeads: '8' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(SetupError);
+    expect((err as SetupError).field).toBe('lmHeads');
+    expect((err as SetupError).message).toMatch(/8 heads do not divide the width 100/);
   });
 
   it('gives tree jobs their own config', () => {

@@ -51,6 +51,10 @@ export const SETUP_DEFAULTS: SetupFields = {
   lambda: '0.0001',
   kernelFeatures: '0',
   kernelGamma: '0.02',
+  // The transformer's shape: ml/transformer.ts's TRANSFORMER_DEFAULTS (job.test.ts checks they agree).
+  lmLayers: '2',
+  lmWidth: '128',
+  lmHeads: '4',
   batch: '128',
   epochs: '10',
   localSteps: String(DEFAULT_LOCAL_STEPS),
@@ -116,6 +120,18 @@ export function modelDefaults(model: string, dataset: string): SetupFields {
   const d = { ...MODEL_DEFAULTS[model] };
   if (model !== 'transformer' && TEXT_DATASETS.includes(dataset)) d['dataset'] = SETUP_DEFAULTS['dataset']!;
   return d;
+}
+
+/** The transformer's shape from the form: layers, width (d_model) and heads, the heads dividing the width. */
+function transformerShape(f: SetupFields): { layers: number; dModel: number; heads: number } {
+  const shape = {
+    layers: num(f, 'lmLayers', { int: true, min: 1, max: 48 }),
+    dModel: num(f, 'lmWidth', { int: true, min: 4, max: 2048 }),
+    heads: num(f, 'lmHeads', { int: true, min: 1, max: 64 }),
+  };
+  if (shape.dModel % shape.heads !== 0)
+    throw new SetupError('lmHeads', `lmHeads: ${shape.heads} heads do not divide the width ${shape.dModel}: pick a divisor of it (e.g. 4)`);
+  return shape;
 }
 
 /** The augmentations by field value (images only). */
@@ -246,6 +262,7 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
   // The SVM's RBF kernel, approximated by random Fourier features (0: the linear SVM).
   const kernelFeatures = model === 'svm' ? num(f, 'kernelFeatures', { int: true, min: 0, max: 100_000 }) : 0;
   const rff = kernelFeatures > 0 ? { features: kernelFeatures, gamma: num(f, 'kernelGamma', { min: 1e-9, max: 1e6 }) } : null;
+  const transformer = model === 'transformer' ? transformerShape(f) : null;
   const batch = num(f, 'batch', { int: true, min: 1, max: 65_536 });
   const samples = trainSamples(dataset, localSamples);
   if (!samples)
@@ -289,6 +306,7 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
       ...(labelSmoothing > 0 ? { labelSmoothing } : {}),
       ...(augment ? { augment } : {}),
       ...(rff ? { rff } : {}),
+      ...(transformer ? { transformer } : {}),
       batch,
       steps,
       seed,
