@@ -24,7 +24,7 @@ export const DEFAULT_INIT_TIMEOUT_MS = 10_000;
 /** Default limit on one call of the probe function, ms. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 30_000;
 
-/** The kernel that training a conv layer needs and tfjs 4.22's wasm backend lacks. */
+/** The kernel that training a conv layer needs; tfjs 4.22's wasm backend lacks it until conv-grad.ts registers it. */
 export const CONV_GRAD_KERNEL = 'Conv2DBackpropFilter';
 
 /** What the WebGPU adapter says about itself (from `GPUAdapter.info`). */

@@ -10,6 +10,7 @@ import wasmPlainUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.w
 import wasmSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreadedUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { selectBackend, type BackendReport, type SelectBackendOptions } from './backend.ts';
+import { registerWasmConvGrad } from './conv-grad.ts';
 
 /**
  * WebGPU flags applied at registration. On SwiftShader they took the MLP from 78 to 57 ms/step and
@@ -45,6 +46,7 @@ export function registerBrowserBackends(options: RegisterOptions = {}): Promise<
       'tfjs-backend-wasm-threaded-simd.wasm': wasmThreadedUrl,
     });
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    registerWasmConvGrad();
     // Flags are registered by the webgpu package whether or not navigator.gpu exists.
     for (const [flag, value] of Object.entries(options.webgpuFlags ?? WEBGPU_FLAGS)) tf.env().set(flag, value);
   })();

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendReport, type GpuLike, type SelectBackendOptions } from '../ml/backend.ts';
+import { registerWasmConvGrad } from '../ml/conv-grad.ts';
 
 let gpu: Promise<GpuLike | null> | null = null;
 
@@ -38,6 +39,7 @@ export function registerNodeBackends(): Promise<void> {
   registered ??= (async () => {
     if (await installWebGpu()) await import('@tensorflow/tfjs-backend-webgpu');
     await import('@tensorflow/tfjs-backend-wasm');
+    registerWasmConvGrad();
     // Threads gave nothing on 2 cores in the browser (backends-browser.ts); Node's wasm loads SIMD.
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   })();
