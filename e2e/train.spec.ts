@@ -98,3 +98,30 @@ test('FedAvg on label-shard non-IID data across 3 tabs improves test accuracy an
   }
   expect(new Set(results.map((r) => r.checksum)).size).toBe(1);
 });
+
+test('2 tabs train the CNN on wasm (its filter gradient from ml/conv-grad.ts) to identical weights', async ({ ringBrowser, baseURL }) => {
+  test.setTimeout(300_000);
+  const results = await trainRoom(
+    ringBrowser,
+    baseURL!,
+    2,
+    { backend: 'wasm' },
+    {
+      dataset: 'fashion-mnist',
+      partition: { scheme: 'iid', seed: 1 },
+      model: 'cnn',
+      algorithm: 'sgd',
+      optimizer: { kind: 'adam', lr: 0.005 },
+      batch: 64,
+      steps: 60,
+      evalEvery: 30,
+      seed: 5,
+    },
+  );
+  for (const r of results) {
+    // Before conv-grad.ts, wasm had no Conv2DBackpropFilter and the CNN could not train on it.
+    expect(r.backend, r.backendReason).toBe('wasm');
+    expect(r.accuracy).toBeGreaterThan(r.firstAccuracy + 0.3);
+  }
+  expect(new Set(results.map((r) => r.checksum)).size).toBe(1);
+});

@@ -22,6 +22,10 @@ describe('ringtrain train --help', () => {
     expect(TRAIN_USAGE).toMatch(
       /--dataset D {8}fashion-mnist, moby-dick, blobs, spirals or linear \(default fashion-mnist; moby-dick for the transformer\)/,
     );
+    // The SVM's and the transformer's form fields have flags, with the form's defaults.
+    expect(TRAIN_USAGE).toMatch(/--lambda X .*\(default 0\.0001\)/);
+    expect(TRAIN_USAGE).toMatch(/--kernel-features F, --kernel-gamma G[^]*default 0: the linear SVM; G 0\.02/);
+    expect(TRAIN_USAGE).toMatch(/--lm-layers L, --lm-width W, --lm-heads H[^]*\(2, 128, 4\)/);
   });
 });
 
