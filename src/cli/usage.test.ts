@@ -24,8 +24,8 @@ describe('ringtrain train --help', () => {
     );
     // The SVM's and the transformer's form fields have flags, with the form's defaults.
     expect(TRAIN_USAGE).toMatch(/--lambda X .*\(default 0\.0001\)/);
-    expect(TRAIN_USAGE).toMatch(/--kernel-features F, --kernel-gamma G[^]*default 0: the linear SVM; G 0\.02/);
-    expect(TRAIN_USAGE).toMatch(/--lm-layers L, --lm-width W, --lm-heads H[^]*\(2, 128, 4\)/);
+    expect(TRAIN_USAGE).toMatch(/--kernel-features F, --kernel-gamma G[\s\S]*default 0: the linear SVM; G 0\.02/);
+    expect(TRAIN_USAGE).toMatch(/--lm-layers L, --lm-width W, --lm-heads H[\s\S]*\(2, 128, 4\)/);
   });
 });
 
