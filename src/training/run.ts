@@ -4,6 +4,7 @@
  * that carry from step to step (the `auto` probe, the batch shares, DP's accounting, the speed).
  */
 import * as tf from '@tensorflow/tfjs';
+import { pacer } from '../core/delay.ts';
 import { augmentImages } from '../data/augment.ts';
 import { DataError, featureSize, type Dataset } from '../data/dataset.ts';
 import { LOCAL_DATASET } from '../data/local.ts';
@@ -101,6 +102,8 @@ export class Run {
   /** DP without secure aggregation: what this peer's ring neighbours have seen of its data (see ml/dp.ts). */
   readonly neighbour: RdpAccountant | null;
 
+  /** Awaited before each local gradient: the loop gives way every frame (16 ms), even when no sum waits on the network (a lone peer, a round's local steps). */
+  readonly pace = pacer(16);
   probe: Probe = { from: 0, until: 0, commMs: 0, computeMs: 0 };
   /** Held data: this peer's own order of its shard, drawn afresh at every agreement. */
   sampler: Sampler | null = null;

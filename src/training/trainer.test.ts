@@ -77,6 +77,22 @@ describe('train', () => {
     }
   });
 
+  it('a lone peer lets timers run while it trains: a timer set at step 1 fires long before the last step', async () => {
+    // Alone on the cpu backend every await of a step settles as a microtask; without the pacer the
+    // timer (in a tab: painting, Stop; in a Node peer: its parent's disconnect) waits for the whole run.
+    let stepAtTimer = -1;
+    let lastStep = 0;
+    const onEvent = (_: number, e: TrainEvent): void => {
+      if (e.type !== 'step') return;
+      lastStep = e.step;
+      if (e.step === 1) setTimeout(() => (stepAtTimer = lastStep), 0);
+    };
+    const [solo] = await trainRing(1, { ...BASE, algorithm: 'sgd', batch: 8, steps: 1000 }, { onEvent });
+    expect(solo!.steps).toBe(1000);
+    expect(stepAtTimer).toBeGreaterThanOrEqual(1);
+    expect(stepAtTimer).toBeLessThan(500);
+  });
+
   it('compressed gradients (PowerSGD rank 1, random-k 25%, fp16, int8) still give 3 peers identical weights, and they learn', async () => {
     for (const compression of [
       { kind: 'powersgd', rank: 1 },

@@ -18,6 +18,7 @@
  * - second order (boosting, regression): gradient, hessian, then 1; gain
  *   ½[G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)] − γ, leaf value −G/(H+λ).
  */
+import { nextTask } from '../../core/delay.ts';
 import type { SumAllPeers } from '../algorithms/distributed.ts';
 import { binCount, type Bins } from './bins.ts';
 
@@ -147,7 +148,7 @@ export async function growTree(
     const vs = new Float64Array(K);
     let done = 0;
     for (const i of rows) {
-      if (++done % ROWS_PER_SLICE === 0) await new Promise((r) => setTimeout(r, 0));
+      if (++done % ROWS_PER_SLICE === 0) await nextTask();
       let m = 0;
       for (let k = 0; k < K; k++) {
         const v = fixed[i * K + k]!;
@@ -251,7 +252,7 @@ export async function growTree(
       const split = best(fr.hist, totals(fr.hist));
       if (split) candidates.push({ fr, split });
       // A deep level has thousands of nodes to search: let the heartbeats through between them.
-      if (++searched % 64 === 0) await new Promise((r) => setTimeout(r, 0));
+      if (++searched % 64 === 0) await nextTask();
     }
     candidates.sort((a, b) => b.split.gain - a.split.gain || a.fr.node - b.fr.node);
     const chosen = candidates.slice(0, Math.max(0, maxLeaves - leaves));

@@ -40,7 +40,8 @@ function gradientExchange(run: Run, step: number): SumOf {
 
 /**
  * This peer's gradient sum of a batch: plain backprop (in chunks of `chunkSize` samples: full-batch
- * GD), or DP-SGD's clipped and noised sum; a slow-device drill in force makes it take longer.
+ * GD), or DP-SGD's clipped and noised sum; a slow-device drill in force makes it take longer. It
+ * starts when the run's pacer lets it (see {@link Run.pace}).
  */
 export function gradientsOf(run: Run, chunkSize?: number): (b: Batch) => Promise<GradientResult> {
   const { cfg, g, deps } = run;
@@ -56,8 +57,9 @@ export function gradientsOf(run: Run, chunkSize?: number): (b: Batch) => Promise
     return privateGradients(run.model, b.x, b.y, b.count, run.lossKind, dp, g.size);
   };
   const slowdown = (deps.drill?.() ?? NO_DRILL).slowdown;
-  if (slowdown === 1) return compute;
   return async (b) => {
+    await run.pace();
+    if (slowdown === 1) return compute(b);
     const t0 = performance.now();
     const r = await compute(b);
     const extra = (performance.now() - t0) * (slowdown - 1);
