@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../core/random.ts';
-import { MODELS, type ModelName } from '../protocol/catalogs.ts';
+import { MODELS, TRANSFORMER_DEFAULTS, type ModelName } from '../protocol/catalogs.ts';
 import { namesOf } from '../protocol/registry.ts';
 import { MlError } from './errors.ts';
 import { setFlatWeights, trainableVariables } from './flat.ts';
-import { addTransformer, TRANSFORMER_DEFAULTS, type TransformerShape } from './transformer.ts';
+import { addTransformer, type TransformerShape } from './transformer.ts';
 
 /** The model families RingTrain trains (protocol/catalogs.ts's MODELS). `svm`: a linear multi-class SVM (Crammer–Singer hinge loss). */
 export type ModelKind = ModelName;

@@ -30,9 +30,6 @@ export interface TransformerShape {
   context: number;
 }
 
-/** The defaults: 2 blocks, d 128, 4 heads, and the dataset's whole window. */
-export const TRANSFORMER_DEFAULTS = { layers: 2, dModel: 128, heads: 4 } as const;
-
 const EPS = 1e-5;
 const zeros = (): ReturnType<typeof tf.initializers.zeros> => tf.initializers.zeros();
 

@@ -10,6 +10,9 @@ import { z } from 'zod';
 import { catalog, type Name, type SpecOf } from './registry.ts';
 
 const none = z.strictObject({});
+
+/** The transformer's shape where the config does not give it: 2 blocks, d 128, 4 heads (and the dataset's whole window). */
+export const TRANSFORMER_DEFAULTS = { layers: 2, dModel: 128, heads: 4 } as const;
 const whole = (min: number, max: number): z.ZodNumber => z.number().int().min(min).max(max);
 const lr = z.number().positive().max(10).describe('learning rate');
 const beta = z.number().min(0).lt(1);
@@ -26,7 +29,7 @@ export const MODELS = catalog({
   svm: { label: 'linear SVM', description: 'a linear multi-class SVM (Crammer–Singer hinge loss), trained with pegasos', options: none },
   transformer: {
     label: 'transformer LM (text)',
-    description: 'a small decoder-only transformer language model on characters (layers 2, dModel 128, heads 4 by default)',
+    description: `a small decoder-only transformer language model on characters (layers ${TRANSFORMER_DEFAULTS.layers}, dModel ${TRANSFORMER_DEFAULTS.dModel}, heads ${TRANSFORMER_DEFAULTS.heads} by default)`,
     options: z.strictObject({
       transformer: z
         .strictObject({
@@ -34,6 +37,10 @@ export const MODELS = catalog({
           dModel: whole(4, 2048).optional(),
           heads: whole(1, 64).optional(),
           context: whole(1, 4096).optional(),
+        })
+        .refine(({ dModel = TRANSFORMER_DEFAULTS.dModel, heads = TRANSFORMER_DEFAULTS.heads }) => dModel % heads === 0, {
+          path: ['heads'],
+          message: 'the heads must divide dModel (each head reads dModel / heads of it): pick a divisor, e.g. 4',
         })
         .optional()
         .describe("the transformer's shape (context: positions read, default the whole window)"),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TrainConfig } from '../protocol/run-config.ts';
-import { TRANSFORMER_DEFAULTS } from '../ml/transformer.ts';
+import { TRANSFORMER_DEFAULTS } from '../protocol/catalogs.ts';
 import { jobFromFields, modelDefaults, SetupError } from './job.ts';
 
 /** The training config of a train job (fails the test for a trees job). */
@@ -134,7 +134,8 @@ describe('training setup form', () => {
     })();
     expect(err).toBeInstanceOf(SetupError);
     expect((err as SetupError).field).toBe('lmHeads');
-    expect((err as SetupError).message).toMatch(/8 heads do not divide the width 100/);
+    expect((err as SetupError).message).toMatch(/heads must divide dModel/);
+    expect(() => jobFromFields({ model: 'transformer', lmLayers: '49' })).toThrow(/<=48/);
   });
 
   it('gives tree jobs their own config', () => {

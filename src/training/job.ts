@@ -12,6 +12,7 @@ import {
   OPTIMIZERS,
   PLAIN_SUM,
   TEXT_DATASETS,
+  TRANSFORMER_DEFAULTS,
   TREE_MODELS,
   type AggregationRuleConfig,
   type AlgorithmName,
@@ -51,10 +52,9 @@ export const SETUP_DEFAULTS: SetupFields = {
   lambda: '0.0001',
   kernelFeatures: '0',
   kernelGamma: '0.02',
-  // The transformer's shape: ml/transformer.ts's TRANSFORMER_DEFAULTS (job.test.ts checks they agree).
-  lmLayers: '2',
-  lmWidth: '128',
-  lmHeads: '4',
+  lmLayers: String(TRANSFORMER_DEFAULTS.layers),
+  lmWidth: String(TRANSFORMER_DEFAULTS.dModel),
+  lmHeads: String(TRANSFORMER_DEFAULTS.heads),
   batch: '128',
   epochs: '10',
   localSteps: String(DEFAULT_LOCAL_STEPS),
@@ -122,18 +122,6 @@ export function modelDefaults(model: string, dataset: string): SetupFields {
   return d;
 }
 
-/** The transformer's shape from the form: layers, width (d_model) and heads, the heads dividing the width. */
-function transformerShape(f: SetupFields): { layers: number; dModel: number; heads: number } {
-  const shape = {
-    layers: num(f, 'lmLayers', { int: true, min: 1, max: 48 }),
-    dModel: num(f, 'lmWidth', { int: true, min: 4, max: 2048 }),
-    heads: num(f, 'lmHeads', { int: true, min: 1, max: 64 }),
-  };
-  if (shape.dModel % shape.heads !== 0)
-    throw new SetupError('lmHeads', `lmHeads: ${shape.heads} heads do not divide the width ${shape.dModel}: pick a divisor of it (e.g. 4)`);
-  return shape;
-}
-
 /** The augmentations by field value (images only). */
 export const AUGMENTS: Record<string, { shift: number; flip: boolean } | null> = {
   none: null,
@@ -175,11 +163,14 @@ export class SetupError extends Error {
   }
 }
 
-function num(f: SetupFields, name: string, o: { int?: boolean; min: number; max: number }): number {
+/** A field's number; without a range here, the run-config schema checks it (and names the range when it refuses). */
+function num(f: SetupFields, name: string, o: { int?: boolean; min?: number; max?: number }): number {
   const raw = (f[name] ?? SETUP_DEFAULTS[name] ?? '').trim();
   const v = Number(raw);
-  if (raw === '' || !Number.isFinite(v) || (o.int && !Number.isInteger(v)) || v < o.min || v > o.max) {
-    throw new SetupError(name, `${name}: "${raw}" must be ${o.int ? 'a whole number' : 'a number'} from ${o.min} to ${o.max}`);
+  const { min = -Infinity, max = Infinity } = o;
+  if (raw === '' || !Number.isFinite(v) || (o.int && !Number.isInteger(v)) || v < min || v > max) {
+    const range = o.min === undefined ? '' : ` from ${min} to ${max}`;
+    throw new SetupError(name, `${name}: "${raw}" must be ${o.int ? 'a whole number' : 'a number'}${range}`);
   }
   return v;
 }
@@ -192,6 +183,9 @@ const FORM_FIELD: Record<string, string> = {
   partition: 'partition',
   optimizer: 'optimizer',
   maxDepth: 'depth',
+  'transformer.layers': 'lmLayers',
+  'transformer.dModel': 'lmWidth',
+  'transformer.heads': 'lmHeads',
 };
 
 /**
@@ -205,7 +199,7 @@ export function jobFromFields(fields: SetupFields, localSamples?: number): Job {
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const path = e.field.replace(/^config\./, '');
-    throw new SetupError(FORM_FIELD[path.split('.')[0]!] ?? path.split('.').at(-1) ?? path, e.reason);
+    throw new SetupError(FORM_FIELD[path] ?? FORM_FIELD[path.split('.')[0]!] ?? path.split('.').at(-1) ?? path, e.reason);
   }
 }
 
@@ -262,7 +256,11 @@ function rawJob(fields: SetupFields, localSamples: number | undefined): unknown 
   // The SVM's RBF kernel, approximated by random Fourier features (0: the linear SVM).
   const kernelFeatures = model === 'svm' ? num(f, 'kernelFeatures', { int: true, min: 0, max: 100_000 }) : 0;
   const rff = kernelFeatures > 0 ? { features: kernelFeatures, gamma: num(f, 'kernelGamma', { min: 1e-9, max: 1e6 }) } : null;
-  const transformer = model === 'transformer' ? transformerShape(f) : null;
+  // The transformer's shape: the schema checks the ranges and that the heads divide the width.
+  const transformer =
+    model === 'transformer'
+      ? { layers: num(f, 'lmLayers', { int: true }), dModel: num(f, 'lmWidth', { int: true }), heads: num(f, 'lmHeads', { int: true }) }
+      : null;
   const batch = num(f, 'batch', { int: true, min: 1, max: 65_536 });
   const samples = trainSamples(dataset, localSamples);
   if (!samples)
