@@ -24,6 +24,8 @@
  *              --flood-peers honest joins with and without a reconnecting flooder, default limits; 0 skips that row)
  *   svm-trees  [--runtime browser|node] [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
  *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
+ *   conv       [--steps 5] [--batch 128]   (ms per CNN gradient step on wasm with RingTrain's conv gradients, with tfjs's own, and on
+ *              cpu, for the CNN's layouts: the old default conv 8/16, conv 16/32 + dense 128, the default conv 32/64 + dense 128)
  *   simulate   [--validate 4,8,16 | --no-validate] [--reps 2] [--steps 20] [--warmup 5] [--batch 128] [--backend cpu] [--cores 2]
  *              [--quiet-wait 300] [--peers 4,8,...,1024] [--profiles lan,home,far] [--backend-to wasm] [--local-batch 32]
  *              [--diloco-h 50] [--diloco-codec fp16|int8] [--device-sigma 0.5] [--jitter-sigma 0.1] [--session-min 60]
@@ -41,6 +43,7 @@ import { BACKEND_NAMES, type BackendName } from '../src/ml/backend.ts';
 import type { ModelKind } from '../src/ml/models.ts';
 import { ALLREDUCE_HEADER, type AllreduceRow, benchAllreduce, fitRing, type PeerRuntime, type RingFit } from './allreduce.ts';
 import { benchChaos } from './chaos.ts';
+import { benchConv, CONV_LAYOUTS } from './conv.ts';
 import { benchFaults } from './faults.ts';
 import { benchAgreement } from './agreement.ts';
 import { benchCompression, benchRobust, CODEC_NAMES } from './compression.ts';
@@ -92,6 +95,7 @@ const SCENARIOS = [
   'stragglers',
   'lm',
   'simulate',
+  'conv',
 ];
 
 /** A number ≥ 0 (`--name`). */
@@ -209,6 +213,14 @@ async function main(): Promise<void> {
       `stragglers benchmark: ${o.peers} Node peers, MLP on served fashion-mnist, ${o.steps} steps; the last peer computes ${o.slowdown}x slower`,
     );
     rows = await benchStragglers(o, log);
+    save(rows);
+    console.log(`wrote ${path.relative(process.cwd(), file)}`);
+    return;
+  }
+  if (scenario === 'conv') {
+    const o = { layouts: CONV_LAYOUTS, batch: list(values.batch, 'batch')[0]!, steps: list(values.steps ?? '5', 'steps')[0]! };
+    console.log(`conv benchmark: ms per CNN gradient step of ${o.batch} images (median of ${o.steps} after 2 warm-up), wasm and cpu`);
+    rows = await benchConv(o, log);
     save(rows);
     console.log(`wrote ${path.relative(process.cwd(), file)}`);
     return;

@@ -99,7 +99,7 @@ test('FedAvg on label-shard non-IID data across 3 tabs improves test accuracy an
   expect(new Set(results.map((r) => r.checksum)).size).toBe(1);
 });
 
-test('2 tabs train the CNN on wasm (its filter gradient from ml/conv-grad.ts) to identical weights', async ({ ringBrowser, baseURL }) => {
+test('2 tabs train the CNN on wasm (its conv gradients from ml/conv-grad.ts) to identical weights', async ({ ringBrowser, baseURL }) => {
   test.setTimeout(300_000);
   const results = await trainRoom(
     ringBrowser,

@@ -35,7 +35,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const QUICK = process.env['RINGTRAIN_KIT_QUICK'] === '1';
 const ALLOW_SOFTWARE = process.env['RINGTRAIN_KIT_ALLOW_SOFTWARE'] === '1';
 
-/** The models of src/ml/models.ts: MLP 784-128-10, CNN conv 8 and 16 3x3 relu + maxpool 2x2, dense 10. */
+/** The models of src/ml/models.ts: MLP 784-128-10, CNN conv 32 and 64 3x3 relu + maxpool 2x2, dense 128 relu and 10. */
 const SPECS = {
   mlp: { kind: 'mlp', inputShape: [784], numClasses: 10, seed: 1 },
   cnn: { kind: 'cnn', inputShape: [28, 28, 1], numClasses: 10, seed: 1 },

@@ -1,7 +1,7 @@
 """PyTorch's reference for the GPU kit (gpu-bench.sh runs it; kit/README.md).
 
-The same models as src/ml/models.ts (MLP 784-128-10; CNN conv 8 and 16 3x3 relu + maxpool 2x2,
-then dense 10), the same training step as the kit's bench (forward, backward, the gradient read
+The same models as src/ml/models.ts (MLP 784-128-10; CNN conv 32 and 64 3x3 relu + maxpool 2x2,
+then dense 128 relu and 10), the same training step as the kit's bench (forward, backward, the gradient read
 back to the host as RingTrain's allreduce needs it, then an SGD update), the same fp32 matmuls
 (TF32 off), and the CNN trained on Fashion-MNIST to 0.91 test accuracy on one GPU.
 
@@ -67,9 +67,9 @@ def mlp():
 
 def cnn():
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(400, 10),
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10),
     )
 
 

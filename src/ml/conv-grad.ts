@@ -47,8 +47,9 @@ const samePad = (k: number): [number, number] => [Math.floor((k - 1) / 2), Math.
 export function registerWasmConvGrad(): void {
   if (tf.getKernel(CONV_GRAD_KERNEL, 'wasm')) return;
   const kernel = (name: string): tf.KernelFunc | undefined => tf.getKernel(name, 'wasm')?.kernelFunc;
-  const [transpose, pad, reverse, conv2d, ownInputGrad] = ['Transpose', 'PadV2', 'Reverse', 'Conv2D', 'Conv2DBackpropInput'].map(kernel);
-  if (!transpose || !pad || !reverse || !conv2d || !ownInputGrad) return;
+  const [transpose, pad, reverse, conv2d] = ['Transpose', 'PadV2', 'Reverse', 'Conv2D'].map(kernel);
+  const own = tf.getKernel('Conv2DBackpropInput', 'wasm');
+  if (!transpose || !pad || !reverse || !conv2d || !own) return;
   /** Runs kernels on `backend`; `result()` frees every output but the last, and returns that one. */
   const session = (backend: unknown) => {
     const b = backend as tf.KernelBackend;
@@ -89,10 +90,10 @@ export function registerWasmConvGrad(): void {
   });
   tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
   tf.registerKernel({
-    kernelName: 'Conv2DBackpropInput',
-    backendName: 'wasm',
+    // Its setup still runs when the backend starts: wasm's own kernel does what this one leaves.
+    ...own,
     kernelFunc: (args) => {
-      if (!handled(args.attrs as unknown as ConvGradAttrs)) return ownInputGrad(args);
+      if (!handled(args.attrs as unknown as ConvGradAttrs)) return own.kernelFunc(args);
       const { dy, filter } = args.inputs as { dy: Info; filter: Info };
       const [kh, kw] = filter.shape as [number, number];
       const same = (args.attrs as unknown as ConvGradAttrs).pad === 'same';

@@ -19,9 +19,18 @@ const SPECS: [string, ModelSpec, number][] = [
     { kind: 'mlp', inputShape: [28, 28, 1], numClasses: 10, hidden: [32, 16], seed: 1 },
     784 * 32 + 32 + 32 * 16 + 16 + 170,
   ],
-  // conv 8: 8*9+8; conv 16: 16*8*9+16; 5x5x16=400 -> 10: 4010
-  ['cnn from [784] (reshapes)', { kind: 'cnn', inputShape: [784], numClasses: 10, seed: 1 }, 80 + 1168 + 4010],
-  ['cnn [12,12,1]', { kind: 'cnn', inputShape: [12, 12, 1], numClasses: 3, hidden: [4], seed: 1 }, 40 + 5 * 5 * 4 * 3 + 3],
+  // conv 32: 32*9+32; conv 64: 64*32*9+64; 5x5x64=1600 -> 128 relu -> 10
+  ['cnn from [784] (reshapes)', { kind: 'cnn', inputShape: [784], numClasses: 10, seed: 1 }, 320 + 18496 + 1600 * 128 + 128 + 1290],
+  [
+    'cnn [12,12,1] without dense layers',
+    { kind: 'cnn', inputShape: [12, 12, 1], numClasses: 3, hidden: [4], dense: [], seed: 1 },
+    40 + 5 * 5 * 4 * 3 + 3,
+  ],
+  [
+    'cnn [12,12,1], dense 6',
+    { kind: 'cnn', inputShape: [12, 12, 1], numClasses: 3, hidden: [4], dense: [6], seed: 1 },
+    40 + 100 * 6 + 6 + 6 * 3 + 3,
+  ],
   ['regression (numClasses 0)', { kind: 'mlp', inputShape: [5], numClasses: 0, hidden: [4], seed: 1 }, 24 + 5],
 ];
 
@@ -75,6 +84,10 @@ describe('createModel', () => {
   it('rejects hidden layers for softmax and an input a CNN cannot take', () => {
     expect(() => createModel({ kind: 'softmax', inputShape: [4], numClasses: 2, hidden: [3], seed: 1 })).toThrow(/hidden must be empty/);
     expect(() => createModel({ kind: 'cnn', inputShape: [10], numClasses: 2, seed: 1 })).toThrow(/does not fit a CNN/);
+    expect(() => createModel({ kind: 'mlp', inputShape: [4], numClasses: 2, dense: [3], seed: 1 })).toThrow(/dense is only for the CNN/);
+    expect(() => createModel({ kind: 'cnn', inputShape: [784], numClasses: 2, dense: [0], seed: 1 })).toThrow(
+      /dense must be an array of positive integers/,
+    );
   });
 
   it('leaves no tensors behind after dispose', () => {

@@ -31,9 +31,11 @@ export interface ModelSpec {
   numClasses: number;
   /**
    * mlp: hidden layer widths (default [128], i.e. 784-128-10 relu). cnn: filters of each
-   * conv 3x3 relu + maxpool 2x2 block (default [8, 16]). softmax: must be absent or empty.
+   * conv 3x3 relu + maxpool 2x2 block (default {@link DEFAULT_CNN_FILTERS}). softmax: must be absent or empty.
    */
   hidden?: number[];
+  /** cnn: widths of the dense relu layers between the conv blocks and the output (default {@link DEFAULT_CNN_DENSE}; [] for none). */
+  dense?: number[];
   /** transformer: its shape; absent fields take {@link TRANSFORMER_DEFAULTS} and the whole window as context. */
   transformer?: Partial<TransformerShape>;
   /** Seed of the initial weights (any finite number; used as a uint32). */
@@ -42,8 +44,10 @@ export interface ModelSpec {
 
 /** Default hidden widths of the MLP. */
 export const DEFAULT_MLP_HIDDEN: readonly number[] = [128];
-/** Default conv filters of the CNN (conv 8 3x3 relu, maxpool, conv 16 3x3 relu, maxpool, dense). */
-export const DEFAULT_CNN_FILTERS: readonly number[] = [8, 16];
+/** Default conv filters of the CNN: conv 32 3x3 relu, maxpool, conv 64 3x3 relu, maxpool. */
+export const DEFAULT_CNN_FILTERS: readonly number[] = [32, 64];
+/** Default dense relu layers of the CNN after its conv blocks, before the output. */
+export const DEFAULT_CNN_DENSE: readonly number[] = [128];
 
 /** The loss a spec trains with: 'hinge' for the SVM, 'mse' when numClasses is 0, else 'crossentropy'. */
 export function lossKindFor(spec: Pick<ModelSpec, 'numClasses' | 'kind'>): LossKind {
@@ -73,9 +77,10 @@ export function validateModelSpec(spec: ModelSpec): void {
   if (!(spec.numClasses === 0 || (Number.isInteger(spec.numClasses) && spec.numClasses >= 2))) {
     bad(`numClasses must be 0 (regression) or an integer >= 2; got ${spec.numClasses}`);
   }
-  if (spec.hidden !== undefined && !(Array.isArray(spec.hidden) && spec.hidden.every(isPositiveInt))) {
-    bad(`hidden must be an array of positive integers; got ${JSON.stringify(spec.hidden)}`);
-  }
+  for (const f of ['hidden', 'dense'] as const)
+    if (spec[f] !== undefined && !(Array.isArray(spec[f]) && spec[f].every(isPositiveInt)))
+      bad(`${f} must be an array of positive integers; got ${JSON.stringify(spec[f])}`);
+  if (spec.dense !== undefined && spec.kind !== 'cnn') bad(`dense is only for the CNN; got kind ${spec.kind}`);
   if ((spec.kind === 'softmax' || spec.kind === 'svm') && spec.hidden !== undefined && spec.hidden.length > 0) {
     bad(
       `hidden must be empty for ${spec.kind === 'svm' ? 'the linear SVM' : 'softmax regression'} (one dense layer); got ${JSON.stringify(spec.hidden)}`,
@@ -124,7 +129,7 @@ function dense(model: tf.Sequential, spec: ModelSpec, widths: readonly number[])
   model.add(tf.layers.dense({ units: outputSize(spec), activation: 'linear', ...INIT, ...(widths.length === 0 ? firstArgs : {}) }));
 }
 
-/** Conv 3x3 relu + maxpool 2x2 blocks of `spec.hidden` filters, then the linear output layer. */
+/** Conv 3x3 relu + maxpool 2x2 blocks of `spec.hidden` filters, dense relu layers of `spec.dense`, then the linear output layer. */
 function cnn(model: tf.Sequential, spec: ModelSpec): void {
   const first = { inputShape: spec.inputShape };
   const img = cnnImageShape(spec.inputShape);
@@ -136,6 +141,7 @@ function cnn(model: tf.Sequential, spec: ModelSpec): void {
     model.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }));
   });
   model.add(tf.layers.flatten());
+  for (const units of spec.dense ?? DEFAULT_CNN_DENSE) model.add(tf.layers.dense({ units, activation: 'relu', ...INIT }));
   model.add(tf.layers.dense({ units: outputSize(spec), activation: 'linear', ...INIT }));
 }
 

@@ -25,7 +25,11 @@ export const MODELS = catalog({
     description: 'a multi-layer perceptron, relu (hidden widths: `hidden`, default [128])',
     options: z.strictObject({ hidden: z.array(whole(1, 4096)).min(1).max(8).optional().describe('hidden layer widths') }),
   },
-  cnn: { label: 'CNN', description: 'a small CNN: conv 8 and 16 3x3 relu + maxpool blocks, then dense', options: none },
+  cnn: {
+    label: 'CNN',
+    description: 'a small CNN: conv 32 and 64 3x3 relu + maxpool blocks, dense 128 relu, then the output',
+    options: none,
+  },
   svm: { label: 'linear SVM', description: 'a linear multi-class SVM (Crammer–Singer hinge loss), trained with pegasos', options: none },
   transformer: {
     label: 'transformer LM (text)',
