@@ -74,12 +74,15 @@ test('a 5th tab joining mid-run takes over the state and ends checksum-equal to 
   test.setTimeout(180_000);
   const ctx = await newContext(ringBrowser, baseURL!);
   const { peers, name } = await room(ctx, 4, 'join');
-  const runs = startTraining(peers, CONFIG);
+  // Long enough that the run is still going when the late tab has loaded and calls train (40 steps
+  // took 7 s here: the run could end first, and the late tab then waited for a run that was over).
+  const config = { ...CONFIG, steps: 200 };
+  const runs = startTraining(peers, config);
   await waitForStep(peers[0]!.page, 10);
   const [late] = await openPeers(ctx, 1, name, { backend: 'wasm' });
-  const all = ok(await Promise.all([...runs, ...startTraining([late!], CONFIG)]));
+  const all = ok(await Promise.all([...runs, ...startTraining([late!], config)]));
   await ctx.close();
-  expectAgreed(all, CONFIG.steps);
+  expectAgreed(all, config.steps);
   const first = all[4]!.events.find((e) => e.type === 'sync');
   expect(first).toMatchObject({ size: 5 });
   expect(first!.type === 'sync' && first!.step).toBeGreaterThanOrEqual(10);
