@@ -23,7 +23,7 @@
  *   server     [--peers 500] [--room-size 10] [--hold-ms 5000] [--flood-peers 200]   (simulated peers, no browser; then
  *              --flood-peers honest joins with and without a reconnecting flooder, default limits; 0 skips that row)
  *   svm-trees  [--runtime browser|node] [--peers 1,4] [--models linear-svm,rff-svm,tree,gbdt] [--steps 1000] [--depth 8[,12]] [--rounds 10]
- *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02]   (rows not re-run are kept)
+ *              [--gbdt-depth 4] [--bins 32] [--rff-features 2000] [--gamma 0.02] [--set colSample=0.5,...]   (rows not re-run are kept)
  *   conv       [--steps 5] [--batch 128]   (ms per CNN gradient step on wasm with RingTrain's conv gradients, with tfjs's own, and on
  *              cpu, for the CNN's layouts: the old default conv 8/16, conv 16/32 + dense 128, the default conv 32/64 + dense 128)
  *   simulate   [--validate 4,8,16 | --no-validate] [--reps 2] [--steps 20] [--warmup 5] [--batch 128] [--backend cpu] [--cores 2]
@@ -53,7 +53,7 @@ import { benchStragglers } from './stragglers.ts';
 import { benchLm, LM_SHAPES, type LmShape } from './lm.ts';
 import { WAN_PROFILES, type WanProfileName } from '../src/harness/netns.ts';
 import { benchWan, mergeWanRows, WAN_MODELS, type WanRow } from './wan.ts';
-import { benchSvmTrees, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
+import { benchSvmTrees, GBDT_PARAMS, type GbdtParams, mergeRows, SVM_TREE_MODELS, type SvmTreeRow } from './svm-trees.ts';
 import { benchSimulate } from './simulate.ts';
 import { benchTrain, TRAIN_HEADER } from './train.ts';
 import { ACCURACY_HEADER, ACCURACY_MODELS, type AccuracyRow, benchAccuracy, gbdtRow } from './accuracy.ts';
@@ -103,6 +103,30 @@ function nonNegative(s: string, name: string): number {
   const v = Number(s);
   if (!Number.isFinite(v) || v < 0) throw new Error(`--${name}: "${s}" is not a non-negative number`);
   return v;
+}
+
+/** `--set field=value,field2=value2` as fields. */
+function setFields(s: string): Record<string, string> {
+  return Object.fromEntries(
+    s
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => {
+        const [k, v] = kv.split('=');
+        if (!k || v === undefined) throw new Error(`--set: "${kv}" is not field=value`);
+        return [k, v];
+      }),
+  );
+}
+
+/** svm-trees: the boosting parameters `--set` gives (the trainer's defaults for the others). */
+function gbdtParams(fields: Record<string, string>): GbdtParams {
+  return Object.fromEntries(
+    Object.entries(fields).map(([k, v]) => {
+      if (!(GBDT_PARAMS as readonly string[]).includes(k)) throw new Error(`--set: "${k}" is not one of ${GBDT_PARAMS.join(', ')}`);
+      return [k, nonNegative(v, `set ${k}`)];
+    }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -377,6 +401,7 @@ async function main(): Promise<void> {
       rffFeatures: list(values['rff-features'], 'rff-features')[0]!,
       gamma: positive(values.gamma, 'gamma'),
       runtime: names<PeerRuntime>(values.runtime ?? 'browser', 'runtime', ['browser', 'node'])[0]!,
+      gbdt: gbdtParams(setFields(values.set)),
     };
     console.log(`svm-trees benchmark on fashion-mnist: ${JSON.stringify(o)}`);
     const earlier = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SvmTreeRow[]) : [];
@@ -437,22 +462,12 @@ async function main(): Promise<void> {
     console.log(TRAIN_HEADER);
     rows = await benchTrain(o, log, save);
   } else {
-    const fields = Object.fromEntries(
-      values.set
-        .split(',')
-        .filter(Boolean)
-        .map((kv) => {
-          const [k, v] = kv.split('=');
-          if (!k || v === undefined) throw new Error(`--set: "${kv}" is not field=value`);
-          return [k, v];
-        }),
-    );
     const o = {
       peers: list(values.peers ?? '4', 'peers')[0]!,
       runtime: names<PeerRuntime>(values.runtime ?? 'node', 'runtime', ['browser', 'node'])[0]!,
       // --models '': none (the table's rows are only merged again, e.g. after svm-trees made the GBDT row).
       models: values.models === '' ? [] : names(values.models ?? ACCURACY_MODELS.join(','), 'models', ACCURACY_MODELS),
-      fields,
+      fields: setFields(values.set),
       rff: { features: list(values['rff-features'], 'rff-features')[0]!, gamma: positive(values.gamma, 'gamma') },
       ...(values['max-minutes'] ? { maxMinutes: positive(values['max-minutes'], 'max-minutes') } : {}),
     };

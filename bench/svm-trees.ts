@@ -36,6 +36,10 @@ export interface SvmTreeRow {
   histogram_bytes_without_subtraction?: number;
 }
 
+/** Boosting parameters a row may set (the tree trainer's defaults for the others; learningRate 0.3). */
+export const GBDT_PARAMS = ['learningRate', 'lambda', 'gamma', 'minChildWeight', 'colSample', 'subsample'] as const;
+export type GbdtParams = Partial<Record<(typeof GBDT_PARAMS)[number], number>>;
+
 export interface SvmTreeOptions {
   peers: number[];
   models: readonly SvmTreeModel[];
@@ -50,6 +54,8 @@ export interface SvmTreeOptions {
   gamma: number;
   /** Headless tabs (default) or Node peers; both on the wasm backend. */
   runtime?: PeerRuntime;
+  /** gbdt: parameters over the trainer's defaults. */
+  gbdt?: GbdtParams;
 }
 
 /** Rows measured now replace earlier rows of the same model, parameters, peers and runtime; the others stay. */
@@ -149,6 +155,7 @@ export async function benchSvmTrees(
           maxDepth: depth,
           bins: o.bins,
           seed: 1,
+          ...(model === 'gbdt' ? o.gbdt : {}),
         },
         log,
       );
@@ -194,7 +201,7 @@ export async function benchSvmTrees(
         });
       }
       if (o.models.includes('tree')) for (const depth of o.treeDepths) await treeRow('tree', depth, {});
-      if (o.models.includes('gbdt')) await treeRow('gbdt', o.gbdtDepth, { rounds: o.rounds, learningRate: 0.3 });
+      if (o.models.includes('gbdt')) await treeRow('gbdt', o.gbdtDepth, { rounds: o.rounds, learningRate: 0.3, ...o.gbdt });
     } finally {
       await cluster.close();
     }

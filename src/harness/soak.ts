@@ -192,10 +192,13 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
       if (cut) cuts++;
     };
     const end = started + o.minutes * 60_000;
+    // Sample k is due at started + k * every (computed so, the last one due at the end is exactly
+    // `end`): the soak takes every sample due by its end, however late a pause made the previous.
+    let k = 1;
     let nextSample = started + every;
     let nextCut = o.cutEveryMs ? started + o.cutEveryMs : Infinity;
     // Wakes for each sample and cut until the soak's time is up or the run fails.
-    while (!failure && performance.now() < end) {
+    while (!failure && (performance.now() < end || nextSample <= end)) {
       const wake = Math.min(nextSample, nextCut, end);
       const done = await Promise.race([
         finished.then(() => true),
@@ -206,9 +209,9 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
         if (!(await pauseAll())) break;
         await sample();
         await cluster.pages[0]!.evaluate(() => window.ringtrain.resume());
-        nextSample += every;
+        nextSample = started + ++k * every;
       }
-      if (performance.now() >= nextCut) {
+      if (performance.now() >= nextCut && nextCut < end) {
         await cutOne();
         nextCut += o.cutEveryMs!;
       }

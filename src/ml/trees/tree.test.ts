@@ -78,6 +78,21 @@ describe('histogram trees over the ring', () => {
     expect(t.floatsSummed).toBeLessThan(0.6 * t.floatsWithoutSubtraction);
   });
 
+  it('a tree limited to some features splits on those only, the same on 3 peers, and its histograms hold only them', async () => {
+    const grow = (peers: number, features?: number[]) =>
+      onShards(peers, 32, (p) =>
+        growTree(p.sum, p.bins, p.binned, classStats(p.ds), p.ds.n, p.d, { ...OPTS, ...(features ? { features } : {}) }),
+      );
+    const [all] = await grow(1);
+    const [solo] = await grow(1, [1, 3]);
+    for (const r of await grow(3, [1, 3])) expect(r.tree).toEqual(solo!.tree);
+    const used = new Set(solo!.tree.nodes.filter((x) => x.feature >= 0).map((x) => x.feature));
+    expect([...used].sort()).toEqual([1, 3]);
+    // A histogram per node (both children of every split counted): 2 of the 5 features' worth.
+    const perNode = (r: typeof solo): number => r!.traffic.floatsWithoutSubtraction / r!.tree.nodes.length;
+    expect(perNode(solo) / perNode(all)).toBe(2 / 5);
+  });
+
   it('bins agree across peers, split values at their boundaries, and a constant feature gets one bin', async () => {
     const ring = ringOf(2);
     const x = [Float32Array.from([0, 5, 1, 5, 2, 5]), Float32Array.from([3, 5, 4, 5])];

@@ -127,9 +127,13 @@ export async function growTree(
   o: TreeOptions,
 ): Promise<{ tree: Tree; traffic: GrowStats }> {
   const K = statsPerRow(o.criterion);
-  const B = Math.max(...Array.from({ length: d }, (_, f) => binCount(bins, f)));
-  const histSize = d * B * K;
   const features = o.features ?? Array.from({ length: d }, (_, f) => f);
+  if (features.length === 0) throw new RangeError('growTree: no feature to split on (features is empty)');
+  const B = Math.max(...features.map((f) => binCount(bins, f)));
+  // Histograms hold the features a split may use, slot s for feature features[s]: with column
+  // subsampling, the others cost neither adds nor traffic.
+  const F = features.length;
+  const histSize = F * B * K;
   const maxLeaves = o.maxLeaves ?? 2 ** o.maxDepth;
   const traffic: GrowStats = { floatsSummed: 0, floatsWithoutSubtraction: 0 };
   // Histograms hold whole numbers: statistic k in units of 1 / scales[k].
@@ -158,8 +162,8 @@ export async function growTree(
         }
       }
       const rowBins = i * d;
-      for (let f = 0; f < d; f++) {
-        const base = (f * B + binned[rowBins + f]!) * K;
+      for (let s = 0; s < F; s++) {
+        const base = (s * B + binned[rowBins + features[s]!]!) * K;
         for (let j = 0; j < m; j++) out[base + ks[j]!]! += vs[j]!;
       }
     }
@@ -172,7 +176,7 @@ export async function growTree(
     traffic.floatsSummed += local.length;
     return Float64Array.from(new Int32Array(total.buffer, total.byteOffset, total.length));
   };
-  /** Node totals: feature 0's bins summed (every row is in exactly one bin of each feature). */
+  /** Node totals: slot 0's bins summed (every row is in exactly one bin of each feature). */
   const totals = (hist: Float64Array): Float64Array => {
     const t = new Float64Array(K);
     for (let b = 0; b < B; b++) for (let k = 0; k < K; k++) t[k]! += hist[b * K + k]!;
@@ -210,11 +214,12 @@ export async function growTree(
     let top: Split | null = null;
     const left = new Float64Array(K);
     const right = new Float64Array(K);
-    for (const f of features) {
+    for (let s = 0; s < F; s++) {
+      const f = features[s]!;
       left.fill(0);
       const nb = binCount(bins, f);
       for (let b = 0; b < nb - 1; b++) {
-        const base = (f * B + b) * K;
+        const base = (s * B + b) * K;
         for (let k = 0; k < K; k++) {
           left[k]! += hist[base + k]!;
           right[k] = parent[k]! - left[k]!;
