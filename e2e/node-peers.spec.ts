@@ -84,7 +84,8 @@ for (const algo of [
 ] as const)
   test(`${algo.name}: a volunteer joins mid-run through "ringtrain peer --node", a Node peer is killed by PID: the run ends with equal weights`, async () => {
     test.setTimeout(240_000);
-    const cluster = await startNodeCluster({ peers: 3, backend: 'cpu', stdio: 'ignore' });
+    const serverLog: string[] = [];
+    const cluster = await startNodeCluster({ peers: 3, backend: 'cpu', stdio: 'ignore', log: (l) => serverLog.push(l) });
     // Run from another directory, as a volunteer would: the Node peers must still find their loader.
     const volunteer = spawn(process.execPath, [BIN, 'peer', cluster.link, '--node', '--backend', 'cpu'], {
       cwd: tmpdir(),
@@ -121,6 +122,30 @@ for (const algo of [
         };
         peer.on('event', on);
       });
+    // Each peer's latest events, for the message of a stage that does not come.
+    const recent = cluster.peers.map(() => [] as string[]);
+    cluster.peers.forEach((p, i) =>
+      p.on('event', (e: RuntimeEvent) => {
+        const r = recent[i]!;
+        r.push(JSON.stringify(e.type === 'train' ? e.event : e).slice(0, 160));
+        if (r.length > 8) r.shift();
+      }),
+    );
+    /** `p`, or a failure naming the stage that did not come within `ms`, with what the peers did last. */
+    const stage = <T>(what: string, p: Promise<T>, ms: number): Promise<T> => {
+      let t: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        t = setTimeout(() => {
+          const last = recent.map((r, i) => `peer ${i}:\n  ${r.join('\n  ')}`).join('\n');
+          reject(
+            new Error(
+              `${what}: not within ${ms} ms\n${last}\nvolunteer:\n${said.slice(-2000)}\nserver:\n  ${serverLog.slice(-30).join('\n  ')}`,
+            ),
+          );
+        }, ms);
+      });
+      return Promise.race([p, late]).finally(() => clearTimeout(t));
+    };
     try {
       const [a, b, victim] = cluster.peers as [NodePeer, NodePeer, NodePeer];
       const finished = [a, b].map(
@@ -134,17 +159,21 @@ for (const algo of [
       );
       const config: TrainConfig = { ...MLP_CONFIG, steps: 60, checksumEvery: 20, ...algo.config };
       await a.call('start', { kind: 'train', config });
-      await trainEvent(a, (e) => e.type === 'step' && e.step >= 5);
+      await stage(
+        'step 5',
+        trainEvent(a, (e) => e.type === 'step' && e.step >= 5),
+        60_000,
+      );
       // Hold the room while the volunteer starts, so that it joins a run still going.
       const paused = trainEvent(a, (e) => e.type === 'control' && e.state === 'paused');
       await a.call('pause');
-      await paused;
+      await stage('the room paused', paused, 30_000);
       await output(/Node volunteer peer\(s\) \(pids (\d+)\) in room/, 60_000);
       await output(/peer 0: training/, 60_000);
       process.kill(victim.pid, 'SIGKILL');
-      await victim.exited;
+      await stage('the killed peer exited', victim.exited, 10_000);
       await a.call('resume');
-      const [ra, rb] = await Promise.all(finished);
+      const [ra, rb] = await stage('the run finished', Promise.all(finished), 90_000);
       const v = await output(/peer 0: test accuracy ([\d.]+)%, checksum ([0-9a-f]{8})/, 60_000);
       expect(ra!.steps).toBe(60);
       expect([rb!.checksum, v[2]]).toEqual([ra!.checksum, ra!.checksum]);

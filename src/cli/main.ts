@@ -114,6 +114,7 @@ async function train(argv: string[]): Promise<number> {
       depth: { type: 'string' },
       rounds: { type: 'string' },
       bins: { type: 'string' },
+      'col-sample': { type: 'string' },
       compression: { type: 'string' },
       aggregation: { type: 'string' },
       schedule: { type: 'string' },

@@ -26,6 +26,7 @@ describe('ringtrain train --help', () => {
     expect(TRAIN_USAGE).toMatch(/--lambda X .*\(default 0\.0001\)/);
     expect(TRAIN_USAGE).toMatch(/--kernel-features F, --kernel-gamma G[\s\S]*default 0: the linear SVM; G 0\.02/);
     expect(TRAIN_USAGE).toMatch(/--lm-layers L, --lm-width W, --lm-heads H[\s\S]*\(2, 128, 4\)/);
+    expect(TRAIN_USAGE).toMatch(/--rounds R, --col-sample S[\s\S]*\(50, 0\.5\)/);
   });
 });
 

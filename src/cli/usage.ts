@@ -32,6 +32,7 @@ Run "ringtrain <command> --help" for a command's options.`;
 
 const values = (c: Catalog): string[] => choicesOf(c).map((ch) => ch.value);
 const dflt = (field: string): string => ` (default ${SETUP_DEFAULTS[field]})`;
+const gbdt = MODEL_DEFAULTS['gbdt']!;
 
 /** One line per name: the name, then its description. */
 function described(title: string, entries: [string, string][]): string {
@@ -67,7 +68,9 @@ export const TRAIN_USAGE = `ringtrain train [options]
   --outer-lr X, --outer-momentum M   diloco: the outer Nesterov step (${SETUP_DEFAULTS['outerLr']}, ${SETUP_DEFAULTS['outerMomentum']})
   --partition P      iid, label-shards or dirichlet${dflt('partition')}
   --alpha X          Dirichlet concentration${dflt('alpha')}
-  --depth D, --rounds R, --bins B   trees: depth (${SETUP_DEFAULTS['depth']}), boosting rounds (${SETUP_DEFAULTS['rounds']}), bins per feature (${SETUP_DEFAULTS['bins']})
+  --depth D, --bins B   trees: depth and bins per feature (tree: ${SETUP_DEFAULTS['depth']}, ${SETUP_DEFAULTS['bins']}; gbdt: ${gbdt['depth']}, ${gbdt['bins']})
+  --rounds R, --col-sample S   gbdt: boosting rounds, and the share of features each round may split on,
+                     drawn by a seed all peers share (${gbdt['rounds']}, ${gbdt['colSample']})
   --compression C    ${listed([NO_CODEC.value, ...values(CODECS)])}${dflt('compression')}
   --aggregation A    ${listed([PLAIN_SUM.value, ...values(AGGREGATION_RULES)])} (robust to untrusted peers)${dflt('aggregation')}
   --backend B        webgpu, webgl, wasm or cpu (default: each peer probes and picks the fastest)

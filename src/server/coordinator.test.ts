@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PROTOCOL_VERSION, type ServerErrorCode, type ServerMessage, type View } from '../protocol/index.ts';
-import { BAD_LINK_MS, Coordinator, RESYNC_EVERY_MS, type Connection, type Session } from './coordinator.ts';
+import { BAD_LINK_MS, Coordinator, EMPTY_RUN_KEEP_MS, RESYNC_EVERY_MS, type Connection, type Session } from './coordinator.ts';
 
 type ErrorMsg = Extract<ServerMessage, { type: 'error' }>;
 
@@ -616,6 +616,45 @@ describe('Coordinator runs and room stats', () => {
     expect(runs(join(c, 'r', 'E'))).toHaveLength(0);
     a.send({ type: 'start', job: TREES });
     expect(runs(b).at(-1)).toMatchObject({ run: 2, by: 'A', job: { kind: 'trees' } });
+  });
+
+  it('a room whose members all drop at once keeps its run for them to rejoin, and a newcomer then joins the run', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ heartbeatMs: 100, deadAfterMs: 1000, rejoinGraceMs: 500 });
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    a.send({ type: 'start', job: JOB });
+    const run = { type: 'run', run: 1, by: 'A', job: JOB };
+    // The server (or the machine) stalls past the deadline: both are removed together.
+    vi.advanceTimersByTime(1200);
+    expect(a.conn.errors()).toEqual(['evicted']);
+    expect(b.conn.errors()).toEqual(['evicted']);
+    const rejoin = (id: string): Peer => {
+      const p = connect(c);
+      p.send({ type: 'hello', version: PROTOCOL_VERSION, room: 'r', peerId: id, epoch: 2 });
+      return p;
+    };
+    const a2 = rejoin('A');
+    const b2 = rejoin('B');
+    // Gathered into one view after the grace, with epochs still growing; the run is still on.
+    vi.advanceTimersByTime(500);
+    expect(ids(b2.conn.lastView())).toEqual(['A', 'B']);
+    expect(b2.conn.lastView()!.epoch).toBeGreaterThan(2);
+    expect(runs(a2)).toEqual([run]);
+    expect(runs(join(c, 'r', 'V'))).toEqual([run]);
+    // Finished and left, the room goes; kept without anyone, it goes after EMPTY_RUN_KEEP_MS.
+    for (const p of [a2, b2]) p.send({ type: 'finished', run: 1 });
+    expect(runs(join(c, 'r', 'W'))).toEqual([]);
+    const x = join(c, 'x', 'X');
+    x.send({ type: 'start', job: JOB });
+    x.send({ type: 'leave' });
+    vi.advanceTimersByTime(EMPTY_RUN_KEEP_MS - 1);
+    expect(runs(join(c, 'x', 'Y'))).toEqual([{ ...run, by: 'X' }]);
+    const z = join(c, 'z', 'Z');
+    z.send({ type: 'start', job: JOB });
+    z.send({ type: 'leave' });
+    vi.advanceTimersByTime(EMPTY_RUN_KEEP_MS);
+    expect(runs(join(c, 'z', 'Z2'))).toEqual([]);
   });
 
   it('rejects a malformed job or stats without a crash', () => {

@@ -99,6 +99,8 @@ interface Room {
   gathering?: ReturnType<typeof setTimeout>;
   /** The run in progress, if any; `runs` numbers them. */
   run?: { run: number; by: string; job: Job };
+  /** Set while a room with a run has no member: kept for {@link EMPTY_RUN_KEEP_MS}, so that its members find it when they rejoin. */
+  emptied?: ReturnType<typeof setTimeout>;
   runs: number;
   /** Latest stats per member, sent out together at most once per {@link STATS_EVERY_MS}. */
   stats: Map<string, PeerStats>;
@@ -117,6 +119,15 @@ interface Room {
 export const BAD_LINK_MS = 10 * 60_000;
 const MAX_BAD_LINKS = 1024;
 const linkKey = (a: string, b: string): string => (a < b ? `${a} ${b}` : `${b} ${a}`);
+
+/**
+ * How long a room whose run is in progress outlives its last member, ms. When every member drops
+ * at once (the server, or the machine it shares with its peers, stalled past the heartbeat
+ * deadline: all were removed together), they rejoin within seconds and go on with the run; with
+ * the room gone, the run was lost, and a volunteer joining then was never told of it while the
+ * others waited on it.
+ */
+export const EMPTY_RUN_KEEP_MS = 30_000;
 
 /** Shortest interval between two views a room re-issues on resync requests, ms. */
 export const RESYNC_EVERY_MS = 2000;
@@ -348,13 +359,19 @@ export class Coordinator {
           banned: new Set(),
         };
         this.rooms.set(m.room, room);
-        if (m.epoch !== undefined) {
-          const r = room;
-          r.gathering = setTimeout(() => {
-            delete r.gathering;
-            if (this.rooms.get(r.id) === r) this.publish(r);
-          }, this.rejoinGraceMs);
-        }
+      }
+      if (room.members.length === 0 && m.epoch !== undefined) {
+        // A room recreated (or kept with its run) for rejoining peers gathers them into one view.
+        const r = room;
+        clearTimeout(r.emptied);
+        delete r.emptied;
+        r.gathering = setTimeout(() => {
+          delete r.gathering;
+          if (this.rooms.get(r.id) === r) this.publish(r);
+        }, this.rejoinGraceMs);
+      } else if (room.emptied) {
+        clearTimeout(room.emptied);
+        delete room.emptied;
       }
       // Epochs only grow, even across a server restart: a rejoining peer says where it was.
       room.epoch = Math.max(room.epoch, m.epoch ?? 0);
@@ -484,6 +501,13 @@ export class Coordinator {
       clearTimeout(room.gathering);
       clearTimeout(room.statsTimer);
       clearTimeout(room.resyncTimer);
+      delete room.gathering;
+      if (room.run) {
+        room.emptied = setTimeout(() => {
+          if (this.rooms.get(room.id) === room && room.members.length === 0) this.rooms.delete(room.id);
+        }, EMPTY_RUN_KEEP_MS);
+        return;
+      }
       this.rooms.delete(room.id);
       return;
     }
@@ -524,6 +548,7 @@ export class Coordinator {
     clearInterval(this.sweeper);
     for (const r of this.rooms.values()) {
       clearTimeout(r.gathering);
+      clearTimeout(r.emptied);
       clearTimeout(r.statsTimer);
       clearTimeout(r.resyncTimer);
     }

@@ -148,10 +148,25 @@ describe('training setup form', () => {
         maxDepth: 4,
         bins: 64,
         rounds: 20,
+        colSample: 0.5,
         seed: 1,
       },
     });
     expect(jobFromFields({ model: 'tree' }).config).not.toHaveProperty('rounds');
+    expect(jobFromFields({ model: 'tree' }).config).not.toHaveProperty('colSample');
+  });
+
+  it("gives boosted trees the defaults of the accuracy table's row: 50 rounds of depth 6, 64 bins, half the features a round", () => {
+    expect(jobFromFields({ model: 'gbdt' }).config).toMatchObject({ maxDepth: 6, rounds: 50, bins: 64, colSample: 0.5 });
+    expect(jobFromFields({ model: 'gbdt', colSample: '1' }).config).toMatchObject({ colSample: 1 });
+    let err: unknown;
+    try {
+      jobFromFields({ model: 'gbdt', colSample: '0' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SetupError);
+    expect((err as SetupError).field).toBe('colSample');
   });
 
   it('names the field and the allowed range of a bad value', () => {
