@@ -337,6 +337,27 @@ describe('Coordinator heartbeats', () => {
     }
   });
 
+  it('a stall of the server itself removes nobody: the heartbeats it has not read yet are judged at the next sweep', () => {
+    vi.useFakeTimers({ now: 0 });
+    const c = coordinator({ heartbeatMs: 100, deadAfterMs: 300 });
+    const a = join(c, 'r', 'A');
+    const b = join(c, 'r', 'B');
+    // The process stalls for 2 s: the clock moves, no timer runs, the members' heartbeats queue up.
+    vi.setSystemTime(2000);
+    vi.advanceTimersByTime(50);
+    expect([...a.conn.errors(), ...b.conn.errors()]).toEqual([]);
+    // The loop reads the queued heartbeats; the next sweeps keep both, until B falls silent for good.
+    for (const p of [a, b]) p.send({ type: 'heartbeat' });
+    vi.advanceTimersByTime(100);
+    expect(ids(a.conn.lastView())).toEqual(['A', 'B']);
+    for (let t = 0; t < 5; t++) {
+      a.send({ type: 'heartbeat' });
+      vi.advanceTimersByTime(100);
+    }
+    expect(b.conn.errors()).toEqual(['evicted']);
+    expect(a.conn.errors()).toEqual([]);
+  });
+
   it('removes exactly when the silence passes deadAfterMs (fake clock)', () => {
     vi.useFakeTimers({ now: 0 });
     const c = coordinator({ heartbeatMs: 100, deadAfterMs: 300 });

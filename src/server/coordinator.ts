@@ -165,6 +165,9 @@ export class Coordinator {
   /** Connections the coordinator closed (eviction, wrong version): whatever they still send is ignored. */
   private readonly ended = new WeakSet<Connection>();
   private readonly sweeper: ReturnType<typeof setInterval>;
+  private readonly sweepEveryMs: number;
+  /** When the last sweep ran (see {@link sweep}). */
+  private sweptAt = Date.now();
   private readonly log: (msg: string) => void;
   /** Control messages rejected by validation since start. */
   rejected = 0;
@@ -192,7 +195,8 @@ export class Coordinator {
       maxMessagesPerSecPerAddress: opts.maxMessagesPerSecPerAddress ?? LIMIT_DEFAULTS.maxMessagesPerSecPerAddress,
     };
     this.log = opts.log ?? (() => {});
-    this.sweeper = setInterval(() => this.sweep(), Math.max(50, this.heartbeatMs / 2));
+    this.sweepEveryMs = Math.max(50, this.heartbeatMs / 2);
+    this.sweeper = setInterval(() => this.sweep(), this.sweepEveryMs);
     this.sweeper.unref?.();
   }
 
@@ -536,7 +540,14 @@ export class Coordinator {
   }
 
   private sweep(): void {
-    const cutoff = Date.now() - this.deadAfterMs;
+    const now = Date.now();
+    const late = now - this.sweptAt > 2 * this.sweepEveryMs;
+    this.sweptAt = now;
+    // A sweep this late means this process stalled (GC, a busy event loop, a suspended machine).
+    // Timers run before the loop reads its sockets, so the members' heartbeats of that time are
+    // still unread: judging now would remove every member at once. The next sweep judges them.
+    if (late) return;
+    const cutoff = now - this.deadAfterMs;
     for (const room of [...this.rooms.values()]) {
       for (const m of room.members.filter((x) => x.lastSeen < cutoff)) {
         this.remove(m.peerId, `no heartbeat for ${this.deadAfterMs} ms`, true, m.conn);
