@@ -200,7 +200,8 @@ for (const { peers, topology } of [
     // which slice; the MLP (784-32-10), 20 steps of 256 on the cpu backend.
     const config: TrainConfig = { ...MLP_CONFIG, hidden: [32], batch: 256, steps: 20 };
     const train = async (n: number): Promise<TrainResult[]> => {
-      const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore', deadAfterMs: 30_000 });
+      // 32 processes loading tfjs at once on 2 cores: each may take over a minute to start.
+      const c = await startNodeCluster({ peers: n, backend: 'cpu', stdio: 'ignore', deadAfterMs: 30_000, startTimeoutMs: 180_000 });
       try {
         return await Promise.all(c.peers.map((p) => p.call<TrainResult>('train', config)));
       } finally {
